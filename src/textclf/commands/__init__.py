@@ -1,0 +1,1 @@
+"""CLI sub-commands, discovered automatically by ``textclf.cli``: one module per command."""
