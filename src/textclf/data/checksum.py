@@ -1,0 +1,48 @@
+"""SHA-256 helpers: file hashing and the ``<file>.sha256`` sidecar kept beside cached files."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+from textclf.errors import UserError
+
+_CHUNK = 1 << 20
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def normalize_sha256(value: str) -> str:
+    """Validate a user-given sha256 (``--sha256``); accepts upper case and a ``sha256:`` prefix."""
+    hexdigest = value.strip().lower().removeprefix("sha256:")
+    if not _HEX64.match(hexdigest):
+        raise UserError(f"--sha256 must be 64 hex digits, got {value!r}")
+    return hexdigest
+
+
+def sidecar_path(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def write_sidecar(path: Path, hexdigest: str) -> None:
+    # Same line format as `sha256sum`, so `sha256sum -c` can check the cache by hand.
+    sidecar_path(path).write_text(f"{hexdigest}  {path.name}\n", encoding="utf-8")
+
+
+def read_sidecar(path: Path) -> str | None:
+    """The digest recorded for ``path``, or None if the sidecar is missing or unreadable."""
+    try:
+        first = sidecar_path(path).read_text(encoding="utf-8").split()
+    except OSError:
+        return None
+    if not first or not _HEX64.match(first[0]):
+        return None
+    return first[0]

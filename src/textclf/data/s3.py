@@ -1,0 +1,108 @@
+"""Upload a prepared dataset to S3 under a content-addressed prefix and move the pointer.
+
+``s3://B/P/<sha12>/{raw,train,validation,test}/...`` never changes once written (its name is
+its content's hash), so training jobs can cite it; ``s3://B/P/latest.json`` is the one mutable
+object, read by the trigger-training Lambda to find its channels.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from textclf.data.split import SPLITS
+from textclf.errors import UserError
+
+log = logging.getLogger(__name__)
+
+POINTER = "latest.json"
+
+
+@dataclass(frozen=True)
+class S3Location:
+    bucket: str
+    prefix: str  # no leading/trailing slash; "" for the bucket root
+
+    def key(self, *parts: str) -> str:
+        return "/".join(p for p in (self.prefix, *parts) if p)
+
+    def uri(self, *parts: str) -> str:
+        return f"s3://{self.bucket}/{self.key(*parts)}"
+
+    @property
+    def pointer_uri(self) -> str:
+        return self.uri(POINTER)
+
+
+def parse_s3_uri(uri: str) -> S3Location:
+    if not uri.startswith("s3://"):
+        raise UserError(f"--s3-uri must look like s3://bucket/prefix, got {uri!r}")
+    bucket, _, prefix = uri[len("s3://") :].partition("/")
+    if not bucket:
+        raise UserError(f"--s3-uri has no bucket: {uri!r}")
+    return S3Location(bucket=bucket, prefix=prefix.strip("/"))
+
+
+def _exists(client: Any, bucket: str, key: str) -> bool:
+    from botocore.exceptions import ClientError
+
+    try:
+        client.head_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return False
+        raise
+    return True
+
+
+def upload_dataset(
+    out: Path, manifest: dict[str, Any], raw_file: Path, location: S3Location, *, client: Any = None
+) -> dict[str, str]:
+    """Upload raw + processed files under ``<prefix>/<sha12>/`` and write ``<prefix>/latest.json``.
+
+    Returns the pointer written. The dataset's own manifest goes up last, so its presence
+    marks a complete upload and a re-run skips straight to the pointer.
+    """
+    import boto3
+    from boto3.exceptions import S3UploadFailedError
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    digest = str(manifest["dataset_sha256"])
+    base = digest[:12]
+    s3 = client if client is not None else boto3.client("s3")
+    files: list[tuple[Path, str]] = [(raw_file, f"raw/{manifest['source']['name']}")]
+    files += [(out / "labels.json", "labels.json")]
+    for split in SPLITS:
+        files += [(out / split / "data.parquet", f"{split}/data.parquet")]
+        files += [(out / split / "labels.json", f"{split}/labels.json")]
+    pointer = {"uri": location.uri(base) + "/", "sha256": digest, "created": str(manifest["created"])}
+    try:
+        if _exists(s3, location.bucket, location.key(base, "manifest.json")):
+            log.info("%s already uploaded; only moving the pointer", pointer["uri"])
+        else:
+            for path, rel in files:
+                log.info("upload %s -> %s", path, location.uri(base, rel))
+                s3.upload_file(str(path), location.bucket, location.key(base, rel))
+            s3.put_object(
+                Bucket=location.bucket,
+                Key=location.key(base, "manifest.json"),
+                Body=json.dumps(manifest, indent=2).encode(),
+                ContentType="application/json",
+            )
+        s3.put_object(
+            Bucket=location.bucket,
+            Key=location.key(POINTER),
+            Body=json.dumps(pointer).encode(),
+            ContentType="application/json",
+        )
+    except ClientError as exc:
+        err = exc.response.get("Error", {})
+        raise UserError(
+            f"S3 upload to s3://{location.bucket} failed: {err.get('Code')} {err.get('Message', '')}".strip()
+        ) from exc
+    except (BotoCoreError, S3UploadFailedError) as exc:  # no credentials, no endpoint, ...
+        raise UserError(f"S3 upload to s3://{location.bucket} failed: {exc}") from exc
+    return pointer
