@@ -1,0 +1,159 @@
+"""The one module that talks to boto3: clients with bounded time, and AWS errors mapped to API errors.
+
+API Gateway gives a REST integration 29 s. Each client therefore has explicit connect/read timeouts
+and at most one retry (botocore "standard" mode, jittered backoff below 1 s for the first retry),
+so the worst case of every call is known in advance (``Budget.worst_case_seconds``) and the functions'
+timeouts in ``template.yaml`` are set above the sum of their calls' budgets (a test checks that).
+boto3 reads ``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME`` / ``AWS_ENDPOINT_URL_SAGEMAKER`` /
+``AWS_ENDPOINT_URL_S3`` itself, which is how the local stack points these clients at its servers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, Final
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
+
+from textclf_api.errors import ApiError, ServiceUnavailableError, UpstreamError, UpstreamTimeoutError
+
+if TYPE_CHECKING:  # the stubs are a dev dependency; the Lambda runtime never imports them
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sagemaker import SageMakerClient
+    from mypy_boto3_sagemaker_runtime import SageMakerRuntimeClient
+
+
+@dataclass(frozen=True)
+class Budget:
+    connect_timeout: float
+    read_timeout: float
+    max_attempts: int
+
+    def config(self) -> Config:
+        return Config(
+            connect_timeout=self.connect_timeout,
+            read_timeout=self.read_timeout,
+            retries={"mode": "standard", "total_max_attempts": self.max_attempts},
+            tcp_keepalive=True,
+            user_agent_extra="textclf-api",
+        )
+
+    def worst_case_seconds(self) -> float:
+        # Every attempt may spend the full connect + read timeouts; standard-mode backoff before
+        # retry n is at most 2**(n-1) s (random jitter times an exponential base).
+        backoff = sum(2 ** (n - 1) for n in range(1, self.max_attempts))
+        return self.max_attempts * (self.connect_timeout + self.read_timeout) + backoff
+
+
+# Inference: a batch of 64 headlines takes well under a second on the endpoint; 9 s leaves room for
+# a cold serverless endpoint without letting two attempts (21 s) reach API Gateway's 29 s.
+RUNTIME_BUDGET: Final = Budget(connect_timeout=1.0, read_timeout=9.0, max_attempts=2)
+# Control plane (DescribeEndpoint, Create/DescribeTrainingJob): answers in well under a second.
+SAGEMAKER_BUDGET: Final = Budget(connect_timeout=1.0, read_timeout=3.0, max_attempts=2)
+# S3: a tiny JSON pointer and a HEAD request.
+S3_BUDGET: Final = Budget(connect_timeout=1.0, read_timeout=2.0, max_attempts=2)
+
+
+@lru_cache(maxsize=1)
+def _session() -> boto3.session.Session:
+    # One session per process: it caches the loaded service models, so clients are cheap to remake.
+    return boto3.session.Session()
+
+
+# Clients are made on first use (not at import) and reused across warm invocations.
+@lru_cache(maxsize=1)
+def sagemaker_runtime() -> SageMakerRuntimeClient:
+    return _session().client("sagemaker-runtime", config=RUNTIME_BUDGET.config())
+
+
+@lru_cache(maxsize=1)
+def sagemaker() -> SageMakerClient:
+    return _session().client("sagemaker", config=SAGEMAKER_BUDGET.config())
+
+
+@lru_cache(maxsize=1)
+def s3() -> S3Client:
+    return _session().client("s3", config=S3_BUDGET.config())
+
+
+def reset_clients(*, session: bool = False) -> None:
+    """Forget cached clients (and with ``session``, the session and its credentials/config too).
+
+    For tests and for the local stack after it changes endpoint URLs or credentials.
+    """
+    for factory in (sagemaker_runtime, sagemaker, s3):
+        factory.cache_clear()
+    if session:
+        _session.cache_clear()
+
+
+# Error codes AWS uses for "slow down" across services; all mean: retry later.
+THROTTLING_CODES: Final = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "SlowDown",
+    }
+)
+UNAVAILABLE_CODES: Final = frozenset({"ServiceUnavailable", "ServiceUnavailableException"})
+
+
+def error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def error_message(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Message", "")) or str(exc)
+
+
+def http_status(exc: ClientError) -> int:
+    return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+
+
+def translate(exc: Exception, what: str, retry_after: int) -> ApiError:
+    """Default mapping of a boto3 failure while doing ``what`` (e.g. "the SageMaker endpoint 'x'").
+
+    Callers first handle the codes that mean something specific to their call (a missing endpoint,
+    an unknown training job) and hand everything else here. Timeouts are checked before connection
+    errors because ConnectTimeoutError is a subclass of EndpointConnectionError's base class.
+    """
+    if isinstance(exc, ReadTimeoutError | ConnectTimeoutError):
+        return UpstreamTimeoutError(f"{what} did not answer in time; try again")
+    if isinstance(exc, EndpointConnectionError | ConnectionClosedError):
+        return ServiceUnavailableError(
+            f"could not connect to {what}; try again later", retry_after=retry_after
+        )
+    if isinstance(exc, ClientError):
+        code = error_code(exc)
+        if code in THROTTLING_CODES or http_status(exc) == 429:
+            return ServiceUnavailableError(
+                f"{what} is throttling requests; try again later", retry_after=retry_after
+            )
+        if code in UNAVAILABLE_CODES or http_status(exc) == 503:
+            return ServiceUnavailableError(f"{what} is unavailable; try again later", retry_after=retry_after)
+        return UpstreamError(f"{what} failed: {code or 'error'}: {error_message(exc)}")
+    if isinstance(exc, BotoCoreError):
+        return UpstreamError(f"{what} failed: {exc}")
+    return UpstreamError(f"{what} failed: {type(exc).__name__}")
+
+
+def response_body(response: dict[str, Any] | Any) -> bytes:
+    """Read an InvokeEndpoint ``Body`` stream fully (botocore's StreamingBody)."""
+    body = response["Body"]
+    data: bytes = body.read()
+    return data

@@ -1,0 +1,68 @@
+"""GET /health: 200 when the SageMaker endpoint is InService, 503 otherwise."""
+
+# No `from __future__ import annotations`: powertools reads the route signatures at runtime.
+from http import HTTPStatus
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.router import APIGatewayRouter
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from textclf_api.handlers.common import (
+    RETRY_AFTER_HEADER,
+    create_app,
+    handle,
+    logger,
+    metrics,
+    tracer,
+)
+from textclf_api.logic.health import check_health
+from textclf_api.schemas import HealthResponse
+from textclf_api.settings import get_settings
+
+router = APIGatewayRouter()
+
+
+@router.get(
+    "/health",
+    summary="Endpoint health",
+    tags=["health"],
+    operation_id="health",
+    responses={
+        200: {
+            "description": "The endpoint is InService.",
+            "content": {"application/json": {"model": HealthResponse}},
+        },
+        503: {
+            "description": "The endpoint is missing, creating, updating or failed (`status`: unavailable).",
+            "content": {"application/json": {"model": HealthResponse}},
+            "headers": RETRY_AFTER_HEADER,
+        },
+    },
+)
+@tracer.capture_method
+def health_route() -> Response[HealthResponse]:
+    health = check_health()
+    healthy = health.status == "ok"
+    # 1/0 per check: an alarm on its minimum catches an endpoint that stops being InService.
+    metrics.add_metric(name="EndpointInService", unit=MetricUnit.Count, value=1 if healthy else 0)
+    if not healthy:
+        logger.warning("endpoint unavailable", endpoint=health.endpoint.name, state=health.endpoint.status)
+    return Response(
+        status_code=HTTPStatus.OK if healthy else HTTPStatus.SERVICE_UNAVAILABLE,
+        content_type=content_types.APPLICATION_JSON,
+        body=health,
+        headers={} if healthy else {"Retry-After": str(get_settings().retry_after_seconds)},
+    )
+
+
+app = create_app(router)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@tracer.capture_lambda_handler
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return handle(app, event, context)

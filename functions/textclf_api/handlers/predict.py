@@ -1,0 +1,68 @@
+"""POST /predict: classify one headline or a batch of up to 64."""
+
+# No `from __future__ import annotations`: powertools reads the route signatures at runtime.
+from collections import Counter
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.event_handler.router import APIGatewayRouter
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from textclf_api.handlers.common import (
+    NAMESPACE,
+    SERVICE,
+    create_app,
+    error_responses,
+    handle,
+    logger,
+    metrics,
+    tracer,
+)
+from textclf_api.labels import LABELS
+from textclf_api.logic.predict import predict
+from textclf_api.schemas import PredictRequest, PredictResponse
+
+router = APIGatewayRouter()
+
+
+@router.post(
+    "/predict",
+    summary="Classify headlines",
+    description="Send `text` (one headline) or `texts` (1-64 headlines); one prediction per input, in order.",
+    tags=["predict"],
+    operation_id="predict",
+    responses={
+        200: {
+            "description": "One prediction per input, in input order.",
+            "content": {"application/json": {"model": PredictResponse}},
+        }
+    }
+    | error_responses(400, 413, 415, 422, 502, 503, 504),
+)
+@tracer.capture_method
+def predict_route(request: Annotated[PredictRequest, Body()]) -> PredictResponse:
+    result = predict(request)
+    metrics.add_metric(name="EndpointLatency", unit=MetricUnit.Milliseconds, value=result.endpoint_ms)
+    counts: Counter[str] = Counter(p.label for p in result.response.predictions)
+    # One metric per label, dimensioned by label, so dashboards can plot the predicted-topic mix.
+    for label in LABELS:
+        if counts[label]:
+            with single_metric(
+                name="Predictions", unit=MetricUnit.Count, value=counts[label], namespace=NAMESPACE
+            ) as metric:
+                metric.add_dimension(name="service", value=SERVICE)
+                metric.add_dimension(name="Label", value=label)
+    logger.info("predicted", texts=request.count(), endpoint_ms=round(result.endpoint_ms, 1))
+    return result.response
+
+
+app = create_app(router)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@tracer.capture_lambda_handler
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return handle(app, event, context)

@@ -1,0 +1,93 @@
+"""POST /train (start a SageMaker training job) and GET /train/{job_name} (its status).
+
+Both routes require IAM (SigV4) auth at API Gateway: starting GPU jobs costs money.
+"""
+
+# No `from __future__ import annotations`: powertools reads the route signatures at runtime.
+from http import HTTPStatus
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+from aws_lambda_powertools.event_handler.router import APIGatewayRouter
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from textclf_api.handlers.common import create_app, error_responses, handle, logger, metrics, tracer
+from textclf_api.logic.training import get_training_status, start_training
+from textclf_api.schemas import (
+    TRAINING_JOB_NAME_PATTERN,
+    TrainRequest,
+    TrainStartedResponse,
+    TrainStatusResponse,
+)
+
+router = APIGatewayRouter()
+# Documents API Gateway's AWS_IAM authorizer (the "sigv4" scheme in openapi.py).
+IAM_AUTH: list[dict[str, list[str]]] = [{"sigv4": []}]
+
+
+@router.post(
+    "/train",
+    summary="Start a training job",
+    description="Starts a SageMaker training job on the latest dataset. Requires IAM (SigV4) auth.",
+    tags=["training"],
+    operation_id="startTraining",
+    status_code=HTTPStatus.ACCEPTED,
+    security=IAM_AUTH,
+    responses={
+        202: {
+            "description": "The job was created; poll `Location` for its status.",
+            "content": {"application/json": {"model": TrainStartedResponse}},
+            "headers": {
+                "Location": {"description": "GET this for the job's status.", "schema": {"type": "string"}}
+            },
+        }
+    }
+    | error_responses(400, 409, 413, 415, 422, 429, 502, 503, 504),
+)
+@tracer.capture_method
+def start_training_route(
+    request: Annotated[TrainRequest | None, Body()] = None,
+) -> Response[TrainStartedResponse]:
+    started = start_training(request or TrainRequest())
+    metrics.add_metric(name="TrainingJobsStarted", unit=MetricUnit.Count, value=1)
+    tracer.put_annotation(key="training_job_name", value=started.training_job_name)
+    return Response(
+        status_code=HTTPStatus.ACCEPTED,
+        content_type=content_types.APPLICATION_JSON,
+        body=started,
+        headers={"Location": f"/train/{started.training_job_name}"},
+    )
+
+
+@router.get(
+    "/train/<job_name>",
+    summary="Status of a training job",
+    tags=["training"],
+    operation_id="getTrainingJob",
+    security=IAM_AUTH,
+    responses={
+        200: {
+            "description": "Status, final metrics and model artefact of the job.",
+            "content": {"application/json": {"model": TrainStatusResponse}},
+        }
+    }
+    | error_responses(404, 422, 502, 503, 504),
+)
+@tracer.capture_method
+def training_status_route(
+    job_name: Annotated[str, Path(pattern=TRAINING_JOB_NAME_PATTERN, max_length=63)],
+) -> TrainStatusResponse:
+    return get_training_status(job_name)
+
+
+app = create_app(router)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@tracer.capture_lambda_handler
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return handle(app, event, context)

@@ -1,0 +1,42 @@
+"""Endpoint health: is the SageMaker endpoint InService?"""
+
+from __future__ import annotations
+
+from aws_lambda_powertools import Logger
+from botocore.exceptions import ClientError
+
+from textclf_api import aws
+from textclf_api.schemas import EndpointHealth, HealthResponse
+from textclf_api.settings import Settings, get_settings
+
+IN_SERVICE = "InService"
+NOT_FOUND = "NotFound"
+UNKNOWN = "Unknown"
+
+logger = Logger(child=True)
+
+
+def check_health(settings: Settings | None = None) -> HealthResponse:
+    """``ok`` only when the endpoint is InService; any other state, or no answer, is ``unavailable``.
+
+    It never raises for SageMaker failures: a health check that cannot ask SageMaker reports the
+    endpoint as ``Unknown`` (503) -- a load balancer or monitor wants a status, not an error page.
+    """
+    settings = settings or get_settings()
+    name = settings.require("endpoint_name")
+    try:
+        state = str(aws.sagemaker().describe_endpoint(EndpointName=name)["EndpointStatus"])
+    except ClientError as exc:
+        missing = aws.error_code(exc) in {"ValidationException", "ValidationError", "ResourceNotFound"} and (
+            "not find" in aws.error_message(exc).lower() or "not found" in aws.error_message(exc).lower()
+        )
+        state = NOT_FOUND if missing else UNKNOWN
+        if not missing:
+            logger.warning("DescribeEndpoint failed", error_code=aws.error_code(exc), endpoint=name)
+    except Exception as exc:  # timeouts, connection errors: SageMaker could not be asked
+        logger.warning("DescribeEndpoint failed", error=repr(exc), endpoint=name)
+        state = UNKNOWN
+    return HealthResponse(
+        status="ok" if state == IN_SERVICE else "unavailable",
+        endpoint=EndpointHealth(name=name, status=state),
+    )

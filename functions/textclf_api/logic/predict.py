@@ -1,0 +1,83 @@
+"""Classify headlines through the SageMaker endpoint.
+
+The endpoint (``model/inference.py``) takes ``{"inputs": str | [str, ...]}`` and answers exactly the
+API's 200 body, so its reply is validated with the same :class:`PredictResponse` the API documents:
+a reply that does not fit (wrong labels, wrong count) is the model's fault and maps to 502, never
+passed on to clients.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+from botocore.exceptions import ClientError
+from pydantic import ValidationError
+
+from textclf_api import aws
+from textclf_api.errors import ApiError, ModelFailedError, ServiceUnavailableError
+from textclf_api.schemas import PredictRequest, PredictResponse
+from textclf_api.settings import Settings, get_settings
+
+# Keep the model's own error text short: it is passed to the client to explain the 502.
+_MAX_MODEL_MESSAGE = 300
+
+
+@dataclass(frozen=True)
+class PredictResult:
+    response: PredictResponse
+    endpoint_ms: float
+
+
+def predict(request: PredictRequest, settings: Settings | None = None) -> PredictResult:
+    settings = settings or get_settings()
+    endpoint = settings.require("endpoint_name")
+    payload = json.dumps({"inputs": request.inputs()}, ensure_ascii=False).encode("utf-8")
+    started = time.perf_counter()
+    try:
+        reply = aws.sagemaker_runtime().invoke_endpoint(
+            EndpointName=endpoint,
+            ContentType="application/json",
+            Accept="application/json",
+            Body=payload,
+        )
+        body = aws.response_body(reply)
+    except Exception as exc:  # boto3 raises ClientError / BotoCoreError subclasses; all are mapped
+        raise _endpoint_failure(exc, endpoint, settings.retry_after_seconds) from exc
+    endpoint_ms = (time.perf_counter() - started) * 1000.0
+
+    try:
+        response = PredictResponse.model_validate_json(body)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}" for err in exc.errors()[:3]
+        )
+        raise ModelFailedError(f"the endpoint returned an invalid prediction response ({problems})") from exc
+    if len(response.predictions) != request.count():
+        raise ModelFailedError(
+            f"the endpoint returned {len(response.predictions)} predictions for {request.count()} texts"
+        )
+    return PredictResult(response=response, endpoint_ms=endpoint_ms)
+
+
+def _endpoint_failure(exc: Exception, endpoint: str, retry_after: int) -> ApiError:
+    what = f"the SageMaker endpoint {endpoint!r}"
+    if isinstance(exc, ClientError):
+        code = aws.error_code(exc)
+        message = aws.error_message(exc)
+        if code == "ModelError":
+            # The container raised (HTTP 424 from SageMaker): the request was valid, the model failed.
+            original = str(exc.response.get("OriginalMessage") or message)[:_MAX_MODEL_MESSAGE]
+            return ModelFailedError(f"the model failed to classify the request: {original}")
+        if code == "ModelNotReadyException":
+            return ServiceUnavailableError(
+                f"{what} is not ready yet; try again later", retry_after=retry_after
+            )
+        if code in {"ValidationError", "ValidationException"} and "endpoint" in message.lower():
+            # InvokeEndpoint's answer for an endpoint that does not exist or is not InService.
+            return ServiceUnavailableError(
+                f"{what} is not available ({message}); try again once it is InService",
+                retry_after=retry_after,
+            )
+    return aws.translate(exc, what, retry_after)

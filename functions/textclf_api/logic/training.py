@@ -1,0 +1,281 @@
+"""Start SageMaker training jobs and report their status.
+
+The CreateTrainingJob request is the one the SageMaker Hugging Face estimator would send: the HF
+PyTorch training image runs ``train.py`` from ``s3://<bucket>/code/sourcedir.tar.gz`` (the
+``sagemaker_program`` / ``sagemaker_submit_directory`` hyperparameters, JSON-encoded like every
+hyperparameter), with the ``train`` and ``validation`` channels of the dataset the pointer
+``s3://<bucket>/datasets/latest.json`` names. Missing prerequisites are the user's to create, so
+they answer 409 naming what to run -- never a job that fails ten minutes later.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from aws_lambda_powertools import Logger
+from botocore.exceptions import ClientError
+
+from textclf_api import aws
+from textclf_api.errors import ApiError, PreconditionMissingError, QuotaExceededError, ResourceNotFoundError
+from textclf_api.schemas import (
+    TRAINING_JOB_NAME_PATTERN,
+    TrainRequest,
+    TrainStartedResponse,
+    TrainStatusResponse,
+)
+from textclf_api.settings import Settings, get_settings
+
+logger = Logger(child=True)
+
+# What model/train.py prints, one line per value: "METRIC <name>=<number>" (docs/DESIGN.md).
+METRIC_NAMES: Final[tuple[str, ...]] = (
+    "train_loss",
+    "validation_loss",
+    "validation_accuracy",
+    "validation_macro_f1",
+    "epoch",
+)
+METRIC_DEFINITIONS: Final[list[dict[str, str]]] = [
+    {"Name": name, "Regex": f"METRIC {name}=([0-9.eE+-]+)"} for name in METRIC_NAMES
+]
+CHECKPOINT_LOCAL_PATH: Final = "/opt/ml/checkpoints"
+_JOB_NAME_RE: Final = re.compile(TRAINING_JOB_NAME_PATTERN)
+_MISSING_CODES: Final = frozenset({"NoSuchKey", "404", "NotFound"})
+
+
+def new_job_name(prefix: str, now: datetime | None = None, suffix: str | None = None) -> str:
+    """``<prefix>-<YYYYmmdd-HHMMSS>-<6 hex>``: sortable, unique, at most 63 characters."""
+    now = now or datetime.now(UTC)
+    suffix = suffix or secrets.token_hex(3)
+    name = f"{prefix}-{now:%Y%m%d-%H%M%S}-{suffix}"
+    if len(name) > 63 or not _JOB_NAME_RE.match(name):
+        raise ValueError(f"training job name {name!r} is not a valid SageMaker name")
+    return name
+
+
+def start_training(
+    request: TrainRequest, settings: Settings | None = None, *, job_name: str | None = None
+) -> TrainStartedResponse:
+    settings = settings or get_settings()
+    bucket = settings.require("bucket_name")
+    settings.require("sagemaker_role_arn")
+    settings.require("training_image_uri")
+    dataset_uri = read_dataset_pointer(settings, bucket)
+    source_uri = check_source_bundle(settings, bucket)
+    job_name = job_name or new_job_name(settings.training_job_prefix)
+    job = build_training_job_request(
+        request,
+        settings,
+        job_name=job_name,
+        dataset_uri=dataset_uri,
+        source_uri=source_uri,
+        region=aws.sagemaker().meta.region_name,
+    )
+    client = aws.sagemaker()
+    what = "SageMaker CreateTrainingJob"
+    try:
+        arn = client.create_training_job(**job)["TrainingJobArn"]
+    except ClientError as exc:
+        code = aws.error_code(exc)
+        if code == "ResourceLimitExceeded":
+            raise QuotaExceededError(
+                f"SageMaker training quota reached for {job['ResourceConfig']['InstanceType']}: "
+                f"{aws.error_message(exc)}; wait for running jobs or request a quota increase",
+                retry_after=settings.retry_after_seconds,
+            ) from exc
+        if code == "ResourceInUse":
+            # Only our own retry of a timed-out attempt can own this freshly generated name: that
+            # attempt created the job, so report it instead of failing.
+            arn = _describe(job_name, settings)["TrainingJobArn"]
+        else:
+            raise aws.translate(exc, what, settings.retry_after_seconds) from exc
+    except Exception as exc:
+        raise aws.translate(exc, what, settings.retry_after_seconds) from exc
+    logger.info("training job started", training_job_name=job_name, dataset_uri=dataset_uri)
+    return TrainStartedResponse(
+        training_job_name=job_name, training_job_arn=str(arn), status="InProgress", dataset_uri=dataset_uri
+    )
+
+
+def read_dataset_pointer(settings: Settings, bucket: str) -> str:
+    """The dataset prefix ``s3://<bucket>/datasets/<sha12>/`` from the pointer object."""
+    key = settings.dataset_pointer_key
+    pointer = f"s3://{bucket}/{key}"
+    datasets_prefix = key.rsplit("/", 1)[0] if "/" in key else ""
+    hint = f"run `textclf data --s3-uri s3://{bucket}/{datasets_prefix}` to upload the dataset"
+    try:
+        obj = aws.s3().get_object(Bucket=bucket, Key=key)
+        raw = obj["Body"].read()
+    except ClientError as exc:
+        if aws.error_code(exc) in _MISSING_CODES:
+            raise PreconditionMissingError(f"no dataset: {pointer} does not exist; {hint}") from exc
+        raise aws.translate(exc, f"reading {pointer}", settings.retry_after_seconds) from exc
+    except Exception as exc:
+        raise aws.translate(exc, f"reading {pointer}", settings.retry_after_seconds) from exc
+    try:
+        document = json.loads(raw)
+    except ValueError as exc:
+        raise PreconditionMissingError(f"the dataset pointer {pointer} is not valid JSON; {hint}") from exc
+    uri = document.get("uri") if isinstance(document, dict) else None
+    # The SageMaker role may only read this bucket, so a dataset elsewhere would fail inside the job.
+    if not isinstance(uri, str) or not re.fullmatch(rf"s3://{re.escape(bucket)}/\S+/", uri):
+        raise PreconditionMissingError(
+            f'the dataset pointer {pointer} must hold {{"uri": "s3://{bucket}/.../"}} '
+            f"(a prefix in this bucket ending in '/'); {hint}"
+        )
+    return uri
+
+
+def check_source_bundle(settings: Settings, bucket: str) -> str:
+    key = settings.source_bundle_key
+    uri = f"s3://{bucket}/{key}"
+    try:
+        aws.s3().head_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        if aws.error_code(exc) in _MISSING_CODES:
+            raise PreconditionMissingError(
+                f"no training code: {uri} does not exist; upload model/train.py as that archive: "
+                f"`tar -czf sourcedir.tar.gz -C model train.py requirements.txt && "
+                f"aws s3 cp sourcedir.tar.gz {uri}`"
+            ) from exc
+        raise aws.translate(exc, f"reading {uri}", settings.retry_after_seconds) from exc
+    except Exception as exc:
+        raise aws.translate(exc, f"reading {uri}", settings.retry_after_seconds) from exc
+    return uri
+
+
+def build_training_job_request(
+    request: TrainRequest,
+    settings: Settings,
+    *,
+    job_name: str,
+    dataset_uri: str,
+    source_uri: str,
+    region: str,
+) -> dict[str, Any]:
+    """The CreateTrainingJob parameters (plain data: the tests compare it field by field)."""
+    bucket = settings.require("bucket_name")
+    instance_type = request.instance_type or settings.training_instance_type
+    hyperparameters: dict[str, Any] = {
+        "epochs": request.epochs,
+        "learning_rate": request.learning_rate,
+        "batch_size": request.batch_size,
+        "base_model": request.base_model or settings.base_model,
+    }
+    # Omitted: train.py's own default applies (max_length comes from the EDA, all rows are used).
+    if request.max_length is not None:
+        hyperparameters["max_length"] = request.max_length
+    if request.max_train_samples is not None:
+        hyperparameters["max_train_samples"] = request.max_train_samples
+    # The HF estimator's framework hyperparameters: the training toolkit downloads and unpacks the
+    # submit directory and runs the program from it. Every value is JSON-encoded, as the SDK does.
+    hyperparameters |= {
+        "sagemaker_program": "train.py",
+        "sagemaker_submit_directory": source_uri,
+        "sagemaker_container_log_level": 20,
+        "sagemaker_job_name": job_name,
+        "sagemaker_region": region,
+    }
+
+    def channel(name: str) -> dict[str, Any]:
+        return {
+            "ChannelName": name,
+            "DataSource": {
+                "S3DataSource": {
+                    "S3DataType": "S3Prefix",
+                    "S3Uri": f"{dataset_uri}{name}/",
+                    "S3DataDistributionType": "FullyReplicated",
+                }
+            },
+            "CompressionType": "None",
+            "InputMode": "File",
+        }
+
+    stopping: dict[str, int] = {"MaxRuntimeInSeconds": settings.training_max_runtime_seconds}
+    job: dict[str, Any] = {
+        "TrainingJobName": job_name,
+        "AlgorithmSpecification": {
+            "TrainingImage": settings.require("training_image_uri"),
+            "TrainingInputMode": "File",
+            "MetricDefinitions": [dict(m) for m in METRIC_DEFINITIONS],
+            "EnableSageMakerMetricsTimeSeries": True,
+        },
+        "RoleArn": settings.require("sagemaker_role_arn"),
+        "HyperParameters": {key: json.dumps(value) for key, value in hyperparameters.items()},
+        "InputDataConfig": [channel("train"), channel("validation")],
+        "OutputDataConfig": {"S3OutputPath": f"s3://{bucket}/{settings.training_output_prefix}/"},
+        "ResourceConfig": {
+            "InstanceType": instance_type,
+            "InstanceCount": 1,
+            "VolumeSizeInGB": settings.training_volume_size_gb,
+        },
+        "StoppingCondition": stopping,
+        "EnableManagedSpotTraining": request.use_spot,
+        "Tags": [
+            {"Key": "textclf:dataset", "Value": dataset_uri},
+            {"Key": "textclf:base-model", "Value": str(hyperparameters["base_model"])},
+        ],
+    }
+    if request.use_spot:
+        # Spot capacity can be reclaimed: train.py saves to and resumes from /opt/ml/checkpoints,
+        # which SageMaker syncs with this S3 prefix. MaxWaitTime covers waiting for capacity + running.
+        stopping["MaxWaitTimeInSeconds"] = settings.training_max_wait_seconds
+        job["CheckpointConfig"] = {
+            "S3Uri": f"s3://{bucket}/{settings.checkpoint_prefix}/{job_name}/",
+            "LocalPath": CHECKPOINT_LOCAL_PATH,
+        }
+    return job
+
+
+def get_training_status(job_name: str, settings: Settings | None = None) -> TrainStatusResponse:
+    settings = settings or get_settings()
+    prefix = settings.training_job_prefix
+    # The trigger function may only describe jobs under its prefix (IAM); anything else is, for
+    # this API, simply not one of its jobs.
+    if not _JOB_NAME_RE.match(job_name) or not job_name.startswith(f"{prefix}-"):
+        raise ResourceNotFoundError(
+            f"no training job named {job_name!r} was started by this API (its names start '{prefix}-')"
+        )
+    job = _describe(job_name, settings)
+    metrics = {
+        str(m["MetricName"]): float(m["Value"])
+        for m in job.get("FinalMetricDataList", [])
+        if "MetricName" in m and "Value" in m
+    }
+    billable = job.get("BillableTimeInSeconds")
+    return TrainStatusResponse(
+        training_job_name=str(job["TrainingJobName"]),
+        training_job_arn=str(job["TrainingJobArn"]),
+        status=str(job["TrainingJobStatus"]),
+        secondary_status=job.get("SecondaryStatus"),
+        failure_reason=job.get("FailureReason"),
+        metrics=metrics,
+        model_artifact_uri=(job.get("ModelArtifacts") or {}).get("S3ModelArtifacts"),
+        instance_type=(job.get("ResourceConfig") or {}).get("InstanceType"),
+        use_spot=bool(job.get("EnableManagedSpotTraining", False)),
+        created_at=job.get("CreationTime"),
+        started_at=job.get("TrainingStartTime"),
+        ended_at=job.get("TrainingEndTime"),
+        billable_seconds=int(billable) if billable is not None else None,
+    )
+
+
+def _describe(job_name: str, settings: Settings) -> dict[str, Any]:
+    what = f"SageMaker DescribeTrainingJob({job_name})"
+    try:
+        return dict(aws.sagemaker().describe_training_job(TrainingJobName=job_name))
+    except ClientError as exc:
+        message = aws.error_message(exc).lower()
+        if aws.error_code(exc) in {"ValidationException", "ResourceNotFound"} and (
+            "not found" in message or "not find" in message or "does not exist" in message
+        ):
+            raise ResourceNotFoundError(f"no training job named {job_name!r}") from exc
+        raise aws.translate(exc, what, settings.retry_after_seconds) from exc
+    except ApiError:
+        raise
+    except Exception as exc:
+        raise aws.translate(exc, what, settings.retry_after_seconds) from exc

@@ -1,0 +1,262 @@
+"""Pydantic models of the public API: the single source of the request/response schema.
+
+The handlers validate every request against these models (powertools ``enable_validation``), the
+predict logic validates the SageMaker endpoint's reply with :class:`PredictResponse` (the endpoint
+answers exactly the API's 200 body), and ``python -m textclf_api.openapi`` derives the OpenAPI
+document from them. Labels come from :mod:`textclf_api.labels`, never spelled out here.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Final, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from textclf_api.labels import LABELS, Label
+
+MAX_TEXT_CHARS: Final = 2000
+MAX_BATCH_TEXTS: Final = 64
+# 64 texts x 2,000 characters, JSON-escaped (up to 6 bytes per character as \uXXXX), fits in 1 MiB;
+# anything larger cannot be a valid request, so it is refused before it is even parsed.
+MAX_BODY_BYTES: Final = 1024 * 1024
+
+# Base models a training job may start from. Each is a plain encoder the HF training image can load
+# with AutoModelForSequenceClassification without extra packages (no sentencepiece/tiktoken).
+BASE_MODELS: Final[tuple[str, ...]] = (
+    "distilbert-base-uncased",
+    "bert-base-uncased",
+    "distilroberta-base",
+    "roberta-base",
+    "sentence-transformers/all-MiniLM-L6-v2",
+)
+BaseModelName = Literal[
+    "distilbert-base-uncased",
+    "bert-base-uncased",
+    "distilroberta-base",
+    "roberta-base",
+    "sentence-transformers/all-MiniLM-L6-v2",
+]
+
+# GPU training instance types. The default training image is built for CUDA 13, which dropped
+# Volta (V100, ml.p3.*), so only Turing (T4) and newer families are offered.
+GPU_INSTANCE_TYPES: Final[tuple[str, ...]] = (
+    "ml.g4dn.xlarge",
+    "ml.g4dn.2xlarge",
+    "ml.g5.xlarge",
+    "ml.g5.2xlarge",
+    "ml.g5.4xlarge",
+    "ml.g6.xlarge",
+    "ml.g6.2xlarge",
+    "ml.g6e.xlarge",
+)
+GpuInstanceType = Literal[
+    "ml.g4dn.xlarge",
+    "ml.g4dn.2xlarge",
+    "ml.g5.xlarge",
+    "ml.g5.2xlarge",
+    "ml.g5.4xlarge",
+    "ml.g6.xlarge",
+    "ml.g6.2xlarge",
+    "ml.g6e.xlarge",
+]
+
+# SageMaker training-job names: letters, digits and single/multiple hyphens, at most 63 characters.
+TRAINING_JOB_NAME_PATTERN: Final = r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$"
+
+
+def _not_blank(value: str) -> str:
+    # Whitespace-only headlines carry no signal; reject them instead of classifying noise.
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
+# Texts are kept exactly as sent (no stripping): the model sees what the client asked about.
+Headline = Annotated[
+    str,
+    Field(min_length=1, max_length=MAX_TEXT_CHARS, description="A news headline (1-2,000 characters)."),
+    AfterValidator(_not_blank),
+]
+
+
+class _Strict(BaseModel):
+    # strict: "3" is not an integer and "true" is not a boolean -- wrong types are client errors.
+    # extra=forbid: a misspelt field must be reported, not silently ignored.
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+
+class PredictRequest(_Strict):
+    """Exactly one of ``text`` (one headline) or ``texts`` (a batch of 1-64 headlines)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [{"required": ["text"]}, {"required": ["texts"]}],
+            "examples": [
+                {"text": "Fed raises interest rates by a quarter point"},
+                {"texts": ["Apple unveils new iPhone", "Ebola outbreak spreads in West Africa"]},
+            ],
+        }
+    )
+
+    text: Headline | None = None
+    texts: (
+        Annotated[
+            list[Headline],
+            Field(min_length=1, max_length=MAX_BATCH_TEXTS, description="1-64 headlines."),
+        ]
+        | None
+    ) = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> PredictRequest:
+        if (self.text is None) == (self.texts is None):
+            raise ValueError("send exactly one of 'text' (a string) or 'texts' (a list of strings)")
+        return self
+
+    def inputs(self) -> str | list[str]:
+        """The endpoint payload's ``inputs``: a string for ``text``, a list for ``texts``."""
+        if self.texts is not None:
+            return list(self.texts)
+        assert self.text is not None  # guaranteed by _exactly_one
+        return self.text
+
+    def count(self) -> int:
+        return len(self.texts) if self.texts is not None else 1
+
+
+class Prediction(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    label: Label
+    score: Annotated[float, Field(ge=0.0, le=1.0, description="Probability of `label`.")]
+    scores: Annotated[
+        dict[Label, Annotated[float, Field(ge=0.0, le=1.0)]],
+        Field(description="Probability of every label."),
+    ]
+
+    @model_validator(mode="after")
+    def _label_scored(self) -> Prediction:
+        if self.label not in self.scores:
+            raise ValueError(f"scores has no entry for the predicted label {self.label!r}")
+        return self
+
+
+class PredictResponse(BaseModel):
+    """One prediction per input, in input order. Also the SageMaker endpoint's reply."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "predictions": [
+                        {
+                            "label": LABELS[0],
+                            "score": 0.97,
+                            "scores": dict(zip(LABELS, (0.97, 0.01, 0.01, 0.01), strict=True)),
+                        }
+                    ]
+                }
+            ]
+        },
+    )
+
+    predictions: list[Prediction]
+
+
+EndpointState = Annotated[
+    str,
+    Field(
+        description="SageMaker EndpointStatus (InService, Creating, Updating, Failed, ...), "
+        "`NotFound` when no endpoint has that name, `Unknown` when SageMaker could not be asked."
+    ),
+]
+
+
+class EndpointHealth(BaseModel):
+    name: str
+    status: EndpointState
+
+
+class HealthResponse(BaseModel):
+    """200 with ``ok`` when the endpoint is InService; 503 with ``unavailable`` otherwise."""
+
+    status: Literal["ok", "unavailable"]
+    endpoint: EndpointHealth
+
+
+class TrainRequest(_Strict):
+    """Every field is optional; omitted hyperparameters take the defaults shown."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"epochs": 3, "learning_rate": 5e-5, "use_spot": True}]}
+    )
+
+    epochs: Annotated[int, Field(ge=1, le=20)] = 3
+    learning_rate: Annotated[float, Field(gt=0.0, le=1e-2)] = 5e-5
+    batch_size: Annotated[int, Field(ge=1, le=512)] = 32
+    max_length: Annotated[
+        int | None,
+        Field(ge=8, le=512, description="Token limit; omitted: train.py's default (chosen by the EDA)."),
+    ] = None
+    max_train_samples: Annotated[
+        int | None, Field(ge=1, description="Train on a sample of this size; omitted: all rows.")
+    ] = None
+    base_model: Annotated[
+        BaseModelName | None, Field(description="Omitted: the stack's BaseModel parameter.")
+    ] = None
+    instance_type: Annotated[
+        GpuInstanceType | None, Field(description="Omitted: the stack's TrainingInstanceType parameter.")
+    ] = None
+    use_spot: Annotated[
+        bool, Field(description="Managed spot training (checkpointed to S3, resumes after interruption).")
+    ] = False
+
+
+class TrainStartedResponse(BaseModel):
+    training_job_name: str
+    training_job_arn: str
+    status: str = Field(description="SageMaker TrainingJobStatus; `InProgress` right after the start.")
+    dataset_uri: str = Field(description="The dataset the job trains on (from the dataset pointer).")
+
+
+class TrainStatusResponse(BaseModel):
+    training_job_name: str
+    training_job_arn: str
+    status: str = Field(description="InProgress, Completed, Failed, Stopping or Stopped.")
+    secondary_status: str | None = None
+    failure_reason: str | None = None
+    metrics: dict[str, float] = Field(
+        default_factory=dict, description="Final value of each metric train.py printed."
+    )
+    model_artifact_uri: str | None = Field(default=None, description="s3://.../model.tar.gz once completed.")
+    instance_type: str | None = None
+    use_spot: bool = False
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    billable_seconds: int | None = None
+
+
+class ErrorDetail(BaseModel):
+    field: str = Field(description="Where the problem is, e.g. `texts[3]` or `body`.")
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    """Body of every 4xx/5xx the Lambda functions return."""
+
+    message: str = Field(description="One line naming what is wrong.")
+    error: str = Field(description="Machine-readable kind, e.g. ValidationError, ModelError, Timeout.")
+    details: list[ErrorDetail] | None = None
+    request_id: str | None = None
+
+
+def error_body(
+    message: str, error: str, details: list[ErrorDetail] | None = None, request_id: str | None = None
+) -> dict[str, Any]:
+    """An :class:`ErrorResponse` as a JSON-ready dict (``details``/``request_id`` only when known)."""
+    return ErrorResponse(message=message, error=error, details=details, request_id=request_id).model_dump(
+        exclude_none=True
+    )

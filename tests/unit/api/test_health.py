@@ -1,0 +1,113 @@
+"""GET /health: 200 only when the endpoint is InService, 503 (same shape) otherwise."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ReadTimeoutError
+from botocore.stub import Stubber
+from textclf_api import aws
+from textclf_api.handlers import health as health_handler
+from textclf_api.logic.health import check_health
+
+from .conftest import ENDPOINT, REGION, ROLE_ARN, ApiResponse
+
+Invoke = Callable[..., ApiResponse]
+
+
+def create_endpoint(name: str = ENDPOINT) -> None:
+    sm = boto3.client("sagemaker", region_name=REGION)
+    sm.create_model(
+        ModelName=f"{name}-model",
+        ExecutionRoleArn=ROLE_ARN,
+        PrimaryContainer={
+            "Image": "763104351884.dkr.ecr.us-east-1.amazonaws.com/x:1",
+            "ModelDataUrl": "s3://b/m",
+        },
+    )
+    sm.create_endpoint_config(
+        EndpointConfigName=f"{name}-config",
+        ProductionVariants=[
+            {
+                "VariantName": "AllTraffic",
+                "ModelName": f"{name}-model",
+                "InstanceType": "ml.m5.large",
+                "InitialInstanceCount": 1,
+            }
+        ],
+    )
+    sm.create_endpoint(EndpointName=name, EndpointConfigName=f"{name}-config")
+
+
+def test_in_service_endpoint_is_ok(moto: None, invoke: Invoke) -> None:
+    create_endpoint()
+    response = invoke(health_handler, "health")
+    assert response.status == 200
+    assert response.body == {"status": "ok", "endpoint": {"name": ENDPOINT, "status": "InService"}}
+    assert "retry-after" not in response.headers
+
+
+def test_missing_endpoint_is_503_not_found(moto: None, invoke: Invoke) -> None:
+    create_endpoint("some-other-endpoint")
+    response = invoke(health_handler, "health")
+    assert response.status == 503
+    assert response.body == {"status": "unavailable", "endpoint": {"name": ENDPOINT, "status": "NotFound"}}
+    assert response.headers["retry-after"] == "30"
+
+
+def describe_reply(status: str) -> dict[str, Any]:
+    return {
+        "EndpointName": ENDPOINT,
+        "EndpointArn": f"arn:aws:sagemaker:us-east-1:123456789012:endpoint/{ENDPOINT}",
+        "EndpointConfigName": "cfg",
+        "EndpointStatus": status,
+        "CreationTime": "2025-01-01T00:00:00Z",
+        "LastModifiedTime": "2025-01-01T00:00:00Z",
+    }
+
+
+@pytest.mark.parametrize(
+    "status", ["Creating", "Updating", "SystemUpdating", "RollingBack", "OutOfService", "Deleting", "Failed"]
+)
+def test_endpoint_not_in_service_is_503(status: str, invoke: Invoke) -> None:
+    with Stubber(aws.sagemaker()) as stubber:
+        stubber.add_response("describe_endpoint", describe_reply(status), {"EndpointName": ENDPOINT})
+        response = invoke(health_handler, "health")
+    assert response.status == 503
+    assert response.body == {"status": "unavailable", "endpoint": {"name": ENDPOINT, "status": status}}
+    assert response.headers["retry-after"] == "30"
+
+
+def test_throttled_describe_is_503_unknown(invoke: Invoke) -> None:
+    with Stubber(aws.sagemaker()) as stubber:
+        stubber.add_client_error("describe_endpoint", "ThrottlingException", "Rate exceeded", 400)
+        response = invoke(health_handler, "health")
+    assert response.status == 503
+    assert response.body["endpoint"] == {"name": ENDPOINT, "status": "Unknown"}
+
+
+def test_timed_out_describe_is_503_unknown(invoke: Invoke, monkeypatch: pytest.MonkeyPatch) -> None:
+    def timeout(**kwargs: Any) -> Any:
+        raise ReadTimeoutError(endpoint_url="https://api.sagemaker.us-east-1.amazonaws.com")
+
+    monkeypatch.setattr(aws.sagemaker(), "describe_endpoint", timeout)
+    response = invoke(health_handler, "health")
+    assert response.status == 503
+    assert response.body["endpoint"]["status"] == "Unknown"
+
+
+def test_health_metric_reports_in_service(
+    moto: None, invoke: Invoke, capsys: pytest.CaptureFixture[str]
+) -> None:
+    create_endpoint()
+    capsys.readouterr()
+    invoke(health_handler, "health")
+    assert '"EndpointInService":[1.0]' in capsys.readouterr().out
+
+
+def test_check_health_is_a_plain_function(moto: None) -> None:
+    create_endpoint()
+    assert check_health().status == "ok"

@@ -1,0 +1,74 @@
+"""The committed OpenAPI document is generated from the models, and says what the contract says."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from textclf_api.labels import LABELS
+from textclf_api.openapi import openapi_document
+
+from .conftest import REPO
+
+COMMITTED = REPO / "docs" / "openapi.json"
+
+
+def test_committed_openapi_json_is_up_to_date() -> None:
+    generated = subprocess.run(
+        [sys.executable, "-m", "textclf_api.openapi"], capture_output=True, text=True, check=True, cwd=REPO
+    ).stdout
+    assert COMMITTED.read_text() == generated, (
+        "docs/openapi.json is stale: run `python -m textclf_api.openapi > docs/openapi.json` (make openapi)"
+    )
+
+
+def test_routes_methods_and_auth() -> None:
+    document = openapi_document()
+    routes = {(path, method) for path, ops in document["paths"].items() for method in ops}
+    assert routes == {
+        ("/predict", "post"),
+        ("/health", "get"),
+        ("/train", "post"),
+        ("/train/{job_name}", "get"),
+    }
+    paths = document["paths"]
+    assert paths["/train"]["post"]["security"] == [{"sigv4": []}]
+    assert paths["/train/{job_name}"]["get"]["security"] == [{"sigv4": []}]
+    assert "security" not in paths["/predict"]["post"]
+    assert set(paths["/predict"]["post"]["responses"]) == {
+        "200",
+        "400",
+        "413",
+        "415",
+        "422",
+        "502",
+        "503",
+        "504",
+    }
+    assert set(paths["/health"]["get"]["responses"]) == {"200", "503"}
+    assert "202" in paths["/train"]["post"]["responses"]
+    assert {"200", "404"} <= set(paths["/train/{job_name}"]["get"]["responses"])
+
+
+def test_labels_in_the_schema_are_the_canonical_ones() -> None:
+    schemas = openapi_document()["components"]["schemas"]
+    assert schemas["Prediction"]["properties"]["label"]["enum"] == list(LABELS)
+    assert set(schemas["Prediction"]["properties"]["scores"]["propertyNames"]["enum"]) == set(LABELS)
+
+
+def test_request_limits_are_documented() -> None:
+    schemas = openapi_document()["components"]["schemas"]
+    predict = schemas["PredictRequest"]
+    assert predict["additionalProperties"] is False
+    texts = next(s for s in predict["properties"]["texts"]["anyOf"] if s.get("type") == "array")
+    assert (texts["minItems"], texts["maxItems"]) == (1, 64)
+    assert texts["items"]["maxLength"] == 2000
+    train = schemas["TrainRequest"]["properties"]
+    assert (train["epochs"]["minimum"], train["epochs"]["maximum"]) == (1, 20)
+    assert (train["learning_rate"]["exclusiveMinimum"], train["learning_rate"]["maximum"]) == (0, 0.01)
+    assert schemas["TrainRequest"]["additionalProperties"] is False
+
+
+def test_document_is_deterministic() -> None:
+    assert json.dumps(openapi_document(), sort_keys=True) == json.dumps(openapi_document(), sort_keys=True)

@@ -1,0 +1,334 @@
+"""POST /predict: the contract, driven with events/ files through the real handler and moto."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
+from botocore.stub import Stubber
+from moto.sagemakerruntime.models import sagemakerruntime_backends
+from textclf_api import aws
+from textclf_api.handlers import predict as predict_handler
+from textclf_api.labels import LABELS
+from textclf_api.logic.predict import predict
+from textclf_api.schemas import MAX_BODY_BYTES, PredictRequest
+
+from .conftest import (
+    ACCOUNT,
+    ENDPOINT,
+    REGION,
+    ApiResponse,
+    FakeLambdaContext,
+    load_event,
+    with_body,
+)
+
+Invoke = Callable[..., ApiResponse]
+
+
+def prediction(label: str, score: float) -> dict[str, Any]:
+    rest = (1.0 - score) / (len(LABELS) - 1)
+    return {
+        "label": label,
+        "score": score,
+        "scores": {name: score if name == label else rest for name in LABELS},
+    }
+
+
+def queue_endpoint_reply(body: Any, content_type: str = "application/json") -> None:
+    """Queue what moto's InvokeEndpoint answers next (its endpoint-results queue)."""
+    text = body if isinstance(body, str) else json.dumps(body)
+    sagemakerruntime_backends[ACCOUNT][REGION].results_queue.append((text, content_type, "AllTraffic", ""))
+
+
+@pytest.fixture
+def sent(record: Callable[[Any, str], list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """The InvokeEndpoint calls the Lambda makes (recorded on its own client)."""
+    return record(aws.sagemaker_runtime(), "InvokeEndpoint")
+
+
+def payloads(calls: list[dict[str, Any]]) -> list[Any]:
+    for call in calls:
+        assert call["EndpointName"] == ENDPOINT
+        assert call["ContentType"] == call["Accept"] == "application/json"
+    return [json.loads(call["Body"]) for call in calls]
+
+
+def test_single_text_is_sent_as_a_string_and_answered_with_one_prediction(
+    moto: None, invoke: Invoke, sent: list[dict[str, Any]]
+) -> None:
+    queue_endpoint_reply({"predictions": [prediction("business", 0.91)]})
+    event = load_event("predict_single")
+    response = invoke(predict_handler, event)
+    assert response.status == 200, response.body
+    assert response.headers["content-type"].startswith("application/json")
+    assert response.body["predictions"] == [prediction("business", 0.91)]
+    assert payloads(sent) == [{"inputs": json.loads(event["body"])["text"]}]
+
+
+def test_batch_is_sent_as_a_list_and_answered_in_input_order(
+    moto: None, invoke: Invoke, sent: list[dict[str, Any]]
+) -> None:
+    event = load_event("predict_batch")
+    texts = json.loads(event["body"])["texts"]
+    labels = ["business", "science_and_technology", "entertainment", "health"]
+    assert len(texts) == len(labels)
+    reply = {"predictions": [prediction(label, 0.8 + i / 100) for i, label in enumerate(labels)]}
+    queue_endpoint_reply(reply)
+    response = invoke(predict_handler, event)
+    assert response.status == 200, response.body
+    assert [p["label"] for p in response.body["predictions"]] == labels
+    assert response.body == reply
+    assert payloads(sent) == [{"inputs": texts}]
+
+
+def test_a_one_element_batch_stays_a_list(moto: None, invoke: Invoke, sent: list[dict[str, Any]]) -> None:
+    queue_endpoint_reply({"predictions": [prediction("health", 0.7)]})
+    response = invoke(predict_handler, with_body(load_event("predict_single"), {"texts": ["Flu season"]}))
+    assert response.status == 200
+    assert payloads(sent) == [{"inputs": ["Flu season"]}]
+
+
+def test_metrics_count_predictions_per_label_and_endpoint_latency(
+    moto: None, invoke: Invoke, capsys: pytest.CaptureFixture[str]
+) -> None:
+    queue_endpoint_reply(
+        {"predictions": [prediction("health", 0.9), prediction("health", 0.8), prediction("business", 0.7)]}
+    )
+    capsys.readouterr()
+    response = invoke(predict_handler, with_body(load_event("predict_batch"), {"texts": ["a", "b", "c"]}))
+    assert response.status == 200
+    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    per_label = {doc["Label"]: doc["Predictions"] for doc in emf if "Predictions" in doc and "Label" in doc}
+    assert per_label == {"health": [2.0], "business": [1.0]}
+    latency = [doc for doc in emf if "EndpointLatency" in doc]
+    assert latency and latency[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "textclf"
+    assert latency[0]["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Unit"] == "Milliseconds"
+
+
+# Each bad request file, and a word its message must contain (the field or problem it names).
+INVALID = {
+    "predict_invalid_not_json": (400, "not valid JSON"),
+    "predict_invalid_truncated_json": (400, "not valid JSON"),
+    "predict_invalid_array_body": (422, "JSON object"),
+    "predict_invalid_empty_object": (422, "exactly one of 'text'"),
+    "predict_invalid_missing_body": (422, "body is required"),
+    "predict_invalid_both_fields": (422, "exactly one of 'text'"),
+    "predict_invalid_extra_field": (422, "language"),
+    "predict_invalid_misspelt_field": (422, "txt"),
+    "predict_invalid_wrong_type": (422, "text: Input should be a valid string"),
+    "predict_invalid_texts_not_list": (422, "texts: Input should be a valid list"),
+    "predict_invalid_texts_item_type": (422, "texts[1]"),
+    "predict_invalid_blank_text": (422, "text: must not be blank"),
+    "predict_invalid_empty_text": (422, "text: String should have at least 1 character"),
+    "predict_invalid_blank_in_batch": (422, "texts[1]: must not be blank"),
+    "predict_invalid_too_long": (422, "at most 2000 characters"),
+    "predict_invalid_empty_batch": (422, "texts: List should have at least 1 item"),
+    "predict_invalid_too_many": (422, "at most 64 items"),
+    "predict_invalid_content_type": (415, "Content-Type must be application/json"),
+}
+
+
+def test_every_invalid_predict_event_is_listed_here() -> None:
+    from .conftest import EVENTS
+
+    assert {p.stem for p in EVENTS.glob("predict_invalid_*.json")} == set(INVALID)
+
+
+@pytest.mark.parametrize("name", sorted(INVALID))
+def test_bad_requests_get_a_4xx_naming_the_problem_and_never_reach_the_endpoint(
+    name: str, moto: None, invoke: Invoke, sent: list[dict[str, Any]]
+) -> None:
+    status, fragment = INVALID[name]
+    response = invoke(predict_handler, name)
+    assert response.status == status, response.body
+    assert fragment in response.body["message"], response.body
+    assert response.body["request_id"] == load_event(name)["requestContext"]["requestId"]
+    assert "Traceback" not in json.dumps(response.body)
+    assert payloads(sent) == []
+
+
+def test_validation_errors_list_every_bad_field() -> None:
+    from textclf_api.handlers.common import precheck
+
+    event = with_body(load_event("predict_single"), {"texts": ["ok", " ", "x" * 2001, 5]})
+    assert precheck(event) is None
+    response = predict_handler.lambda_handler(event, FakeLambdaContext())
+    body = json.loads(response["body"])
+    assert response["statusCode"] == 422
+    assert [d["field"] for d in body["details"]] == ["texts[1]", "texts[2]", "texts[3]"]
+
+
+def test_oversized_body_is_refused_with_413(moto: None, invoke: Invoke, sent: list[dict[str, Any]]) -> None:
+    body = json.dumps({"text": "x" * (MAX_BODY_BYTES + 1)})
+    response = invoke(predict_handler, with_body(load_event("predict_single"), body))
+    assert response.status == 413
+    assert str(MAX_BODY_BYTES) in response.body["message"]
+
+
+def test_largest_valid_batch_fits_the_body_limit() -> None:
+    # 64 texts of 2,000 non-ASCII characters, escaped by json.dumps: the worst valid request.
+    body = json.dumps({"texts": ["é" * 2000] * 64})
+    assert len(body.encode()) <= MAX_BODY_BYTES
+
+
+def test_base64_bodies_are_decoded_and_bad_base64_is_a_400(
+    moto: None, invoke: Invoke, sent: list[dict[str, Any]]
+) -> None:
+    queue_endpoint_reply({"predictions": [prediction("entertainment", 0.6)]})
+    event = load_event("predict_single")
+    event["body"] = base64.b64encode(b'{"text": "Oscars night"}').decode()
+    event["isBase64Encoded"] = True
+    assert invoke(predict_handler, event).status == 200
+    event["body"] = "!!not base64!!"
+    response = invoke(predict_handler, event)
+    assert response.status == 400
+    assert "base64" in response.body["message"]
+
+
+def test_json_with_charset_is_accepted(moto: None, invoke: Invoke, sent: list[dict[str, Any]]) -> None:
+    queue_endpoint_reply({"predictions": [prediction("business", 0.6)]})
+    event = load_event("predict_single")
+    event["headers"]["Content-Type"] = "application/json; charset=utf-8"
+    event["multiValueHeaders"]["Content-Type"] = ["application/json; charset=utf-8"]
+    assert invoke(predict_handler, event).status == 200
+
+
+# ---------------------------------------------------------------- endpoint failures
+
+
+@pytest.fixture
+def stubber() -> Iterator[Stubber]:
+    """A Stubber on the function's own runtime client, deactivated after the test."""
+    with Stubber(aws.sagemaker_runtime()) as stub:
+        yield stub
+
+
+def client_error(stubber: Stubber, code: str, message: str, status: int, **extra: Any) -> None:
+    stubber.add_client_error(
+        "invoke_endpoint",
+        service_error_code=code,
+        service_message=message,
+        http_status_code=status,
+        response_meta={},
+        modeled_fields=extra,
+    )
+
+
+def test_model_error_maps_to_502_with_the_models_message(invoke: Invoke, stubber: Stubber) -> None:
+    client_error(
+        stubber,
+        "ModelError",
+        "Received client error (400) from primary",
+        424,
+        OriginalStatusCode=400,
+        OriginalMessage="inputs must be a string or a list of strings",
+        LogStreamArn="arn:aws:logs:us-east-1:123456789012:log-group:/aws/sagemaker/Endpoints/x",
+    )
+    response = invoke(predict_handler, "predict_single")
+    assert response.status == 502
+    assert response.body["error"] == "ModelError"
+    assert "inputs must be a string" in response.body["message"]
+    stubber.assert_no_pending_responses()
+
+
+@pytest.mark.parametrize(
+    ("code", "message", "http"),
+    [
+        ("ValidationError", f"Endpoint {ENDPOINT} of account {ACCOUNT} not found.", 400),
+        ("ModelNotReadyException", "Model is not ready", 429),
+        ("ThrottlingException", "Rate exceeded", 400),
+        ("ServiceUnavailable", "Service is unavailable", 503),
+    ],
+)
+def test_missing_unready_or_throttled_endpoint_maps_to_503_with_retry_after(
+    code: str, message: str, http: int, invoke: Invoke, stubber: Stubber
+) -> None:
+    client_error(stubber, code, message, http)
+    response = invoke(predict_handler, "predict_single")
+    assert response.status == 503, response.body
+    assert response.headers["retry-after"] == "30"
+    assert ENDPOINT in response.body["message"]
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        ReadTimeoutError(endpoint_url="https://runtime.sagemaker.us-east-1.amazonaws.com"),
+        ConnectTimeoutError(endpoint_url="https://runtime.sagemaker.us-east-1.amazonaws.com"),
+    ],
+)
+def test_timeouts_map_to_504(exc: Exception, invoke: Invoke, monkeypatch: pytest.MonkeyPatch) -> None:
+    def raise_timeout(**kwargs: Any) -> Any:
+        raise exc
+
+    monkeypatch.setattr(aws.sagemaker_runtime(), "invoke_endpoint", raise_timeout)
+    response = invoke(predict_handler, "predict_single")
+    assert response.status == 504
+    assert response.body["error"] == "Timeout"
+    assert "did not answer in time" in response.body["message"]
+
+
+def test_unreachable_runtime_maps_to_503(invoke: Invoke, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(**kwargs: Any) -> Any:
+        raise EndpointConnectionError(endpoint_url="https://runtime.sagemaker.us-east-1.amazonaws.com")
+
+    monkeypatch.setattr(aws.sagemaker_runtime(), "invoke_endpoint", refuse)
+    response = invoke(predict_handler, "predict_single")
+    assert response.status == 503
+    assert "retry-after" in response.headers
+
+
+def test_internal_failure_maps_to_502(invoke: Invoke, stubber: Stubber) -> None:
+    client_error(stubber, "InternalFailure", "An internal error occurred", 500)
+    response = invoke(predict_handler, "predict_single")
+    assert response.status == 502
+    assert "InternalFailure" in response.body["message"]
+
+
+@pytest.mark.parametrize(
+    ("reply", "fragment"),
+    [
+        ("body", "invalid prediction response"),  # moto's default reply: not JSON at all
+        ({"predictions": [{"label": "sports", "score": 0.9, "scores": {"sports": 0.9}}]}, "label"),
+        ({"predictions": [{"label": "health", "score": 1.5, "scores": {"health": 1.5}}]}, "score"),
+        (
+            {"predictions": [{"label": "health", "score": 0.5, "scores": {"business": 0.5}}]},
+            "predicted label",
+        ),
+        ({"predictions": []}, "0 predictions for 1 texts"),
+        ({"predictions": [prediction("health", 0.5)] * 2}, "2 predictions for 1 texts"),
+        ({"result": "health"}, "predictions"),
+    ],
+)
+def test_invalid_endpoint_replies_map_to_502(reply: Any, fragment: str, moto: None, invoke: Invoke) -> None:
+    if reply != "body":
+        queue_endpoint_reply(reply)
+    response = invoke(predict_handler, "predict_single")
+    assert response.status == 502
+    assert response.body["error"] == "ModelError"
+    assert fragment in response.body["message"]
+
+
+def test_missing_endpoint_name_is_a_configuration_503(
+    invoke: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from textclf_api.settings import get_settings
+
+    monkeypatch.delenv("ENDPOINT_NAME")
+    get_settings.cache_clear()
+    response = invoke(predict_handler, "predict_single")
+    assert response.status == 503
+    assert response.body["error"] == "ConfigurationError"
+    assert "ENDPOINT_NAME" in response.body["message"]
+
+
+def test_logic_can_be_called_directly(moto: None) -> None:
+    queue_endpoint_reply({"predictions": [prediction("science_and_technology", 0.99)]})
+    result = predict(PredictRequest(text="New chip doubles battery life"))
+    assert result.response.predictions[0].label == "science_and_technology"
+    assert result.endpoint_ms >= 0.0

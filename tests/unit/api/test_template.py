@@ -1,0 +1,288 @@
+"""template.yaml: what it promises (checked by reading it) and that the AWS tools accept it.
+
+The tool checks run the binaries of the tools virtualenv (.venv-tools: cfn-lint and aws-sam-cli pin
+versions that conflict with the project's); `make test` creates it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from textclf_api import aws
+from textclf_api.schemas import BASE_MODELS, GPU_INSTANCE_TYPES
+
+from .conftest import REPO
+
+TEMPLATE = REPO / "template.yaml"
+TOOLS = REPO / ".venv-tools" / "bin"
+API_GATEWAY_TIMEOUT = 29
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """Reads CloudFormation short-form tags (!Ref, !Sub, ...) as their long-form dicts."""
+
+
+def _construct(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+        if suffix == "GetAtt":
+            value = value.split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    return {name: value}
+
+
+_CfnLoader.add_multi_constructor("!", _construct)
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.load(TEMPLATE.read_text(), Loader=_CfnLoader)
+    return loaded
+
+
+def resources(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return {name: res for name, res in template["Resources"].items() if res["Type"] == kind}
+
+
+def statements(function: dict[str, Any]) -> list[dict[str, Any]]:
+    return [s for policy in function["Properties"]["Policies"] for s in policy["Statement"]]
+
+
+def actions(function: dict[str, Any]) -> set[str]:
+    found: set[str] = set()
+    for statement in statements(function):
+        value = statement["Action"]
+        found |= {value} if isinstance(value, str) else set(value)
+    return found
+
+
+def test_functions_runtime_handlers_and_tracing(template: dict[str, Any]) -> None:
+    globals_ = template["Globals"]["Function"]
+    assert globals_["Runtime"] == "python3.12"
+    assert globals_["Tracing"] == "Active"
+    assert globals_["CodeUri"] == "functions/"  # one code tree for all functions: nothing duplicated
+    env = globals_["Environment"]["Variables"]
+    assert {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"} <= set(env)
+    functions = resources(template, "AWS::Serverless::Function")
+    handlers = {f["Properties"]["Handler"] for f in functions.values()}
+    assert handlers == {
+        "textclf_api.handlers.predict.lambda_handler",
+        "textclf_api.handlers.health.lambda_handler",
+        "textclf_api.handlers.training.lambda_handler",
+    }
+    for function in functions.values():
+        assert "CodeUri" not in function["Properties"] and "Runtime" not in function["Properties"]
+
+
+def test_timeouts_cover_the_client_budgets_and_stay_below_api_gateway(template: dict[str, Any]) -> None:
+    functions = resources(template, "AWS::Serverless::Function")
+    timeout = {name: f["Properties"]["Timeout"] for name, f in functions.items()}
+    assert all(t < API_GATEWAY_TIMEOUT for t in timeout.values())
+    assert timeout["PredictFunction"] > aws.RUNTIME_BUDGET.worst_case_seconds()
+    assert timeout["HealthFunction"] > aws.SAGEMAKER_BUDGET.worst_case_seconds()
+    train_calls = 2 * aws.S3_BUDGET.worst_case_seconds() + aws.SAGEMAKER_BUDGET.worst_case_seconds()
+    assert timeout["TrainingFunction"] > train_calls
+
+
+def test_routes_and_iam_auth(template: dict[str, Any]) -> None:
+    routes = {}
+    for name, function in resources(template, "AWS::Serverless::Function").items():
+        for event in function["Properties"]["Events"].values():
+            assert event["Type"] == "Api"
+            props = event["Properties"]
+            assert props["RestApiId"] == {"Ref": "Api"}
+            routes[(props["Method"].upper(), props["Path"])] = (name, props.get("Auth", {}).get("Authorizer"))
+    assert routes == {
+        ("POST", "/predict"): ("PredictFunction", None),
+        ("GET", "/health"): ("HealthFunction", None),
+        ("POST", "/train"): ("TrainingFunction", "AWS_IAM"),
+        ("GET", "/train/{job_name}"): ("TrainingFunction", "AWS_IAM"),
+    }
+
+
+def test_api_stage_throttling_logging_and_tracing(template: dict[str, Any]) -> None:
+    api = template["Resources"]["Api"]
+    assert api["Type"] == "AWS::Serverless::Api"
+    props = api["Properties"]
+    settings = props["MethodSettings"][0]
+    assert settings["ThrottlingRateLimit"] == {"Ref": "ThrottlingRateLimit"}
+    assert settings["ThrottlingBurstLimit"] == {"Ref": "ThrottlingBurstLimit"}
+    assert props["AccessLogSetting"]["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLogGroup", "Arn"]}
+    assert "$context.requestId" in props["AccessLogSetting"]["Format"]
+    assert props["TracingEnabled"] is True
+    assert api["DependsOn"] == "ApiGatewayAccount"  # access logs need the account's CloudWatch role
+
+
+def test_least_privilege_per_function(template: dict[str, Any]) -> None:
+    functions = template["Resources"]
+    endpoint_arn = {
+        "Fn::Sub": "arn:${AWS::Partition}:sagemaker:${AWS::Region}:${AWS::AccountId}:endpoint/${EndpointName}"
+    }
+    predict, health, training = (
+        functions[n] for n in ("PredictFunction", "HealthFunction", "TrainingFunction")
+    )
+    assert actions(predict) == {"sagemaker:InvokeEndpoint"}
+    assert [s["Resource"] for s in statements(predict)] == [endpoint_arn]
+    assert actions(health) == {"sagemaker:DescribeEndpoint"}
+    assert [s["Resource"] for s in statements(health)] == [endpoint_arn]
+    assert actions(training) == {
+        "sagemaker:CreateTrainingJob",
+        "sagemaker:DescribeTrainingJob",
+        "sagemaker:AddTags",
+        "iam:PassRole",
+        "s3:GetObject",
+        "s3:ListBucket",
+    }
+    by_sid = {s["Sid"]: s for s in statements(training)}
+    assert by_sid["TrainingJobsUnderPrefix"]["Resource"]["Fn::Sub"].endswith(
+        ":training-job/${TrainingJobPrefix}-*"
+    )
+    assert by_sid["PassTheSageMakerRole"]["Resource"] == {"Fn::GetAtt": ["SageMakerExecutionRole", "Arn"]}
+    assert by_sid["PassTheSageMakerRole"]["Condition"] == {
+        "StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}
+    }
+    for statement in statements(training):
+        resource = statement["Resource"]
+        assert resource != "*"
+        for item in resource if isinstance(resource, list) else [resource]:
+            text = str(item)
+            assert "ArtifactBucket" in text or "sagemaker" in text or "SageMakerExecutionRole" in text
+
+
+def test_bucket_is_encrypted_private_versioned_and_tls_only(template: dict[str, Any]) -> None:
+    bucket = template["Resources"]["ArtifactBucket"]["Properties"]
+    sse = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+    assert sse["SSEAlgorithm"] in {"AES256", "aws:kms"}
+    assert all(bucket["PublicAccessBlockConfiguration"].values())
+    assert len(bucket["PublicAccessBlockConfiguration"]) == 4
+    assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
+    policy = template["Resources"]["ArtifactBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    deny = [s for s in policy if s["Effect"] == "Deny"]
+    assert deny and deny[0]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_parameters_defaults_and_allow_lists_match_the_api(template: dict[str, Any]) -> None:
+    params = template["Parameters"]
+    assert params["TrainingInstanceType"]["Default"] == "ml.g5.xlarge"
+    assert tuple(params["TrainingInstanceType"]["AllowedValues"]) == GPU_INSTANCE_TYPES
+    assert params["BaseModel"]["Default"] == "distilbert-base-uncased"
+    assert tuple(params["BaseModel"]["AllowedValues"]) == BASE_MODELS
+    assert params["TrainingImageTag"]["Default"].startswith("2.9.0-transformers5")
+    assert {"EndpointName", "Stage", "TrainingImageUri"} <= set(params)
+
+
+def test_environment_covers_the_settings(template: dict[str, Any]) -> None:
+    env = dict(template["Globals"]["Function"]["Environment"]["Variables"])
+    env |= template["Resources"]["TrainingFunction"]["Properties"]["Environment"]["Variables"]
+    assert {
+        "ENDPOINT_NAME",
+        "BUCKET_NAME",
+        "SAGEMAKER_ROLE_ARN",
+        "TRAINING_IMAGE_URI",
+        "TRAINING_INSTANCE_TYPE",
+        "BASE_MODEL",
+        "TRAINING_JOB_PREFIX",
+        "DATASET_POINTER_KEY",
+        "SOURCE_BUNDLE_KEY",
+    } <= set(env)
+
+
+def test_outputs(template: dict[str, Any]) -> None:
+    assert {"ApiUrl", "BucketName", "SageMakerRoleArn"} <= set(template["Outputs"])
+
+
+def test_lambda_requirements_have_no_ml_frameworks() -> None:
+    requirements = (REPO / "functions" / "requirements.txt").read_text().lower()
+    names = {line.split("==")[0].split("[")[0].strip() for line in requirements.splitlines() if line.strip()}
+    names.discard("")
+    names = {n for n in names if not n.startswith("#")}
+    assert {"aws-lambda-powertools", "pydantic"} <= names
+    assert not names & {"torch", "transformers", "numpy", "onnxruntime", "tokenizers"}
+    # The runtime provides boto3; bundling it would multiply the package size.
+    assert not names & {"boto3", "botocore"}
+
+
+# ---------------------------------------------------------------- the AWS tools themselves
+
+
+def tool(name: str) -> Path:
+    path = TOOLS / name
+    if not path.exists():
+        pytest.skip(f"{path} is missing: run `make tools` (the template checks need cfn-lint and sam)")
+    return path
+
+
+def tool_env() -> dict[str, str]:
+    env = dict(os.environ, SAM_CLI_TELEMETRY="0")
+    # sam build for the python3.12 runtime needs a python3.12 on PATH (pyenv's, where present).
+    pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    candidates = sorted(pyenv_root.glob("versions/3.12.*/bin"))
+    if candidates:
+        env["PATH"] = f"{candidates[-1]}{os.pathsep}{env['PATH']}"
+    return env
+
+
+def run(args: list[str | Path], timeout: int = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(a) for a in args],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=tool_env(),
+        timeout=timeout,
+    )
+
+
+def test_cfn_lint_is_clean() -> None:
+    result = run([tool("cfn-lint"), TEMPLATE])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_sam_validate_lint_is_clean() -> None:
+    result = run([tool("sam"), "validate", "--lint", "--region", "us-east-1", "--template-file", TEMPLATE])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "is a valid SAM Template" in result.stdout + result.stderr
+
+
+def test_sam_build_succeeds() -> None:
+    sam = tool("sam")
+    if not shutil.which("python3.12", path=tool_env()["PATH"]):
+        pytest.skip("sam build needs a python3.12 interpreter on PATH for the python3.12 runtime")
+    # Inside the gitignored .aws-sam/, at a fixed place: sam keeps its cache manifest (build.toml)
+    # next to the build dir, so re-runs reuse the pip-installed dependencies.
+    work = REPO / ".aws-sam" / "pytest"
+    build_dir = work / "build"
+    shutil.rmtree(build_dir, ignore_errors=True)
+    result = run(
+        [
+            sam,
+            "build",
+            "--template-file",
+            TEMPLATE,
+            "--build-dir",
+            build_dir,
+            "--cache-dir",
+            work / "cache",
+            "--cached",
+            "--parallel",
+        ],
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    for function in ("PredictFunction", "HealthFunction", "TrainingFunction"):
+        root = build_dir / function
+        assert (root / "textclf_api" / "handlers" / "predict.py").exists()
+        assert (root / "aws_lambda_powertools").is_dir()
+        assert list((root / "pydantic_core").glob("*cpython-312*.so")), "pydantic-core built for 3.12"
+        assert not (root / "torch").exists() and not (root / "transformers").exists()

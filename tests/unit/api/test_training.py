@@ -1,0 +1,439 @@
+"""POST /train and GET /train/{job_name}: the request sent to SageMaker, prerequisites, errors."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ReadTimeoutError
+from botocore.stub import ANY, Stubber
+from textclf_api import aws
+from textclf_api.handlers import training as training_handler
+from textclf_api.logic.training import new_job_name, start_training
+from textclf_api.schemas import TrainRequest
+
+from .conftest import (
+    BUCKET,
+    DATASET_URI,
+    IMAGE,
+    REGION,
+    ROLE_ARN,
+    ApiResponse,
+    load_event,
+    with_body,
+)
+
+Invoke = Callable[..., ApiResponse]
+JOB_NAME_RE = re.compile(r"^textclf-\d{8}-\d{6}-[0-9a-f]{6}$")
+METRICS = ["train_loss", "validation_loss", "validation_accuracy", "validation_macro_f1", "epoch"]
+
+
+@pytest.fixture
+def created(record: Callable[[Any, str], list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    return record(aws.sagemaker(), "CreateTrainingJob")
+
+
+def expected_request(job_name: str, hyperparameters: dict[str, Any], instance_type: str) -> dict[str, Any]:
+    channels = [
+        {
+            "ChannelName": name,
+            "DataSource": {
+                "S3DataSource": {
+                    "S3DataType": "S3Prefix",
+                    "S3Uri": f"{DATASET_URI}{name}/",
+                    "S3DataDistributionType": "FullyReplicated",
+                }
+            },
+            "CompressionType": "None",
+            "InputMode": "File",
+        }
+        for name in ("train", "validation")
+    ]
+    framework = {
+        "sagemaker_program": "train.py",
+        "sagemaker_submit_directory": f"s3://{BUCKET}/code/sourcedir.tar.gz",
+        "sagemaker_container_log_level": 20,
+        "sagemaker_job_name": job_name,
+        "sagemaker_region": REGION,
+    }
+    return {
+        "TrainingJobName": job_name,
+        "AlgorithmSpecification": {
+            "TrainingImage": IMAGE,
+            "TrainingInputMode": "File",
+            "MetricDefinitions": [{"Name": m, "Regex": f"METRIC {m}=([0-9.eE+-]+)"} for m in METRICS],
+            "EnableSageMakerMetricsTimeSeries": True,
+        },
+        "RoleArn": ROLE_ARN,
+        "HyperParameters": {k: json.dumps(v) for k, v in {**hyperparameters, **framework}.items()},
+        "InputDataConfig": channels,
+        "OutputDataConfig": {"S3OutputPath": f"s3://{BUCKET}/training-output/"},
+        "ResourceConfig": {"InstanceType": instance_type, "InstanceCount": 1, "VolumeSizeInGB": 30},
+        "StoppingCondition": {"MaxRuntimeInSeconds": 14400},
+        "EnableManagedSpotTraining": False,
+        "Tags": [
+            {"Key": "textclf:dataset", "Value": DATASET_URI},
+            {"Key": "textclf:base-model", "Value": hyperparameters["base_model"]},
+        ],
+    }
+
+
+def test_train_starts_the_job_the_hf_estimator_would(
+    bucket: Any, invoke: Invoke, created: list[dict[str, Any]]
+) -> None:
+    response = invoke(training_handler, "train")
+    assert response.status == 202, response.body
+    name = response.body["training_job_name"]
+    assert JOB_NAME_RE.match(name) and len(name) <= 63
+    assert response.body["status"] == "InProgress"
+    assert response.body["dataset_uri"] == DATASET_URI
+    assert response.body["training_job_arn"].endswith(f":training-job/{name}")
+    assert response.headers["location"] == f"/train/{name}"
+    assert created == [
+        expected_request(
+            name,
+            {
+                "epochs": 3,
+                "learning_rate": 5e-5,
+                "batch_size": 32,
+                "base_model": "distilbert-base-uncased",
+                "max_length": 64,
+            },
+            "ml.g5.xlarge",
+        )
+    ]
+    # The hyperparameter values are JSON, as the SageMaker training toolkit decodes them.
+    hp = created[0]["HyperParameters"]
+    assert json.loads(hp["sagemaker_program"]) == "train.py"
+    assert json.loads(hp["learning_rate"]) == 5e-5
+    # moto has the job now, under the same name.
+    job = boto3.client("sagemaker", region_name=REGION).describe_training_job(TrainingJobName=name)
+    assert job["AlgorithmSpecification"]["TrainingImage"] == IMAGE
+
+
+def test_train_without_a_body_uses_the_stack_defaults(
+    bucket: Any, invoke: Invoke, created: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from textclf_api.settings import get_settings
+
+    monkeypatch.setenv("BASE_MODEL", "roberta-base")
+    monkeypatch.setenv("TRAINING_INSTANCE_TYPE", "ml.g6.xlarge")
+    get_settings.cache_clear()
+    response = invoke(training_handler, "train_defaults")
+    assert response.status == 202, response.body
+    name = response.body["training_job_name"]
+    assert created == [
+        expected_request(
+            name,
+            {"epochs": 3, "learning_rate": 5e-5, "batch_size": 32, "base_model": "roberta-base"},
+            "ml.g6.xlarge",
+        )
+    ]
+
+
+def test_an_empty_object_body_also_means_defaults(
+    bucket: Any, invoke: Invoke, created: list[dict[str, Any]]
+) -> None:
+    response = invoke(training_handler, with_body(load_event("train"), {}))
+    assert response.status == 202
+    assert "max_length" not in created[0]["HyperParameters"]
+
+
+def test_spot_training_checkpoints_and_waits(
+    bucket: Any, invoke: Invoke, created: list[dict[str, Any]]
+) -> None:
+    response = invoke(training_handler, "train_spot")
+    assert response.status == 202, response.body
+    name = response.body["training_job_name"]
+    job = created[0]
+    assert job["EnableManagedSpotTraining"] is True
+    assert job["StoppingCondition"] == {"MaxRuntimeInSeconds": 14400, "MaxWaitTimeInSeconds": 28800}
+    assert job["CheckpointConfig"] == {
+        "S3Uri": f"s3://{BUCKET}/checkpoints/{name}/",
+        "LocalPath": "/opt/ml/checkpoints",
+    }
+    assert json.loads(job["HyperParameters"]["max_train_samples"]) == 50000
+    assert json.loads(job["HyperParameters"]["epochs"]) == 2
+
+
+def test_job_names_are_unique_sortable_and_short() -> None:
+    now = datetime(2025, 3, 4, 5, 6, 7, tzinfo=UTC)
+    assert new_job_name("textclf", now, "abc123") == "textclf-20250304-050607-abc123"
+    names = {new_job_name("textclf") for _ in range(50)}
+    assert len(names) == 50
+    assert len(new_job_name("a" * 40, now)) == 63
+    with pytest.raises(ValueError, match="not a valid SageMaker name"):
+        new_job_name("a" * 41, now)
+
+
+# ---------------------------------------------------------------- prerequisites -> 409
+
+
+def test_missing_dataset_pointer_names_the_command_to_run(bucket: Any, invoke: Invoke) -> None:
+    bucket.delete_object(Bucket=BUCKET, Key="datasets/latest.json")
+    response = invoke(training_handler, "train")
+    assert response.status == 409
+    assert f"s3://{BUCKET}/datasets/latest.json does not exist" in response.body["message"]
+    assert f"textclf data --s3-uri s3://{BUCKET}/datasets" in response.body["message"]
+
+
+def test_missing_bucket_is_an_upstream_502_naming_it(moto: None, invoke: Invoke) -> None:
+    # The stack creates the bucket: its absence is a broken deployment, not something to run.
+    response = invoke(training_handler, "train")
+    assert response.status == 502
+    assert "NoSuchBucket" in response.body["message"]
+    assert f"s3://{BUCKET}/datasets/latest.json" in response.body["message"]
+
+
+@pytest.mark.parametrize(
+    ("pointer", "fragment"),
+    [
+        (b"not json", "is not valid JSON"),
+        (b'["s3://x/"]', "must hold"),
+        (b'{"sha256": "abc"}', "must hold"),
+        (b'{"uri": "s3://another-bucket/datasets/abc/"}', "a prefix in this bucket"),
+        (b'{"uri": "s3://textclf-test-artifacts/datasets/abc"}', "ending in '/'"),
+    ],
+)
+def test_malformed_dataset_pointer_is_a_409(
+    bucket: Any, invoke: Invoke, pointer: bytes, fragment: str
+) -> None:
+    bucket.put_object(Bucket=BUCKET, Key="datasets/latest.json", Body=pointer)
+    response = invoke(training_handler, "train")
+    assert response.status == 409
+    assert fragment in response.body["message"]
+    assert "textclf data --s3-uri" in response.body["message"]
+
+
+def test_missing_source_bundle_is_a_409_saying_how_to_upload_it(bucket: Any, invoke: Invoke) -> None:
+    bucket.delete_object(Bucket=BUCKET, Key="code/sourcedir.tar.gz")
+    response = invoke(training_handler, "train")
+    assert response.status == 409
+    assert f"s3://{BUCKET}/code/sourcedir.tar.gz does not exist" in response.body["message"]
+    assert "train.py" in response.body["message"]
+
+
+# ---------------------------------------------------------------- bad requests -> 4xx
+
+INVALID = {
+    "train_invalid_not_json": (400, "not valid JSON"),
+    "train_invalid_unknown_field": (422, "optimizer: Extra inputs are not permitted"),
+    "train_invalid_epochs": (422, "epochs: Input should be greater than or equal to 1"),
+    "train_invalid_epochs_type": (422, "epochs: Input should be a valid integer"),
+    "train_invalid_learning_rate": (422, "learning_rate: Input should be less than or equal to 0.01"),
+    "train_invalid_batch_size": (422, "batch_size: Input should be less than or equal to 512"),
+    "train_invalid_max_length": (422, "max_length: Input should be greater than or equal to 8"),
+    "train_invalid_base_model": (422, "base_model: Input should be 'distilbert-base-uncased'"),
+    "train_invalid_instance_type": (422, "instance_type: Input should be 'ml.g4dn.xlarge'"),
+    "train_invalid_use_spot_type": (422, "use_spot: Input should be a valid boolean"),
+    "train_invalid_array_body": (422, "must be a JSON object"),
+}
+
+
+def test_every_invalid_train_event_is_listed_here() -> None:
+    from .conftest import EVENTS
+
+    assert {p.stem for p in EVENTS.glob("train_invalid_*.json")} == set(INVALID)
+
+
+@pytest.mark.parametrize("name", sorted(INVALID))
+def test_bad_train_requests_get_a_4xx_and_start_nothing(
+    name: str, bucket: Any, invoke: Invoke, created: list[dict[str, Any]]
+) -> None:
+    status, fragment = INVALID[name]
+    response = invoke(training_handler, name)
+    assert response.status == status, response.body
+    assert fragment in response.body["message"]
+    assert created == []
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ({"learning_rate": 0}, "learning_rate: Input should be greater than 0"),
+        ({"epochs": 21}, "epochs: Input should be less than or equal to 20"),
+        ({"epochs": 2.5}, "epochs: Input should be a valid integer"),
+        ({"max_train_samples": 0}, "max_train_samples: Input should be greater than or equal to 1"),
+        ({"max_length": 513}, "max_length: Input should be less than or equal to 512"),
+        ({"instance_type": "ml.p3.2xlarge"}, "instance_type"),
+        ({"use_spot": 1}, "use_spot: Input should be a valid boolean"),
+    ],
+)
+def test_each_limit_is_enforced(body: dict[str, Any], fragment: str, invoke: Invoke) -> None:
+    response = invoke(training_handler, with_body(load_event("train"), body))
+    assert response.status == 422
+    assert fragment in response.body["message"]
+
+
+def test_the_upper_learning_rate_bound_is_allowed() -> None:
+    assert TrainRequest.model_validate({"learning_rate": 1e-2, "max_train_samples": 1}).learning_rate == 1e-2
+
+
+# ---------------------------------------------------------------- SageMaker failures
+
+
+def test_quota_exhausted_is_a_429(bucket: Any, invoke: Invoke) -> None:
+    with Stubber(aws.sagemaker()) as stubber:
+        stubber.add_client_error(
+            "create_training_job",
+            "ResourceLimitExceeded",
+            "The account-level service limit 'ml.g5.xlarge for training job usage' is 0 Instances",
+            400,
+        )
+        response = invoke(training_handler, "train")
+    assert response.status == 429
+    assert "ml.g5.xlarge" in response.body["message"]
+    assert response.headers["retry-after"] == "30"
+
+
+def test_throttled_create_is_a_503(bucket: Any, invoke: Invoke) -> None:
+    with Stubber(aws.sagemaker()) as stubber:
+        stubber.add_client_error("create_training_job", "ThrottlingException", "Rate exceeded", 400)
+        response = invoke(training_handler, "train")
+    assert response.status == 503
+    assert "retry-after" in response.headers
+
+
+def test_create_rejected_by_sagemaker_is_a_502_with_its_reason(bucket: Any, invoke: Invoke) -> None:
+    with Stubber(aws.sagemaker()) as stubber:
+        stubber.add_client_error(
+            "create_training_job", "ValidationException", "Could not assume role " + ROLE_ARN, 400
+        )
+        response = invoke(training_handler, "train")
+    assert response.status == 502
+    assert "Could not assume role" in response.body["message"]
+
+
+def test_create_timing_out_is_a_504(bucket: Any, invoke: Invoke, monkeypatch: pytest.MonkeyPatch) -> None:
+    def timeout(**kwargs: Any) -> Any:
+        raise ReadTimeoutError(endpoint_url="https://api.sagemaker.us-east-1.amazonaws.com")
+
+    monkeypatch.setattr(aws.sagemaker(), "create_training_job", timeout)
+    response = invoke(training_handler, "train")
+    assert response.status == 504
+
+
+def test_a_retry_that_finds_its_own_job_reports_success(bucket: Any, invoke: Invoke) -> None:
+    # The first attempt timed out after SageMaker created the job; the retry hits ResourceInUse.
+    with Stubber(aws.sagemaker()) as stubber:
+        stubber.add_client_error(
+            "create_training_job", "ResourceInUse", "Training job names must be unique", 400
+        )
+        stubber.add_response(
+            "describe_training_job",
+            completed_job("textclf-20250101-000000-abcdef", status="InProgress"),
+            {"TrainingJobName": ANY},
+        )
+        response = invoke(training_handler, "train")
+    assert response.status == 202
+    assert response.body["training_job_arn"].endswith("training-job/textclf-20250101-000000-abcdef")
+
+
+def test_start_training_is_a_plain_function(bucket: Any) -> None:
+    started = start_training(TrainRequest(epochs=1), job_name="textclf-20250101-000000-000001")
+    assert started.training_job_name == "textclf-20250101-000000-000001"
+
+
+# ---------------------------------------------------------------- GET /train/{job_name}
+
+
+def completed_job(name: str, status: str = "Completed") -> dict[str, Any]:
+    return {
+        "TrainingJobName": name,
+        "TrainingJobArn": f"arn:aws:sagemaker:us-east-1:123456789012:training-job/{name}",
+        "ModelArtifacts": {"S3ModelArtifacts": f"s3://{BUCKET}/training-output/{name}/output/model.tar.gz"},
+        "TrainingJobStatus": status,
+        "SecondaryStatus": "Completed" if status == "Completed" else "Training",
+        "HyperParameters": {},
+        "AlgorithmSpecification": {"TrainingImage": IMAGE, "TrainingInputMode": "File"},
+        "ResourceConfig": {"InstanceType": "ml.g5.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 30},
+        "StoppingCondition": {"MaxRuntimeInSeconds": 14400, "MaxWaitTimeInSeconds": 28800},
+        "CreationTime": datetime(2025, 1, 1, 12, 0, tzinfo=UTC),
+        "TrainingStartTime": datetime(2025, 1, 1, 12, 3, tzinfo=UTC),
+        "TrainingEndTime": datetime(2025, 1, 1, 12, 40, tzinfo=UTC),
+        "EnableManagedSpotTraining": True,
+        "BillableTimeInSeconds": 1100,
+        "FinalMetricDataList": [
+            {
+                "MetricName": "validation_accuracy",
+                "Value": 0.951,
+                "Timestamp": datetime(2025, 1, 1, tzinfo=UTC),
+            },
+            {
+                "MetricName": "validation_macro_f1",
+                "Value": 0.948,
+                "Timestamp": datetime(2025, 1, 1, tzinfo=UTC),
+            },
+            {"MetricName": "epoch", "Value": 3.0, "Timestamp": datetime(2025, 1, 1, tzinfo=UTC)},
+        ],
+    }
+
+
+def test_status_of_a_completed_job(invoke: Invoke) -> None:
+    name = load_event("train_status")["pathParameters"]["job_name"]
+    with Stubber(aws.sagemaker()) as stubber:
+        stubber.add_response("describe_training_job", completed_job(name), {"TrainingJobName": name})
+        response = invoke(training_handler, "train_status")
+    assert response.status == 200, response.body
+    assert response.body == {
+        "training_job_name": name,
+        "training_job_arn": f"arn:aws:sagemaker:us-east-1:123456789012:training-job/{name}",
+        "status": "Completed",
+        "secondary_status": "Completed",
+        "failure_reason": None,
+        "metrics": {"validation_accuracy": 0.951, "validation_macro_f1": 0.948, "epoch": 3.0},
+        "model_artifact_uri": f"s3://{BUCKET}/training-output/{name}/output/model.tar.gz",
+        "instance_type": "ml.g5.xlarge",
+        "use_spot": True,
+        "created_at": "2025-01-01T12:00:00Z",
+        "started_at": "2025-01-01T12:03:00Z",
+        "ended_at": "2025-01-01T12:40:00Z",
+        "billable_seconds": 1100,
+    }
+
+
+def test_a_started_job_is_visible_at_its_location(bucket: Any, invoke: Invoke) -> None:
+    started = invoke(training_handler, "train")
+    event = load_event("train_status")
+    name = started.body["training_job_name"]
+    event["path"] = started.headers["location"]
+    event["pathParameters"] = {"job_name": name}
+    response = invoke(training_handler, event)
+    assert response.status == 200, response.body
+    assert response.body["training_job_name"] == name
+    assert response.body["status"]
+
+
+def test_unknown_job_is_404(moto: None, invoke: Invoke) -> None:
+    response = invoke(training_handler, "train_status_unknown")
+    assert response.status == 404
+    assert "textclf-20240101-000000-ffffff" in response.body["message"]
+
+
+def test_job_outside_the_prefix_is_404_without_asking_sagemaker(invoke: Invoke) -> None:
+    event = load_event("train_status")
+    event["path"] = "/train/someone-elses-job"
+    event["pathParameters"] = {"job_name": "someone-elses-job"}
+    with Stubber(aws.sagemaker()):  # any call would fail: nothing is queued
+        response = invoke(training_handler, event)
+    assert response.status == 404
+    assert "textclf-" in response.body["message"]
+
+
+def test_invalid_job_name_is_422(invoke: Invoke) -> None:
+    response = invoke(training_handler, "train_status_invalid_name")
+    assert response.status == 422
+    assert "job_name" in response.body["message"]
+
+
+def test_throttled_describe_is_503(invoke: Invoke) -> None:
+    with Stubber(aws.sagemaker()) as stubber:
+        stubber.add_client_error("describe_training_job", "ThrottlingException", "Rate exceeded", 400)
+        response = invoke(training_handler, "train_status")
+    assert response.status == 503
+    assert "retry-after" in response.headers
