@@ -1,0 +1,46 @@
+"""Confusion-matrix figure: the model and the baseline side by side, rows normalised."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+
+def plot_confusion_matrices(matrices: dict[str, np.ndarray], labels: Sequence[str], path: Path) -> Path:
+    """One panel per classifier; colour = share of the true class (row), text = count and share."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display needed (CI, SSH)
+    import matplotlib.pyplot as plt
+
+    short = [name.replace("science_and_technology", "sci/tech") for name in labels]
+    fig, axes = plt.subplots(1, len(matrices), figsize=(5.2 * len(matrices), 4.6), squeeze=False)
+    for ax, (title, counts) in zip(axes[0], matrices.items(), strict=True):
+        cm = np.asarray(counts, dtype=float)
+        rows = cm.sum(axis=1, keepdims=True)
+        share = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
+        ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+        for i in range(cm.shape[0]):
+            for j in range(cm.shape[1]):
+                colour = "white" if share[i, j] > 0.6 else "black"
+                ax.text(
+                    j,
+                    i,
+                    f"{int(cm[i, j]):,}\n{share[i, j]:.1%}",
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color=colour,
+                )
+        ax.set_xticks(range(len(short)), short, rotation=30, ha="right")
+        ax.set_yticks(range(len(short)), short)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(title)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,193 @@
+"""Evaluate a model and the baseline on one dataset; write ``evaluation.json`` and the figure."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import platform
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from textclf.errors import UserError
+from textclf.evaluation import baseline as baseline_mod
+from textclf.evaluation.metrics import ECE_BINS, classification_report
+from textclf.evaluation.plots import plot_confusion_matrices
+from textclf.evaluation.predict import latency_ms, load_model, predict_proba, timed
+
+log = logging.getLogger(__name__)
+
+REPORT_FILE = "evaluation.json"
+FIGURE_FILE = "confusion_matrix.png"
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    model_dir: Path
+    data: Path
+    out: Path
+    train_data: Path | None  # None: no baseline
+    batch_size: int = 64
+    max_samples: int = 0  # 0 = every row of ``data``
+    latency_samples: int = 200
+    seed: int = 0
+    num_threads: int | None = None
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _data_file(path: Path) -> Path:
+    return path / "data.parquet" if path.is_dir() else path
+
+
+def fingerprint(settings: EvalSettings) -> dict[str, Any]:
+    """Inputs that determine the report; an identical fingerprint lets a re-run reuse it."""
+    weights = sorted(settings.model_dir.glob("*.safetensors")) + sorted(settings.model_dir.glob("*.bin"))
+    return {
+        "model_sha256": [file_sha256(p) for p in weights],
+        "data_sha256": file_sha256(_data_file(settings.data)),
+        "train_data_sha256": file_sha256(_data_file(settings.train_data)) if settings.train_data else None,
+        "max_samples": settings.max_samples,
+        "seed": settings.seed,
+        "baseline_version": baseline_mod.BASELINE_VERSION,
+    }
+
+
+def label_ids(frame: pd.DataFrame, labels: list[str], what: str) -> np.ndarray:
+    unknown = sorted(set(frame["label"]) - set(labels))
+    if unknown:
+        raise UserError(f"{what} has labels the model does not know: {unknown} (model labels: {labels})")
+    index = {name: i for i, name in enumerate(labels)}
+    return frame["label"].map(index).to_numpy(dtype=np.int64)
+
+
+def evaluate(settings: EvalSettings, *, force: bool = False) -> dict[str, Any]:
+    from textclf.data import read_split
+
+    report_path = settings.out / REPORT_FILE
+    fp = fingerprint(settings)
+    if not force and report_path.is_file() and (settings.out / FIGURE_FILE).is_file():
+        previous = json.loads(report_path.read_text(encoding="utf-8"))
+        if previous.get("fingerprint") == fp:
+            log.info("reusing %s: same model, data and settings (--force re-evaluates)", report_path)
+            previous["reused"] = True
+            return previous
+
+    frame = read_split(settings.data)
+    if frame.empty:
+        raise UserError(f"{settings.data}: no rows to evaluate")
+    if 0 < settings.max_samples < len(frame):
+        frame = frame.sample(n=settings.max_samples, random_state=settings.seed).reset_index(drop=True)
+    texts = frame["text"].tolist()
+
+    loaded = load_model(settings.model_dir, settings.num_threads)
+    labels = loaded.labels
+    y_true = label_ids(frame, labels, str(settings.data))
+    rng = np.random.default_rng(settings.seed)
+    latency_texts = [
+        texts[i] for i in rng.choice(len(texts), min(settings.latency_samples, len(texts)), replace=False)
+    ]
+
+    log.info("scoring %d headlines with the model", len(texts))
+    probs, seconds = timed(predict_proba, loaded, texts, settings.batch_size)
+    model_report = classification_report(y_true, probs, labels)
+    model_report["throughput"] = {
+        "headlines_per_s": len(texts) / seconds,
+        "seconds": seconds,
+        "batch_size": settings.batch_size,
+        "latency_ms_single": latency_ms(lambda t: predict_proba(loaded, [t], 1), latency_texts),
+    }
+    results: dict[str, Any] = {"model": model_report}
+    matrices = {"fine-tuned model": np.array(model_report["confusion_matrix"])}
+
+    if settings.train_data is not None:
+        train = read_split(settings.train_data)
+        y_train = label_ids(train, labels, str(settings.train_data))
+        log.info("fitting the baseline on %d training headlines", len(train))
+        fitted, fit_seconds = baseline_mod.load_or_train(
+            _data_file(settings.train_data),
+            train["text"].tolist(),
+            y_train,
+            settings.out / "cache",
+            settings.seed,
+        )
+        base_probs, base_seconds = timed(baseline_mod.predict_proba, fitted, texts, len(labels))
+        base_report = classification_report(y_true, base_probs, labels)
+        base_report["throughput"] = {
+            "headlines_per_s": len(texts) / base_seconds,
+            "seconds": base_seconds,
+            "batch_size": len(texts),
+            "latency_ms_single": latency_ms(
+                lambda t: baseline_mod.predict_proba(fitted, [t], len(labels)), latency_texts
+            ),
+        }
+        base_report["name"] = baseline_mod.BASELINE_NAME
+        base_report["train_rows"] = len(train)
+        base_report["fit_seconds"] = fit_seconds
+        results["baseline"] = base_report
+        matrices["baseline (TF-IDF + LR)"] = np.array(base_report["confusion_matrix"])
+
+    meta_file = settings.model_dir / "textclf_meta.json"
+    report: dict[str, Any] = {
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "model_dir": str(settings.model_dir),
+        "model_meta": json.loads(meta_file.read_text(encoding="utf-8")) if meta_file.is_file() else None,
+        "data": str(settings.data),
+        "train_data": str(settings.train_data) if settings.train_data else None,
+        "rows": len(texts),
+        "labels": labels,
+        "ece_bins": ECE_BINS,
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor(),
+            "threads": _threads(),
+        },
+        "fingerprint": fp,
+        **results,
+    }
+    settings.out.mkdir(parents=True, exist_ok=True)
+    plot_confusion_matrices(matrices, labels, settings.out / FIGURE_FILE)
+    report_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    report["reused"] = False
+    return report
+
+
+def _threads() -> int:
+    import torch
+
+    return int(torch.get_num_threads())
+
+
+def format_table(report: dict[str, Any]) -> str:
+    """Side-by-side text table: every figure for the model and (when present) the baseline."""
+    columns = ["model"] + (["baseline"] if "baseline" in report else [])
+    rows: list[tuple[str, list[str]]] = []
+
+    def add(name: str, getter: Any, fmt: str) -> None:
+        rows.append((name, [format(getter(report[c]), fmt) for c in columns]))
+
+    add("accuracy", lambda r: r["accuracy"], ".4f")
+    add("macro-F1", lambda r: r["macro_f1"], ".4f")
+    add(f"ECE ({report.get('ece_bins', ECE_BINS)} bins)", lambda r: r["ece"], ".4f")
+    for label in report["labels"]:
+        for key, short in (("precision", "P"), ("recall", "R"), ("f1", "F1")):
+            add(f"{label} {short}", lambda r, label=label, key=key: r["per_class"][label][key], ".4f")
+    add("throughput (headlines/s)", lambda r: r["throughput"]["headlines_per_s"], ",.0f")
+    add("latency, 1 headline p50 (ms)", lambda r: r["throughput"]["latency_ms_single"]["p50"], ".2f")
+    add("latency, 1 headline p95 (ms)", lambda r: r["throughput"]["latency_ms_single"]["p95"], ".2f")
+    width = max(len(name) for name, _ in rows) + 2
+    lines = [f"{'':<{width}}" + "".join(f"{c:>12}" for c in columns)]
+    lines += [f"{name:<{width}}" + "".join(f"{v:>12}" for v in values) for name, values in rows]
+    lines.append(f"rows: {report['rows']:,}  data: {report['data']}")
+    return "\n".join(lines)

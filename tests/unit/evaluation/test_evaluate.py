@@ -1,0 +1,110 @@
+"""``textclf evaluate``: model vs baseline report on processed splits and raw corpus files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.helpers.tiny_model import PROBE_HEADLINES
+from textclf.cli import main
+from textclf.data.samples import real_sample_lines, write_raw_corpus
+from textclf.errors import UserError
+from textclf.evaluation.predict import load_model, predict_proba
+from textclf.evaluation.report import EvalSettings, evaluate, format_table
+
+
+def test_batched_length_sorted_predictions_come_back_in_input_order(tiny_model: Path) -> None:
+    loaded = load_model(tiny_model)
+    texts = [
+        *PROBE_HEADLINES.values(),
+        "a",
+        "a much longer headline about markets and movies and phones today",
+    ]
+    batched = predict_proba(loaded, texts, batch_size=3)
+    one_by_one = np.vstack([predict_proba(loaded, [t], batch_size=1) for t in texts])
+    np.testing.assert_allclose(batched, one_by_one, atol=1e-5)
+    # The trained fixture knows its probe headlines: labels map through config id2label.
+    predicted = [loaded.labels[i] for i in batched[: len(PROBE_HEADLINES)].argmax(axis=1)]
+    assert predicted == list(PROBE_HEADLINES)
+
+
+def test_evaluate_split_with_baseline(tiny_model: Path, tiny_data: Path, tmp_path: Path) -> None:
+    settings = EvalSettings(
+        model_dir=tiny_model,
+        data=tiny_data / "test",
+        out=tmp_path / "eval",
+        train_data=tiny_data / "train",
+        latency_samples=5,
+    )
+    report = evaluate(settings)
+    assert report["reused"] is False
+    saved = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
+    assert (tmp_path / "eval" / "confusion_matrix.png").stat().st_size > 5000
+    test = pd.read_parquet(tiny_data / "test" / "data.parquet")
+    assert saved["rows"] == len(test)
+    assert saved["labels"] == ["business", "science_and_technology", "entertainment", "health"]
+    for side in ("model", "baseline"):
+        part = saved[side]
+        assert set(part["per_class"]) == set(saved["labels"])
+        assert 0.0 <= part["accuracy"] <= 1.0
+        assert 0.0 <= part["ece"] <= 1.0
+        assert part["throughput"]["headlines_per_s"] > 0
+        assert part["throughput"]["latency_ms_single"]["n"] == 5
+        assert sum(map(sum, part["confusion_matrix"])) == len(test)
+    # The model's accuracy is what its own predictions give.
+    loaded = load_model(tiny_model)
+    probs = predict_proba(loaded, test["text"].tolist())
+    y = test["label"].map({n: i for i, n in enumerate(loaded.labels)}).to_numpy()
+    assert saved["model"]["accuracy"] == pytest.approx(float(np.mean(probs.argmax(1) == y)))
+    assert saved["baseline"]["train_rows"] == len(pd.read_parquet(tiny_data / "train" / "data.parquet"))
+
+    table = format_table(report)
+    assert "model" in table.splitlines()[0] and "baseline" in table.splitlines()[0]
+    for label in saved["labels"]:
+        assert f"{label} F1" in table
+
+    # Same inputs: the report is reused; --force recomputes it.
+    assert evaluate(settings)["reused"] is True
+    assert evaluate(settings, force=True)["reused"] is False
+
+
+def test_evaluate_raw_corpus_file_via_cli(
+    tiny_model: Path,
+    shared_zip: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TEXTCLF_ARTIFACTS", str(tmp_path / "artifacts"))  # default --out lives here
+    lines = real_sample_lines(shared_zip, 60, 3, 4)
+    raw = write_raw_corpus(tmp_path / "sample.zip", [*lines, "not\ta\tvalid\tline"])
+    code = main(["evaluate", "--model", str(tiny_model), "--data", str(raw), "--no-baseline"])
+    assert code == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "accuracy" in out and "baseline" not in out.splitlines()[0]
+    report = json.loads((tmp_path / "artifacts" / "eval" / "evaluation.json").read_text())
+    assert report["rows"] == len(lines)  # the malformed line was skipped, not scored
+    assert "baseline" not in report
+
+
+def test_unknown_label_is_a_user_error(tiny_model: Path, tiny_data: Path, tmp_path: Path) -> None:
+    frame = pd.read_parquet(tiny_data / "test" / "data.parquet")
+    frame.loc[0, "label"] = "sports"
+    bad = tmp_path / "bad.parquet"
+    frame.to_parquet(bad)
+    with pytest.raises(UserError, match="sports"):
+        evaluate(EvalSettings(model_dir=tiny_model, data=bad, out=tmp_path / "eval", train_data=None))
+
+
+def test_cli_reports_missing_model(
+    tmp_path: Path, tiny_data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        ["evaluate", "--model", str(tmp_path / "none"), "--data", str(tiny_data / "test"), "--no-baseline"]
+    )
+    assert code == 2
+    assert "not a model directory" in capsys.readouterr().err

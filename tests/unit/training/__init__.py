@@ -1,0 +1,1 @@
+"""Tests for model/train.py and textclf train."""

@@ -1,0 +1,108 @@
+"""``textclf train``: runs train.py with SM_* folders, reuses identical runs, reports user errors."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from textclf import training
+from textclf.cli import main
+
+FAST = ["--max-train-samples", "120", "--max-eval-samples", "40", "--batch-size", "16", "--max-length", "24"]
+FAST += ["--learning-rate", "1e-3", "--threads", "1"]
+
+
+def test_train_reuse_and_force(
+    tiny_model: Path, tiny_data: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # capfd, not capsys: train.py is a subprocess writing straight to the inherited stdout.
+    capsys = capfd
+    out = tmp_path / "model"
+    argv = [
+        "train",
+        "--data",
+        str(tiny_data),
+        "--out",
+        str(out),
+        "--base-model",
+        str(tiny_model),
+        "--epochs",
+        "1",
+    ]
+    assert main([*argv, *FAST]) == 0
+    first = capsys.readouterr().out
+    assert "METRIC validation_accuracy=" in first  # streamed from the subprocess
+    assert "validation accuracy" in first
+    record = json.loads((out / training.RUN_RECORD).read_text())
+    assert record["hyperparameters"]["max_train_samples"] == "120"
+    assert json.loads((out / "metrics.json").read_text())["train_samples"] == 120
+    assert not out.with_name("model.partial").exists()  # staging removed after success
+    weights = (out / "model.safetensors").stat().st_mtime_ns
+
+    # Same data, same settings: reused without running train.py.
+    assert main([*argv, *FAST]) == 0
+    assert "(reused)" in capsys.readouterr().out
+    assert (out / "model.safetensors").stat().st_mtime_ns == weights
+
+    # --force retrains even when nothing changed (another hyperparameter changes the identity,
+    # see test_command_and_environment_follow_the_sagemaker_contract).
+    before = (out / "model.safetensors").stat().st_mtime_ns
+    assert main([*argv, *FAST, "--force"]) == 0
+    assert "(reused)" not in capsys.readouterr().out
+    assert (out / "model.safetensors").stat().st_mtime_ns != before
+
+
+def test_missing_data_is_a_user_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(
+        ["train", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "m"), "--base-model", "x"]
+    )
+    assert code == 2
+    assert "run `textclf data` first" in capsys.readouterr().err
+
+
+def test_bad_flag_values_are_user_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "--data", str(tmp_path), "--epochs", "0"]) == 2
+    assert "--epochs must be > 0" in capsys.readouterr().err
+    assert main(["train", "--data", str(tmp_path), "--max-length", "4"]) == 2
+
+
+def test_failed_training_keeps_no_model(
+    tiny_data: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "model"
+    code = main(
+        ["train", "--data", str(tiny_data), "--out", str(out), "--base-model", str(tmp_path / "no-model")]
+    )
+    assert code == 2
+    assert "train.py failed" in capfd.readouterr().err
+    assert not (out / "config.json").exists()
+
+
+def test_default_max_length_comes_from_eda(tmp_path: Path) -> None:
+    eda = tmp_path / "eda.json"
+    assert training.default_max_length(eda) == training.DEFAULT_MAX_LENGTH  # no report yet
+    eda.write_text(json.dumps({"max_length": 40}))
+    assert training.default_max_length(eda) == 40
+    eda.write_text("not json")
+    assert training.default_max_length(eda) == training.DEFAULT_MAX_LENGTH
+
+
+def test_command_and_environment_follow_the_sagemaker_contract(tmp_path: Path) -> None:
+    settings = training.TrainSettings(base_model="m", epochs=2.0, max_length=40, num_threads=3)
+    cmd = training.command(settings, Path("/code/train.py"))
+    flags = dict(zip(cmd[2::2], cmd[3::2], strict=True))
+    assert flags["--epochs"] == "2.0"
+    assert flags["--max_length"] == "40"
+    assert flags["--base_model"] == "m"
+    assert flags["--num_threads"] == "3"
+    env = training.environment(tmp_path / "data", tmp_path / "stage")
+    assert env["SM_CHANNEL_TRAIN"] == str(tmp_path / "data" / "train")
+    assert env["SM_CHANNEL_VALIDATION"] == str(tmp_path / "data" / "validation")
+    assert env["SM_MODEL_DIR"] == str(tmp_path / "stage" / "model")
+    assert env["OMP_WAIT_POLICY"] in ("PASSIVE", os.environ.get("OMP_WAIT_POLICY"))
+    # Thread count is not part of the model's identity; everything else is.
+    assert "num_threads" not in settings.identity()
+    assert settings.identity() != training.TrainSettings(base_model="m", epochs=3.0, max_length=40).identity()

@@ -1,0 +1,317 @@
+"""``model/train.py``: the SageMaker contract end to end, with a tiny model on real rows."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from safetensors.torch import load_file
+from sklearn.metrics import f1_score
+
+from textclf import config
+
+# The regex a SageMaker MetricDefinition uses (docs/DESIGN.md).
+METRIC_RE = re.compile(r"^METRIC (\w+)=([0-9.eE+-]+)$", re.MULTILINE)
+FAST = ["--batch_size", "16", "--learning_rate", "1e-3", "--max_length", "24", "--num_threads", "1"]
+
+
+def run_script(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(config.model_code_dir() / "train.py"), *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+
+
+def test_sagemaker_contract_end_to_end(tiny_model: Path, tiny_data: Path, tmp_path: Path) -> None:
+    env = {
+        "SM_MODEL_DIR": str(tmp_path / "model"),
+        "SM_CHANNEL_TRAIN": str(tiny_data / "train"),
+        "SM_CHANNEL_VALIDATION": str(tiny_data / "validation"),
+        "SM_OUTPUT_DATA_DIR": str(tmp_path / "output"),
+    }
+    # Hyperparameters arrive as strings, exactly as SageMaker passes them.
+    proc = run_script(["--epochs", "2", "--base_model", str(tiny_model), *FAST], env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+    metrics = METRIC_RE.findall(proc.stdout)
+    names = {name for name, _ in metrics}
+    assert {"train_loss", "validation_loss", "validation_accuracy", "validation_macro_f1", "epoch"} <= names
+    epochs = [float(v) for name, v in metrics if name == "epoch"]
+    assert epochs == [1.0, 2.0]
+    for name, value in metrics:
+        assert np.isfinite(float(value)), name
+
+    model_dir = tmp_path / "model"
+    labels = json.loads((tiny_data / "train" / "labels.json").read_text())
+    cfg = json.loads((model_dir / "config.json").read_text())
+    assert cfg["id2label"] == {str(i): name for i, name in enumerate(labels)}
+    assert cfg["label2id"] == {name: i for i, name in enumerate(labels)}
+    meta = json.loads((model_dir / "textclf_meta.json").read_text())
+    assert meta["max_length"] == 24
+    assert meta["labels"] == labels
+    assert meta["runtime"] == "torch"
+    assert meta["base_model"] == str(tiny_model)
+    assert meta["hyperparameters"]["epochs"] == 2.0
+    assert "model_dir" not in meta["hyperparameters"]  # paths are not hyperparameters
+    report = json.loads((model_dir / "metrics.json").read_text())
+    assert len(report["evaluations"]) == 2
+    assert report["validation_accuracy"] == report["evaluations"][-1]["validation_accuracy"]
+    assert report["train_samples"] == len(pd.read_parquet(tiny_data / "train" / "data.parquet"))
+    assert set(report["label_prior_offset"]) == set(labels)
+    assert (model_dir / "training_curve.png").stat().st_size > 1000
+    assert (model_dir / "model.safetensors").is_file()
+    assert (tmp_path / "output" / "metrics.json").is_file()
+
+    # The saved directory is a self-sufficient classifier: tokenizer + model load from it alone.
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir)
+    batch = tokenizer(["Stocks fall as earnings disappoint"], return_tensors="pt")
+    assert model(**batch).logits.shape == (1, len(labels))
+    assert tokenizer.model_max_length == 24
+
+
+def test_labels_come_from_labels_json(
+    train_module: ModuleType, tiny_model: Path, tiny_data: Path, tmp_path: Path
+) -> None:
+    """Reordered labels.json -> reordered id2label: the script never hard-codes labels."""
+    train = tmp_path / "train"
+    train.mkdir()
+    (train / "data.parquet").write_bytes((tiny_data / "train" / "data.parquet").read_bytes())
+    labels = list(reversed(json.loads((tiny_data / "labels.json").read_text())))
+    (train / "labels.json").write_text(json.dumps(labels))
+    args = ["--train_dir", str(train), "--validation_dir", str(tiny_data / "validation")]
+    args += [
+        "--model_dir",
+        str(tmp_path / "model"),
+        "--epochs",
+        "0.5",
+        "--base_model",
+        str(tiny_model),
+        *FAST,
+    ]
+    assert train_module.main(args) == 0
+    cfg = json.loads((tmp_path / "model" / "config.json").read_text())
+    assert [cfg["id2label"][str(i)] for i in range(len(labels))] == labels
+
+
+def test_unknown_label_in_data_fails_clearly(
+    train_module: ModuleType, tiny_model: Path, tiny_data: Path, tmp_path: Path
+) -> None:
+    train = tmp_path / "train"
+    train.mkdir()
+    (train / "data.parquet").write_bytes((tiny_data / "train" / "data.parquet").read_bytes())
+    (train / "labels.json").write_text(json.dumps(["business", "health"]))
+    args = ["--train_dir", str(train), "--validation_dir", str(tiny_data / "validation")]
+    with pytest.raises(SystemExit, match=r"not in labels\.json"):
+        train_module.main([*args, "--model_dir", str(tmp_path / "m"), "--base_model", str(tiny_model)])
+
+
+def _args(tiny_model: Path, tiny_data: Path, out: Path, ckpt: Path | None) -> list[str]:
+    args = ["--train_dir", str(tiny_data / "train"), "--validation_dir", str(tiny_data / "validation")]
+    args += [
+        "--model_dir",
+        str(out),
+        "--base_model",
+        str(tiny_model),
+        "--epochs",
+        "2",
+        "--evals_per_epoch",
+        "2",
+    ]
+    args += [*FAST, "--logging_steps", "5"]
+    if ckpt is not None:
+        args += ["--checkpoint_dir", str(ckpt)]
+    return args
+
+
+def test_resume_after_interruption_matches_uninterrupted_run(  # noqa: PLR0917 - pytest fixtures
+    train_module: ModuleType,
+    tiny_model: Path,
+    tiny_data: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A spot interruption right after a checkpoint, then a restart: same final weights."""
+    assert train_module.main(_args(tiny_model, tiny_data, tmp_path / "straight", None)) == 0
+
+    ckpt = tmp_path / "ckpt"
+    real_save = train_module.save_checkpoint
+    saves: list[int] = []
+
+    def save_then_die(path: Path, state: dict[str, object]) -> None:
+        real_save(path, state)
+        saves.append(int(state["global_step"]))  # type: ignore[call-overload]
+        if len(saves) == 2:  # after the second evaluation (epoch 1 of 2)
+            raise KeyboardInterrupt("simulated spot interruption")
+
+    monkeypatch.setattr(train_module, "save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train_module.main(_args(tiny_model, tiny_data, tmp_path / "resumed", ckpt))
+    assert not (tmp_path / "resumed" / "config.json").exists()
+    monkeypatch.setattr(train_module, "save_checkpoint", real_save)
+    capsys.readouterr()
+
+    assert train_module.main(_args(tiny_model, tiny_data, tmp_path / "resumed", ckpt)) == 0
+    out = capsys.readouterr().out
+    assert f"resumed from {ckpt / 'checkpoint.pt'} at step {saves[1]}" in out
+    straight = load_file(tmp_path / "straight" / "model.safetensors")
+    resumed = load_file(tmp_path / "resumed" / "model.safetensors")
+    assert straight.keys() == resumed.keys()
+    for key, tensor in straight.items():
+        torch.testing.assert_close(resumed[key], tensor, rtol=1e-5, atol=1e-6, msg=key)
+    history = json.loads((tmp_path / "resumed" / "metrics.json").read_text())["evaluations"]
+    # The history from before the interruption survived the restart.
+    expected = json.loads((tmp_path / "straight" / "metrics.json").read_text())["evaluations"]
+    assert [h["step"] for h in history] == [h["step"] for h in expected]
+    assert len(history) == 4 and history[1]["epoch"] == 1.0 and history[3]["epoch"] == 2.0
+    for got, want in zip(history, expected, strict=True):
+        assert got["validation_accuracy"] == pytest.approx(want["validation_accuracy"])
+
+
+def test_checkpoint_of_another_run_is_ignored(
+    train_module: ModuleType,
+    tiny_model: Path,
+    tiny_data: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    ckpt = tmp_path / "ckpt"
+    assert train_module.main([*_args(tiny_model, tiny_data, tmp_path / "a", ckpt), "--seed", "1"]) == 0
+    capsys.readouterr()
+    assert train_module.main([*_args(tiny_model, tiny_data, tmp_path / "b", ckpt), "--seed", "2"]) == 0
+    assert "belongs to another run" in capsys.readouterr().out
+
+
+def test_freeze_layers_keeps_the_bottom_fixed(
+    train_module: ModuleType,
+    tiny_model: Path,
+    tiny_data: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The tiny model has one layer: --freeze_layers 3 freezes the embeddings and no layer
+    # (the top layer always trains), and says so.
+    args = _args(tiny_model, tiny_data, tmp_path / "m", None)
+    assert train_module.main([*args, "--freeze_layers", "3", "--epochs", "1"]) == 0
+    assert "the model has 1 layers; freezing 0" in capsys.readouterr().out
+    before = load_file(tiny_model / "model.safetensors")
+    after = load_file(tmp_path / "m" / "model.safetensors")
+    embeddings = [k for k in before if ".embeddings." in k]
+    assert embeddings
+    for key in embeddings:
+        torch.testing.assert_close(after[key], before[key], rtol=0, atol=0, msg=key)
+    assert not torch.equal(after["classifier.weight"], before["classifier.weight"])
+    layer = [k for k in before if ".encoder.layer.0." in k and k.endswith("weight")]
+    assert any(not torch.equal(after[k], before[k]) for k in layer)
+
+
+def test_story_sampling_is_diverse_and_deterministic(train_module: ModuleType) -> None:
+    # One huge story and 50 single-headline stories: a random 60-row sample would be ~90%
+    # from the big story; round-robin takes every small story first.
+    frame = pd.DataFrame(
+        {
+            "text": [f"big {i}" for i in range(500)] + [f"small {i}" for i in range(50)],
+            "label": ["business"] * 550,
+            "story": ["big"] * 500 + [f"s{i}" for i in range(50)],
+        }
+    )
+    a = train_module.sample_across_stories(frame, 60, 7)
+    b = train_module.sample_across_stories(frame, 60, 7)
+    c = train_module.sample_across_stories(frame, 60, 8)
+    assert len(a) == 60
+    assert a.equals(b)
+    assert not a.equals(c)
+    assert a["story"].nunique() == 51
+    assert (a["story"] == "big").sum() == 10
+    assert len(train_module.sample_across_stories(frame, 0, 7)) == 550  # 0 = everything
+
+
+def test_prior_offset_undoes_the_sampling_shift(train_module: ModuleType) -> None:
+    label2id = {"a": 0, "b": 1, "c": 2}
+    full = pd.Series(["a"] * 80 + ["b"] * 20).value_counts(normalize=True)
+    sample = pd.Series(["a"] * 50 + ["b"] * 50)
+    offset = train_module.prior_offset(full, sample, label2id)
+    # a: log(0.5 / 0.8), b: log(0.5 / 0.2); a label absent from the data gets no offset.
+    np.testing.assert_allclose(offset, [np.log(0.5 / 0.8), np.log(0.5 / 0.2), 0.0])
+    # Softmax(logits) where softmax(logits + offset) = sample posterior -> full-data posterior.
+    sample_posterior = np.array([0.5, 0.5, 0.0]) + 1e-12
+    logits = np.log(sample_posterior) - offset
+    full_posterior = np.exp(logits) / np.exp(logits).sum()
+    np.testing.assert_allclose(full_posterior[:2], [0.8, 0.2], atol=1e-9)
+
+
+def test_length_bucketed_batches_cover_every_row_once(train_module: ModuleType) -> None:
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(3, 40, size=1000)
+    batches = train_module.make_batches(lengths, 16, np.random.default_rng(1))
+    rows = np.concatenate(batches)
+    assert sorted(rows.tolist()) == list(range(1000))
+    assert all(len(b) <= 16 for b in batches)
+    # Inside a batch lengths are close: padding waste far below that of random batches.
+    waste = sum(int(lengths[b].max() - lengths[b].min()) for b in batches)
+    random_waste = sum(
+        int(lengths[b].max() - lengths[b].min()) for b in np.array_split(rng.permutation(1000), 63)
+    )
+    assert waste < random_waste / 4
+    # Same seed, same order (what resume relies on); another seed, another order.
+    again = train_module.make_batches(lengths, 16, np.random.default_rng(1))
+    assert all(np.array_equal(x, y) for x, y in zip(batches, again, strict=True))
+    other = train_module.make_batches(lengths, 16, np.random.default_rng(2))
+    assert not all(np.array_equal(x, y) for x, y in zip(batches, other, strict=True))
+
+
+def test_macro_f1_matches_sklearn(train_module: ModuleType) -> None:
+    rng = np.random.default_rng(3)
+    for _ in range(5):
+        y_true = rng.integers(0, 4, 200)
+        y_pred = np.where(rng.random(200) < 0.7, y_true, rng.integers(0, 4, 200))
+        assert train_module.macro_f1(y_true, y_pred) == pytest.approx(
+            f1_score(y_true, y_pred, average="macro")
+        )
+    # A class never predicted and never present does not drag the score (as in sklearn).
+    assert train_module.macro_f1(np.array([0, 1, 1]), np.array([0, 1, 0])) == pytest.approx(
+        f1_score([0, 1, 1], [0, 1, 0], average="macro")
+    )
+
+
+def test_sagemaker_checkpoint_dir_is_used_when_present(
+    train_module: ModuleType, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(train_module, "SAGEMAKER_CHECKPOINT_DIR", str(tmp_path))
+    assert train_module.parse_args([]).checkpoint_dir == str(tmp_path)
+    monkeypatch.setattr(train_module, "SAGEMAKER_CHECKPOINT_DIR", str(tmp_path / "absent"))
+    assert train_module.parse_args([]).checkpoint_dir == ""
+    assert train_module.parse_args(["--checkpoint_dir", "x"]).checkpoint_dir == "x"
+
+
+def test_sm_environment_gives_the_default_dirs(
+    train_module: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SM_MODEL_DIR", "/opt/ml/model")
+    monkeypatch.setenv("SM_CHANNEL_TRAIN", "/opt/ml/input/data/train")
+    monkeypatch.setenv("SM_CHANNEL_VALIDATION", "/opt/ml/input/data/validation")
+    monkeypatch.setenv("SM_OUTPUT_DATA_DIR", "/opt/ml/output/data")
+    # The module reads the environment when parsing, not when imported: reload-free check.
+    args = train_module.parse_args(["--epochs", "1"])
+    assert (args.model_dir, args.train_dir, args.validation_dir, args.output_data_dir) == (
+        "/opt/ml/model",
+        "/opt/ml/input/data/train",
+        "/opt/ml/input/data/validation",
+        "/opt/ml/output/data",
+    )

@@ -1,0 +1,60 @@
+"""``textclf upload-source``: the SageMaker source bundle, built and uploaded (moto)."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from pathlib import Path
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from textclf import config, training
+from textclf.cli import main
+from textclf.errors import UserError
+
+
+def test_bundle_holds_the_training_code_at_its_root(tmp_path: Path) -> None:
+    bundle = training.build_source_bundle(tmp_path / "sourcedir.tar.gz")
+    with tarfile.open(bundle) as tar:
+        assert sorted(tar.getnames()) == ["requirements.txt", "train.py"]
+        member = tar.extractfile("train.py")
+        assert member is not None
+        assert member.read() == (config.model_code_dir() / "train.py").read_bytes()
+    # Deterministic: same code, same bytes.
+    again = training.build_source_bundle(tmp_path / "again.tar.gz")
+    assert again.read_bytes() == bundle.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("uri", "expected"),
+    [
+        ("s3://b/code/", ("b", "code/sourcedir.tar.gz")),
+        ("s3://b/code", ("b", "code/sourcedir.tar.gz")),
+        ("s3://b", ("b", "sourcedir.tar.gz")),
+        ("s3://b/x/custom.tar.gz", ("b", "x/custom.tar.gz")),
+    ],
+)
+def test_key_from_uri(uri: str, expected: tuple[str, str]) -> None:
+    assert training.source_bundle_key(uri) == expected
+
+
+def test_bad_uri_is_a_user_error() -> None:
+    with pytest.raises(UserError):
+        training.source_bundle_key("bucket/code")
+
+
+@mock_aws
+def test_upload_to_s3(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket="textclf-test")
+    assert main(["upload-source", "--s3-uri", "s3://textclf-test/code/"]) == 0
+    assert "s3://textclf-test/code/sourcedir.tar.gz" in capsys.readouterr().out
+    body = s3.get_object(Bucket="textclf-test", Key="code/sourcedir.tar.gz")["Body"].read()
+    with tarfile.open(fileobj=io.BytesIO(body)) as tar:
+        assert "train.py" in tar.getnames()
+    # A missing bucket is reported as one line, not a traceback.
+    assert main(["upload-source", "--s3-uri", "s3://no-such-bucket/code/"]) == 2
+    assert "failed" in capsys.readouterr().err
