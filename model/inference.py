@@ -1,0 +1,375 @@
+"""Serving handlers for the textclf headline classifier (Hugging Face inference toolkit contract).
+
+The SageMaker Hugging Face inference DLC imports this file from ``/opt/ml/model/code`` and calls
+``model_fn`` once per worker, then ``input_fn`` -> ``predict_fn`` -> ``output_fn`` per request.
+The toolkit passes a trailing ``context`` argument when the function declares one, so every
+handler accepts an optional ``context``. The local endpoint (``textclf serve-endpoint``) loads this
+same file by path and calls ``model_fn`` and ``predict_texts`` from its micro-batcher.
+
+Self-contained on purpose (stdlib + numpy + the transformers tokenizer + torch *or* onnxruntime,
+imported lazily for the runtime the archive holds): it runs inside the stock DLC, which has no
+textclf package.
+
+Files read from the model directory:
+- ``textclf_meta.json``: ``runtime`` (``torch`` | ``onnx-fp32`` | ``onnx-int8``) and ``max_length``;
+- ``config.json``: ``id2label`` (the label order; nothing here hard-codes labels);
+- tokenizer files; ``model.safetensors`` (torch) or ``model.onnx`` (ONNX runtimes).
+
+Request: ``{"inputs": "headline"}`` or ``{"inputs": ["headline", ...]}`` as ``application/json``.
+Response: ``{"predictions": [{"label": str, "score": float, "scores": {label: float}}, ...]}``,
+one per input, in input order -- exactly the API's ``POST /predict`` 200 body.
+Bad payloads raise :class:`PayloadError` (a ``ValueError``) with a message naming what is wrong;
+the toolkit answers any handler exception with HTTP 400.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+META_FILE = "textclf_meta.json"
+ONNX_FILE = "model.onnx"
+RUNTIMES = ("torch", "onnx-fp32", "onnx-int8")
+JSON_CONTENT_TYPE = "application/json"
+
+#: Longest accepted input in characters: the API's own limit (textclf_api.schemas.MAX_TEXT_CHARS).
+#: Tokens past ``max_length`` are cut anyway; this bound only stops huge strings from costing
+#: tokenizer time and memory.
+MAX_TEXT_CHARS = int(os.environ.get("TEXTCLF_MAX_TEXT_CHARS", "2000"))
+#: Most inputs in one request. Larger than the API's 64 so direct endpoint clients (bench, batch
+#: scoring) can send bigger batches, small enough that one request cannot hold a worker for long.
+MAX_INPUTS = int(os.environ.get("TEXTCLF_MAX_INPUTS", "256"))
+#: Rows per forward pass. Inputs are sorted by token length first, so padding stays small.
+BATCH_SIZE = int(os.environ.get("TEXTCLF_BATCH_SIZE", "32"))
+
+
+class PayloadError(ValueError):
+    """The request payload is malformed; the message says what is wrong and where."""
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------------------------
+
+
+def num_threads() -> int:
+    """Intra-op threads: ``TEXTCLF_NUM_THREADS`` (alias ``TEXTCLF_INTRA_OP_THREADS``), else the
+    cores this process may run on.
+
+    Set deliberately because both torch and onnxruntime otherwise guess from the host's core
+    count, which over-subscribes a container limited by affinity or cgroups. One thread pool
+    per process: run one model-server worker per endpoint instance (the deploy command sets
+    ``SAGEMAKER_MODEL_SERVER_WORKERS=1``) or lower this to cores / workers.
+    """
+    # TEXTCLF_INTRA_OP_THREADS is what the local endpoint (textclf serve-endpoint) sets.
+    for name in ("TEXTCLF_NUM_THREADS", "TEXTCLF_INTRA_OP_THREADS"):
+        override = os.environ.get(name, "").strip()
+        if override:
+            value = int(override)
+            if value < 1:
+                raise ValueError(f"{name} must be >= 1, got {override!r}")
+            return value
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - macOS has no sched_getaffinity
+        return max(1, os.cpu_count() or 1)
+
+
+@dataclass
+class Classifier:
+    """A loaded model: tokenizer, label order and a logits function over padded id arrays."""
+
+    runtime: str
+    labels: list[str]
+    max_length: int
+    tokenizer: Any
+    input_names: tuple[str, ...]
+    #: Maps {input name: int64 array [batch, seq]} to float logits [batch, labels].
+    forward: Callable[[dict[str, np.ndarray]], np.ndarray]
+    pad_token_id: int
+    batch_size: int = BATCH_SIZE
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(f"{path.name} is missing from the model directory {path.parent}") from exc
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} must hold a JSON object")
+    return data
+
+
+def _labels_from_config(config: dict[str, Any]) -> list[str]:
+    id2label = config.get("id2label")
+    if not isinstance(id2label, dict) or not id2label:
+        raise ValueError("config.json has no id2label: the model was not saved with its label map")
+    # JSON object keys are strings: {"0": "business", ...}.
+    by_id = {int(k): str(v) for k, v in id2label.items()}
+    if sorted(by_id) != list(range(len(by_id))):
+        raise ValueError(f"config.json id2label ids must be 0..n-1, got {sorted(by_id)}")
+    return [by_id[i] for i in range(len(by_id))]
+
+
+def _torch_forward(
+    model_dir: Path, threads: int
+) -> tuple[Callable[[dict[str, np.ndarray]], np.ndarray], list[str]]:
+    import inspect
+
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    torch.set_num_threads(threads)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model = AutoModelForSequenceClassification.from_pretrained(str(model_dir)).to(device).eval()
+    accepted = list(inspect.signature(model.forward).parameters)
+
+    def forward(batch: dict[str, np.ndarray]) -> np.ndarray:
+        with torch.inference_mode():
+            tensors = {k: torch.from_numpy(v).to(device) for k, v in batch.items()}
+            logits = model(**tensors).logits
+        return logits.float().cpu().numpy()
+
+    return forward, accepted
+
+
+def _onnx_forward(
+    model_dir: Path, threads: int
+) -> tuple[Callable[[dict[str, np.ndarray]], np.ndarray], list[str]]:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    # One graph, run sequentially: inter-op parallelism only adds a second pool competing for
+    # the same cores.
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if os.environ.get("TEXTCLF_ORT_SPIN", "1") == "0":
+        # Idle intra-op threads spin for a while after each run; on a server that also
+        # tokenizes and parses HTTP on the same cores this can be turned off.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    path = model_dir / ONNX_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{ONNX_FILE} is missing from {model_dir}: package with textclf package")
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    output_name = session.get_outputs()[0].name
+
+    def forward(batch: dict[str, np.ndarray]) -> np.ndarray:
+        return np.asarray(session.run([output_name], batch)[0], dtype=np.float32)
+
+    return forward, [i.name for i in session.get_inputs()]
+
+
+def load_classifier(model_dir: str | Path, runtime: str | None = None) -> Classifier:
+    """Load the model in ``model_dir`` for ``runtime`` (default: the one ``textclf_meta.json`` names)."""
+    from transformers import AutoTokenizer
+
+    model_dir = Path(model_dir)
+    meta = _read_json(model_dir / META_FILE)
+    config = _read_json(model_dir / "config.json")
+    runtime = runtime or str(meta.get("runtime", "torch"))
+    if runtime not in RUNTIMES:
+        raise ValueError(f"unknown runtime {runtime!r} in {META_FILE}; expected one of {', '.join(RUNTIMES)}")
+    max_length = int(meta.get("max_length", 0))
+    if max_length < 2:
+        raise ValueError(f"{META_FILE} must give max_length >= 2, got {meta.get('max_length')!r}")
+    labels = _labels_from_config(config)
+    # Always from_pretrained(dir): transformers 5 tokenizer classes ignore vocab_file=.
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    threads = num_threads()
+    if runtime == "torch":
+        forward, accepted = _torch_forward(model_dir, threads)
+    else:
+        forward, accepted = _onnx_forward(model_dir, threads)
+    # Feed exactly the inputs both the tokenizer produces and the graph takes (DistilBERT has no
+    # token_type_ids; an ONNX graph declares its inputs by name).
+    input_names = tuple(n for n in tokenizer.model_input_names if n in accepted)
+    if "input_ids" not in input_names:
+        raise ValueError(f"model in {model_dir} does not take input_ids (takes {accepted})")
+    pad_id = tokenizer.pad_token_id
+    logger.info(
+        "textclf model loaded: runtime=%s labels=%d max_length=%d threads=%d inputs=%s",
+        runtime,
+        len(labels),
+        max_length,
+        threads,
+        ",".join(input_names),
+    )
+    return Classifier(
+        runtime=runtime,
+        labels=labels,
+        max_length=max_length,
+        tokenizer=tokenizer,
+        input_names=input_names,
+        forward=forward,
+        pad_token_id=int(pad_id) if pad_id is not None else 0,
+        meta=meta,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Prediction
+# --------------------------------------------------------------------------------------------
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    # float64 and max-shift: exact enough that every probability lies in [0, 1] and rows sum to 1.
+    z = logits.astype(np.float64)
+    z -= z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _pad(rows: Sequence[Sequence[int]], pad_value: int) -> np.ndarray:
+    width = max(len(r) for r in rows)
+    out = np.full((len(rows), width), pad_value, dtype=np.int64)
+    for i, r in enumerate(rows):
+        out[i, : len(r)] = r
+    return out
+
+
+def predict_proba(model: Classifier, texts: Sequence[str]) -> np.ndarray:
+    """Class probabilities ``[len(texts), labels]`` in input order (no payload validation)."""
+    if not texts:
+        return np.zeros((0, len(model.labels)), dtype=np.float64)
+    # Explicit truncation to the max_length the model was trained with; headlines longer than
+    # that lose their tail (the EDA chose max_length to cover >= 99.5% of headlines).
+    encoded = model.tokenizer(
+        list(texts),
+        truncation=True,
+        max_length=model.max_length,
+        padding=False,
+        return_attention_mask=True,
+    )
+    lengths = [len(ids) for ids in encoded["input_ids"]]
+    # Longest first, so similar lengths share a batch and padding is minimal; results are put
+    # back in input order below.
+    order = sorted(range(len(texts)), key=lambda i: -lengths[i])
+    probs = np.empty((len(texts), len(model.labels)), dtype=np.float64)
+    for start in range(0, len(order), model.batch_size):
+        idx = order[start : start + model.batch_size]
+        batch: dict[str, np.ndarray] = {}
+        for name in model.input_names:
+            column = encoded[name]
+            pad_value = model.pad_token_id if name == "input_ids" else 0
+            batch[name] = _pad([column[i] for i in idx], pad_value)
+        probs[idx] = _softmax(model.forward(batch))
+    return probs
+
+
+def predict_texts(model: Classifier, texts: Sequence[str]) -> list[dict[str, Any]]:
+    """One ``{"label", "score", "scores"}`` dict per text, in input order."""
+    probs = predict_proba(model, texts)
+    out: list[dict[str, Any]] = []
+    for row in probs:
+        best = int(row.argmax())
+        out.append(
+            {
+                "label": model.labels[best],
+                "score": float(row[best]),
+                "scores": {label: float(p) for label, p in zip(model.labels, row, strict=True)},
+            }
+        )
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Payload validation
+# --------------------------------------------------------------------------------------------
+
+
+def validate_texts(inputs: Any) -> list[str]:
+    """``inputs`` as a non-empty list of non-blank strings within the length bounds."""
+    if isinstance(inputs, str):
+        texts = [inputs]
+        where = ["inputs"]
+    elif isinstance(inputs, list):
+        if not inputs:
+            raise PayloadError("'inputs' is an empty list: send at least one headline")
+        if len(inputs) > MAX_INPUTS:
+            raise PayloadError(f"'inputs' has {len(inputs)} items; at most {MAX_INPUTS} per request")
+        texts = inputs
+        where = [f"inputs[{i}]" for i in range(len(inputs))]
+    else:
+        raise PayloadError(f"'inputs' must be a string or a list of strings, got {_type_name(inputs)}")
+    for name, text in zip(where, texts, strict=True):
+        if not isinstance(text, str):
+            raise PayloadError(f"{name} must be a string, got {_type_name(text)}")
+        if not text.strip():
+            raise PayloadError(f"{name} is blank: send a non-empty headline")
+        if len(text) > MAX_TEXT_CHARS:
+            raise PayloadError(f"{name} has {len(text)} characters; at most {MAX_TEXT_CHARS}")
+    return list(texts)
+
+
+def _type_name(value: Any) -> str:
+    return {dict: "an object", list: "a list", bool: "a boolean", type(None): "null"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _media_type(header: str | None) -> str:
+    return (header or "").split(";", 1)[0].strip().lower()
+
+
+# --------------------------------------------------------------------------------------------
+# Toolkit handlers
+# --------------------------------------------------------------------------------------------
+
+
+def model_fn(model_dir: str, context: Any = None) -> Classifier:
+    """Load the runtime named in the archive's ``textclf_meta.json``."""
+    return load_classifier(model_dir)
+
+
+def input_fn(input_data: str | bytes | bytearray, content_type: str | None, context: Any = None) -> list[str]:
+    """Parse ``{"inputs": str | [str, ...]}`` (``application/json``) into a list of headlines."""
+    media = _media_type(content_type)
+    # An absent Content-Type is read as JSON: it is the only format this endpoint speaks.
+    if media not in ("", JSON_CONTENT_TYPE):
+        raise PayloadError(f"unsupported content type {content_type!r}: send {JSON_CONTENT_TYPE}")
+    if isinstance(input_data, bytes | bytearray):
+        try:
+            input_data = bytes(input_data).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise PayloadError(f"body is not valid UTF-8 (byte {exc.start})") from exc
+    if not isinstance(input_data, str):
+        raise PayloadError(f"body must be text, got {type(input_data).__name__}")
+    try:
+        payload = json.loads(input_data)
+    except json.JSONDecodeError as exc:
+        raise PayloadError(
+            f"body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from exc
+    if not isinstance(payload, dict):
+        raise PayloadError(f'body must be a JSON object like {{"inputs": [...]}}, got {_type_name(payload)}')
+    if "inputs" not in payload:
+        raise PayloadError('body has no \'inputs\' field: send {"inputs": "headline"} or a list of headlines')
+    extra = sorted(set(payload) - {"inputs"})
+    if extra:
+        raise PayloadError(f"unknown field(s) {', '.join(map(repr, extra))}: only 'inputs' is accepted")
+    return validate_texts(payload["inputs"])
+
+
+def predict_fn(data: list[str], model: Classifier, context: Any = None) -> dict[str, list[dict[str, Any]]]:
+    """``{"predictions": [...]}`` for the texts ``input_fn`` returned."""
+    return {"predictions": predict_texts(model, data)}
+
+
+def output_fn(prediction: dict[str, Any], accept: str | None, context: Any = None) -> str:
+    """Serialise as JSON (the only response format; ``*/*`` and no Accept mean JSON)."""
+    media = _media_type(accept)
+    if media not in ("", "*/*", JSON_CONTENT_TYPE):
+        raise PayloadError(f"unsupported Accept {accept!r}: this endpoint answers {JSON_CONTENT_TYPE}")
+    return json.dumps(prediction, ensure_ascii=False)

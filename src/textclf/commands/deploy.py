@@ -1,0 +1,130 @@
+"""``textclf deploy``: model.tar.gz -> SageMaker Model, EndpointConfig and (new or updated) endpoint."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from textclf import deploy
+
+    parser = subparsers.add_parser(
+        "deploy",
+        help="deploy model.tar.gz to a SageMaker endpoint (Hugging Face inference DLC)",
+        description="Create a SageMaker Model and EndpointConfig (fresh names) for the archive, then "
+        "create the endpoint or update it if it exists, and wait until it is InService. A local "
+        "archive is uploaded first (--upload-to).",
+    )
+    parser.add_argument(
+        "--model-data",
+        required=True,
+        help="s3://.../model.tar.gz, or a local model.tar.gz to upload to --upload-to",
+    )
+    parser.add_argument(
+        "--upload-to",
+        default=None,
+        help="s3://bucket/prefix for a local --model-data (stored under <prefix>/<sha12>/model.tar.gz)",
+    )
+    parser.add_argument(
+        "--role-arn",
+        default=os.environ.get("SAGEMAKER_ROLE_ARN"),
+        help="SageMaker execution role (default: $SAGEMAKER_ROLE_ARN)",
+    )
+    parser.add_argument("--endpoint-name", default=deploy.DEFAULT_ENDPOINT_NAME, help="default: %(default)s")
+    parser.add_argument(
+        "--instance-type",
+        default=deploy.DEFAULT_INSTANCE_TYPE,
+        help="default: %(default)s (CPU, for the ONNX runtimes); ml.g*/ml.p* pick the GPU image",
+    )
+    parser.add_argument("--instance-count", type=int, default=1, help="default: %(default)s")
+    parser.add_argument("--image-uri", default=None, help="default: the HF inference DLC of the region")
+    parser.add_argument("--region", default=None, help="default: the AWS SDK's (AWS_REGION, profile)")
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra container environment (repeatable), e.g. TEXTCLF_NUM_THREADS=2",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=1800.0, help="seconds to wait (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--poll", type=float, default=15.0, help="seconds between status checks (default: %(default)s)"
+    )
+    parser.add_argument("--no-wait", action="store_true", help="return once the endpoint change is requested")
+    parser.set_defaults(func=run)
+
+
+def _parse_env(pairs: list[str]) -> dict[str, str]:
+    from textclf.errors import UserError
+
+    env: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UserError(f"--env {pair!r}: expected KEY=VALUE")
+        env[key] = value
+    return env
+
+
+def run(args: argparse.Namespace) -> int:
+    import boto3
+    from botocore.exceptions import BotoCoreError
+
+    from textclf import deploy
+    from textclf.errors import UserError
+    from textclf.packaging import read_archive_meta
+
+    if not args.role_arn:
+        raise UserError(
+            "--role-arn is required (or set SAGEMAKER_ROLE_ARN): the role SageMaker runs the model as"
+        )
+    try:
+        session = boto3.session.Session(region_name=args.region)
+    except BotoCoreError as exc:
+        raise UserError(f"AWS session: {exc}") from exc
+    region = session.region_name
+    if not region:
+        raise UserError("no AWS region: pass --region or set AWS_REGION")
+    environment = _parse_env(args.env)
+    gpu = deploy.is_gpu_instance(args.instance_type)
+    image_uri = args.image_uri or deploy.default_image_uri(region, args.instance_type)
+
+    model_data = args.model_data
+    if not model_data.startswith("s3://"):
+        archive = Path(model_data).expanduser().resolve()
+        if not archive.is_file():
+            raise UserError(f"--model-data {model_data}: no such file (and not an s3:// URI)")
+        meta = read_archive_meta(archive)
+        if meta is None:
+            raise UserError(f"{archive} is not a textclf model.tar.gz (no textclf_meta.json inside)")
+        if gpu and str(meta.get("runtime", "")).startswith("onnx"):
+            print(
+                f"warning: {archive} holds the {meta['runtime']} runtime, which runs on CPU only; "
+                f"{args.instance_type} has a GPU it will not use (package --runtime torch for GPUs)"
+            )
+        if not args.upload_to:
+            raise UserError("a local --model-data needs --upload-to s3://bucket/prefix")
+        model_data = deploy.upload_model_data(session.client("s3"), archive, args.upload_to)
+
+    result = deploy.deploy(
+        session.client("sagemaker"),
+        model_data=model_data,
+        role_arn=args.role_arn,
+        image_uri=image_uri,
+        endpoint_name=args.endpoint_name,
+        instance_type=args.instance_type,
+        instance_count=args.instance_count,
+        environment=environment,
+        wait=not args.no_wait,
+        timeout_s=args.timeout,
+        poll_s=args.poll,
+    )
+    print(
+        f"endpoint {result.endpoint_name} {result.action} with config {result.endpoint_config_name}: "
+        f"{result.status} after {result.elapsed_s:.0f} s"
+    )
+    return 0

@@ -1,0 +1,89 @@
+"""``textclf package``: build the SageMaker ``model.tar.gz`` for one runtime (fidelity-gated)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from textclf.config import artifacts_dir
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from textclf.packaging import build, fidelity
+
+    parser = subparsers.add_parser(
+        "package",
+        help="build model.tar.gz (torch, onnx-fp32 or onnx-int8) for SageMaker and the local endpoint",
+        description="Export the trained model (ONNX, int8 dynamic quantisation), check it against the "
+        "torch model on the validation split, and write model.tar.gz: model files at the root, "
+        "code/inference.py and code/requirements.txt. Refuses (exit 2, nothing written) when the "
+        "ONNX runtime disagrees with torch beyond the thresholds. An archive built from the same "
+        "inputs is reused.",
+    )
+    art = artifacts_dir()
+    parser.add_argument(
+        "--model", type=Path, default=art / "model", help="trained model directory (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=art / "package" / "model.tar.gz",
+        help="archive to write (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--runtime", choices=build.RUNTIMES, default=build.DEFAULT_RUNTIME, help="default: %(default)s"
+    )
+    parser.add_argument(
+        "--validation-data",
+        type=Path,
+        default=art / "data" / "validation",
+        help="split dir, .parquet or raw corpus file for the fidelity check (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--min-agreement",
+        type=float,
+        default=fidelity.MIN_AGREEMENT,
+        help="least argmax agreement with torch, a fraction (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-accuracy-drop",
+        type=float,
+        default=fidelity.MAX_ACCURACY_DROP,
+        help="largest accuracy drop vs torch, a fraction: 0.003 = 0.3 points (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--fidelity-rows",
+        type=int,
+        default=fidelity.SAMPLE_SIZE,
+        help="validation rows compared, a seeded random sample (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--vendor-wheels",
+        choices=build.VENDOR_MODES,
+        default="auto",
+        help="ONNX runtimes: ship the onnxruntime wheels for the inference container in code/wheels "
+        "(yes), install from PyPI at container start (no), or vendor when possible (auto, default)",
+    )
+    parser.add_argument(
+        "--wheel-dir", type=Path, default=None, help="take the wheels from here instead of the cache/download"
+    )
+    parser.add_argument("--force", action="store_true", help="rebuild even if the archive is up to date")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from textclf.packaging import build_package
+
+    build_package(
+        args.model.resolve(),
+        args.out.resolve(),
+        runtime=args.runtime,
+        validation_data=args.validation_data.resolve() if args.runtime != "torch" else None,
+        min_agreement=args.min_agreement,
+        max_accuracy_drop=args.max_accuracy_drop,
+        sample_size=args.fidelity_rows,
+        vendor=args.vendor_wheels,
+        wheel_dir=args.wheel_dir.resolve() if args.wheel_dir else None,
+        force=args.force,
+    )
+    return 0

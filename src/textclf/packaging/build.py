@@ -1,0 +1,337 @@
+"""``textclf package``: a trained model directory -> ``model.tar.gz`` for SageMaker (and the local endpoint).
+
+Archive layout (docs/DESIGN.md "Serving artefact")::
+
+    textclf_meta.json      runtime, max_length, labels, fidelity figures, packaging provenance
+    config.json            id2label
+    tokenizer files
+    model.safetensors      torch runtime only
+    model.onnx             ONNX runtimes only (fp32 export, or its int8 dynamic quantisation)
+    metrics.json ...       the other top-level files of the model directory
+    code/inference.py      model/inference.py
+    code/requirements.txt  empty for torch; onnxruntime for ONNX (vendored wheels in code/wheels)
+
+Nothing is written unless every step succeeds: the archive is assembled in a temporary
+directory, and written to a temporary name that replaces ``out`` only at the end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from textclf import __version__
+from textclf.errors import UserError
+from textclf.packaging import fidelity, wheels
+from textclf.packaging.runtime import inference_script, load_model
+
+log = logging.getLogger(__name__)
+
+RUNTIMES = ("torch", "onnx-fp32", "onnx-int8")
+DEFAULT_RUNTIME = "onnx-int8"
+META_FILE = "textclf_meta.json"
+ONNX_FILE = "model.onnx"
+CODE_DIR = "code"
+VENDOR_MODES = ("auto", "yes", "no")
+#: Torch weight files: an ONNX archive serves model.onnx and would only carry them as dead weight.
+_TORCH_WEIGHTS = (".safetensors", ".bin", ".pt", ".pth", ".ckpt")
+#: gzip level 6: weights barely compress, and level 9 costs several times the time for <1%.
+_GZIP_LEVEL = 6
+
+
+@dataclass
+class PackageResult:
+    """What ``build_package`` produced (or found up to date)."""
+
+    out: Path
+    runtime: str
+    reused: bool
+    size_bytes: int
+    meta: dict[str, Any]
+    fidelity: fidelity.FidelityReport | None = None
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _top_level_files(directory: Path) -> list[Path]:
+    # Top-level only: sub-directories of a training output are checkpoints and logs, not model.
+    return sorted(p for p in directory.iterdir() if p.is_file() and not p.name.startswith("."))
+
+
+def check_model_dir(model_dir: Path) -> dict[str, Any]:
+    """The model directory's ``textclf_meta.json``, after checking it is a trained model directory."""
+    if not model_dir.is_dir():
+        raise UserError(f"model directory {model_dir} does not exist (train one with textclf train)")
+    for required in ("config.json", META_FILE):
+        if not (model_dir / required).is_file():
+            raise UserError(f"{model_dir} is not a textclf model directory: {required} is missing")
+    meta = json.loads((model_dir / META_FILE).read_text(encoding="utf-8"))
+    if not isinstance(meta, dict):
+        raise UserError(f"{model_dir / META_FILE} is not a JSON object")
+    return meta
+
+
+def stage_runtime(model_dir: Path, runtime: str, dest: Path) -> Path:
+    """Lay out ``model_dir`` for ``runtime`` in ``dest`` (no ``code/``); return ``dest``.
+
+    The result loads with ``inference.model_fn(dest)``: :func:`textclf.packaging.load_model`.
+    The benchmark uses this to get every runtime from one trained model.
+    """
+    from textclf.packaging.onnx_export import OPSET, export_onnx
+    from textclf.packaging.quantize import PER_CHANNEL, quantize_int8
+
+    if runtime not in RUNTIMES:
+        raise UserError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
+    meta = check_model_dir(model_dir)
+    dest.mkdir(parents=True, exist_ok=True)
+    for path in _top_level_files(model_dir):
+        if path.name in (META_FILE, ONNX_FILE):
+            continue
+        if runtime != "torch" and path.name.endswith(_TORCH_WEIGHTS):
+            continue
+        shutil.copy2(path, dest / path.name)
+    meta = dict(meta) | {"runtime": runtime}
+    if runtime != "torch":
+        with tempfile.TemporaryDirectory(prefix="textclf-export-") as tmp:
+            fp32 = Path(tmp) / "model.fp32.onnx"
+            inputs = export_onnx(model_dir, fp32, opset=OPSET)
+            if runtime == "onnx-int8":
+                quantize_int8(fp32, dest / ONNX_FILE)
+            else:
+                shutil.move(fp32, dest / ONNX_FILE)
+        meta["onnx"] = {
+            "file": ONNX_FILE,
+            "opset": OPSET,
+            "inputs": inputs,
+            "quantization": (
+                {"method": "dynamic", "weight_type": "int8", "per_channel": PER_CHANNEL}
+                if runtime == "onnx-int8"
+                else None
+            ),
+        }
+    (dest / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    return dest
+
+
+def add_code(
+    dest: Path, runtime: str, vendor: str = "auto", wheel_dir: Path | None = None
+) -> wheels.Requirements:
+    """Write ``code/inference.py`` and ``code/requirements.txt`` (+ ``code/wheels``) into ``dest``."""
+    code = dest / CODE_DIR
+    code.mkdir(parents=True, exist_ok=True)
+    script = inference_script()
+    if not script.is_file():
+        raise UserError(f"{script} does not exist (TEXTCLF_MODEL_CODE points elsewhere?)")
+    shutil.copy2(script, code / "inference.py")
+    if runtime == "torch":
+        requirements = wheels.Requirements(wheels.TORCH_REQUIREMENTS, ())
+    else:
+        requirements = wheels.onnx_requirements(vendor, wheel_dir)
+    (code / "requirements.txt").write_text(requirements.text, encoding="utf-8")
+    if requirements.wheels:
+        (code / wheels.WHEELS_DIR).mkdir(exist_ok=True)
+        for wheel in requirements.wheels:
+            shutil.copy2(wheel, code / wheels.WHEELS_DIR / wheel.name)
+    return requirements
+
+
+def _data_files(path: Path) -> list[Path]:
+    if path.is_dir():
+        return sorted(p for p in path.rglob("*") if p.is_file())
+    return [path]
+
+
+def fingerprint(model_dir: Path, settings: dict[str, Any], validation: Path | None) -> str:
+    """Hash of everything the archive depends on: model files, code, data, settings, versions."""
+    import importlib.metadata
+
+    parts: dict[str, Any] = {
+        "settings": settings,
+        "model": {p.name: _sha256(p) for p in _top_level_files(model_dir)},
+        "inference.py": _sha256(inference_script()),
+        "textclf": __version__,
+        "versions": {
+            name: importlib.metadata.version(name)
+            for name in ("torch", "transformers", "onnx", "onnxruntime")
+        },
+    }
+    if validation is not None:
+        parts["validation"] = {
+            str(p.relative_to(validation) if p != validation else p.name): _sha256(p)
+            for p in _data_files(validation)
+        }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+def read_archive_meta(archive: Path) -> dict[str, Any] | None:
+    """``textclf_meta.json`` of an existing archive, or None if it is missing or unreadable."""
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            member = tar.extractfile(META_FILE)
+            if member is None:
+                return None
+            data = json.loads(member.read().decode("utf-8"))
+    except (OSError, KeyError, tarfile.TarError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _normalised(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    # Owner names of the packaging machine mean nothing in the container; keep the archive neutral.
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    return info
+
+
+def write_archive(staging: Path, out: Path) -> None:
+    """Tar+gzip ``staging`` into ``out`` atomically; ``textclf_meta.json`` first for quick reads."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    files = sorted(p for p in staging.rglob("*") if p.is_file())
+    files.sort(key=lambda p: p.relative_to(staging).as_posix() != META_FILE)
+    try:
+        with tarfile.open(tmp, "w:gz", compresslevel=_GZIP_LEVEL) as tar:
+            for path in files:
+                tar.add(path, arcname=path.relative_to(staging).as_posix(), filter=_normalised)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def build_package(
+    model_dir: Path,
+    out: Path,
+    *,
+    runtime: str = DEFAULT_RUNTIME,
+    validation_data: Path | None = None,
+    min_agreement: float = fidelity.MIN_AGREEMENT,
+    max_accuracy_drop: float = fidelity.MAX_ACCURACY_DROP,
+    sample_size: int = fidelity.SAMPLE_SIZE,
+    seed: int = fidelity.SAMPLE_SEED,
+    vendor: str = "auto",
+    wheel_dir: Path | None = None,
+    force: bool = False,
+    echo: Callable[[str], None] = print,
+) -> PackageResult:
+    """Build (or reuse) ``out`` for ``runtime``; ONNX runtimes must pass the fidelity gate."""
+    if runtime not in RUNTIMES:
+        raise UserError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
+    if vendor not in VENDOR_MODES:
+        raise UserError(f"--vendor-wheels must be one of {', '.join(VENDOR_MODES)}")
+    if not 0.0 <= min_agreement <= 1.0:
+        raise UserError(f"--min-agreement must lie in [0, 1], got {min_agreement}")
+    if not 0.0 <= max_accuracy_drop <= 1.0:
+        raise UserError(
+            f"--max-accuracy-drop is a fraction in [0, 1] (0.003 = 0.3 points), got {max_accuracy_drop}"
+        )
+    if sample_size < 1:
+        raise UserError(f"--fidelity-rows must be >= 1, got {sample_size}")
+    check_model_dir(model_dir)
+    # The per-file "Loading weights" bars of transformers only clutter this command's output.
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    needs_data = runtime != "torch"
+    if needs_data:
+        if validation_data is None:
+            raise UserError(f"--runtime {runtime} needs --validation-data for its fidelity check")
+        if not validation_data.exists():
+            raise UserError(
+                f"validation data {validation_data} does not exist: run textclf data, or pass "
+                f"--validation-data (the {runtime} fidelity check needs it)"
+            )
+    settings = {
+        "runtime": runtime,
+        "min_agreement": min_agreement,
+        "max_accuracy_drop": max_accuracy_drop,
+        "sample_size": sample_size,
+        "seed": seed,
+        "vendor": vendor,
+    }
+    print_fp = fingerprint(model_dir, settings, validation_data if needs_data else None)
+    if out.exists() and not force:
+        existing = read_archive_meta(out)
+        if existing and existing.get("packaging", {}).get("fingerprint") == print_fp:
+            echo(f"{out} is up to date (same model, code, data and settings); --force rebuilds it")
+            recorded = existing.get("fidelity")
+            if recorded:
+                echo(
+                    f"fidelity (recorded): agreement {recorded['agreement']:.2%}, accuracy "
+                    f"{recorded['accuracy_reference']:.2%} -> {recorded['accuracy_candidate']:.2%}"
+                )
+            return PackageResult(out, runtime, True, out.stat().st_size, existing)
+
+    timings: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="textclf-package-") as tmp:
+        staging = Path(tmp) / "model"
+        started = time.perf_counter()
+        steps = {"torch": "copy", "onnx-fp32": "ONNX export", "onnx-int8": "ONNX export + int8 quantisation"}
+        echo(f"staging {runtime} from {model_dir} ({steps[runtime]})")
+        stage_runtime(model_dir, runtime, staging)
+        timings["stage_s"] = time.perf_counter() - started
+        log.info("staged in %.1f s", timings["stage_s"])
+
+        report: fidelity.FidelityReport | None = None
+        if needs_data:
+            assert validation_data is not None  # checked above
+            started = time.perf_counter()
+            texts, labels, total = fidelity.sample_validation(validation_data, sample_size, seed)
+            echo(f"fidelity check: {runtime} vs torch on {len(texts)} of {total} rows of {validation_data}")
+            reference = load_model(model_dir, "torch")
+            candidate = load_model(staging)
+            report = fidelity.measure(
+                reference,
+                candidate,
+                texts,
+                labels,
+                data=str(validation_data),
+                rows_available=total,
+                sample_seed=seed,
+                min_agreement=min_agreement,
+                max_accuracy_drop=max_accuracy_drop,
+            )
+            timings["fidelity_s"] = time.perf_counter() - started
+            echo(report.summary())
+            fidelity.check(report)
+
+        requirements = add_code(staging, runtime, vendor, wheel_dir)
+        if runtime != "torch" and not requirements.vendored:
+            echo(
+                "warning: onnxruntime wheels not vendored; the container will pip-install onnxruntime "
+                "from PyPI at start (needs outbound network)"
+            )
+        meta = json.loads((staging / META_FILE).read_text(encoding="utf-8"))
+        meta["fidelity"] = report.to_dict() if report else None
+        meta["packaging"] = {
+            "fingerprint": print_fp,
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "textclf": __version__,
+            "source_model": str(model_dir),
+            "vendored_wheels": sorted(p.name for p in requirements.wheels),
+            "settings": settings,
+        }
+        (staging / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        started = time.perf_counter()
+        write_archive(staging, out)
+        timings["archive_s"] = time.perf_counter() - started
+    size = out.stat().st_size
+    echo(f"wrote {out} ({size / 1e6:.1f} MB, runtime {runtime})")
+    return PackageResult(out, runtime, False, size, meta, report, timings)

@@ -1,0 +1,40 @@
+"""Dynamic int8 quantisation of an exported ONNX classifier (ONNX Runtime's quantiser).
+
+Dynamic quantisation stores MatMul weights as int8 and quantises activations per batch at run
+time: no calibration data, about 4x smaller weights and int8 GEMM kernels on CPU. Whether it is
+good enough for a given model is decided by the fidelity check, not assumed here.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+#: Per-channel scales: one scale per output column of each weight matrix instead of one per
+#: matrix. It cost no measurable speed here and halved the logit error on MiniLM.
+PER_CHANNEL = True
+
+
+def quantize_int8(src: Path, dst: Path, *, per_channel: bool = PER_CHANNEL) -> None:
+    """Write the int8 dynamic quantisation of ``src`` to ``dst``."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    root = logging.getLogger()
+    level = root.level
+    # The quantiser logs one INFO line per tensor on the root logger; they drown the CLI output.
+    root.setLevel(max(level, logging.WARNING))
+    try:
+        # Signed int8 weights (QInt8): ONNX Runtime's x86 kernels multiply u8 activations by s8 weights.
+        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=per_channel)
+    finally:
+        root.setLevel(level)
+    log.info(
+        "quantised %s -> %s (%.1f MB -> %.1f MB)",
+        src.name,
+        dst.name,
+        src.stat().st_size / 1e6,
+        dst.stat().st_size / 1e6,
+    )

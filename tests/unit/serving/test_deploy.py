@@ -1,0 +1,308 @@
+"""``textclf deploy``: moto for create (what moto implements), botocore Stubber for update/failures."""
+
+from __future__ import annotations
+
+import tarfile
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import ANY, Stubber
+from moto import mock_aws
+
+from textclf import deploy
+from textclf.cli import main
+from textclf.errors import UserError
+
+REGION = "us-east-1"
+ROLE = "arn:aws:iam::123456789012:role/textclf-sagemaker"
+MODEL_DATA = "s3://bucket/models/abc/model.tar.gz"
+ENDPOINT_ARN = f"arn:aws:sagemaker:{REGION}:123456789012:endpoint/textclf"
+CPU_IMAGE = f"763104351884.dkr.ecr.{REGION}.amazonaws.com/huggingface-pytorch-inference:{deploy.CPU_TAG}"
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+    }.items():
+        monkeypatch.setenv(key, value)
+    for key in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SAGEMAKER", "AWS_ENDPOINT_URL_S3"):
+        monkeypatch.delenv(key, raising=False)
+    with mock_aws():
+        yield
+
+
+def test_image_uri_table() -> None:
+    assert deploy.default_image_uri(REGION, "ml.m5.large") == CPU_IMAGE
+    assert deploy.default_image_uri("eu-west-1", "ml.c6i.xlarge").startswith(
+        "763104351884.dkr.ecr.eu-west-1."
+    )
+    gpu = deploy.default_image_uri("af-south-1", "ml.g5.xlarge")
+    assert (
+        gpu == f"626614931356.dkr.ecr.af-south-1.amazonaws.com/huggingface-pytorch-inference:{deploy.GPU_TAG}"
+    )
+    assert deploy.default_image_uri("cn-north-1", "ml.m5.large").startswith(
+        "727897471807.dkr.ecr.cn-north-1.amazonaws.com.cn/"
+    )
+    with pytest.raises(UserError, match="no Hugging Face inference image known for region 'xx-east-9'"):
+        deploy.default_image_uri("xx-east-9", "ml.m5.large")
+    with pytest.raises(UserError, match="Neuron"):
+        deploy.is_gpu_instance("ml.inf2.xlarge")
+    with pytest.raises(UserError, match="not of the form"):
+        deploy.is_gpu_instance("m5.large")
+    assert deploy.is_gpu_instance("ml.p4d.24xlarge") and not deploy.is_gpu_instance("ml.c7i.large")
+
+
+def test_unique_names_fit_sagemaker_limits() -> None:
+    now = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    name = deploy.unique_name("textclf", now)
+    assert name.startswith("textclf-20260102-030405-") and len(name) == len("textclf-20260102-030405-") + 4
+    assert deploy.unique_name("textclf", now) != name
+    long = deploy.unique_name("e" * 80, now)
+    assert len(long) == 63
+    deploy.check_endpoint_name(long)
+    with pytest.raises(UserError, match="endpoint name 'bad_name' is invalid"):
+        deploy.check_endpoint_name("bad_name")
+
+
+def test_create_with_moto(aws_env: None) -> None:
+    sm = boto3.client("sagemaker", region_name=REGION)
+    lines: list[str] = []
+    result = deploy.deploy(
+        sm,
+        model_data=MODEL_DATA,
+        role_arn=ROLE,
+        image_uri=CPU_IMAGE,
+        environment={"TEXTCLF_NUM_THREADS": "2"},
+        poll_s=0,
+        echo=lines.append,
+    )
+    assert result.action == "created" and result.status == "InService"
+    model = sm.describe_model(ModelName=result.model_name)
+    assert model["PrimaryContainer"]["Image"] == CPU_IMAGE
+    assert model["PrimaryContainer"]["ModelDataUrl"] == MODEL_DATA
+    assert model["PrimaryContainer"]["Environment"] == deploy.DEFAULT_ENVIRONMENT | {
+        "TEXTCLF_NUM_THREADS": "2"
+    }
+    assert model["ExecutionRoleArn"] == ROLE
+    config = sm.describe_endpoint_config(EndpointConfigName=result.endpoint_config_name)
+    variant = config["ProductionVariants"][0]
+    assert (variant["VariantName"], variant["ModelName"]) == ("AllTraffic", result.model_name)
+    assert (variant["InstanceType"], variant["InitialInstanceCount"]) == ("ml.m5.large", 1)
+    endpoint = sm.describe_endpoint(EndpointName="textclf")
+    assert endpoint["EndpointConfigName"] == result.endpoint_config_name
+    assert any(line.startswith("endpoint textclf: InService") for line in lines)
+
+
+def test_cli_uploads_a_local_archive_then_deploys(
+    aws_env: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    archive = tmp_path / "model.tar.gz"
+    meta = tmp_path / "textclf_meta.json"
+    meta.write_text('{"runtime": "onnx-int8", "max_length": 32}')
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(meta, arcname="textclf_meta.json")
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket="artefacts")
+    argv = ["deploy", "--model-data", str(archive), "--role-arn", ROLE, "--poll", "0"]
+    assert main([*argv, "--upload-to", "s3://artefacts/models"]) == 0
+    out = capsys.readouterr().out
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket="artefacts")["Contents"]]
+    assert len(keys) == 1 and keys[0].startswith("models/") and keys[0].endswith("/model.tar.gz")
+    assert "endpoint textclf created" in out
+    sm = boto3.client("sagemaker", region_name=REGION)
+    model_name = sm.list_models()["Models"][0]["ModelName"]
+    assert (
+        sm.describe_model(ModelName=model_name)["PrimaryContainer"]["ModelDataUrl"]
+        == f"s3://artefacts/{keys[0]}"
+    )
+    # The same archive again: not uploaded twice (content-addressed key).
+    assert main([*argv, "--upload-to", "s3://artefacts/models", "--endpoint-name", "second"]) == 0
+    assert "already uploaded" in capsys.readouterr().out
+    # Without --upload-to a local archive cannot be deployed.
+    assert main(argv) == 2
+    assert "needs --upload-to" in capsys.readouterr().err
+
+
+def _stubbed() -> tuple[Any, Stubber]:
+    sm = boto3.client(
+        "sagemaker",
+        region_name=REGION,
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+        aws_session_token="x",
+    )
+    return sm, Stubber(sm)
+
+
+def _endpoint(status: str, config: str, reason: str | None = None) -> dict[str, Any]:
+    desc: dict[str, Any] = {
+        "EndpointName": "textclf",
+        "EndpointArn": f"arn:aws:sagemaker:{REGION}:123456789012:endpoint/textclf",
+        "EndpointConfigName": config,
+        "EndpointStatus": status,
+        "CreationTime": datetime(2026, 1, 1, tzinfo=UTC),
+        "LastModifiedTime": datetime(2026, 1, 1, tzinfo=UTC),
+    }
+    if reason:
+        desc["FailureReason"] = reason
+    return desc
+
+
+def _expect_creates(stub: Stubber) -> None:
+    stub.add_response(
+        "create_model",
+        {"ModelArn": f"arn:aws:sagemaker:{REGION}:123456789012:model/m"},
+        {"ModelName": ANY, "PrimaryContainer": ANY, "ExecutionRoleArn": ROLE},
+    )
+    stub.add_response(
+        "create_endpoint_config",
+        {"EndpointConfigArn": f"arn:aws:sagemaker:{REGION}:123456789012:endpoint-config/c"},
+        {"EndpointConfigName": ANY, "ProductionVariants": ANY},
+    )
+
+
+def _run(sm: Any, lines: list[str]) -> deploy.DeployResult:
+    return deploy.deploy(
+        sm,
+        model_data=MODEL_DATA,
+        role_arn=ROLE,
+        image_uri=CPU_IMAGE,
+        poll_s=0,
+        echo=lines.append,
+        sleep=lambda _: None,
+    )
+
+
+class _Names:
+    """Fixes the generated name so stubbed DescribeEndpoint answers can refer to it."""
+
+    name = "textclf-20260101-000000-abcd"
+
+
+@pytest.fixture
+def fixed_name(monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setattr(deploy, "unique_name", lambda prefix, now=None: _Names.name)
+    return _Names.name
+
+
+def test_update_existing_endpoint_waits_for_new_config(fixed_name: str) -> None:
+    sm, stub = _stubbed()
+    stub.add_response("describe_endpoint", _endpoint("InService", "old-config"), {"EndpointName": "textclf"})
+    _expect_creates(stub)
+    stub.add_response(
+        "update_endpoint",
+        {"EndpointArn": ENDPOINT_ARN},
+        {"EndpointName": "textclf", "EndpointConfigName": fixed_name},
+    )
+    stub.add_response("describe_endpoint", _endpoint("Updating", "old-config"), {"EndpointName": "textclf"})
+    stub.add_response("describe_endpoint", _endpoint("Updating", "old-config"), {"EndpointName": "textclf"})
+    stub.add_response("describe_endpoint", _endpoint("InService", fixed_name), {"EndpointName": "textclf"})
+    lines: list[str] = []
+    with stub:
+        result = _run(sm, lines)
+    stub.assert_no_pending_responses()
+    assert (result.action, result.status, result.endpoint_config_name) == ("updated", "InService", fixed_name)
+    assert [line.split(" (")[0] for line in lines if line.startswith("endpoint ")] == [
+        "endpoint textclf: Updating",
+        "endpoint textclf: InService",
+    ]
+
+
+def test_rolled_back_update_is_reported_with_its_reason(fixed_name: str) -> None:
+    sm, stub = _stubbed()
+    stub.add_response("describe_endpoint", _endpoint("InService", "old-config"), {"EndpointName": "textclf"})
+    _expect_creates(stub)
+    stub.add_response(
+        "update_endpoint",
+        {"EndpointArn": ENDPOINT_ARN},
+        {"EndpointName": "textclf", "EndpointConfigName": fixed_name},
+    )
+    stub.add_response("describe_endpoint", _endpoint("Updating", "old-config"), {"EndpointName": "textclf"})
+    stub.add_response(
+        "describe_endpoint",
+        _endpoint("InService", "old-config", "The primary container did not pass the ping health check"),
+        {"EndpointName": "textclf"},
+    )
+    with (
+        stub,
+        pytest.raises(UserError, match=r"rolled back to old-config: The primary container did not pass"),
+    ):
+        _run(sm, [])
+
+
+def test_failed_create_reports_failure_reason(fixed_name: str) -> None:
+    sm, stub = _stubbed()
+    stub.add_client_error(
+        "describe_endpoint",
+        "ValidationException",
+        'Could not find endpoint "textclf".',
+        expected_params={"EndpointName": "textclf"},
+    )
+    _expect_creates(stub)
+    stub.add_response(
+        "create_endpoint",
+        {"EndpointArn": ENDPOINT_ARN},
+        {"EndpointName": "textclf", "EndpointConfigName": fixed_name},
+    )
+    stub.add_response("describe_endpoint", _endpoint("Creating", fixed_name), {"EndpointName": "textclf"})
+    stub.add_response(
+        "describe_endpoint",
+        _endpoint("Failed", fixed_name, "pip install failed"),
+        {"EndpointName": "textclf"},
+    )
+    with (
+        stub,
+        pytest.raises(
+            UserError, match=r"endpoint textclf failed: pip install failed .*/aws/sagemaker/Endpoints/textclf"
+        ),
+    ):
+        _run(sm, [])
+
+
+def test_timeout_and_busy_and_failed_endpoints(fixed_name: str) -> None:
+    sm, stub = _stubbed()
+    stub.add_client_error("describe_endpoint", "ValidationException", 'Could not find endpoint "textclf".')
+    _expect_creates(stub)
+    stub.add_response("create_endpoint", {"EndpointArn": ENDPOINT_ARN})
+    for _ in range(3):
+        stub.add_response("describe_endpoint", _endpoint("Creating", fixed_name))
+    ticks = iter(range(0, 10_000, 100))
+    with stub, pytest.raises(UserError, match="still Creating after"):
+        deploy.deploy(
+            sm,
+            model_data=MODEL_DATA,
+            role_arn=ROLE,
+            image_uri=CPU_IMAGE,
+            timeout_s=150,
+            poll_s=1,
+            echo=lambda _: None,
+            sleep=lambda _: None,
+            clock=lambda: float(next(ticks)),
+        )
+
+    for status, message in (
+        ("Updating", "is Updating; wait until"),
+        ("Failed", "cannot be updated: delete it"),
+    ):
+        sm, stub = _stubbed()
+        stub.add_response("describe_endpoint", _endpoint(status, "old", "boom"))
+        with stub, pytest.raises(UserError, match=message):
+            _run(sm, [])
+        stub.assert_no_pending_responses()  # nothing was created
+
+
+def test_aws_errors_become_one_line_user_errors(fixed_name: str) -> None:
+    sm, stub = _stubbed()
+    stub.add_client_error("describe_endpoint", "ValidationException", 'Could not find endpoint "textclf".')
+    stub.add_client_error("create_model", "AccessDeniedException", "not authorized to perform iam:PassRole")
+    with stub, pytest.raises(UserError, match="CreateModel failed: AccessDeniedException: not authorized"):
+        _run(sm, [])

@@ -1,0 +1,193 @@
+"""Fidelity gate, archive reuse and wheel vendoring of ``textclf package``."""
+
+from __future__ import annotations
+
+import tarfile
+from pathlib import Path
+
+import onnx
+import pytest
+from onnx import numpy_helper
+
+from textclf.cli import main
+from textclf.errors import UserError
+from textclf.packaging import FidelityError, FidelityReport, build_package, onnx_export, read_archive_meta
+from textclf.packaging.fidelity import sample_validation
+from textclf.packaging.wheels import pinned
+
+
+def _swap_first_two_classes(onnx_path: Path) -> None:
+    """Swap rows 0 and 1 of the final classifier layer: labels 0 and 1 trade places."""
+    model = onnx.load(str(onnx_path))
+    last = next(n for n in model.graph.node if "logits" in n.output)
+    by_name = {init.name: init for init in model.graph.initializer}
+    for name in last.input[1:]:
+        array = numpy_helper.to_array(by_name[name]).copy()
+        array[[0, 1]] = array[[1, 0]]
+        by_name[name].CopyFrom(numpy_helper.from_array(array, name))
+    onnx.save(model, str(onnx_path))
+
+
+@pytest.fixture
+def corrupting_export(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = onnx_export.export_onnx
+
+    def export_then_corrupt(model_dir: Path, out: Path, *, opset: int = onnx_export.OPSET) -> list[str]:
+        names = real(model_dir, out, opset=opset)
+        _swap_first_two_classes(out)
+        return names
+
+    monkeypatch.setattr(onnx_export, "export_onnx", export_then_corrupt)
+
+
+@pytest.mark.parametrize("runtime", ["onnx-fp32", "onnx-int8"])
+def test_gate_refuses_a_corrupted_model_and_writes_nothing(
+    runtime: str, corrupting_export: None, tiny_model: Path, validation_split: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "package" / "model.tar.gz"
+    with pytest.raises(FidelityError) as err:
+        build_package(
+            tiny_model,
+            out,
+            runtime=runtime,
+            validation_data=validation_split,
+            vendor="no",
+            echo=lambda _: None,
+        )
+    message = str(err.value)
+    assert f"refusing to package {runtime}: argmax agreement with torch is" in message
+    assert "accuracy drops" in message and "Nothing was written" in message
+    assert not out.exists()
+    assert not out.parent.exists() or not list(out.parent.iterdir())
+
+
+def test_cli_exits_2_with_a_clear_message(
+    corrupting_export: None,
+    tiny_model: Path,
+    validation_split: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    out = tmp_path / "model.tar.gz"
+    argv = [
+        "package",
+        "--model",
+        str(tiny_model),
+        "--out",
+        str(out),
+        "--validation-data",
+        str(validation_split),
+    ]
+    assert main([*argv, "--vendor-wheels", "no"]) == 2
+    last_line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last_line.startswith("textclf package: error: refusing to package onnx-int8: argmax agreement")
+    assert not out.exists()
+
+
+def test_thresholds_are_what_decides(packages: dict[str, Path]) -> None:
+    """The recorded figures of a healthy int8 model fail once the bar is set above them."""
+    meta = read_archive_meta(packages["onnx-int8"])
+    assert meta is not None
+    agreement = meta["fidelity"]["agreement"]
+    assert agreement >= 0.995
+    # Probability differences are non-zero for int8, so the report is measured, not assumed.
+    assert meta["fidelity"]["max_abs_prob_diff"] > 0
+    report = FidelityReport(**{k: v for k, v in meta["fidelity"].items() if k != "passed"})
+    assert report.passed
+    strict = FidelityReport(**(report.__dict__ | {"accuracy_drop": 0.004, "accuracy_candidate": 0.5}))
+    assert strict.failures() == [
+        f"accuracy drops 0.40 points, {strict.accuracy_reference:.2%} -> 50.00% (at most 0.30 allowed)"
+    ]
+
+
+def test_missing_validation_data_is_a_user_error(tiny_model: Path, tmp_path: Path) -> None:
+    with pytest.raises(UserError, match=r"validation data .* does not exist"):
+        build_package(tiny_model, tmp_path / "m.tar.gz", validation_data=tmp_path / "nope", vendor="no")
+    with pytest.raises(UserError, match="not a textclf model directory"):
+        build_package(tmp_path, tmp_path / "m.tar.gz", runtime="torch")
+
+
+def test_sample_is_deterministic(validation_split: Path) -> None:
+    texts, labels, total = sample_validation(validation_split, sample_size=10, seed=0)
+    assert total == 72 and len(texts) == len(labels) == 10
+    assert sample_validation(validation_split, sample_size=10, seed=0)[0] == texts
+    assert sample_validation(validation_split, sample_size=10, seed=1)[0] != texts
+    assert len(sample_validation(validation_split, sample_size=1000)[0]) == 72
+
+
+def test_reuse_and_force(tiny_model: Path, validation_split: Path, tmp_path: Path) -> None:
+    out = tmp_path / "model.tar.gz"
+    lines: list[str] = []
+
+    def build(**kwargs: object) -> bool:
+        result = build_package(
+            tiny_model,
+            out,
+            runtime="onnx-fp32",
+            validation_data=validation_split,
+            vendor="no",
+            echo=lines.append,
+            **kwargs,  # type: ignore[arg-type]
+        )
+        return result.reused
+
+    assert build() is False
+    first = out.stat().st_mtime_ns
+    assert build() is True
+    assert out.stat().st_mtime_ns == first
+    assert any("is up to date" in line for line in lines)
+    assert build(force=True) is False
+    assert build(min_agreement=0.99) is False, "changed settings must rebuild"
+    meta = read_archive_meta(out)
+    assert meta is not None and meta["fidelity"]["min_agreement"] == 0.99
+
+
+def test_vendored_wheels_travel_in_code_wheels(
+    tiny_model: Path, validation_split: Path, tmp_path: Path
+) -> None:
+    wheel_dir = tmp_path / "wheels"
+    wheel_dir.mkdir()
+    names = [f"{name.replace('-', '_')}-{version}-py3-none-any.whl" for name, version in pinned().items()]
+    for name in names:
+        (wheel_dir / name).write_bytes(b"stand-in wheel")
+    out = tmp_path / "model.tar.gz"
+    build_package(
+        tiny_model,
+        out,
+        runtime="onnx-fp32",
+        validation_data=validation_split,
+        vendor="yes",
+        wheel_dir=wheel_dir,
+        echo=lambda _: None,
+    )
+    with tarfile.open(out, "r:gz") as tar:
+        members = set(tar.getnames())
+        requirements = tar.extractfile("code/requirements.txt").read().decode()  # type: ignore[union-attr]
+    assert {f"code/wheels/{name}" for name in names} <= members
+    lines = [line for line in requirements.splitlines() if line and not line.startswith("#")]
+    assert lines == ["--no-index", "--find-links wheels", f"onnxruntime=={pinned()['onnxruntime']}"]
+    meta = read_archive_meta(out)
+    assert meta is not None and sorted(meta["packaging"]["vendored_wheels"]) == sorted(names)
+
+    (wheel_dir / names[0]).unlink()
+    with pytest.raises(UserError, match="lacks the wheels"):
+        build_package(
+            tiny_model,
+            tmp_path / "other.tar.gz",
+            runtime="onnx-fp32",
+            validation_data=validation_split,
+            vendor="yes",
+            wheel_dir=wheel_dir,
+            echo=lambda _: None,
+        )
+
+
+def test_cli_package_torch_needs_no_validation_data(
+    tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "package" / "model.tar.gz"
+    argv = ["package", "--model", str(tiny_model), "--out", str(out), "--runtime", "torch"]
+    assert main([*argv, "--validation-data", str(tmp_path / "absent")]) == 0
+    assert f"wrote {out}" in capsys.readouterr().out
+    meta = read_archive_meta(out)
+    assert meta is not None and meta["runtime"] == "torch" and meta["fidelity"] is None
