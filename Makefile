@@ -65,5 +65,20 @@ integration: venv
 
 test: lint typecheck template-check pytest
 
+# Serving benchmark (docs/benchmarks.md); needs $(ART)/model, $(ART)/package/model.tar.gz and
+# $(ART)/data/test. BENCH_ARGS adds flags, e.g. BENCH_ARGS="--soak 300" or "--quick".
+bench: venv
+	TEXTCLF_ARTIFACTS=$(ART) $(BIN)/textclf bench --docs-img docs/img $(BENCH_ARGS)
+
+# End to end on this machine (docs/local-stack.md): data, EDA, train, evaluate, package, local
+# stack, HTTP requests. Finished steps are reused. Offline: make demo DATA=<zip or newsCorpora.csv>.
+demo: venv
+	TEXTCLF_ARTIFACTS=$(ART) $(BIN)/textclf demo $(if $(DATA),--data "$(DATA)")
+
+# The local stack (API on :3000, endpoint on :8080, moto control plane) serving
+# $(ART)/package/model.tar.gz until Ctrl-C.
+serve: venv
+	TEXTCLF_ARTIFACTS=$(ART) $(BIN)/textclf serve
+
 clean:
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,76 @@
+"""``textclf serve``: the whole system on loopback — API (Lambda handlers), endpoint, control plane."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from textclf.local.endpoint import add_endpoint_arguments
+
+
+def register(subparsers: Any) -> None:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "serve",
+        help="run the local stack: API on :3000 (the unchanged Lambda handlers), the model endpoint "
+        "on :8080 and a moto control plane",
+        description="Start the SageMaker-compatible endpoint, a moto server standing in for "
+        "SageMaker/S3/IAM, and the API routes of template.yaml served by the Lambda handlers "
+        "in-process. Ctrl-C stops everything.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="loopback address (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=3000, help="API port (default 3000, as sam local)")
+    parser.add_argument("--endpoint-port", type=int, default=8080, help="endpoint port (default 8080)")
+    parser.add_argument(
+        "--endpoint-url",
+        default=None,
+        help="use an endpoint that already runs (e.g. `textclf serve-endpoint`) instead of starting one",
+    )
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="processed data uploaded as the training channels (default: <artifacts>/data if present)",
+    )
+    parser.add_argument("--template", type=Path, default=None, help="SAM template (default: template.yaml)")
+    parser.add_argument("--region", default="us-east-1", help="AWS region the functions see")
+    add_endpoint_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from textclf import config
+    from textclf.local.endpoint import batching_from_args
+    from textclf.local.stack import (
+        LocalStack,
+        StackOptions,
+        quiet_libraries,
+        serve_forever,
+        stop_signals,
+    )
+
+    data = args.data if args.data is not None else config.artifacts_dir() / "data"
+    options = StackOptions(
+        host=args.host,
+        api_port=args.port,
+        endpoint_port=args.endpoint_port,
+        model=args.model,
+        endpoint_url=args.endpoint_url,
+        endpoint_name=args.endpoint_name,
+        template=args.template or config.REPO_ROOT / "template.yaml",
+        data_dir=data if data.is_dir() else None,
+        region=args.region,
+        batching=batching_from_args(args),
+    )
+    quiet_libraries(args.verbose)
+    stack = LocalStack(options)
+    with stop_signals():
+        try:
+            stack.start()
+            print(stack.banner(), flush=True)
+            serve_forever()
+        except KeyboardInterrupt:
+            print("stopping the local stack", flush=True)
+        finally:
+            stack.stop()
+    return 0

@@ -1,0 +1,300 @@
+"""The local control plane: a moto server standing in for SageMaker, S3 and IAM.
+
+Seeded with what the deployed stack has after ``sam deploy`` and a first data upload:
+- the bucket, with the dataset pointer ``datasets/latest.json`` and its channels, and the
+  training source bundle ``code/sourcedir.tar.gz`` — so ``POST /train`` finds its inputs;
+- the SageMaker execution role;
+- a SageMaker model, endpoint config and endpoint named like the local endpoint — so
+  ``DescribeEndpoint`` (``GET /health``) answers ``InService``.
+
+Health follows the real local endpoint: ``EndpointWatcher`` probes its ``/ping`` and, when it
+stops answering, deletes the endpoint from the control plane (``DescribeEndpoint`` then fails
+with "Could not find endpoint", which the health function reports as 503 ``NotFound``); when
+``/ping`` answers again the endpoint is created again. Only moto's public API is used for
+this (moto has no UpdateEndpoint state to set), so it keeps working across moto versions.
+
+Training jobs are recorded, not run: moto reports them ``Completed`` at once.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import tarfile
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+import httpx
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from textclf import config
+from textclf.local import LOCAL_ACCOUNT_ID
+
+log = logging.getLogger(__name__)
+
+FAKE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+}
+DATASET_PREFIX = "datasets/local"
+MODEL_KEY = "models/local/model.tar.gz"
+# The Hugging Face inference image the deployed endpoint would run (recorded, never pulled).
+INFERENCE_IMAGE = (
+    "763104351884.dkr.ecr.{region}.amazonaws.com/huggingface-pytorch-inference:"
+    "2.6.0-transformers5.5.3-cpu-py312-ubuntu22.04"
+)
+
+
+@dataclass(frozen=True)
+class Seed:
+    """What to create in the control plane."""
+
+    region: str
+    bucket: str
+    role_name: str
+    endpoint_name: str
+    data_dir: Path | None  # processed data (``textclf data`` output) to upload, if any
+    model_archive: Path | None  # model.tar.gz to record as the endpoint's model data, if any
+    dataset_pointer_key: str = "datasets/latest.json"
+    source_bundle_key: str = "code/sourcedir.tar.gz"
+
+    @property
+    def role_arn(self) -> str:
+        return f"arn:aws:iam::{LOCAL_ACCOUNT_ID}:role/{self.role_name}"
+
+
+class ControlPlane:
+    """A ``ThreadedMotoServer`` on a free loopback port, seeded by ``seed()``."""
+
+    def __init__(self, region: str, host: str = "127.0.0.1") -> None:
+        self.region = region
+        self.host = host
+        self._server: Any = None
+        self.url = ""
+
+    def start(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        # moto logs every request through werkzeug at INFO: noise next to the API's own log.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        # Port 0: the OS picks a free port, so the control plane never collides with anything.
+        self._server = ThreadedMotoServer(ip_address=self.host, port=0, verbose=False)
+        self._server.start()
+        host, port = self._server.get_host_and_port()
+        self.url = f"http://{host}:{port}"
+        log.info("control plane (moto) on %s", self.url)
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    def client(self, service: str) -> Any:
+        """A boto3 client aimed at this control plane, whatever the process environment says."""
+        session = boto3.session.Session(
+            aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            aws_session_token=FAKE_CREDENTIALS["AWS_SESSION_TOKEN"],
+            region_name=self.region,
+        )
+        # The stubs type client() per literal service name; this helper serves several names.
+        make_client: Callable[..., Any] = session.client
+        return make_client(
+            service,
+            endpoint_url=self.url,
+            config=Config(connect_timeout=2, read_timeout=10, retries={"max_attempts": 1}),
+        )
+
+    # -- seeding ---------------------------------------------------------------------------
+
+    def seed(self, seed: Seed) -> None:
+        s3 = self.client("s3")
+        if seed.region == "us-east-1":
+            s3.create_bucket(Bucket=seed.bucket)
+        else:
+            s3.create_bucket(
+                Bucket=seed.bucket, CreateBucketConfiguration={"LocationConstraint": seed.region}
+            )
+        self.client("iam").create_role(
+            RoleName=seed.role_name,
+            AssumeRolePolicyDocument=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "sagemaker.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
+                }
+            ),
+        )
+        self._upload_dataset(s3, seed)
+        s3.put_object(Bucket=seed.bucket, Key=seed.source_bundle_key, Body=source_bundle())
+        model_data = f"s3://{seed.bucket}/{MODEL_KEY}"
+        if seed.model_archive is not None and seed.model_archive.is_file():
+            s3.upload_file(str(seed.model_archive), seed.bucket, MODEL_KEY)
+        sagemaker = self.client("sagemaker")
+        sagemaker.create_model(
+            ModelName=seed.endpoint_name,
+            ExecutionRoleArn=seed.role_arn,
+            PrimaryContainer={
+                "Image": INFERENCE_IMAGE.format(region=seed.region),
+                "ModelDataUrl": model_data,
+            },
+        )
+        sagemaker.create_endpoint_config(
+            EndpointConfigName=seed.endpoint_name,
+            ProductionVariants=[
+                {
+                    "VariantName": "AllTraffic",
+                    "ModelName": seed.endpoint_name,
+                    "InitialInstanceCount": 1,
+                    "InstanceType": "ml.c5.large",
+                }
+            ],
+        )
+
+    def _upload_dataset(self, s3: Any, seed: Seed) -> None:
+        """Channels under ``datasets/local/`` and the pointer the trigger function reads."""
+        prefix = DATASET_PREFIX
+        uploaded = 0
+        if seed.data_dir is not None and seed.data_dir.is_dir():
+            for path in sorted(seed.data_dir.rglob("*")):
+                if path.is_file():
+                    key = f"{prefix}/{path.relative_to(seed.data_dir).as_posix()}"
+                    s3.upload_file(str(path), seed.bucket, key)
+                    uploaded += 1
+        if uploaded == 0:
+            # No processed data yet: the channels hold the label set only. Training jobs are
+            # recorded, never run, locally, so this is enough for POST /train to be accepted.
+            from textclf.labels import LABELS
+
+            labels = json.dumps(list(LABELS)).encode()
+            for channel in ("train", "validation", "test"):
+                s3.put_object(Bucket=seed.bucket, Key=f"{prefix}/{channel}/labels.json", Body=labels)
+        sha = _manifest_sha(seed.data_dir)
+        pointer = {
+            "uri": f"s3://{seed.bucket}/{prefix}/",
+            "sha256": sha,
+            "created": datetime.now(tz=UTC).isoformat(timespec="seconds"),
+        }
+        s3.put_object(
+            Bucket=seed.bucket,
+            Key=seed.dataset_pointer_key,
+            Body=json.dumps(pointer).encode(),
+            ContentType="application/json",
+        )
+        log.info("control plane: dataset pointer -> %s (%d files uploaded)", pointer["uri"], uploaded)
+
+    # -- endpoint state --------------------------------------------------------------------
+
+    def set_endpoint_in_service(self, endpoint_name: str, in_service: bool) -> None:
+        """Create the endpoint (InService) or delete it (DescribeEndpoint → not found)."""
+        sagemaker = self.client("sagemaker")
+        try:
+            if in_service:
+                sagemaker.create_endpoint(EndpointName=endpoint_name, EndpointConfigName=endpoint_name)
+            else:
+                sagemaker.delete_endpoint(EndpointName=endpoint_name)
+        except ClientError as exc:
+            # Already in the wanted state (a race between the watcher and an explicit call).
+            log.debug("control plane: endpoint %s already %s (%s)", endpoint_name, in_service, exc)
+
+
+def _manifest_sha(data_dir: Path | None) -> str:
+    if data_dir is not None and (data_dir / "manifest.json").exists():
+        try:
+            manifest = json.loads((data_dir / "manifest.json").read_text(encoding="utf-8"))
+        except ValueError:
+            return ""
+        for key in ("sha256", "source_sha256"):
+            if isinstance(manifest.get(key), str):
+                return str(manifest[key])
+        source = manifest.get("source")
+        if isinstance(source, dict) and isinstance(source.get("sha256"), str):
+            return str(source["sha256"])
+    return ""
+
+
+def source_bundle() -> bytes:
+    """``sourcedir.tar.gz`` as the deployed bucket holds it: ``train.py`` (+ requirements.txt)."""
+    code = config.model_code_dir()
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name in ("train.py", "requirements.txt"):
+            path = code / name
+            if path.exists():
+                tar.add(path, arcname=name)
+    return buffer.getvalue()
+
+
+class EndpointWatcher:
+    """Keeps the control plane's endpoint in step with the local endpoint's ``/ping``."""
+
+    def __init__(
+        self,
+        control_plane: ControlPlane,
+        endpoint_name: str,
+        ping_url: str,
+        *,
+        interval_s: float = 0.5,
+        timeout_s: float = 2.0,
+    ) -> None:
+        self.control_plane = control_plane
+        self.endpoint_name = endpoint_name
+        self.ping_url = ping_url
+        self.interval_s = interval_s
+        self.timeout_s = timeout_s
+        self.in_service: bool | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="endpoint-watcher", daemon=True)
+        self._client = httpx.Client(timeout=timeout_s, trust_env=False)
+
+    def ping(self) -> bool:
+        try:
+            return self._client.get(self.ping_url).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def sync(self) -> bool:
+        """Probe once and update the control plane on a change; returns the endpoint's state."""
+        up = self.ping()
+        if up != self.in_service:
+            self.control_plane.set_endpoint_in_service(self.endpoint_name, up)
+            if self.in_service is not None:
+                log.warning(
+                    "local endpoint %s %s: SageMaker endpoint %r is now %s in the control plane",
+                    self.ping_url,
+                    "answers /ping again" if up else "stopped answering /ping",
+                    self.endpoint_name,
+                    "InService" if up else "gone (GET /health answers 503)",
+                )
+            self.in_service = up
+        return up
+
+    def start(self) -> None:
+        self.sync()
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.sync()
+            except Exception:  # the control plane is stopping; the next round retries
+                log.debug("endpoint watcher round failed", exc_info=True)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(5)
+        self._client.close()

@@ -1,0 +1,303 @@
+"""``textclf serve``: the endpoint, the control plane and the API, started and stopped together.
+
+Start order matters: every port is bound first (a busy port fails in one line before any model
+loads), then the endpoint, the control plane, the Lambda environment, and last the API, so
+the API never answers before what it calls exists. ``stop()`` runs in reverse and is safe to
+call at any point of a failed start.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+from textclf import config
+from textclf.local import LOCAL_ACCOUNT_ID
+from textclf.local import template as tpl
+from textclf.local.api import LocalApiGateway
+from textclf.local.control_plane import (
+    FAKE_CREDENTIALS,
+    ControlPlane,
+    EndpointWatcher,
+    Seed,
+)
+from textclf.local.endpoint import (
+    DEFAULT_ENDPOINT_NAME,
+    BatchingOptions,
+    RunningEndpoint,
+    default_model_path,
+    start_endpoint,
+)
+from textclf.local.net import bind_socket, check_loopback
+from textclf.local.servers import ServerThread
+
+log = logging.getLogger(__name__)
+
+LOCAL_BUCKET = "textclf-local"
+LOCAL_ROLE_NAME = "textclf-local-sagemaker-execution"
+
+
+@dataclass
+class StackOptions:
+    host: str = "127.0.0.1"
+    api_port: int = 3000
+    endpoint_port: int = 8080
+    model: Path | None = None  # served in-process unless endpoint_url is set
+    endpoint_url: str | None = None  # an endpoint already running elsewhere on loopback
+    endpoint_name: str = DEFAULT_ENDPOINT_NAME
+    template: Path = field(default_factory=lambda: config.REPO_ROOT / "template.yaml")
+    data_dir: Path | None = None  # processed data to upload as the training channels
+    region: str = "us-east-1"
+    bucket: str = LOCAL_BUCKET
+    batching: BatchingOptions = field(default_factory=BatchingOptions)
+    watch_interval_s: float = 0.5
+
+
+class LocalStack:
+    """The whole local system; use as a context manager or call ``start()``/``stop()``."""
+
+    def __init__(self, options: StackOptions) -> None:
+        self.options = options
+        self.endpoint: RunningEndpoint | None = None
+        self.control_plane: ControlPlane | None = None
+        self.watcher: EndpointWatcher | None = None
+        self.api: ServerThread | None = None
+        self.endpoint_url = ""
+        self._saved_env: dict[str, str | None] = {}
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> LocalStack:
+        opts = self.options
+        check_loopback(opts.host)
+        template = tpl.load_template(opts.template)
+        routes = tpl.routes(template)
+        api_sock = bind_socket(opts.host, opts.api_port, what="API", flag="--port")
+        endpoint_sock: socket.socket | None = None
+        try:
+            if opts.endpoint_url is None:
+                endpoint_sock = bind_socket(
+                    opts.host, opts.endpoint_port, what="endpoint", flag="--endpoint-port"
+                )
+            self._start_all(template, routes, api_sock, endpoint_sock)
+        except BaseException:
+            api_sock.close()
+            if endpoint_sock is not None:
+                endpoint_sock.close()
+            self.stop()
+            raise
+        return self
+
+    def _start_all(
+        self,
+        template: dict[str, object],
+        routes: list[tpl.Route],
+        api_sock: socket.socket,
+        endpoint_sock: socket.socket | None,
+    ) -> None:
+        opts = self.options
+        if endpoint_sock is not None:
+            self.endpoint = start_endpoint(
+                default_model_path(opts.model),
+                endpoint_sock,
+                endpoint_name=opts.endpoint_name,
+                batching=opts.batching,
+            )
+            self.endpoint_url = self.endpoint.url
+        else:
+            assert opts.endpoint_url is not None
+            self.endpoint_url = opts.endpoint_url.rstrip("/")
+
+        self.control_plane = ControlPlane(opts.region, "127.0.0.1" if opts.host == "localhost" else opts.host)
+        self.control_plane.start()
+        resources = tpl.LocalResources(
+            region=opts.region,
+            account_id=LOCAL_ACCOUNT_ID,
+            bucket_name=opts.bucket,
+            role_arn=f"arn:aws:iam::{LOCAL_ACCOUNT_ID}:role/{LOCAL_ROLE_NAME}",
+            # The deployed template takes the endpoint name as a parameter; locally it is ours.
+            parameters={"EndpointName": opts.endpoint_name},
+        )
+        env = self._lambda_environment(template, routes, resources)
+        self.control_plane.seed(
+            Seed(
+                region=opts.region,
+                bucket=opts.bucket,
+                role_name=LOCAL_ROLE_NAME,
+                endpoint_name=opts.endpoint_name,
+                data_dir=opts.data_dir,
+                model_archive=self._served_archive(),
+                dataset_pointer_key=env.get("DATASET_POINTER_KEY") or "datasets/latest.json",
+                source_bundle_key=env.get("SOURCE_BUNDLE_KEY") or "code/sourcedir.tar.gz",
+            )
+        )
+        self._apply_environment(env)
+
+        self.watcher = EndpointWatcher(
+            self.control_plane,
+            opts.endpoint_name,
+            f"{self.endpoint_url}/ping",
+            interval_s=opts.watch_interval_s,
+        )
+        self.watcher.start()
+
+        gateway = LocalApiGateway(
+            routes,
+            stage=tpl.stage_name(template, resources),
+            region=opts.region,
+            gateway_responses=tpl.gateway_responses(template),
+        )
+        gateway.warm_up()
+        self.api = ServerThread(gateway.app, api_sock, name="API")
+        self.api.start()
+
+    def _served_archive(self) -> Path | None:
+        """The archive the in-process endpoint serves (recorded as the model's S3 data)."""
+        if self.endpoint is None:
+            return None
+        path = default_model_path(self.options.model)
+        return path if path.is_file() else None
+
+    def _lambda_environment(
+        self, template: dict[str, object], routes: list[tpl.Route], resources: tpl.LocalResources
+    ) -> dict[str, str]:
+        """What the functions see in AWS (template), pointed at the local servers."""
+        assert self.control_plane is not None
+        env: dict[str, str] = {}
+        for function in dict.fromkeys(route.function for route in routes):
+            for name, value in tpl.function_environment(template, function, resources).items():
+                if name in env and env[name] != value:
+                    # One process hosts every function: a variable must mean the same to all.
+                    log.warning(
+                        "%s differs between functions (%r, %r); using %r", name, env[name], value, value
+                    )
+                env[name] = value
+        env.update(FAKE_CREDENTIALS)
+        env.update(
+            {
+                "AWS_REGION": self.options.region,
+                "AWS_DEFAULT_REGION": self.options.region,
+                "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": self.endpoint_url,
+                "AWS_ENDPOINT_URL_SAGEMAKER": self.control_plane.url,
+                "AWS_ENDPOINT_URL_S3": self.control_plane.url,
+                # Any other service a handler might call goes to moto too, never to AWS.
+                "AWS_ENDPOINT_URL": self.control_plane.url,
+                "AWS_EC2_METADATA_DISABLED": "true",
+                # No X-Ray daemon here; sam local disables tracing the same way.
+                "POWERTOOLS_TRACE_DISABLED": "true",
+                "AWS_SAM_LOCAL": "true",
+                "ENDPOINT_NAME": self.options.endpoint_name,
+                "BUCKET_NAME": self.options.bucket,
+                "SAGEMAKER_ROLE_ARN": resources.role_arn,
+            }
+        )
+        return env
+
+    def _apply_environment(self, env: dict[str, str]) -> None:
+        for name, value in env.items():
+            self._saved_env.setdefault(name, os.environ.get(name))
+            os.environ[name] = value
+        _reset_lambda_caches()
+
+    def stop(self) -> None:
+        if self.api is not None:
+            self.api.stop()
+            self.api = None
+        if self.watcher is not None:
+            self.watcher.stop()
+            self.watcher = None
+        if self.control_plane is not None:
+            self.control_plane.stop()
+            self.control_plane = None
+        if self.endpoint is not None:
+            self.endpoint.stop()
+            self.endpoint = None
+        for name, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        if self._saved_env:
+            _reset_lambda_caches()
+        self._saved_env = {}
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- presentation ----------------------------------------------------------------------
+
+    def banner(self) -> str:
+        assert self.api is not None and self.control_plane is not None
+        model = str(self.endpoint.model.model_dir) if self.endpoint else "(external)"
+        return "\n".join(
+            [
+                "textclf local stack is up:",
+                f"  API            {self.api.url}  (POST /predict, GET /health, POST /train, "
+                "GET /train/{job_name})",
+                f"  endpoint       {self.endpoint_url}  (SageMaker endpoint {self.options.endpoint_name!r}; "
+                f"model {model})",
+                f"  control plane  {self.control_plane.url}  (moto: SageMaker, S3, IAM)",
+                "Press Ctrl-C to stop.",
+            ]
+        )
+
+
+def _reset_lambda_caches() -> None:
+    """The Lambda code caches settings and boto3 clients per process (as on a warm Lambda);
+    after the environment changes they must be rebuilt from it."""
+    try:
+        from textclf_api import aws
+        from textclf_api.settings import get_settings
+    except ImportError:  # the API package is not installed: nothing cached
+        return
+    aws.reset_clients()
+    get_settings.cache_clear()
+
+
+@contextmanager
+def stop_signals() -> Iterator[None]:
+    """Ctrl-C (SIGINT) and SIGTERM both stop the servers cleanly (raise KeyboardInterrupt).
+
+    SIGINT is set explicitly because a process started in the background by a non-interactive
+    shell (``make demo`` helpers, ``cmd &`` in scripts) inherits SIGINT *ignored*, and Python
+    keeps it ignored; process managers send SIGTERM.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def quiet_libraries(verbose: bool) -> None:
+    """Keep per-request INFO lines of the HTTP/AWS client libraries (a /ping every 0.5 s, "found
+    credentials" per client) out of the console unless ``-v`` asks for them."""
+    if not verbose:
+        for name in ("httpx", "httpcore", "botocore", "boto3", "urllib3"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def serve_forever(stop: threading.Event | None = None) -> None:
+    """Block the main thread until Ctrl-C / SIGTERM (or ``stop`` is set)."""
+    stop = stop or threading.Event()
+    while not stop.wait(0.5):
+        pass

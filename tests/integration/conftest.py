@@ -1,0 +1,163 @@
+"""The local stack as real processes on free loopback ports, always stopped after the tests.
+
+``textclf serve-endpoint`` serves a tiny packaged model; ``textclf serve --endpoint-url`` runs the
+API and the control plane against it. Separate processes, as a user runs them: the tests see
+only HTTP, and the endpoint can be stopped and started again to watch ``/health`` follow it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.helpers.tiny_model import make_tiny_model_dir
+
+ENDPOINT_NAME = "textclf-it"
+START_TIMEOUT_S = 180.0  # cold imports of torch/transformers on a busy 2-core machine
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def package_tiny_model(model_dir: Path, out: Path) -> Path:
+    """``model.tar.gz`` built by ``textclf package`` (torch runtime: no fidelity data needed)."""
+    from textclf.packaging import build_package
+
+    return build_package(model_dir, out, runtime="torch", echo=lambda _line: None).out
+
+
+class Server:
+    """A ``textclf`` sub-command as a child process with its output in a log file."""
+
+    def __init__(self, name: str, args: list[str], env: dict[str, str], log: Path) -> None:
+        self.name = name
+        self.args = args
+        self.env = env
+        self.log = log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as fh:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "textclf", *self.args],
+                env=self.env,
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+
+    def wait_ready(self, url: str, ok: int = 200) -> None:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise AssertionError(f"{self.name} exited with {self.proc.returncode}:\n{self.tail()}")
+            try:
+                if httpx.get(url, timeout=2).status_code == ok:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"{self.name} not ready at {url} after {START_TIMEOUT_S:.0f} s:\n{self.tail()}")
+
+    def stop(self) -> int | None:
+        """Ctrl-C (SIGINT) first, as a user would; kill only if it does not stop in time."""
+        if self.proc is None or self.proc.poll() is not None:
+            return None if self.proc is None else self.proc.returncode
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            return self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+            return None
+
+    def tail(self, lines: int = 40) -> str:
+        text = self.log.read_text(encoding="utf-8", errors="replace") if self.log.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+class LocalStackProcesses:
+    def __init__(self, root: Path, archive: Path) -> None:
+        self.endpoint_port = free_port()
+        self.api_port = free_port()
+        self.endpoint_url = f"http://127.0.0.1:{self.endpoint_port}"
+        self.api_url = f"http://127.0.0.1:{self.api_port}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env.update(
+            TEXTCLF_ARTIFACTS=str(root / "artifacts"),  # no processed data: nothing of the user's is read
+            TEXTCLF_CACHE=str(root / "cache"),
+            PYTHONUNBUFFERED="1",
+        )
+        self.endpoint = Server(
+            "textclf serve-endpoint",
+            [
+                "serve-endpoint",
+                "--model",
+                str(archive),
+                "--port",
+                str(self.endpoint_port),
+                "--endpoint-name",
+                ENDPOINT_NAME,
+                "--threads",
+                "1",
+            ],
+            env,
+            root / "endpoint.log",
+        )
+        self.api = Server(
+            "textclf serve",
+            [
+                "serve",
+                "--port",
+                str(self.api_port),
+                "--endpoint-url",
+                self.endpoint_url,
+                "--endpoint-name",
+                ENDPOINT_NAME,
+            ],
+            env,
+            root / "serve.log",
+        )
+
+    def start(self) -> None:
+        # Both at once: the API's watcher marks the endpoint InService once its /ping answers.
+        self.endpoint.start()
+        self.api.start()
+        self.endpoint.wait_ready(f"{self.endpoint_url}/ping")
+        self.api.wait_ready(f"{self.api_url}/health")
+
+    def stop(self) -> None:
+        self.api.stop()
+        self.endpoint.stop()
+
+
+@pytest.fixture(scope="session")
+def tiny_archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("tiny-model")
+    model_dir = make_tiny_model_dir(root / "model", trained=True)
+    return package_tiny_model(model_dir, root / "model.tar.gz")
+
+
+@pytest.fixture(scope="module")
+def local_stack(
+    tiny_archive: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LocalStackProcesses]:
+    stack = LocalStackProcesses(tmp_path_factory.mktemp("stack"), tiny_archive)
+    try:
+        stack.start()
+        yield stack
+    finally:
+        stack.stop()

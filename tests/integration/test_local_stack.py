@@ -1,0 +1,198 @@
+"""The local stack over real HTTP: the API contract of issue 2, end to end, with a tiny model."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import boto3
+import botocore.exceptions
+import httpx
+import pytest
+
+from tests.helpers.tiny_model import PROBE_HEADLINES
+from tests.integration.conftest import ENDPOINT_NAME, LocalStackProcesses
+from textclf import config
+from textclf.labels import LABELS
+
+pytestmark = pytest.mark.integration
+
+EVENTS = config.REPO_ROOT / "events"
+INVALID_EVENTS = sorted(p for p in EVENTS.glob("*invalid*.json"))
+
+
+def _event(name: str) -> dict[str, Any]:
+    return json.loads((EVENTS / name).read_text(encoding="utf-8"))
+
+
+def _send(api: str, event: dict[str, Any]) -> httpx.Response:
+    """Send the HTTP request an API Gateway event describes (method, path, headers, body)."""
+    raw = event["body"]
+    body = None if raw is None else (base64.b64decode(raw) if event["isBase64Encoded"] else raw.encode())
+    skip = {"host", "content-length"}
+    headers = {k: v for k, v in (event["headers"] or {}).items() if k.lower() not in skip}
+    return httpx.request(event["httpMethod"], api + event["path"], headers=headers, content=body, timeout=30)
+
+
+def _assert_prediction(prediction: dict[str, Any]) -> None:
+    assert prediction["label"] in LABELS
+    assert set(prediction["scores"]) == set(LABELS)
+    assert abs(sum(prediction["scores"].values()) - 1.0) < 1e-6
+    assert prediction["score"] == max(prediction["scores"].values())
+
+
+def test_health_is_ok_while_the_endpoint_serves(local_stack: LocalStackProcesses) -> None:
+    reply = httpx.get(f"{local_stack.api_url}/health")
+    assert reply.status_code == 200
+    assert reply.json() == {"status": "ok", "endpoint": {"name": ENDPOINT_NAME, "status": "InService"}}
+
+
+def test_predict_single(local_stack: LocalStackProcesses) -> None:
+    reply = _send(local_stack.api_url, _event("predict_single.json"))
+    assert reply.status_code == 200, reply.text
+    predictions = reply.json()["predictions"]
+    assert len(predictions) == 1
+    _assert_prediction(predictions[0])
+
+
+def test_predict_batch_keeps_order_and_classifies(local_stack: LocalStackProcesses) -> None:
+    event = _event("predict_batch.json")
+    texts = json.loads(event["body"])["texts"]
+    reply = _send(local_stack.api_url, event)
+    assert reply.status_code == 200, reply.text
+    assert len(reply.json()["predictions"]) == len(texts)
+
+    labels, headlines = zip(*PROBE_HEADLINES.items(), strict=True)
+    probe = httpx.post(f"{local_stack.api_url}/predict", json={"texts": list(headlines)}, timeout=30)
+    assert probe.status_code == 200, probe.text
+    predictions = probe.json()["predictions"]
+    for prediction in predictions:
+        _assert_prediction(prediction)
+    # The trained tiny model gets its probe headlines right, so order mix-ups would show.
+    assert [p["label"] for p in predictions] == list(labels)
+
+
+def test_concurrent_requests_each_get_their_own_answer(local_stack: LocalStackProcesses) -> None:
+    import concurrent.futures
+
+    items = list(PROBE_HEADLINES.items()) * 6
+
+    def ask(headline: str) -> str:
+        reply = httpx.post(f"{local_stack.api_url}/predict", json={"text": headline}, timeout=30)
+        assert reply.status_code == 200, reply.text
+        return str(reply.json()["predictions"][0]["label"])
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(ask, [h for _, h in items]))
+    assert answers == [label for label, _ in items]
+
+
+@pytest.mark.parametrize("path", INVALID_EVENTS, ids=[p.stem for p in INVALID_EVENTS])
+def test_every_bad_input_is_a_4xx_with_a_message(local_stack: LocalStackProcesses, path: Path) -> None:
+    reply = _send(local_stack.api_url, json.loads(path.read_text(encoding="utf-8")))
+    assert 400 <= reply.status_code < 500, reply.text
+    body = reply.json()
+    assert isinstance(body["message"], str) and len(body["message"]) > 10
+    assert "Traceback" not in reply.text
+
+
+def test_oversized_bodies_are_refused_with_413(local_stack: LocalStackProcesses) -> None:
+    headers = {"Content-Type": "application/json"}
+    # Above the function's own 1 MiB limit.
+    big = json.dumps({"text": "x" * (2 * 1024 * 1024)})
+    reply = httpx.post(f"{local_stack.api_url}/predict", content=big, headers=headers, timeout=30)
+    assert reply.status_code == 413 and "limit" in reply.json()["message"]
+    # Above API Gateway's 10 MB: refused by the gateway before any function runs.
+    huge = b'{"text": "' + b"x" * (11 * 1024 * 1024) + b'"}'
+    reply = httpx.post(f"{local_stack.api_url}/predict", content=huge, headers=headers, timeout=30)
+    assert reply.status_code == 413 and reply.json()["message"] == "Request Too Long"
+
+
+def test_unknown_routes_answer_like_api_gateway(local_stack: LocalStackProcesses) -> None:
+    for method, path in (("GET", "/nowhere"), ("GET", "/predict"), ("DELETE", "/health")):
+        reply = httpx.request(method, local_stack.api_url + path)
+        assert reply.status_code == 403
+        assert reply.json()["message"] == "Missing Authentication Token"
+
+
+def test_train_then_the_job_is_visible(local_stack: LocalStackProcesses) -> None:
+    started = _send(local_stack.api_url, _event("train.json"))
+    assert started.status_code == 202, started.text
+    job = started.json()["training_job_name"]
+    assert started.headers["Location"] == f"/train/{job}"
+
+    status = httpx.get(f"{local_stack.api_url}/train/{job}")
+    assert status.status_code == 200, status.text
+    body = status.json()
+    assert body["training_job_name"] == job
+    assert body["status"] in {"InProgress", "Completed", "Failed", "Stopping", "Stopped"}
+
+    unknown = _send(local_stack.api_url, _event("train_status_unknown.json"))
+    assert unknown.status_code == 404 and "message" in unknown.json()
+
+
+def test_boto3_reaches_the_endpoint_through_the_environment(
+    local_stack: LocalStackProcesses, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", local_stack.endpoint_url)
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    # No endpoint_url argument: an unchanged client, configured only by the environment.
+    client = boto3.session.Session().client("sagemaker-runtime")
+
+    reply = client.invoke_endpoint(
+        EndpointName=ENDPOINT_NAME,
+        ContentType="application/json",
+        Accept="application/json",
+        Body=json.dumps({"inputs": list(PROBE_HEADLINES.values())}),
+    )
+    predictions = json.loads(reply["Body"].read())["predictions"]
+    assert [p["label"] for p in predictions] == list(PROBE_HEADLINES)
+
+    with pytest.raises(client.exceptions.ModelError) as info:
+        client.invoke_endpoint(
+            EndpointName=ENDPOINT_NAME, ContentType="application/json", Body=b'{"inputs": 5}'
+        )
+    assert info.value.response["OriginalStatusCode"] == 400
+    assert "string" in info.value.response["OriginalMessage"]
+
+    with pytest.raises(botocore.exceptions.ClientError) as missing:
+        client.invoke_endpoint(EndpointName="no-such-endpoint", ContentType="application/json", Body=b"{}")
+    assert missing.value.response["Error"]["Code"] == "ValidationError"
+
+
+def _wait_for_health(api: str, status: int, timeout_s: float = 20.0) -> httpx.Response:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        reply = httpx.get(f"{api}/health", timeout=15)
+        if reply.status_code == status or time.monotonic() > deadline:
+            return reply
+        time.sleep(0.2)
+
+
+def test_health_follows_the_endpoint_down_and_up(local_stack: LocalStackProcesses) -> None:
+    # Last in this module: it stops the endpoint, and starts it again for whatever follows.
+    assert local_stack.endpoint.stop() == 0  # Ctrl-C: a clean exit
+
+    down = _wait_for_health(local_stack.api_url, 503)
+    assert down.status_code == 503, down.text
+    assert down.json()["status"] == "unavailable"
+    assert down.json()["endpoint"]["name"] == ENDPOINT_NAME
+    assert down.headers.get("Retry-After")
+
+    refused = httpx.post(f"{local_stack.api_url}/predict", json={"text": "any headline"}, timeout=30)
+    assert refused.status_code == 503, refused.text
+    assert refused.headers.get("Retry-After")
+
+    local_stack.endpoint.start()
+    local_stack.endpoint.wait_ready(f"{local_stack.endpoint_url}/ping")
+    up = _wait_for_health(local_stack.api_url, 200)
+    assert up.status_code == 200, up.text
+    again = httpx.post(
+        f"{local_stack.api_url}/predict", json={"text": "stocks rally as profit rises"}, timeout=30
+    )
+    assert again.status_code == 200 and again.json()["predictions"][0]["label"] == "business"

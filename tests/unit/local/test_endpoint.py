@@ -1,0 +1,204 @@
+"""The local endpoint's HTTP contract, with a tiny real model: SageMaker shapes, 503 when full."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import botocore.exceptions
+import httpx
+import pytest
+from botocore.config import Config
+
+from tests.helpers.tiny_model import make_tiny_model_dir
+from textclf.errors import UserError
+from textclf.labels import LABELS
+from textclf.local.batcher import MicroBatcher
+from textclf.local.endpoint import LocalEndpoint, ServingModel
+from textclf.local.model_store import extract_archive, resolve_model_dir
+from textclf.local.net import bind_socket
+from textclf.local.servers import ServerThread
+
+ENDPOINT = "unit-endpoint"
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """model.tar.gz from ``textclf package`` (torch runtime) of an untrained tiny model."""
+    from textclf.packaging import build_package
+
+    root = tmp_path_factory.mktemp("archive")
+    model_dir = make_tiny_model_dir(root / "model")
+    return build_package(model_dir, root / "model.tar.gz", runtime="torch", echo=lambda _line: None).out
+
+
+@pytest.fixture(scope="module")
+def model(archive: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServingModel]:
+    import torch
+
+    # One intra-op thread for a hidden-size-32 model (more only adds synchronisation), and
+    # torch's process-wide setting restored for the tests that run after this module.
+    threads = torch.get_num_threads()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TEXTCLF_NUM_THREADS", "1")
+        loaded = ServingModel.load(extract_archive(archive, cache=tmp_path_factory.mktemp("cache")))
+    try:
+        yield loaded
+    finally:
+        torch.set_num_threads(threads)
+
+
+class Gate:
+    """Wraps predict so a test can hold the inference thread and fill the queue."""
+
+    def __init__(self, model: ServingModel) -> None:
+        self.model = model
+        self.open = threading.Event()
+        self.open.set()
+        self.entered = threading.Event()
+
+    def __call__(self, texts: list[str]) -> list[Any]:
+        self.entered.set()
+        assert self.open.wait(10)
+        return self.model.predict(texts)
+
+
+@dataclass
+class Served:
+    url: str
+    gate: Gate
+    batcher: MicroBatcher
+
+
+@pytest.fixture
+def served(model: ServingModel) -> Iterator[Served]:
+    gate = Gate(model)
+    batcher = MicroBatcher(gate, max_batch_size=4, max_wait_ms=1, max_queue_texts=8).start()
+    endpoint = LocalEndpoint(model, batcher, endpoint_name=ENDPOINT)
+    server = ServerThread(endpoint.app, bind_socket("127.0.0.1", 0, what="endpoint", flag="--port"), name="t")
+    server.start()
+    try:
+        yield Served(server.url, gate, batcher)
+    finally:
+        gate.open.set()
+        server.stop()
+        batcher.close()
+
+
+def _runtime(url: str) -> Any:
+    return boto3.client(
+        "sagemaker-runtime",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(retries={"total_max_attempts": 1}),
+    )
+
+
+def test_archive_is_extracted_once_per_content(archive: Path, tmp_path: Path) -> None:
+    first = extract_archive(archive, cache=tmp_path)
+    assert (first / "code" / "inference.py").is_file() and (first / "config.json").is_file()
+    marker = first / "marker"
+    marker.write_text("kept")
+    assert extract_archive(archive, cache=tmp_path) == first and marker.exists()
+
+
+def test_a_missing_model_is_a_user_error(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="no model at"):
+        resolve_model_dir(tmp_path / "absent.tar.gz")
+    with pytest.raises(UserError, match="not a tar archive"):
+        (tmp_path / "junk.tar.gz").write_bytes(b"not a tarball")
+        resolve_model_dir(tmp_path / "junk.tar.gz")
+
+
+def test_container_contract(served: Served) -> None:
+    url = served.url
+    assert httpx.get(f"{url}/ping").status_code == 200
+    ok = httpx.post(f"{url}/invocations", json={"inputs": ["a headline", "another one"]})
+    assert ok.status_code == 200
+    predictions = ok.json()["predictions"]
+    assert len(predictions) == 2 and all(p["label"] in LABELS for p in predictions)
+    bad = httpx.post(f"{url}/invocations", json={"inputs": []})
+    assert bad.status_code == 400 and "empty" in bad.json()["message"]
+
+
+def test_boto3_reaches_the_runtime_path(served: Served) -> None:
+    url = served.url
+    client = _runtime(url)
+    reply = client.invoke_endpoint(
+        EndpointName=ENDPOINT, ContentType="application/json", Body=json.dumps({"inputs": "one headline"})
+    )
+    assert reply["ContentType"] == "application/json"
+    assert reply["InvokedProductionVariant"] == "AllTraffic"
+    body = json.loads(reply["Body"].read())
+    assert len(body["predictions"]) == 1
+    assert abs(sum(body["predictions"][0]["scores"].values()) - 1) < 1e-6
+
+
+def test_a_bad_payload_is_a_model_error_for_boto3(served: Served) -> None:
+    client = _runtime(served.url)
+    with pytest.raises(client.exceptions.ModelError) as info:
+        client.invoke_endpoint(
+            EndpointName=ENDPOINT, ContentType="application/json", Body=b'{"inputs": "  "}'
+        )
+    response = info.value.response
+    assert response["ResponseMetadata"]["HTTPStatusCode"] == 424
+    assert response["OriginalStatusCode"] == 400
+    assert "blank" in response["OriginalMessage"] and "blank" in response["Error"]["Message"]
+
+
+def test_an_unknown_endpoint_name_is_a_validation_error(served: Served) -> None:
+    client = _runtime(served.url)
+    with pytest.raises(botocore.exceptions.ClientError) as info:
+        client.invoke_endpoint(EndpointName="other", ContentType="application/json", Body=b'{"inputs": "x"}')
+    error = info.value.response["Error"]
+    assert error["Code"] == "ValidationError"
+    assert error["Message"] == "Endpoint other of account 123456789012 not found."
+
+
+def test_a_full_queue_answers_503_at_once_and_queued_requests_complete(served: Served) -> None:
+    url, gate = served.url, served.gate
+    gate.open.clear()
+    gate.entered.clear()
+    results: dict[str, int] = {}
+
+    def send(name: str, texts: list[str]) -> None:
+        results[name] = httpx.post(f"{url}/invocations", json={"inputs": texts}, timeout=20).status_code
+
+    # One request holds the inference thread; two more fill the 8-text queue.
+    first = threading.Thread(target=send, args=("running", ["r1"]))
+    first.start()
+    assert gate.entered.wait(5)
+    queued = [
+        threading.Thread(target=send, args=(f"q{i}", [f"t{i}-{j}" for j in range(4)])) for i in range(2)
+    ]
+    for thread in queued:
+        thread.start()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and served.batcher.queued_texts < 8:
+        time.sleep(0.01)
+
+    started = time.perf_counter()
+    refused = httpx.post(f"{url}/invocations", json={"inputs": ["one more"]}, timeout=5)
+    elapsed = time.perf_counter() - started
+    assert refused.status_code == 503 and refused.headers["Retry-After"] == "1"
+    assert "capacity" in refused.json()["message"]
+    assert elapsed < 0.5
+
+    client = _runtime(url)
+    with pytest.raises(botocore.exceptions.ClientError) as info:
+        client.invoke_endpoint(EndpointName=ENDPOINT, ContentType="application/json", Body=b'{"inputs": "x"}')
+    assert info.value.response["Error"]["Code"] == "ServiceUnavailable"
+    assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
+
+    gate.open.set()
+    for thread in [first, *queued]:
+        thread.join(10)
+    assert results == {"running": 200, "q0": 200, "q1": 200}
