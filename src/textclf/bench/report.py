@@ -1,0 +1,402 @@
+"""Bench report: a plain-text table, ``bench.json`` and PNG plots.
+
+The report is built from one ``results`` dict (the same one written to ``bench.json``), so the
+table, the JSON and the plots can never disagree, and a saved ``bench.json`` can be rendered
+again (``render_table(json.load(...))``) without rerunning anything.
+
+Targets come from issue 5; each is checked against the measured figures of the same run and
+reported as pass, FAIL, or n/a (level not run).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+MB = 1024 * 1024
+
+#: Issue 5 targets (thresholds, not results: results always come from the run).
+TARGET_INT8_P50_MS = 1.0
+TARGET_INT8_SPEEDUP = 5.0
+TARGET_ENDPOINT_RPS = 1500.0
+TARGET_ENDPOINT_P99_MS = 50.0
+TARGET_ENDPOINT_SPEEDUP = 5.0
+TARGET_RSS_MB = 600.0
+TARGET_API_P50_MS = 10.0
+TARGET_ACCURACY_DROP_POINTS = 0.3
+TARGET_CONCURRENCY = 64
+
+
+def _fmt(value: Any, digits: int = 2) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "-"
+        return f"{value:,.{digits}f}"
+    return str(value)
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """Fixed-width text table; numbers right-aligned."""
+    cells = [[_fmt(v) if not isinstance(v, str) else v for v in row] for row in rows]
+    widths = [len(h) for h in headers]
+    for row in cells:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths[i], len(cell))
+
+    def line(values: Sequence[str], raw: Sequence[Any] | None = None) -> str:
+        parts = []
+        for i, v in enumerate(values):
+            numeric = raw is not None and isinstance(raw[i], int | float) and not isinstance(raw[i], bool)
+            parts.append(v.rjust(widths[i]) if numeric else v.ljust(widths[i]))
+        return "  ".join(parts).rstrip()
+
+    out = [line(list(headers)), line(["-" * w for w in widths])]
+    out += [line(cells[i], rows[i]) for i in range(len(rows))]
+    return "\n".join(out)
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """The same table as GitHub markdown (for docs/benchmarks.md)."""
+    head = "| " + " | ".join(headers) + " |"
+    sep = "|" + "|".join("---" if i == 0 else "---:" for i in range(len(headers))) + "|"
+    body = ["| " + " | ".join(_fmt(v) if not isinstance(v, str) else v for v in row) + " |" for row in rows]
+    return "\n".join([head, sep, *body])
+
+
+# -- rows ------------------------------------------------------------------------------------
+
+
+def model_rows(results: Mapping[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    model = results.get("model") or {}
+    runtimes = model.get("runtimes") or []
+    base = next((r for r in runtimes if r["name"] == "pipeline"), None)
+    base_p50 = base["single"]["p50_ms"] if base else math.nan
+    headers = ["runtime", "p50 ms", "p99 ms", "batch-32 headlines/s", "p50 speed-up vs pipeline"]
+    rows = []
+    for r in runtimes:
+        p50 = r["single"]["p50_ms"]
+        speedup = base_p50 / p50 if p50 and not math.isnan(base_p50) else math.nan
+        rows.append([r["name"], p50, r["single"]["p99_ms"], r["batch_throughput"], speedup])
+    return headers, rows
+
+
+def load_rows(results: Mapping[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    headers = [
+        "server",
+        "concurrency",
+        "headlines/s",
+        "p50 ms",
+        "p99 ms",
+        "errors",
+        "peak RSS MB",
+        "server CPU ms/req",
+        "client CPU",
+    ]
+    rows = []
+    for run in results.get("endpoint_level") or []:
+        rows.append(
+            [
+                run["server"],
+                run["concurrency"],
+                run["throughput_rps"],
+                run["latency"]["p50_ms"],
+                run["latency"]["p99_ms"],
+                run["error_count"],
+                run["peak_rss_bytes"] / MB,
+                run.get("server_cpu_ms_per_request"),
+                f"{100 * run['client_cpu_fraction']:.0f}%",
+            ]
+        )
+    return headers, rows
+
+
+def api_rows(results: Mapping[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    headers = ["path", "concurrency", "requests", "p50 ms", "p99 ms", "errors"]
+    rows = []
+    for run in results.get("api_level") or []:
+        rows.append(
+            [
+                run["path"],
+                run["concurrency"],
+                run["ok"],
+                run["latency"]["p50_ms"],
+                run["latency"]["p99_ms"],
+                run["error_count"],
+            ]
+        )
+    return headers, rows
+
+
+def _find_run(results: Mapping[str, Any], server: str, concurrency: int) -> Mapping[str, Any] | None:
+    for run in results.get("endpoint_level") or []:
+        if run["server"] == server and run["concurrency"] == concurrency:
+            return run
+    return None
+
+
+def check_targets(results: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Each issue-5 target with the measured value and pass / FAIL / n/a."""
+    checks: list[dict[str, Any]] = []
+
+    def add(name: str, measured: float | None, target: str, ok: bool | None) -> None:
+        status = "n/a" if ok is None else ("pass" if ok else "FAIL")
+        checks.append({"target": name, "measured": measured, "threshold": target, "status": status})
+
+    runtimes = {r["name"]: r for r in (results.get("model") or {}).get("runtimes") or []}
+    int8 = runtimes.get("onnx-int8")
+    pipe = runtimes.get("pipeline")
+    p50 = int8["single"]["p50_ms"] if int8 else None
+    add(
+        "ONNX int8 single-headline p50 (ms)",
+        p50,
+        f"<= {TARGET_INT8_P50_MS}",
+        None if p50 is None else p50 <= TARGET_INT8_P50_MS,
+    )
+    speed = pipe["single"]["p50_ms"] / p50 if (pipe and p50) else None
+    add(
+        "ONNX int8 p50 speed-up vs pipeline",
+        speed,
+        f">= {TARGET_INT8_SPEEDUP}x",
+        None if speed is None else speed >= TARGET_INT8_SPEEDUP,
+    )
+    acc = (results.get("model") or {}).get("accuracy")
+    drop = None
+    if acc and "onnx-fp32" in acc["accuracy"] and "onnx-int8" in acc["accuracy"]:
+        drop = 100.0 * (acc["accuracy"]["onnx-fp32"] - acc["accuracy"]["onnx-int8"])
+    add(
+        "int8 accuracy drop vs fp32 (points)",
+        drop,
+        f"<= {TARGET_ACCURACY_DROP_POINTS}",
+        None if drop is None else drop <= TARGET_ACCURACY_DROP_POINTS,
+    )
+
+    endpoint = _find_run(results, "endpoint", TARGET_CONCURRENCY)
+    baseline = _find_run(results, "baseline", TARGET_CONCURRENCY)
+    rps = endpoint["throughput_rps"] if endpoint else None
+    add(
+        f"endpoint headlines/s at concurrency {TARGET_CONCURRENCY}",
+        rps,
+        f">= {TARGET_ENDPOINT_RPS:,.0f}",
+        None if rps is None else rps >= TARGET_ENDPOINT_RPS,
+    )
+    p99 = endpoint["latency"]["p99_ms"] if endpoint else None
+    add(
+        f"endpoint p99 at concurrency {TARGET_CONCURRENCY} (ms)",
+        p99,
+        f"<= {TARGET_ENDPOINT_P99_MS}",
+        None if p99 is None else p99 <= TARGET_ENDPOINT_P99_MS,
+    )
+    ratio = (
+        rps / baseline["throughput_rps"]
+        if (rps is not None and baseline and baseline["throughput_rps"])
+        else None
+    )
+    add(
+        f"endpoint / baseline throughput at concurrency {TARGET_CONCURRENCY}",
+        ratio,
+        f">= {TARGET_ENDPOINT_SPEEDUP}x",
+        None if ratio is None else ratio >= TARGET_ENDPOINT_SPEEDUP,
+    )
+    endpoint_runs = [r for r in results.get("endpoint_level") or [] if r["server"] == "endpoint"]
+    errors = sum(r["error_count"] for r in endpoint_runs) if endpoint_runs else None
+    add("endpoint errors (all levels)", errors, "0", None if errors is None else errors == 0)
+    soak = results.get("soak")
+    if soak:
+        peak = soak["peak_rss_bytes"] / MB
+        add(
+            f"endpoint peak RSS over {soak['duration_s']:.0f} s soak (MB)",
+            peak,
+            f"<= {TARGET_RSS_MB:.0f}, flat",
+            peak <= TARGET_RSS_MB and soak["errors"] == 0,
+        )
+    elif endpoint_runs:
+        peak = max(r["peak_rss_bytes"] for r in endpoint_runs) / MB
+        add("endpoint peak RSS (MB, no soak run)", peak, f"<= {TARGET_RSS_MB:.0f}", peak <= TARGET_RSS_MB)
+    else:
+        add("endpoint peak RSS (MB)", None, f"<= {TARGET_RSS_MB:.0f}", None)
+    api = next((r for r in results.get("api_level") or [] if r["concurrency"] == 1), None)
+    api_ok: bool | None = None
+    api_p50: float | None = None
+    if api is not None:
+        api_p50 = float(api["latency"]["p50_ms"])
+        api_ok = api_p50 <= TARGET_API_P50_MS and api["error_count"] == 0
+    add("full local API path p50 at concurrency 1 (ms)", api_p50, f"<= {TARGET_API_P50_MS}", api_ok)
+    return checks
+
+
+def target_rows(results: Mapping[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    checks = results.get("targets") or check_targets(results)
+    return ["target", "measured", "threshold", "status"], [
+        [c["target"], c["measured"], c["threshold"], c["status"]] for c in checks
+    ]
+
+
+def render_table(results: Mapping[str, Any], *, markdown: bool = False) -> str:
+    """The whole report as text (stdout) or markdown (docs)."""
+    table = markdown_table if markdown else format_table
+    parts: list[str] = []
+    machine = results.get("machine")
+    if machine:
+        load = machine.get("loadavg_1_5_15") or []
+        end = machine.get("loadavg_at_end") or []
+        parts.append(
+            f"Machine: {machine.get('cpu_model')}, {machine.get('logical_cpus')} logical CPUs "
+            f"({machine.get('physical_cpus')} physical), {machine.get('memory_gb')} GB RAM; "
+            f"load average (1 min) {_fmt(load[0]) if load else '?'} at start, "
+            f"{_fmt(end[0]) if end else '?'} at end"
+        )
+    model = results.get("model")
+    if model:
+        n = model.get("single_calls_per_runtime")
+        parts.append(
+            f"Model level (one process; {n} single-headline calls per runtime, test-split headlines)"
+        )
+        parts.append(table(*model_rows(results)))
+        acc = model.get("accuracy")
+        if acc:
+            what = f"sample of {acc['n']:,}" if acc["sampled"] else f"full split, {acc['n']:,} headlines"
+            accs = ", ".join(f"{k} {100 * v:.2f}%" for k, v in acc["accuracy"].items())
+            parts.append(
+                f"Accuracy on the STORY-grouped test split ({what}): {accs}; "
+                f"argmax agreement {100 * acc['agreement']:.2f}%"
+            )
+    if results.get("endpoint_level"):
+        cfg = results.get("config") or {}
+        parts.append(
+            f"Endpoint level (closed loop, one headline per request, {cfg.get('duration_s')} s per level "
+            f"after {cfg.get('warmup_s')} s warm-up; servers in their own processes)"
+        )
+        parts.append(table(*load_rows(results)))
+    if results.get("api_level"):
+        parts.append("Full local API path (HTTP -> Lambda handler -> boto3 -> endpoint)")
+        parts.append(table(*api_rows(results)))
+    soak = results.get("soak")
+    if soak:
+        parts.append(
+            f"Soak: {soak['duration_s']:.0f} s at concurrency {soak['concurrency']}: "
+            f"{soak['throughput_rps']:,.0f} headlines/s, p99 {soak['latency']['p99_ms']:.1f} ms, "
+            f"errors {soak['errors']}, RSS start {soak['rss_start_bytes'] / MB:.0f} MB, "
+            f"end {soak['rss_end_bytes'] / MB:.0f} MB, peak {soak['peak_rss_bytes'] / MB:.0f} MB, "
+            f"slope {soak['rss_slope_mb_per_min']:+.2f} MB/min"
+        )
+    parts.append("Targets (issue 5)")
+    parts.append(table(*target_rows(results)))
+    return "\n\n".join(parts) + "\n"
+
+
+def write_json(results: Mapping[str, Any], path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2, allow_nan=True) + "\n", encoding="utf-8")
+    return path
+
+
+# -- plots -----------------------------------------------------------------------------------
+
+
+def write_plots(results: Mapping[str, Any], out_dir: Path) -> list[Path]:
+    """PNG plots for whatever levels ran; returns the files written."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display; also keeps the bench usable over ssh
+    import matplotlib.pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    # Small figures at dpi 100 keep each PNG well under 100 KB for the docs.
+    dpi = 100
+
+    model = results.get("model") or {}
+    cdfs = model.get("cdf") or {}
+    if cdfs:
+        fig, ax = plt.subplots(figsize=(7, 4))
+        for name, points in cdfs.items():
+            ax.plot(points["ms"], points["fraction"], label=name)
+        ax.set_xscale("log")
+        ax.set_xlabel("single-headline latency (ms, log scale)")
+        ax.set_ylabel("fraction of calls")
+        ax.set_title("Model level: single-headline latency CDF")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        path = out_dir / "model_latency_cdf.png"
+        fig.savefig(path, dpi=dpi)
+        plt.close(fig)
+        written.append(path)
+
+    runs = results.get("endpoint_level") or []
+    if runs:
+        servers = list(dict.fromkeys(r["server"] for r in runs))
+        colors = {s: f"C{i}" for i, s in enumerate(servers)}
+        concurrencies = sorted({r["concurrency"] for r in runs})
+        styles = ["-", "--", "-.", ":"]
+        fig, ax = plt.subplots(figsize=(7, 4))
+        for run in runs:
+            cdf = run.get("cdf") or {}
+            if not cdf.get("ms"):
+                continue
+            style = styles[concurrencies.index(run["concurrency"]) % len(styles)]
+            ax.plot(
+                cdf["ms"],
+                cdf["fraction"],
+                style,
+                color=colors[run["server"]],
+                label=f"{run['server']} c={run['concurrency']}",
+            )
+        ax.set_xscale("log")
+        ax.set_xlabel("request latency (ms, log scale)")
+        ax.set_ylabel("fraction of requests")
+        ax.set_title("Endpoint level: latency CDF by server and concurrency")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8, ncol=2)
+        fig.tight_layout()
+        path = out_dir / "latency_cdf.png"
+        fig.savefig(path, dpi=dpi)
+        plt.close(fig)
+        written.append(path)
+
+        fig, ax = plt.subplots(figsize=(7, 4))
+        width = 0.8 / len(servers)
+        xs = list(range(len(concurrencies)))
+        for i, server in enumerate(servers):
+            values = []
+            for c in concurrencies:
+                run = _find_run(results, server, c)
+                values.append(run["throughput_rps"] if run else 0.0)
+            bars = ax.bar([x + (i - (len(servers) - 1) / 2) * width for x in xs], values, width, label=server)
+            ax.bar_label(bars, fmt="%.0f", fontsize=7)
+        ax.set_xticks(xs, [str(c) for c in concurrencies])
+        ax.set_xlabel("concurrent clients (closed loop)")
+        ax.set_ylabel("headlines / s")
+        ax.set_title("Endpoint level: throughput by concurrency")
+        ax.grid(True, axis="y", alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        path = out_dir / "throughput.png"
+        fig.savefig(path, dpi=dpi)
+        plt.close(fig)
+        written.append(path)
+
+    soak = results.get("soak")
+    if soak and soak.get("rss_series"):
+        ts = [p[0] for p in soak["rss_series"]]
+        mbs = [p[1] / MB for p in soak["rss_series"]]
+        fig, ax = plt.subplots(figsize=(7, 3.5))
+        ax.plot(ts, mbs, label="endpoint RSS")
+        ax.axhline(TARGET_RSS_MB, color="red", linestyle="--", label=f"target {TARGET_RSS_MB:.0f} MB")
+        ax.set_ylim(0, max(TARGET_RSS_MB, *mbs) * 1.1)
+        ax.set_xlabel("seconds")
+        ax.set_ylabel("RSS (MB)")
+        ax.set_title(f"Soak: endpoint RSS at concurrency {soak['concurrency']}")
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        path = out_dir / "soak_rss.png"
+        fig.savefig(path, dpi=dpi)
+        plt.close(fig)
+        written.append(path)
+    return written

@@ -1,0 +1,466 @@
+"""``textclf bench`` end to end: model level, endpoint level (vs baseline), API path, soak.
+
+Every server runs as its own process (``servers.ServerProcess``) and is stopped in ``finally``
+blocks, so a failed level never leaves a server behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import platform
+import random
+import shutil
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from textclf.bench import report
+from textclf.bench.loadgen import LoadResult, run_load
+from textclf.bench.servers import (
+    RssSampler,
+    ServerProcess,
+    free_port,
+    process_tree_cpu_seconds,
+    python_module_argv,
+)
+from textclf.bench.stats import cdf_points, linear_slope
+from textclf.errors import UserError
+
+log = logging.getLogger(__name__)
+
+LEVELS = ("model", "endpoint", "api")
+#: ``soak`` runs only when asked for (``--soak SECONDS`` or ``--levels ...,soak``): it takes minutes.
+ALL_LEVELS = (*LEVELS, "soak")
+DEFAULT_SOAK_S = 300.0
+HOST = "127.0.0.1"
+
+
+@dataclass
+class BenchConfig:
+    """Everything a run depends on (written to ``bench.json`` so a figure can be traced back)."""
+
+    model_dir: Path
+    package: Path
+    data: Path
+    out: Path
+    duration_s: float = 30.0
+    warmup_s: float = 3.0
+    concurrency: list[int] = field(default_factory=lambda: [1, 8, 32, 64])
+    levels: tuple[str, ...] = LEVELS
+    soak_s: float = 0.0
+    soak_concurrency: int = 64
+    single_calls: int = 1000
+    batch_calls: int = 30
+    accuracy_sample: int | None = None  # None = the full test split
+    headlines: int = 5000
+    max_requests_per_level: int = 2_000_000
+    request_timeout_s: float = 10.0
+    api_duration_s: float | None = None
+    seed: int = 0
+    docs_img: Path | None = None
+    onnx_dirs: dict[str, Path] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in d.items()} | {
+            "onnx_dirs": {k: str(v) for k, v in self.onnx_dirs.items()}
+        }
+
+
+def describe_machine() -> dict[str, Any]:
+    """What the figures were measured on, and how busy it was when the run began."""
+    cpu_model = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        load = list(os.getloadavg())
+    except OSError:
+        load = []
+    return {
+        "cpu_model": cpu_model,
+        "logical_cpus": psutil.cpu_count(logical=True),
+        "physical_cpus": psutil.cpu_count(logical=False),
+        "memory_gb": round(psutil.virtual_memory().total / 1024**3, 1),
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "loadavg_1_5_15": load,
+    }
+
+
+def load_headlines(data: Path, limit: int, seed: int) -> tuple[list[str], list[str]]:
+    """(texts, labels) of the test split, shuffled deterministically; ``limit`` <= 0 = all."""
+    from textclf.data import read_split
+
+    frame = read_split(data)
+    if frame.empty:
+        raise UserError(f"{data}: the split is empty")
+    texts = frame["text"].astype(str).tolist()
+    labels = frame["label"].astype(str).tolist()
+    order = list(range(len(texts)))
+    random.Random(seed).shuffle(order)
+    if limit > 0:
+        order = order[:limit]
+    return [texts[i] for i in order], [labels[i] for i in order]
+
+
+# -- model level -----------------------------------------------------------------------------
+
+
+def _weights_digest(model_dir: Path) -> str:
+    """Identity of a trained model (weights + config): staged runtimes are reused while it holds."""
+    digest = hashlib.sha256()
+    for path in sorted(model_dir.iterdir()):
+        if path.is_file() and (path.suffix in (".safetensors", ".bin") or path.name == "config.json"):
+            digest.update(path.name.encode())
+            with path.open("rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(chunk)
+    return digest.hexdigest()
+
+
+def prepare_onnx_dirs(cfg: BenchConfig) -> dict[str, Path]:
+    """ONNX fp32 and int8 folders for the model level: given ones, else exported under ``out``.
+
+    Export and quantisation use ``textclf.packaging.stage_runtime`` (the same code as
+    ``textclf package``) and are cached by the trained weights' digest, so reruns skip them.
+    """
+    from textclf.packaging import stage_runtime
+
+    dirs = dict(cfg.onnx_dirs)
+    digest = _weights_digest(cfg.model_dir)
+    for runtime in ("onnx-fp32", "onnx-int8"):
+        if runtime in dirs:
+            continue
+        dest = cfg.out / "runtimes" / runtime
+        stamp = dest / ".bench-source"
+        if stamp.is_file() and stamp.read_text(encoding="utf-8").strip() == digest:
+            log.info("model bench: reusing %s export in %s", runtime, dest)
+        else:
+            log.info("model bench: exporting %s into %s", runtime, dest)
+            if dest.exists():
+                shutil.rmtree(dest)
+            stage_runtime(cfg.model_dir, runtime, dest)
+            stamp.write_text(digest + "\n", encoding="utf-8")
+        dirs[runtime] = dest
+    return dirs
+
+
+def run_model_level(cfg: BenchConfig, texts: list[str], labels: list[str]) -> dict[str, Any]:
+    from textclf.bench.model_bench import inference_runtime, measure_accuracy, pipeline_runtime, time_runtimes
+
+    onnx_dirs = prepare_onnx_dirs(cfg)
+    runtimes = [pipeline_runtime(cfg.model_dir), inference_runtime("torch", cfg.model_dir)]
+    runtimes += [inference_runtime(name, onnx_dirs[name]) for name in ("onnx-fp32", "onnx-int8")]
+    log.info("model bench: timing %s", ", ".join(r.name for r in runtimes))
+    timings = time_runtimes(
+        runtimes,
+        texts[: max(cfg.single_calls, 32 * cfg.batch_calls, 32)],
+        single_calls=cfg.single_calls,
+        batch_calls=cfg.batch_calls,
+    )
+    result: dict[str, Any] = {
+        "single_calls_per_runtime": cfg.single_calls,
+        "batch_calls_per_runtime": cfg.batch_calls,
+        "runtimes": [t.to_dict() for t in timings],
+        "cdf": {},
+    }
+    for t in timings:
+        xs, ys = cdf_points(t.single_latencies_s)
+        result["cdf"][t.name] = {"ms": xs, "fraction": ys}
+    quantized = [r for r in runtimes if r.name in ("onnx-fp32", "onnx-int8")]
+    if len(quantized) == 2:
+        n = len(texts) if cfg.accuracy_sample is None else min(cfg.accuracy_sample, len(texts))
+        log.info("model bench: accuracy of onnx-fp32 and onnx-int8 on %d test headlines", n)
+        accuracy = measure_accuracy(
+            sorted(quantized, key=lambda r: r.name),  # fp32 first: agreement is int8 vs fp32
+            texts[:n],
+            labels[:n],
+            sampled=n < len(texts),
+        )
+        result["accuracy"] = accuracy.to_dict()
+    return result
+
+
+# -- servers ---------------------------------------------------------------------------------
+
+
+def endpoint_server(cfg: BenchConfig, port: int) -> ServerProcess:
+    argv = python_module_argv(
+        "textclf", "serve-endpoint", "--host", HOST, "--port", str(port), "--model", str(cfg.package)
+    )
+    return ServerProcess(
+        "endpoint", argv, HOST, port, ready_path="/ping", log_path=cfg.out / "logs" / "endpoint.log"
+    )
+
+
+def baseline_server(cfg: BenchConfig, port: int) -> ServerProcess:
+    argv = python_module_argv(
+        "textclf.bench.baseline_server", "--model", str(cfg.model_dir), "--host", HOST, "--port", str(port)
+    )
+    return ServerProcess(
+        "baseline", argv, HOST, port, ready_path="/ping", log_path=cfg.out / "logs" / "baseline.log"
+    )
+
+
+def api_stack(cfg: BenchConfig, port: int) -> ServerProcess:
+    argv = python_module_argv(
+        "textclf",
+        "serve",
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--endpoint-port",
+        str(free_port(HOST)),
+        "--model",
+        str(cfg.package),
+    )
+    # /health answers 200 only once the endpoint, the control plane and the API are all up.
+    return ServerProcess(
+        "api",
+        argv,
+        HOST,
+        port,
+        ready_path="/health",
+        log_path=cfg.out / "logs" / "api.log",
+        startup_timeout_s=180,
+    )
+
+
+def invocation_bodies(texts: Sequence[str], key: str = "inputs") -> list[bytes]:
+    return [json.dumps({key: t}).encode("utf-8") for t in texts]
+
+
+@dataclass
+class LoadedRun:
+    """One load run against one server process, with that process's memory and CPU use."""
+
+    result: LoadResult
+    sampler: RssSampler
+    server_cpu_s: float
+    wall_s: float
+
+    def record(self, server: str) -> dict[str, Any]:
+        result = self.result
+        record = {"server": server, **result.to_dict(), "peak_rss_bytes": self.sampler.peak_bytes}
+        # Server CPU per request (warm-up included on both sides of the ratio): how much of the
+        # machine one request costs, which on a shared 2-core box says more than latency alone.
+        record["server_cpu_s"] = self.server_cpu_s
+        record["server_cores"] = self.server_cpu_s / self.wall_s if self.wall_s > 0 else 0.0
+        record["server_cpu_ms_per_request"] = (
+            1000.0 * self.server_cpu_s / result.sent if result.sent else None
+        )
+        xs, ys = cdf_points(result.latencies_s)
+        record["cdf"] = {"ms": xs, "fraction": ys}
+        return record
+
+
+def _loaded_run(
+    server: ServerProcess,
+    path: str,
+    bodies: list[bytes],
+    *,
+    concurrency: int,
+    duration_s: float,
+    warmup_s: float,
+    max_requests: int,
+    request_timeout_s: float,
+    rss_interval_s: float = 0.25,
+) -> LoadedRun:
+    sampler = RssSampler(server.pid, interval_s=rss_interval_s)
+    cpu0 = process_tree_cpu_seconds(server.pid)
+    t0 = time.perf_counter()
+    with sampler:
+        result = run_load(
+            server.base_url + path,
+            bodies,
+            concurrency=concurrency,
+            duration_s=duration_s,
+            warmup_s=warmup_s,
+            max_requests=max_requests,
+            request_timeout_s=request_timeout_s,
+        )
+    wall = time.perf_counter() - t0
+    return LoadedRun(result, sampler, process_tree_cpu_seconds(server.pid) - cpu0, wall)
+
+
+def run_endpoint_level(cfg: BenchConfig, bodies: list[bytes]) -> list[dict[str, Any]]:
+    """Both servers up at once (an idle server costs no CPU), levels interleaved between them.
+
+    Interleaving (endpoint c=1, baseline c=1, endpoint c=8, ...) spreads any drift in background
+    load over both servers instead of favouring whichever ran first.
+    """
+    records: list[dict[str, Any]] = []
+    servers: list[ServerProcess] = []
+    try:
+        for factory in (endpoint_server, baseline_server):
+            servers.append(factory(cfg, free_port(HOST)).launch())
+        for server in servers:
+            server.wait_ready()
+        for concurrency in cfg.concurrency:
+            for server in servers:
+                log.info(
+                    "endpoint level: %s at concurrency %d for %g s",
+                    server.name,
+                    concurrency,
+                    cfg.duration_s,
+                )
+                run = _loaded_run(
+                    server,
+                    "/invocations",
+                    bodies,
+                    concurrency=concurrency,
+                    duration_s=cfg.duration_s,
+                    warmup_s=cfg.warmup_s,
+                    max_requests=cfg.max_requests_per_level,
+                    request_timeout_s=cfg.request_timeout_s,
+                )
+                records.append(run.record(server.name))
+                log.info(
+                    "  %.0f headlines/s, p99 %.1f ms, %d errors",
+                    run.result.throughput_rps,
+                    run.result.summary().p99_ms,
+                    run.result.error_count,
+                )
+    finally:
+        for server in servers:
+            server.stop()
+    return records
+
+
+def run_api_level(cfg: BenchConfig, texts: Sequence[str]) -> list[dict[str, Any]]:
+    bodies = invocation_bodies(texts, key="text")
+    duration = cfg.api_duration_s or cfg.duration_s
+    with api_stack(cfg, free_port(HOST)) as server:
+        log.info("API level: POST /predict at concurrency 1 for %g s", duration)
+        run = _loaded_run(
+            server,
+            "/predict",
+            bodies,
+            concurrency=1,
+            duration_s=duration,
+            warmup_s=cfg.warmup_s,
+            max_requests=cfg.max_requests_per_level,
+            request_timeout_s=cfg.request_timeout_s,
+        )
+    record = run.record("api")
+    record["path"] = "POST /predict (API -> Lambda handler -> boto3 -> endpoint)"
+    return [record]
+
+
+def run_soak(cfg: BenchConfig, bodies: list[bytes]) -> dict[str, Any]:
+    with endpoint_server(cfg, free_port(HOST)) as server:
+        log.info("soak: endpoint at concurrency %d for %.0f s", cfg.soak_concurrency, cfg.soak_s)
+        run = _loaded_run(
+            server,
+            "/invocations",
+            bodies,
+            concurrency=cfg.soak_concurrency,
+            duration_s=cfg.soak_s,
+            warmup_s=cfg.warmup_s,
+            max_requests=10 * cfg.max_requests_per_level,
+            request_timeout_s=cfg.request_timeout_s,
+            rss_interval_s=1.0,
+        )
+    result, sampler = run.result, run.sampler
+    series = [(round(t, 2), rss) for t, rss in sampler.samples]
+    # Flatness is judged after warm-up: the first seconds include arena growth to steady state.
+    steady = [(t, rss) for t, rss in series if t >= cfg.warmup_s + 0.1 * cfg.soak_s] or series
+    slope_per_s = linear_slope([t for t, _ in steady], [rss / report.MB for _, rss in steady])
+    return {
+        "concurrency": cfg.soak_concurrency,
+        "duration_s": cfg.soak_s,
+        "throughput_rps": result.throughput_rps,
+        "latency": result.summary().to_dict(),
+        "errors": result.error_count,
+        "error_kinds": result.errors,
+        "rss_series": series,
+        "rss_start_bytes": steady[0][1],
+        "rss_end_bytes": steady[-1][1],
+        "peak_rss_bytes": sampler.peak_bytes,
+        "rss_slope_mb_per_min": 60.0 * slope_per_s,
+        "per_second_ok": result.per_second_ok,
+    }
+
+
+# -- whole run -------------------------------------------------------------------------------
+
+
+def check_inputs(cfg: BenchConfig) -> None:
+    """Fail in one line, before minutes of work, when an input is missing."""
+    if not cfg.data.exists():
+        raise UserError(f"no test split at {cfg.data}: run `textclf data` first or pass --data")
+    if ("model" in cfg.levels or "endpoint" in cfg.levels) and not (cfg.model_dir / "config.json").is_file():
+        raise UserError(f"no trained model at {cfg.model_dir}: run `textclf train` first or pass --model")
+    if "soak" in cfg.levels and cfg.soak_s <= 0:
+        raise UserError("the soak level needs a duration: --soak SECONDS")
+    if {"endpoint", "api", "soak"} & set(cfg.levels) and not cfg.package.exists():
+        raise UserError(
+            f"no serving package at {cfg.package}: run `textclf package --runtime onnx-int8` first "
+            "or pass --package"
+        )
+
+
+def run_bench(cfg: BenchConfig, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Run the levels ``cfg`` asks for and write ``bench.json``, plots and ``bench.txt``."""
+    say = progress or (lambda msg: log.info("%s", msg))
+    check_inputs(cfg)
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "machine": describe_machine(),
+        "config": cfg.to_dict(),
+    }
+    needed = max(cfg.headlines, cfg.single_calls, 32 * cfg.batch_calls)
+    limit = (
+        0
+        if ("model" in cfg.levels and cfg.accuracy_sample is None)
+        else max(needed, cfg.accuracy_sample or 0)
+    )
+    texts, labels = load_headlines(cfg.data, limit, cfg.seed)
+    say(f"{len(texts):,} test headlines loaded from {cfg.data}")
+    load_texts = texts[: cfg.headlines]
+    bodies = invocation_bodies(load_texts)
+
+    if "model" in cfg.levels:
+        say("model level: pipeline, torch, onnx-fp32, onnx-int8 in one process")
+        results["model"] = run_model_level(cfg, texts, labels)
+    if "endpoint" in cfg.levels:
+        say(f"endpoint level: concurrency {cfg.concurrency}, {cfg.duration_s:g} s each, endpoint vs baseline")
+        results["endpoint_level"] = run_endpoint_level(cfg, bodies)
+    if "api" in cfg.levels:
+        say("API level: textclf serve, POST /predict at concurrency 1")
+        results["api_level"] = run_api_level(cfg, load_texts)
+    if "soak" in cfg.levels:
+        say(f"soak: {cfg.soak_s:.0f} s at concurrency {cfg.soak_concurrency}")
+        results["soak"] = run_soak(cfg, bodies)
+    results["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    with contextlib.suppress(OSError):
+        results["machine"]["loadavg_at_end"] = list(os.getloadavg())
+    results["targets"] = report.check_targets(results)
+
+    plots = report.write_plots(results, cfg.out)
+    results["plots"] = [p.name for p in plots]
+    report.write_json(results, cfg.out / "bench.json")
+    if cfg.docs_img is not None:
+        cfg.docs_img.mkdir(parents=True, exist_ok=True)
+        for plot in plots:
+            shutil.copy2(plot, cfg.docs_img / f"bench_{plot.name}")
+    text = report.render_table(results)
+    (cfg.out / "bench.txt").write_text(text, encoding="utf-8")
+    (cfg.out / "bench.md").write_text(report.render_table(results, markdown=True), encoding="utf-8")
+    return results

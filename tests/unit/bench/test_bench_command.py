@@ -1,0 +1,107 @@
+"""Smoke run of ``textclf bench`` with a tiny model and tiny durations (figures not meaningful)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from tests.helpers.tiny_model import KEYWORD_HEADLINES, make_tiny_model_dir
+from textclf.cli import main
+from textclf.data.parse import SCHEMA
+from textclf.labels import CATEGORY_TO_LABEL
+
+pytestmark = pytest.mark.integration
+
+LABEL_TO_CATEGORY = {label: cat for cat, label in CATEGORY_TO_LABEL.items()}
+
+
+def write_split(path: Path) -> Path:
+    rows = [(text, label) for label, texts in KEYWORD_HEADLINES.items() for text in texts]
+    n = len(rows)
+    table = pa.Table.from_pydict(
+        {
+            "id": list(range(n)),
+            "text": [t for t, _ in rows],
+            "label": [lab for _, lab in rows],
+            "category": [LABEL_TO_CATEGORY[lab] for _, lab in rows],
+            "story": [f"story-{i}" for i in range(n)],
+            "publisher": ["p"] * n,
+            "hostname": ["h"] * n,
+            "timestamp": [0] * n,
+        },
+        schema=SCHEMA,
+    )
+    path.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, path / "data.parquet")
+    return path
+
+
+def test_bench_smoke_all_levels(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # One intra-op thread everywhere (this process and the servers it starts): a tiny model
+    # gains nothing from more, and CI shares its cores.
+    monkeypatch.setenv("TEXTCLF_NUM_THREADS", "1")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    model = make_tiny_model_dir(tmp_path / "model", trained=True)
+    data = write_split(tmp_path / "data" / "test")
+    out = tmp_path / "bench"
+    code = main(
+        [
+            "bench",
+            "--quick",
+            "--model", str(model),
+            "--package", str(model),  # the endpoint serves a model folder as well as an archive
+            "--data", str(data),
+            "--out", str(out),
+            "--duration", "0.5",
+            "--warmup", "0.2",
+            "--concurrency", "1,4",
+            "--single-calls", "10",
+            "--batch-calls", "2",
+            "--soak", "1",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    stdout = capsys.readouterr().out
+    assert "Targets (issue 5)" in stdout
+
+    results = json.loads((out / "bench.json").read_text())
+    names = [r["name"] for r in results["model"]["runtimes"]]
+    assert names[:2] == ["pipeline", "torch"]
+    for runtime in results["model"]["runtimes"]:
+        assert runtime["single"]["count"] == 10
+        assert runtime["batch_headlines"] == 64
+        assert runtime["single"]["p50_ms"] > 0
+
+    runs = results["endpoint_level"]
+    assert [(r["server"], r["concurrency"]) for r in runs] == [
+        ("endpoint", 1), ("baseline", 1), ("endpoint", 4), ("baseline", 4)
+    ]  # fmt: skip
+    for run in runs:
+        assert run["ok"] > 0, run
+        assert run["error_count"] == 0, run
+        assert run["peak_rss_bytes"] > 50 * 1024 * 1024  # a process with torch loaded
+        assert run["stopped_by"] == "duration"
+
+    (api,) = results["api_level"]
+    assert api["ok"] > 0 and api["error_count"] == 0
+
+    soak = results["soak"]
+    assert soak["duration_s"] == 1.0 and soak["errors"] == 0
+    assert len(soak["rss_series"]) >= 2 and soak["peak_rss_bytes"] > 0
+
+    assert {c["status"] for c in results["targets"]} <= {"pass", "FAIL", "n/a"}
+    for plot in ("model_latency_cdf.png", "latency_cdf.png", "throughput.png", "soak_rss.png"):
+        assert (out / plot).read_bytes().startswith(b"\x89PNG")
+    assert (out / "bench.txt").read_text() in stdout
+
+
+def test_bench_refuses_missing_inputs_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["bench", "--quick", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "o")])
+    assert code == 2
+    assert "no test split" in capsys.readouterr().err

@@ -1,0 +1,176 @@
+"""Report: target checks from measured figures, table, JSON round trip and plots."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from textclf.bench import report
+from textclf.bench.loadgen import LoadResult
+from textclf.bench.runner import LoadedRun
+from textclf.bench.servers import RssSampler
+from textclf.bench.stats import cdf_points
+
+MB = 1024 * 1024
+
+
+def _load(
+    server: str, concurrency: int, *, latency_s: float, ok: int, errors: int, rss_mb: float
+) -> dict[str, Any]:
+    result = LoadResult(
+        url="http://127.0.0.1:1/invocations",
+        concurrency=concurrency,
+        duration_s=2.0,
+        warmup_s=0.0,
+        measured_s=2.0,
+        sent=ok + errors,
+        ok=ok,
+        errors={"http_503": errors} if errors else {},
+        latencies_s=[latency_s * (1 + i / ok) for i in range(ok)],
+        per_second_ok=[ok // 2, ok - ok // 2],
+        stopped_by="duration",
+        client_cpu_fraction=0.25,
+    )
+    sampler = RssSampler(pid=0)
+    sampler.samples = [(0.0, int(rss_mb * MB)), (1.0, int(rss_mb * MB) // 2)]
+    return LoadedRun(result, sampler, server_cpu_s=1.0, wall_s=2.0).record(server)
+
+
+def _runtime(name: str, p50_ms: float, batch_rps: float) -> dict[str, Any]:
+    return {
+        "name": name,
+        "source": "x",
+        "load_s": 0.1,
+        "single": {
+            "count": 10,
+            "mean_ms": p50_ms,
+            "p50_ms": p50_ms,
+            "p90_ms": p50_ms,
+            "p99_ms": 2 * p50_ms,
+            "max_ms": 3 * p50_ms,
+        },
+        "batch_size": 32,
+        "batch_headlines": 320,
+        "batch_seconds": 320 / batch_rps,
+        "batch_throughput": batch_rps,
+    }
+
+
+def _results(
+    *, int8_p50: float, endpoint_ok: int, endpoint_p99_s: float, fp32_acc: float, int8_acc: float
+) -> dict[str, Any]:
+    xs, ys = cdf_points([0.001, 0.002, 0.003])
+    return {
+        "config": {"duration_s": 2.0, "warmup_s": 0.0},
+        "model": {
+            "single_calls_per_runtime": 10,
+            "runtimes": [
+                _runtime("pipeline", 6.0, 300.0),
+                _runtime("torch", 4.0, 500.0),
+                _runtime("onnx-fp32", 2.0, 900.0),
+                _runtime("onnx-int8", int8_p50, 1700.0),
+            ],
+            "cdf": {"pipeline": {"ms": xs, "fraction": ys}, "onnx-int8": {"ms": xs, "fraction": ys}},
+            "accuracy": {
+                "n": 1000,
+                "sampled": True,
+                "accuracy": {"onnx-fp32": fp32_acc, "onnx-int8": int8_acc},
+                "agreement": 0.995,
+                "seconds": {},
+            },
+        },
+        "endpoint_level": [
+            _load("endpoint", 1, latency_s=0.002, ok=800, errors=0, rss_mb=400),
+            _load("baseline", 1, latency_s=0.006, ok=300, errors=0, rss_mb=500),
+            _load("endpoint", 64, latency_s=endpoint_p99_s / 2, ok=endpoint_ok, errors=0, rss_mb=450),
+            _load("baseline", 64, latency_s=0.2, ok=600, errors=0, rss_mb=520),
+        ],
+        "api_level": [
+            {**_load("api", 1, latency_s=0.004, ok=200, errors=0, rss_mb=900), "path": "POST /predict"}
+        ],
+    }
+
+
+def _status(checks: list[dict[str, Any]], prefix: str) -> str:
+    (match,) = [c for c in checks if c["target"].startswith(prefix)]
+    return str(match["status"])
+
+
+def test_targets_pass_when_the_figures_meet_them() -> None:
+    checks = report.check_targets(
+        _results(int8_p50=0.6, endpoint_ok=4000, endpoint_p99_s=0.02, fp32_acc=0.91, int8_acc=0.909)
+    )
+    assert {c["status"] for c in checks} == {"pass"}, checks
+    ratio = next(c for c in checks if c["target"].startswith("endpoint / baseline"))
+    assert ratio["measured"] == pytest.approx(4000 / 600)
+
+
+def test_targets_fail_on_each_missed_figure() -> None:
+    checks = report.check_targets(
+        _results(int8_p50=1.5, endpoint_ok=2000, endpoint_p99_s=0.08, fp32_acc=0.91, int8_acc=0.90)
+    )
+    assert _status(checks, "ONNX int8 single-headline p50") == "FAIL"
+    assert _status(checks, "ONNX int8 p50 speed-up") == "FAIL"  # 6.0 / 1.5 = 4x
+    assert _status(checks, "int8 accuracy drop") == "FAIL"  # 1.0 point
+    assert _status(checks, "endpoint headlines/s") == "FAIL"  # 1,000/s
+    assert _status(checks, "endpoint p99") == "FAIL"
+    assert _status(checks, "endpoint / baseline") == "FAIL"  # 1000 / 300
+    assert _status(checks, "endpoint errors") == "pass"
+
+
+def test_targets_not_run_are_not_applicable() -> None:
+    checks = report.check_targets({"config": {}})
+    assert {c["status"] for c in checks} == {"n/a"}
+
+
+def test_table_json_and_plots(tmp_path: Path) -> None:
+    results = _results(int8_p50=0.6, endpoint_ok=4000, endpoint_p99_s=0.02, fp32_acc=0.91, int8_acc=0.909)
+    results["targets"] = report.check_targets(results)
+    text = report.render_table(results)
+    assert "onnx-int8" in text and "baseline" in text and "POST /predict" in text
+    assert "10.00" in text  # pipeline p50 / int8 p50 = 6.0 / 0.6
+    md = report.render_table(results, markdown=True)
+    assert "| runtime |" in md and "|---|" in md
+
+    path = report.write_json(results, tmp_path / "bench.json")
+    again = json.loads(path.read_text())
+    assert report.render_table(again) == text
+
+    plots = report.write_plots(results, tmp_path)
+    assert {p.name for p in plots} == {"model_latency_cdf.png", "latency_cdf.png", "throughput.png"}
+    for plot in plots:
+        data = plot.read_bytes()
+        assert data.startswith(b"\x89PNG")
+        assert len(data) < 200_000
+
+
+def test_soak_plot_and_flatness(tmp_path: Path) -> None:
+    results = {
+        "soak": {
+            "concurrency": 64,
+            "duration_s": 10.0,
+            "throughput_rps": 1000.0,
+            "latency": {"p99_ms": 20.0},
+            "errors": 0,
+            "rss_series": [(float(t), 400 * MB) for t in range(10)],
+            "rss_start_bytes": 400 * MB,
+            "rss_end_bytes": 400 * MB,
+            "peak_rss_bytes": 700 * MB,
+            "rss_slope_mb_per_min": 0.0,
+        }
+    }
+    checks = report.check_targets(results)
+    assert _status(checks, "endpoint peak RSS") == "FAIL"  # 700 MB peak
+    assert "Soak: 10 s at concurrency 64" in report.render_table(results)
+    assert [p.name for p in report.write_plots(results, tmp_path)] == ["soak_rss.png"]
+
+
+def test_run_record_server_cpu_figures() -> None:
+    record = _load("endpoint", 8, latency_s=0.002, ok=90, errors=10, rss_mb=300)
+    assert record["server_cores"] == pytest.approx(0.5)  # 1 CPU second over 2 s of wall time
+    assert record["server_cpu_ms_per_request"] == pytest.approx(1000.0 / 100)  # sent = 100
+    assert record["peak_rss_bytes"] == 300 * MB
+    assert record["error_count"] == 10 and record["errors"] == {"http_503": 10}

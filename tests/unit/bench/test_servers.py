@@ -1,0 +1,76 @@
+"""Servers as separate processes: readiness, RSS sampling, clean stop; the baseline server."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.helpers.tiny_model import PROBE_HEADLINES, make_tiny_model_dir
+from textclf.bench.loadgen import run_load
+from textclf.bench.servers import RssSampler, ServerProcess, free_port, process_tree_rss, python_module_argv
+from textclf.errors import UserError
+
+pytestmark = pytest.mark.integration
+
+
+def test_process_that_dies_at_start_fails_fast_with_its_log(tmp_path: Path) -> None:
+    argv = [sys.executable, "-c", "import sys; print('cannot start: no model'); sys.exit(3)"]
+    server = ServerProcess("broken", argv, "127.0.0.1", free_port(), log_path=tmp_path / "broken.log")
+    started = time.monotonic()
+    with pytest.raises(UserError, match=r"exited with code 3.*cannot start: no model"):
+        server.start()
+    assert time.monotonic() - started < 10
+
+
+def test_refuses_a_busy_port(tmp_path: Path) -> None:
+    port = free_port()
+    argv = python_module_argv("http.server", "--bind", "127.0.0.1", str(port))
+    first = ServerProcess("first", argv, "127.0.0.1", port, ready_path="/", log_path=tmp_path / "a.log")
+    with first, pytest.raises(UserError, match="busy"):
+        ServerProcess("second", argv, "127.0.0.1", port, ready_path="/").start()
+
+
+def test_rss_sampler_and_stop(tmp_path: Path) -> None:
+    port = free_port()
+    argv = python_module_argv("http.server", "--bind", "127.0.0.1", str(port))
+    server = ServerProcess("http", argv, "127.0.0.1", port, ready_path="/", log_path=tmp_path / "h.log")
+    with server:
+        pid = server.pid
+        with RssSampler(pid, interval_s=0.05) as sampler:
+            time.sleep(0.3)
+        assert len(sampler.samples) >= 3
+        assert sampler.peak_bytes == max(rss for _, rss in sampler.samples) > 1024 * 1024
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    assert process_tree_rss(pid) == 0
+
+
+def test_baseline_server_serves_the_endpoint_contract(tmp_path: Path) -> None:
+    model = make_tiny_model_dir(tmp_path / "model", trained=True)
+    port = free_port()
+    argv = python_module_argv("textclf.bench.baseline_server", "--model", str(model), "--port", str(port))
+    # One torch thread: the tiny model gains nothing from two, and tests share the cores.
+    env = {"OMP_NUM_THREADS": "1"}
+    with ServerProcess("baseline", argv, "127.0.0.1", port, log_path=tmp_path / "b.log", env=env) as server:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        body = json.dumps({"inputs": [PROBE_HEADLINES["business"], PROBE_HEADLINES["health"]]})
+        conn.request("POST", "/invocations", body, {"Content-Type": "application/json"})
+        response = conn.getresponse()
+        assert response.status == 200
+        predictions = json.loads(response.read())["predictions"]
+        assert [p["label"] for p in predictions] == ["business", "health"]
+        assert set(predictions[0]["scores"]) == set(PROBE_HEADLINES)
+        assert sum(predictions[0]["scores"].values()) == pytest.approx(1.0, abs=1e-5)
+        conn.close()
+
+        bodies = [json.dumps({"inputs": t}).encode() for t in PROBE_HEADLINES.values()]
+        result = run_load(
+            server.base_url + "/invocations", bodies, concurrency=2, duration_s=0.5, max_requests=500
+        )
+        assert result.ok > 0
+        assert result.errors == {}
