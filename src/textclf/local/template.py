@@ -59,8 +59,12 @@ def _construct(tag: str) -> Any:
                 value = value.split(".", 1)
         elif isinstance(node, yaml.SequenceNode):
             value = loader.construct_sequence(node, deep=True)
-        else:
+        elif isinstance(node, yaml.MappingNode):
             value = loader.construct_mapping(node, deep=True)
+        else:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"unexpected node for !{tag}", node.start_mark
+            )
         return {key: value}
 
     return build
