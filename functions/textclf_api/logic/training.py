@@ -138,9 +138,8 @@ def check_source_bundle(settings: Settings, bucket: str) -> str:
     except ClientError as exc:
         if aws.error_code(exc) in _MISSING_CODES:
             raise PreconditionMissingError(
-                f"no training code: {uri} does not exist; upload model/train.py as that archive: "
-                f"`tar -czf sourcedir.tar.gz -C model train.py requirements.txt && "
-                f"aws s3 cp sourcedir.tar.gz {uri}`"
+                f"no training code: {uri} does not exist; upload it with "
+                f"`textclf upload-source --s3-uri {uri}`"
             ) from exc
         raise aws.translate(exc, f"reading {uri}", settings.retry_after_seconds) from exc
     except Exception as exc:

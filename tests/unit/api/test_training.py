@@ -215,7 +215,7 @@ def test_missing_source_bundle_is_a_409_saying_how_to_upload_it(bucket: Any, inv
     response = invoke(training_handler, "train")
     assert response.status == 409
     assert f"s3://{BUCKET}/code/sourcedir.tar.gz does not exist" in response.body["message"]
-    assert "train.py" in response.body["message"]
+    assert "textclf upload-source --s3-uri" in response.body["message"]
 
 
 # ---------------------------------------------------------------- bad requests -> 4xx
