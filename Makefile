@@ -54,7 +54,8 @@ template-check: tools
 openapi: venv
 	$(BIN)/python -m textclf_api.openapi > docs/openapi.json
 
-pytest: venv
+# The suite runs the template checks itself (tests/unit/api/test_template.py), so it needs the tools.
+pytest: venv tools
 	$(BIN)/pytest
 
 unit: venv
@@ -63,7 +64,7 @@ unit: venv
 integration: venv
 	$(BIN)/pytest tests/integration
 
-test: lint typecheck template-check pytest
+test: lint typecheck pytest
 
 # Serving benchmark (docs/benchmarks.md); needs $(ART)/model, $(ART)/package/model.tar.gz and
 # $(ART)/data/test. BENCH_ARGS adds flags, e.g. BENCH_ARGS="--soak 300" or "--quick".
