@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,15 +19,10 @@ import httpx
 import pytest
 
 from tests.helpers.tiny_model import make_tiny_model_dir
+from textclf.local.net import free_port
 
 ENDPOINT_NAME = "textclf-it"
 START_TIMEOUT_S = 180.0  # cold imports of torch/transformers on a busy 2-core machine
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def package_tiny_model(model_dir: Path, out: Path) -> Path:

@@ -34,7 +34,9 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from textclf.demo import DemoOptions, run_demo
+    from textclf.local.stack import quiet_libraries
 
+    quiet_libraries(args.verbose)
     return run_demo(
         DemoOptions(
             data=args.data or None, port=args.port, endpoint_port=args.endpoint_port, runtime=args.runtime

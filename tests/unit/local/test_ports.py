@@ -10,7 +10,7 @@ import pytest
 
 from textclf.cli import main
 from textclf.errors import UserError
-from textclf.local.net import bind_socket, check_loopback
+from textclf.local.net import bind_socket, check_loopback, free_port
 
 
 @pytest.fixture
@@ -74,12 +74,8 @@ def test_serve_endpoint_on_a_busy_port_fails_fast_with_one_line(
 
 
 def test_serve_refuses_a_missing_model_clearly(capsys: pytest.CaptureFixture[str]) -> None:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    api_port = sock.getsockname()[1]
-    sock.close()
     code = main(
-        ["serve", "--port", str(api_port), "--endpoint-port", "0", "--model", "/nonexistent/model.tar.gz"]
+        ["serve", "--port", str(free_port()), "--endpoint-port", "0", "--model", "/nonexistent/model.tar.gz"]
     )
     err = capsys.readouterr().err.strip()
     assert code == 2
