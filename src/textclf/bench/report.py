@@ -298,6 +298,16 @@ def write_json(results: Mapping[str, Any], path: Path) -> Path:
 # -- plots -----------------------------------------------------------------------------------
 
 
+def _log_ms_axis(ax: Any) -> None:
+    """Log-scale x axis labelled in plain milliseconds (1, 2, 5, 10 ...), not 2x10^0."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _pos: f"{value:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
 def write_plots(results: Mapping[str, Any], out_dir: Path) -> list[Path]:
     """PNG plots for whatever levels ran; returns the files written."""
     import matplotlib
@@ -316,7 +326,7 @@ def write_plots(results: Mapping[str, Any], out_dir: Path) -> list[Path]:
         fig, ax = plt.subplots(figsize=(7, 4))
         for name, points in cdfs.items():
             ax.plot(points["ms"], points["fraction"], label=name)
-        ax.set_xscale("log")
+        _log_ms_axis(ax)
         ax.set_xlabel("single-headline latency (ms, log scale)")
         ax.set_ylabel("fraction of calls")
         ax.set_title("Model level: single-headline latency CDF")
@@ -347,7 +357,7 @@ def write_plots(results: Mapping[str, Any], out_dir: Path) -> list[Path]:
                 color=colors[run["server"]],
                 label=f"{run['server']} c={run['concurrency']}",
             )
-        ax.set_xscale("log")
+        _log_ms_axis(ax)
         ax.set_xlabel("request latency (ms, log scale)")
         ax.set_ylabel("fraction of requests")
         ax.set_title("Endpoint level: latency CDF by server and concurrency")

@@ -72,7 +72,12 @@ def test_bench_smoke_all_levels(
 
     results = json.loads((out / "bench.json").read_text())
     names = [r["name"] for r in results["model"]["runtimes"]]
-    assert names[:2] == ["pipeline", "torch"]
+    assert names == ["pipeline", "torch", "onnx-fp32", "onnx-int8"]
+    accuracy = results["model"]["accuracy"]
+    assert accuracy["n"] == 24 and not accuracy["sampled"]  # --quick samples 500: the whole tiny split
+    assert set(accuracy["accuracy"]) == {"onnx-fp32", "onnx-int8"}
+    # ONNX exports are cached by the weights' digest for the next run.
+    assert (out / "runtimes" / "onnx-int8" / "model.onnx").is_file()
     for runtime in results["model"]["runtimes"]:
         assert runtime["single"]["count"] == 10
         assert runtime["batch_headlines"] == 64
