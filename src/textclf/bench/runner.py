@@ -28,12 +28,12 @@ from textclf.bench.loadgen import LoadResult, run_load
 from textclf.bench.servers import (
     RssSampler,
     ServerProcess,
-    free_port,
     process_tree_cpu_seconds,
     python_module_argv,
 )
 from textclf.bench.stats import cdf_points, linear_slope
 from textclf.errors import UserError
+from textclf.local.net import free_port
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,6 @@ import contextlib
 import http.client
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -28,22 +27,19 @@ from textclf.bench.loadgen import ensure_loopback
 from textclf.errors import UserError
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that was free a moment ago on ``host`` (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+def _process_tree(pid: int) -> list[psutil.Process]:
+    """``pid`` and all its descendants; empty once it is gone."""
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
 
 
 def process_tree_rss(pid: int) -> int:
     """RSS in bytes of ``pid`` plus all its descendants (0 once it is gone)."""
-    try:
-        root = psutil.Process(pid)
-        procs = [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return 0
     total = 0
-    for proc in procs:
+    for proc in _process_tree(pid):
         with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
             total += proc.memory_info().rss
     return total
@@ -51,13 +47,8 @@ def process_tree_rss(pid: int) -> int:
 
 def process_tree_cpu_seconds(pid: int) -> float:
     """User + system CPU seconds used so far by ``pid`` and its live descendants (0 once gone)."""
-    try:
-        root = psutil.Process(pid)
-        procs = [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return 0.0
     total = 0.0
-    for proc in procs:
+    for proc in _process_tree(pid):
         with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
             times = proc.cpu_times()
             total += times.user + times.system

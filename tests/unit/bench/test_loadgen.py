@@ -15,7 +15,7 @@ from textclf.bench.loadgen import (
     ensure_loopback,
     run_load,
 )
-from textclf.bench.servers import free_port
+from textclf.local.net import free_port
 
 from .conftest import CountingServer
 

@@ -13,8 +13,9 @@ import pytest
 
 from tests.helpers.tiny_model import PROBE_HEADLINES, make_tiny_model_dir
 from textclf.bench.loadgen import run_load
-from textclf.bench.servers import RssSampler, ServerProcess, free_port, process_tree_rss, python_module_argv
+from textclf.bench.servers import RssSampler, ServerProcess, process_tree_rss, python_module_argv
 from textclf.errors import UserError
+from textclf.local.net import free_port
 
 pytestmark = pytest.mark.integration
 
