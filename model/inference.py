@@ -7,13 +7,14 @@ handler accepts an optional ``context``. The local endpoint (``textclf serve-end
 same file by path and calls ``model_fn`` and ``predict_texts`` from its micro-batcher.
 
 Self-contained on purpose (stdlib + numpy + the transformers tokenizer + torch *or* onnxruntime,
-imported lazily for the runtime the archive holds): it runs inside the stock DLC, which has no
-textclf package.
+imported lazily for the runtime the archive holds, + ``lexical.py`` shipped beside this file): it
+runs inside the stock DLC, which has no textclf package.
 
 Files read from the model directory:
 - ``textclf_meta.json``: ``runtime`` (``torch`` | ``onnx-fp32`` | ``onnx-int8``) and ``max_length``;
 - ``config.json``: ``id2label`` (the label order; nothing here hard-codes labels);
-- tokenizer files; ``model.safetensors`` (torch) or ``model.onnx`` (ONNX runtimes).
+- tokenizer files; ``model.safetensors`` (torch) or ``model.onnx`` (ONNX runtimes);
+- ``lexical_vocab.txt`` + ``lexical_head.npz`` when the model has a lexical head (lexical.py).
 
 Request: ``{"inputs": "headline"}`` or ``{"inputs": ["headline", ...]}`` as ``application/json``.
 Response: ``{"predictions": [{"label": str, "score": float, "scores": {label: float}}, ...]}``,
@@ -24,12 +25,15 @@ the toolkit answers any handler exception with HTTP 400.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -50,6 +54,28 @@ MAX_TEXT_CHARS = int(os.environ.get("TEXTCLF_MAX_TEXT_CHARS", "2000"))
 MAX_INPUTS = int(os.environ.get("TEXTCLF_MAX_INPUTS", "256"))
 #: Rows per forward pass. Inputs are sorted by token length first, so padding stays small.
 BATCH_SIZE = int(os.environ.get("TEXTCLF_BATCH_SIZE", "32"))
+
+
+def _load_sibling(name: str) -> ModuleType:
+    """Import ``name``.py from this file's folder (``code/`` in the archive, ``model/`` here).
+
+    By path, not by ``sys.path``: the toolkit, the local endpoint and tests load this file from
+    different folders, and each copy must use the helper shipped beside it.
+    """
+    path = Path(__file__).resolve().with_name(f"{name}.py")
+    key = f"{__name__}_{name}"
+    if key in sys.modules:
+        return sys.modules[key]
+    spec = importlib.util.spec_from_file_location(key, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[key] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
+
+
+lexical = _load_sibling("lexical")
 
 
 class PayloadError(ValueError):
@@ -98,6 +124,8 @@ class Classifier:
     pad_token_id: int
     batch_size: int = BATCH_SIZE
     meta: dict[str, Any] = field(default_factory=dict)
+    #: The TF-IDF head blended into the transformer's probabilities (lexical.py), if trained.
+    lexical_head: Any = None
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -198,13 +226,17 @@ def load_classifier(model_dir: str | Path, runtime: str | None = None) -> Classi
     if "input_ids" not in input_names:
         raise ValueError(f"model in {model_dir} does not take input_ids (takes {accepted})")
     pad_id = tokenizer.pad_token_id
+    head = lexical.LexicalHead.load(model_dir)
+    if head is not None and head.weight.shape[1] != len(labels):
+        raise ValueError(f"lexical head has {head.weight.shape[1]} labels, config.json {len(labels)}")
     logger.info(
-        "textclf model loaded: runtime=%s labels=%d max_length=%d threads=%d inputs=%s",
+        "textclf model loaded: runtime=%s labels=%d max_length=%d threads=%d inputs=%s lexical_head=%s",
         runtime,
         len(labels),
         max_length,
         threads,
         ",".join(input_names),
+        "none" if head is None else f"{len(head.vectorizer.vocab)} n-grams, w={head.blend_weight}",
     )
     return Classifier(
         runtime=runtime,
@@ -215,6 +247,7 @@ def load_classifier(model_dir: str | Path, runtime: str | None = None) -> Classi
         forward=forward,
         pad_token_id=int(pad_id) if pad_id is not None else 0,
         meta=meta,
+        lexical_head=head,
     )
 
 
@@ -265,6 +298,8 @@ def predict_proba(model: Classifier, texts: Sequence[str]) -> np.ndarray:
             pad_value = model.pad_token_id if name == "input_ids" else 0
             batch[name] = _pad([column[i] for i in idx], pad_value)
         probs[idx] = _softmax(model.forward(batch))
+    if model.lexical_head is not None:
+        probs = model.lexical_head.combine(probs, texts)
     return probs
 
 

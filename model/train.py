@@ -13,13 +13,14 @@ laptop CPU (``textclf train`` starts it as a subprocess). Contract (docs/DESIGN.
   training) or ``--checkpoint_dir``; a restarted job resumes from the last one;
 * metrics are printed as ``METRIC name=value`` lines for ``MetricDefinitions`` regexes.
 
-Only stdlib, torch, transformers (4.x or 5.x), numpy, pandas/pyarrow and tqdm (a transformers
+Only stdlib, torch, transformers (4.x or 5.x), numpy, pandas/pyarrow, tqdm (a transformers
 dependency) are imported; matplotlib is used when present.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 import os
@@ -27,6 +28,7 @@ import random
 import sys
 import time
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -34,6 +36,21 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
+
+
+def _load_sibling(name: str) -> ModuleType:
+    """Import ``name``.py from this script's folder (the source bundle ships it beside train.py)."""
+    path = Path(__file__).resolve().with_name(f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"textclf_train_{name}", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
+
+
+lexical = _load_sibling("lexical")
 
 CHECKPOINT_FILE = "checkpoint.pt"
 SAGEMAKER_CHECKPOINT_DIR = "/opt/ml/checkpoints"
@@ -73,6 +90,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=0,
         help="N > 0: also freeze the embeddings and the first N layers",
     )
+    p.add_argument(
+        "--lexical_head",
+        type=int,
+        default=1,
+        help="1 = also fit the TF-IDF lexical head on every training row and blend it in (lexical.py)",
+    )
+    p.add_argument("--lexical_c", type=float, default=3.0, help="inverse L2 strength of the lexical head")
+    p.add_argument("--lexical_min_df", type=int, default=2, help="n-grams seen in fewer rows are dropped")
     p.add_argument("--evals_per_epoch", type=int, default=1, help="validation passes per epoch")
     p.add_argument("--save_steps", type=int, default=0, help="also checkpoint every N steps (0 = per eval)")
     p.add_argument("--logging_steps", type=int, default=50)
@@ -213,7 +238,9 @@ def evaluate(
     pad_id: int,
     device: torch.device,
     amp_dtype: torch.dtype | None,
+    probs_out: np.ndarray | None = None,
 ) -> dict[str, float]:
+    """Validation loss, accuracy and macro-F1; class probabilities go to ``probs_out`` if given."""
     model.eval()
     lengths = np.array([len(x) for x in ids])
     preds = np.empty(len(ids), dtype=np.int64)
@@ -231,12 +258,54 @@ def evaluate(
                 logits = model(**batch).logits.float()
             loss_sum += float(torch.nn.functional.cross_entropy(logits, target, reduction="sum"))
             preds[rows] = logits.argmax(-1).cpu().numpy()
+            if probs_out is not None:
+                probs_out[rows] = torch.softmax(logits, dim=-1).cpu().numpy()
     model.train()
     return {
         "validation_loss": loss_sum / len(ids),
         "validation_accuracy": float(np.mean(preds == labels)),
         "validation_macro_f1": macro_f1(labels, preds),
     }
+
+
+def fit_lexical_head(
+    args: argparse.Namespace,
+    train: pd.DataFrame,
+    valid: pd.DataFrame,
+    valid_probs: np.ndarray,
+    label2id: dict[str, int],
+) -> tuple[Any, dict[str, Any]]:
+    """Fit the lexical head on every training row and choose its blend weight on validation."""
+    started = time.time()
+    print(f"train.py: fitting the lexical head on {len(train)} training rows", flush=True)
+    y_train = train["label"].map(label2id).to_numpy(dtype=np.int64)
+    y_valid = valid["label"].map(label2id).to_numpy(dtype=np.int64)
+    vectorizer, weight, bias = lexical.fit(
+        train["text"].tolist(), y_train, len(label2id), c=args.lexical_c, min_df=args.lexical_min_df
+    )
+    head = lexical.LexicalHead(vectorizer, weight, bias, (1.0, 1.0))
+    valid_logits = head.logits(valid["text"].tolist())
+    w, t, scores = lexical.choose_blend(valid_probs, valid_logits, y_valid)
+    head.blend_weight, head.temperature = w, t
+    blended = lexical.blend(valid_probs, valid_logits, w, t).argmax(1)
+    report: dict[str, Any] = {
+        "blend_weight": w,
+        "temperature": t,
+        "ngrams": len(vectorizer.vocab),
+        "train_rows": len(train),
+        "fit_seconds": round(time.time() - started, 2),
+        **scores,
+        "blend_macro_f1": macro_f1(y_valid, blended),
+    }
+    for name in ("lexical_accuracy", "blend_accuracy", "blend_weight"):
+        metric(name, report[name])
+    print(
+        f"train.py: lexical head: {len(vectorizer.vocab)} n-grams in {report['fit_seconds']:.0f}s; "
+        f"validation accuracy transformer {scores['transformer_accuracy']:.4f}, "
+        f"lexical {scores['lexical_accuracy']:.4f}, blend {scores['blend_accuracy']:.4f} (w={w}, t={t})",
+        flush=True,
+    )
+    return head, report
 
 
 def encoder_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
@@ -330,6 +399,7 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             sys.exit(f"train.py: {name} has labels not in labels.json: {sorted(unknown)}")
     full_prior = train["label"].value_counts(normalize=True)
+    all_train = train
     if args.sampling == "uniform" and 0 < args.max_train_samples < len(train):
         train = train.sample(n=args.max_train_samples, random_state=args.seed).reset_index(drop=True)
     else:
@@ -347,6 +417,7 @@ def main(argv: list[str] | None = None) -> int:
     # Tokenise once; batches are padded on the fly to their longest row (dynamic padding).
     train_ids = tokenizer(train["text"].tolist(), truncation=True, max_length=args.max_length)["input_ids"]
     valid_ids = tokenizer(valid["text"].tolist(), truncation=True, max_length=args.max_length)["input_ids"]
+    valid_probs = np.zeros((len(valid), len(labels)))
     y_train = train["label"].map(label2id).to_numpy(dtype=np.int64)
     offset = (
         prior_offset(full_prior, train["label"], label2id) if args.prior_correction else np.zeros(len(labels))
@@ -492,7 +563,14 @@ def main(argv: list[str] | None = None) -> int:
                 running, running_n = 0.0, 0
             if evaluate_now:
                 scores = evaluate(
-                    model, valid_ids, y_valid, args=args, pad_id=pad_id, device=device, amp_dtype=amp_dtype
+                    model,
+                    valid_ids,
+                    y_valid,
+                    args=args,
+                    pad_id=pad_id,
+                    device=device,
+                    amp_dtype=amp_dtype,
+                    probs_out=valid_probs,
                 )
                 record = {"step": global_step, "epoch": global_step / steps_per_epoch, **scores}
                 history.append(record)
@@ -503,6 +581,22 @@ def main(argv: list[str] | None = None) -> int:
                 checkpoint()
     bar.close()
     train_seconds += time.time() - segment_start
+    if not history:
+        # Resumed after the last evaluation: the blend below needs this model's validation scores.
+        scores = evaluate(
+            model,
+            valid_ids,
+            y_valid,
+            args=args,
+            pad_id=pad_id,
+            device=device,
+            amp_dtype=amp_dtype,
+            probs_out=valid_probs,
+        )
+        history.append({"step": global_step, "epoch": global_step / steps_per_epoch, **scores})
+    lexical_report = (
+        fit_lexical_head(args, all_train, valid, valid_probs, label2id) if args.lexical_head else None
+    )
 
     model_dir = Path(args.model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
@@ -519,12 +613,27 @@ def main(argv: list[str] | None = None) -> int:
         "runtime": "torch",
         "hyperparameters": hyperparameters,
     }
+    if lexical_report is not None:
+        head, lexical_scores = lexical_report
+        head.save(model_dir)
+        meta["lexical_head"] = lexical_scores
     (model_dir / "textclf_meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    final = history[-1] if history else {}
+    final = dict(history[-1]) if history else {}
+    if lexical_report is not None:
+        # The served model is the blend: its validation figures are the headline ones.
+        final["transformer_validation_accuracy"] = final.get("validation_accuracy")
+        final["transformer_validation_macro_f1"] = final.get("validation_macro_f1")
+        final.update(
+            validation_accuracy=lexical_report[1]["blend_accuracy"],
+            validation_macro_f1=lexical_report[1]["blend_macro_f1"],
+            validation_loss=lexical_report[1]["blend_log_loss"],
+        )
     metrics = {
         "validation_accuracy": final.get("validation_accuracy"),
         "validation_macro_f1": final.get("validation_macro_f1"),
         "validation_loss": final.get("validation_loss"),
+        "transformer_validation_accuracy": final.get("transformer_validation_accuracy"),
+        "lexical_head": meta.get("lexical_head"),
         "evaluations": history,
         "train_loss_log": log_history,
         "train_time_s": round(train_seconds, 2),

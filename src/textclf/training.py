@@ -62,6 +62,7 @@ class TrainSettings:
     weight_decay: float = DEFAULT_WEIGHT_DECAY
     freeze_layers: int = DEFAULT_FREEZE_LAYERS
     evals_per_epoch: int = DEFAULT_EVALS_PER_EPOCH
+    lexical_head: int = 1
     num_threads: int = 0
 
     def hyperparameters(self) -> dict[str, str]:
@@ -128,6 +129,7 @@ def run_record(data: Path, settings: TrainSettings, script: Path) -> dict[str, A
     return {
         "data_manifest_sha256": _sha256(data / "manifest.json"),
         "train_py_sha256": _sha256(script),
+        "lexical_py_sha256": _sha256(script.with_name("lexical.py")),
         "hyperparameters": settings.identity(),
     }
 
@@ -221,11 +223,11 @@ def summary(result: TrainResult) -> str:
 
 
 #: Files of the SageMaker training source bundle (``sourcedir.tar.gz``), from ``model/``.
-SOURCE_FILES = ("train.py", "requirements.txt")
+SOURCE_FILES = ("train.py", "lexical.py", "requirements.txt")
 
 
 def build_source_bundle(dest: Path) -> Path:
-    """Write ``sourcedir.tar.gz`` with ``train.py`` and ``requirements.txt`` at the archive root.
+    """Write ``sourcedir.tar.gz`` with :data:`SOURCE_FILES` at the archive root.
 
     Entries get fixed metadata (mtime 0, root owner, mode 644) so an unchanged script gives a
     byte-identical archive and a re-upload is visibly a no-op.

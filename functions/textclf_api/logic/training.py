@@ -38,6 +38,9 @@ METRIC_NAMES: Final[tuple[str, ...]] = (
     "validation_accuracy",
     "validation_macro_f1",
     "epoch",
+    "lexical_accuracy",
+    "blend_accuracy",
+    "blend_weight",
 )
 METRIC_DEFINITIONS: Final[list[dict[str, str]]] = [
     {"Name": name, "Regex": f"METRIC {name}=([0-9.eE+-]+)"} for name in METRIC_NAMES

@@ -63,6 +63,12 @@ def register(subparsers: Any) -> None:
         help="validation passes per epoch",
     )
     parser.add_argument(
+        "--no-lexical-head",
+        dest="lexical_head",
+        action="store_false",
+        help="transformer only: skip the TF-IDF head fitted on every training row (model/lexical.py)",
+    )
+    parser.add_argument(
         "--threads", type=int, default=None, help="CPU threads (default: all available cores)"
     )
     parser.add_argument("--force", action="store_true", help="retrain even if an identical model exists")
@@ -93,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         freeze_layers=args.freeze_layers,
         evals_per_epoch=args.evals_per_epoch,
+        lexical_head=int(args.lexical_head),
         num_threads=args.threads or training.default_num_threads(),
     )
     result = training.run_training(data, out, settings, force=args.force)

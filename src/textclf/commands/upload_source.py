@@ -12,7 +12,7 @@ from textclf import training
 def register(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "upload-source",
-        help="build sourcedir.tar.gz (model/train.py + requirements.txt) and upload it to S3",
+        help="build sourcedir.tar.gz (model/train.py, lexical.py, requirements.txt) and upload it to S3",
         description="The training Lambda starts SageMaker jobs with the code at "
         "s3://<bucket>/code/sourcedir.tar.gz; this builds that archive and uploads it. "
         "With --out only, it just writes the archive.",

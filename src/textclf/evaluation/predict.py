@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from textclf.errors import UserError
+from textclf.packaging.runtime import load_inference_module
 
 
 @dataclass
@@ -25,6 +26,8 @@ class LoadedModel:
     tokenizer: Any
     labels: list[str]  # class-id order, from the model's config.json id2label
     max_length: int
+    #: The model's lexical head (model/lexical.py), blended in exactly as the endpoint does.
+    lexical_head: Any = None
 
 
 def load_model(model_dir: Path, num_threads: int | None = None) -> LoadedModel:
@@ -46,10 +49,17 @@ def load_model(model_dir: Path, num_threads: int | None = None) -> LoadedModel:
     id2label = {int(k): v for k, v in model.config.id2label.items()}
     labels = [id2label[i] for i in range(len(id2label))]
     max_length = int(meta.get("max_length") or min(int(tokenizer.model_max_length), 512))
-    return LoadedModel(model=model, tokenizer=tokenizer, labels=labels, max_length=max_length)
+    # The serving script's own copy of the head code: evaluated = served.
+    head = load_inference_module().lexical.LexicalHead.load(model_dir)
+    return LoadedModel(
+        model=model, tokenizer=tokenizer, labels=labels, max_length=max_length, lexical_head=head
+    )
 
 
-def predict_proba(loaded: LoadedModel, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+def predict_proba(
+    loaded: LoadedModel, texts: Sequence[str], batch_size: int = 64, *, lexical: bool = True
+) -> np.ndarray:
+    """Class probabilities in input order; ``lexical=False`` leaves the lexical head out."""
     import torch
 
     if not texts:
@@ -69,6 +79,8 @@ def predict_proba(loaded: LoadedModel, texts: Sequence[str], batch_size: int = 6
                 mask[j, : len(encoded[i])] = 1
             logits = loaded.model(input_ids=input_ids, attention_mask=mask).logits
             out[rows] = torch.softmax(logits.float(), dim=-1).numpy()
+    if lexical and loaded.lexical_head is not None:
+        out = loaded.lexical_head.combine(out, texts)
     return out
 
 

@@ -8,7 +8,9 @@ Archive layout (docs/DESIGN.md "Serving artefact")::
     model.safetensors      torch runtime only
     model.onnx             ONNX runtimes only (fp32 export, or its int8 dynamic quantisation)
     metrics.json ...       the other top-level files of the model directory
+    lexical_*              the lexical head (TF-IDF vocabulary and weights), when trained
     code/inference.py      model/inference.py
+    code/lexical.py        model/lexical.py (inference.py imports it from its own folder)
     code/requirements.txt  empty for torch; onnxruntime for ONNX (vendored wheels in code/wheels)
 
 Nothing is written unless every step succeeds: the archive is assembled in a temporary
@@ -43,6 +45,8 @@ DEFAULT_RUNTIME = "onnx-int8"
 META_FILE = "textclf_meta.json"
 ONNX_FILE = "model.onnx"
 CODE_DIR = "code"
+#: Modules ``inference.py`` loads from its own folder; they ship in ``code/`` beside it.
+INFERENCE_HELPERS = ("lexical.py",)
 VENDOR_MODES = ("auto", "yes", "no")
 #: Torch weight files: an ONNX archive serves model.onnx and would only carry them as dead weight.
 _TORCH_WEIGHTS = (".safetensors", ".bin", ".pt", ".pth", ".ckpt")
@@ -141,6 +145,9 @@ def add_code(
     if not script.is_file():
         raise UserError(f"{script} does not exist (TEXTCLF_MODEL_CODE points elsewhere?)")
     shutil.copy2(script, code / "inference.py")
+    # inference.py imports these helpers from its own folder.
+    for helper in INFERENCE_HELPERS:
+        shutil.copy2(script.with_name(helper), code / helper)
     if runtime == "torch":
         requirements = wheels.Requirements(wheels.TORCH_REQUIREMENTS, ())
     else:
@@ -167,6 +174,7 @@ def fingerprint(model_dir: Path, settings: dict[str, Any], validation: Path | No
         "settings": settings,
         "model": {p.name: _sha256(p) for p in _top_level_files(model_dir)},
         "inference.py": _sha256(inference_script()),
+        **{name: _sha256(inference_script().with_name(name)) for name in INFERENCE_HELPERS},
         "textclf": __version__,
         "versions": {
             name: importlib.metadata.version(name)

@@ -30,7 +30,16 @@ from .conftest import (
 
 Invoke = Callable[..., ApiResponse]
 JOB_NAME_RE = re.compile(r"^textclf-\d{8}-\d{6}-[0-9a-f]{6}$")
-METRICS = ["train_loss", "validation_loss", "validation_accuracy", "validation_macro_f1", "epoch"]
+METRICS = [
+    "train_loss",
+    "validation_loss",
+    "validation_accuracy",
+    "validation_macro_f1",
+    "epoch",
+    "lexical_accuracy",
+    "blend_accuracy",
+    "blend_weight",
+]
 
 
 @pytest.fixture

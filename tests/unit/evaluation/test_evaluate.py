@@ -62,8 +62,12 @@ def test_evaluate_split_with_baseline(tiny_model: Path, tiny_data: Path, tmp_pat
     assert saved["model"]["accuracy"] == pytest.approx(float(np.mean(probs.argmax(1) == y)))
     assert saved["baseline"]["train_rows"] == len(pd.read_parquet(tiny_data / "train" / "data.parquet"))
 
+    best = max(saved["model"]["accuracy"], saved["baseline"]["accuracy"])
+    assert best <= saved["either_correct"] <= 1.0
+    assert set(saved["story_vote_accuracy"]) == {"model", "baseline"}
     table = format_table(report)
     assert "model" in table.splitlines()[0] and "baseline" in table.splitlines()[0]
+    assert "majority prediction" in table and "right by the model or the baseline" in table
     for label in saved["labels"]:
         assert f"{label} F1" in table
 
@@ -108,3 +112,48 @@ def test_cli_reports_missing_model(
     )
     assert code == 2
     assert "not a model directory" in capsys.readouterr().err
+
+
+def test_evaluate_reports_the_blend_and_the_transformer_alone(
+    tiny_model: Path, tiny_data: Path, tmp_path: Path
+) -> None:
+    """A model with a lexical head: the served blend is "model", the transformer an ablation."""
+    import shutil
+
+    from textclf.packaging import load_inference_module
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(tiny_model, model_dir)
+    lexical = load_inference_module().lexical
+    train = pd.read_parquet(tiny_data / "train" / "data.parquet")
+    labels = load_model(tiny_model).labels
+    y_train = train["label"].map({n: i for i, n in enumerate(labels)}).to_numpy()
+    vectorizer, weight, bias = lexical.fit(train["text"].tolist(), y_train, len(labels))
+    lexical.LexicalHead(vectorizer, weight, bias, (0.3, 1.0)).save(model_dir)
+
+    settings = EvalSettings(
+        model_dir=model_dir, data=tiny_data / "test", out=tmp_path / "eval", train_data=None, latency_samples=3
+    )
+    report = evaluate(settings)
+    test = pd.read_parquet(tiny_data / "test" / "data.parquet")
+    y = test["label"].map({n: i for i, n in enumerate(labels)}).to_numpy()
+    alone = predict_proba(load_model(tiny_model), test["text"].tolist())
+    blended = predict_proba(load_model(model_dir), test["text"].tolist())
+    assert report["transformer_only"]["accuracy"] == pytest.approx(float(np.mean(alone.argmax(1) == y)))
+    assert report["model"]["accuracy"] == pytest.approx(float(np.mean(blended.argmax(1) == y)))
+    assert not np.allclose(alone, blended, atol=1e-3)  # the head is really applied
+    assert report["model"]["ece"] != report["transformer_only"]["ece"]
+    assert "transformer" in format_table(report).splitlines()[0]
+    # Changing the head changes the fingerprint: the report is not reused.
+    lexical.LexicalHead(vectorizer, weight, bias, (0.9, 1.0)).save(model_dir)
+    assert evaluate(settings)["reused"] is False
+
+
+def test_story_vote_accuracy_gives_each_story_its_majority() -> None:
+    from textclf.evaluation.report import story_vote_accuracy
+
+    stories = np.array(["a", "a", "a", "b", "b", "c"])
+    predicted = np.array([1, 1, 0, 2, 3, 0])
+    truth = np.array([1, 1, 1, 3, 3, 0])
+    # a -> 1 (3/3 right), b -> tie 2/3 -> lowest id 2 (0/2 right), c -> 0 (1/1 right)
+    assert story_vote_accuracy(stories, predicted, truth) == pytest.approx(4 / 6)

@@ -68,7 +68,20 @@ def test_sagemaker_contract_end_to_end(tiny_model: Path, tiny_data: Path, tmp_pa
     assert "model_dir" not in meta["hyperparameters"]  # paths are not hyperparameters
     report = json.loads((model_dir / "metrics.json").read_text())
     assert len(report["evaluations"]) == 2
-    assert report["validation_accuracy"] == report["evaluations"][-1]["validation_accuracy"]
+    # The served model is the transformer blended with the lexical head: its figures lead.
+    head = report["lexical_head"]
+    assert report["transformer_validation_accuracy"] == report["evaluations"][-1]["validation_accuracy"]
+    assert report["validation_accuracy"] == head["blend_accuracy"]
+    assert head["blend_accuracy"] >= report["transformer_validation_accuracy"]  # w = 1 is a candidate
+    assert 0.0 <= head["blend_weight"] <= 1.0 and head["ngrams"] > 0
+    assert head["train_rows"] == report["train_samples"]
+    assert meta["lexical_head"] == head
+    assert {"lexical_accuracy", "blend_accuracy", "blend_weight"} <= names
+    # The trigger-training Lambda's MetricDefinitions catch every metric the script prints.
+    from textclf_api.logic.training import METRIC_NAMES
+
+    assert names <= set(METRIC_NAMES)
+    assert (model_dir / "lexical_vocab.txt").is_file() and (model_dir / "lexical_head.npz").is_file()
     assert report["train_samples"] == len(pd.read_parquet(tiny_data / "train" / "data.parquet"))
     assert set(report["label_prior_offset"]) == set(labels)
     assert (model_dir / "training_curve.png").stat().st_size > 1000
@@ -315,3 +328,15 @@ def test_sm_environment_gives_the_default_dirs(
         "/opt/ml/input/data/validation",
         "/opt/ml/output/data",
     )
+
+
+def test_transformer_only_when_the_lexical_head_is_off(
+    train_module: ModuleType, tiny_model: Path, tiny_data: Path, tmp_path: Path
+) -> None:
+    args = ["--train_dir", str(tiny_data / "train"), "--validation_dir", str(tiny_data / "validation")]
+    args += ["--model_dir", str(tmp_path / "model"), "--epochs", "0.5", "--base_model", str(tiny_model)]
+    assert train_module.main([*args, *FAST, "--lexical_head", "0"]) == 0
+    report = json.loads((tmp_path / "model" / "metrics.json").read_text())
+    assert report["lexical_head"] is None
+    assert report["validation_accuracy"] == report["evaluations"][-1]["validation_accuracy"]
+    assert not list((tmp_path / "model").glob("lexical_*"))

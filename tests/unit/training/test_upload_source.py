@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -18,10 +20,23 @@ from textclf.errors import UserError
 def test_bundle_holds_the_training_code_at_its_root(tmp_path: Path) -> None:
     bundle = training.build_source_bundle(tmp_path / "sourcedir.tar.gz")
     with tarfile.open(bundle) as tar:
-        assert sorted(tar.getnames()) == ["requirements.txt", "train.py"]
-        member = tar.extractfile("train.py")
-        assert member is not None
-        assert member.read() == (config.model_code_dir() / "train.py").read_bytes()
+        assert sorted(tar.getnames()) == ["lexical.py", "requirements.txt", "train.py"]
+        for name in ("train.py", "lexical.py"):
+            member = tar.extractfile(name)
+            assert member is not None
+            assert member.read() == (config.model_code_dir() / name).read_bytes()
+        tar.extractall(tmp_path / "unpacked", filter="data")
+    # Self-contained: the unpacked bundle runs from its own folder, as SageMaker starts it.
+    proc = subprocess.run(
+        [sys.executable, "train.py", "--help"],
+        cwd=tmp_path / "unpacked",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "--lexical_head" in proc.stdout
     # Deterministic: same code, same bytes.
     again = training.build_source_bundle(tmp_path / "again.tar.gz")
     assert again.read_bytes() == bundle.read_bytes()

@@ -1,0 +1,72 @@
+"""A model with a lexical head: packaged with its files and code, served as the same blend."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.unit.serving.conftest import headline_rows
+from textclf.evaluation.predict import load_model as load_for_evaluation
+from textclf.evaluation.predict import predict_proba as evaluation_proba
+from textclf.labels import LABELS
+from textclf.packaging import build_package, load_inference_module, load_model
+
+PROBES = ["stocks fall as earnings disappoint", "new phone unveiled", "measles outbreak", "film premiere"]
+
+
+@pytest.fixture(scope="module")
+def with_head(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model plus a lexical head fitted on the keyword headlines, blended half and half."""
+    model_dir = tmp_path_factory.mktemp("with-head") / "model"
+    shutil.copytree(tiny_model, model_dir)
+    lexical = load_inference_module().lexical
+    rows = pd.DataFrame(headline_rows())
+    y = rows["label"].map({name: i for i, name in enumerate(LABELS)}).to_numpy()
+    vectorizer, weight, bias = lexical.fit(rows["text"].tolist(), y, len(LABELS), min_df=1)
+    lexical.LexicalHead(vectorizer, weight, bias, (0.5, 1.2)).save(model_dir)
+    return model_dir
+
+
+def test_served_probabilities_are_the_blend(tiny_model: Path, with_head: Path) -> None:
+    lexical = load_inference_module().lexical
+    alone = load_inference_module().predict_proba(load_model(tiny_model, "torch"), PROBES)
+    head = lexical.LexicalHead.load(with_head)
+    want = lexical.blend(alone, head.logits(PROBES), 0.5, 1.2)
+    got = load_inference_module().predict_proba(load_model(with_head, "torch"), PROBES)
+    np.testing.assert_allclose(got, want, rtol=1e-9)
+    assert not np.allclose(got, alone, atol=1e-3)  # the head really moves the probabilities
+    # `textclf evaluate` scores the same blend the endpoint serves.
+    np.testing.assert_allclose(evaluation_proba(load_for_evaluation(with_head), PROBES), want, atol=1e-5)
+
+
+def test_archive_carries_the_head_and_its_code(
+    with_head: Path, validation_split: Path, tmp_path: Path
+) -> None:
+    archive = build_package(
+        with_head,
+        tmp_path / "model.tar.gz",
+        runtime="onnx-fp32",
+        validation_data=validation_split,
+        vendor="no",
+        echo=lambda _line: None,
+    ).out
+    target = tmp_path / "opt-ml-model"
+    with tarfile.open(archive, "r:gz") as tar:
+        names = set(tar.getnames())
+        tar.extractall(target, filter="data")
+    assert {"lexical_vocab.txt", "lexical_head.npz", "code/lexical.py", "code/inference.py"} <= names
+    # The archive's own inference.py imports the lexical.py beside it, as in the container.
+    inference = load_inference_module(target / "code" / "inference.py")
+    model = inference.model_fn(str(target), context=None)
+    assert model.lexical_head is not None and model.lexical_head.blend_weight == 0.5
+    data = inference.input_fn(json.dumps({"inputs": PROBES}).encode(), "application/json", None)
+    body = inference.output_fn(inference.predict_fn(data, model, None), "application/json", None)
+    served = np.array([[p["scores"][name] for name in LABELS] for p in json.loads(body)["predictions"]])
+    reference = load_inference_module().predict_proba(load_model(with_head, "torch"), PROBES)
+    np.testing.assert_allclose(served, reference, atol=1e-4)
