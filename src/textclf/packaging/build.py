@@ -100,7 +100,8 @@ def stage_runtime(model_dir: Path, runtime: str, dest: Path) -> Path:
     The benchmark uses this to get every runtime from one trained model.
     """
     from textclf.packaging.onnx_export import OPSET, export_onnx
-    from textclf.packaging.quantize import PER_CHANNEL, quantize_int8
+    from textclf.packaging.optimise import fused_ops
+    from textclf.packaging.quantize import PER_CHANNEL, QUANTIZED_OPS, quantize_int8
 
     if runtime not in RUNTIMES:
         raise UserError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
@@ -117,6 +118,7 @@ def stage_runtime(model_dir: Path, runtime: str, dest: Path) -> Path:
         with tempfile.TemporaryDirectory(prefix="textclf-export-") as tmp:
             fp32 = Path(tmp) / "model.fp32.onnx"
             inputs = export_onnx(model_dir, fp32, opset=OPSET)
+            fused = fused_ops(fp32)
             if runtime == "onnx-int8":
                 quantize_int8(fp32, dest / ONNX_FILE)
             else:
@@ -125,8 +127,14 @@ def stage_runtime(model_dir: Path, runtime: str, dest: Path) -> Path:
             "file": ONNX_FILE,
             "opset": OPSET,
             "inputs": inputs,
+            "fused_ops": fused,
             "quantization": (
-                {"method": "dynamic", "weight_type": "int8", "per_channel": PER_CHANNEL}
+                {
+                    "method": "dynamic",
+                    "weight_type": "int8",
+                    "per_channel": PER_CHANNEL,
+                    "op_types": list(QUANTIZED_OPS),
+                }
                 if runtime == "onnx-int8"
                 else None
             ),
@@ -175,6 +183,8 @@ def fingerprint(model_dir: Path, settings: dict[str, Any], validation: Path | No
         "model": {p.name: _sha256(p) for p in _top_level_files(model_dir)},
         "inference.py": _sha256(inference_script()),
         **{name: _sha256(inference_script().with_name(name)) for name in INFERENCE_HELPERS},
+        # The export/fusion/quantisation code shapes the graph: a change there rebuilds archives.
+        "packaging_code": {p.name: _sha256(p) for p in sorted(Path(__file__).parent.glob("*.py"))},
         "textclf": __version__,
         "versions": {
             name: importlib.metadata.version(name)

@@ -12,6 +12,11 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
+#: The GEMM-bearing ops and the embedding lookup. Keeping the (per-tensor) int8 embedding tables
+#: in float changed agreement with torch by less than the run-to-run noise on MiniLM (98.55% ->
+#: 98.57% on 6,000 validation rows) and would grow the file from 23 MB to 59 MB.
+QUANTIZED_OPS = ("MatMul", "Attention", "EmbedLayerNormalization", "Gather")
+
 #: Per-channel scales: one scale per output column of each weight matrix instead of one per
 #: matrix. It cost no measurable speed here and halved the logit error on MiniLM.
 PER_CHANNEL = True
@@ -19,6 +24,7 @@ PER_CHANNEL = True
 
 def quantize_int8(src: Path, dst: Path, *, per_channel: bool = PER_CHANNEL) -> None:
     """Write the int8 dynamic quantisation of ``src`` to ``dst``."""
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     dst.parent.mkdir(parents=True, exist_ok=True)
@@ -28,7 +34,16 @@ def quantize_int8(src: Path, dst: Path, *, per_channel: bool = PER_CHANNEL) -> N
     root.setLevel(max(level, logging.WARNING))
     try:
         # Signed int8 weights (QInt8): ONNX Runtime's x86 kernels multiply u8 activations by s8 weights.
-        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=per_channel)
+        quantize_dynamic(
+            str(src),
+            str(dst),
+            weight_type=QuantType.QInt8,
+            per_channel=per_channel,
+            op_types_to_quantize=list(QUANTIZED_OPS),
+            # ONNX shape inference cannot type the outputs of fused contrib ops (Attention,
+            # SkipLayerNormalization); every activation here is float, so say so.
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+        )
     finally:
         root.setLevel(level)
     log.info(

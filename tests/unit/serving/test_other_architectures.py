@@ -50,3 +50,13 @@ def test_distilbert_exports_without_token_type_ids(tiny_distilbert: Path, tmp_pa
         [list(p["scores"].values()) for p in predict_texts(load_model(tiny_distilbert, "torch"), texts)]
     )
     assert np.abs(got - want).max() < 1e-4
+
+
+def test_distilbert_graph_is_fused_and_int8_serves(tiny_distilbert: Path, tmp_path: Path) -> None:
+    from textclf.packaging.optimise import fused_ops
+
+    fp32 = stage_runtime(tiny_distilbert, "onnx-fp32", tmp_path / "fp32")
+    assert fused_ops(fp32 / "model.onnx").get("Attention") == 1
+    int8 = stage_runtime(tiny_distilbert, "onnx-int8", tmp_path / "int8")
+    predictions = predict_texts(load_model(int8), ["ebola", "stocks fall"])
+    assert [sorted(p) for p in predictions] == [["label", "score", "scores"]] * 2
