@@ -53,7 +53,10 @@ MAX_TEXT_CHARS = int(os.environ.get("TEXTCLF_MAX_TEXT_CHARS", "2000"))
 #: scoring) can send bigger batches, small enough that one request cannot hold a worker for long.
 MAX_INPUTS = int(os.environ.get("TEXTCLF_MAX_INPUTS", "256"))
 #: Rows per forward pass. Inputs are sorted by token length first, so padding stays small.
-BATCH_SIZE = int(os.environ.get("TEXTCLF_BATCH_SIZE", "32"))
+#: 8, not 32: scoring 32 headlines as four passes of 8 ran 1.5x faster than one pass of 32 on a
+#: 2-core EPYC (ONNX fp32 260 vs 172 headlines/s, int8 373 vs 236; 4 and 16 were in between):
+#: activations of a small pass stay in cache, and each pass pads only to its own longest row.
+BATCH_SIZE = int(os.environ.get("TEXTCLF_BATCH_SIZE", "8"))
 
 
 def _load_sibling(name: str) -> ModuleType:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import gc
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -172,6 +172,56 @@ def time_runtimes(
                 timing.batch_headlines += len(batch)
     gc.unfreeze()
     return timings
+
+
+#: Rows per forward pass tried by :func:`sub_batch_sweep` (``inference.BATCH_SIZE`` is one of them).
+SUB_BATCH_SIZES = (4, 8, 16, 32)
+
+
+def sub_batch_sweep(
+    model_dirs: Mapping[str, Path],
+    headlines: Sequence[str],
+    *,
+    batch_calls: int,
+    sizes: Sequence[int] = SUB_BATCH_SIZES,
+    batch_size: int = 32,
+    rounds: int = 3,
+) -> dict[str, dict[str, float]]:
+    """Headlines/s of ``predict_texts`` on batches of ``batch_size``, split into passes of each size.
+
+    What the endpoint does with a micro-batch of 32 requests: ``inference.py`` scores it in
+    length-sorted passes of ``BATCH_SIZE`` rows. Interleaved in rounds like :func:`time_runtimes`.
+    """
+    from textclf.packaging.runtime import load_inference_module
+
+    if not headlines or batch_calls < 1:
+        raise ValueError("need headlines and batch_calls >= 1")
+    inference = load_inference_module()
+    models = {name: inference.model_fn(str(path)) for name, path in model_dirs.items()}
+    texts = list(headlines)
+    seconds = {name: dict.fromkeys(sizes, 0.0) for name in models}
+    scored = {name: dict.fromkeys(sizes, 0) for name in models}
+    for model in models.values():
+        inference.predict_texts(model, texts[:batch_size])  # warm-up
+    cursor = 0
+    for round_index in range(rounds):
+        n = _share(batch_calls, rounds, round_index)
+        batches = [[texts[(cursor + i) % len(texts)] for i in range(batch_size)] for _ in range(n)]
+        cursor += n * batch_size
+        for name, model in models.items():
+            for size in sizes:
+                model.batch_size = size
+                t0 = time.perf_counter()
+                for batch in batches:
+                    inference.predict_texts(model, batch)
+                seconds[name][size] += time.perf_counter() - t0
+                scored[name][size] += n * batch_size
+    return {
+        name: {
+            str(size): scored[name][size] / seconds[name][size] for size in sizes if seconds[name][size] > 0
+        }
+        for name in models
+    }
 
 
 def _share(total: int, parts: int, index: int) -> int:

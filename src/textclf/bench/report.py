@@ -236,6 +236,33 @@ def target_rows(results: Mapping[str, Any]) -> tuple[list[str], list[list[Any]]]
     ]
 
 
+def sub_batch_rows(sweep: Mapping[str, Mapping[str, float]]) -> tuple[list[str], list[list[Any]]]:
+    sizes = sorted({int(size) for rates in sweep.values() for size in rates})
+    headers = ["runtime", *[f"passes of {size}" for size in sizes]]
+    return headers, [
+        [name, *[rates.get(str(size), math.nan) for size in sizes]] for name, rates in sweep.items()
+    ]
+
+
+def ceiling_line(ceiling: Mapping[str, Any], runtimes: Mapping[str, Any]) -> str:
+    """The compute bound in words, with int8's measured batch gain over fp32 applied to it."""
+    line = (
+        f"Compute ceiling: {ceiling['gflop_per_headline']:.3f} GFLOP per headline "
+        f"(mean {ceiling['mean_tokens']:.1f} tokens, {ceiling['shape']['layers']} layers x "
+        f"{ceiling['shape']['hidden']}); fp32 GEMM at the model's shapes {ceiling['gemm_gflops_fp32']:.0f} "
+        f"GFLOP/s on {ceiling['threads']} threads -> at most "
+        f"{ceiling['ceiling_headlines_per_s_fp32']:,.0f} headlines/s in fp32"
+    )
+    fp32, int8 = runtimes.get("onnx-fp32"), runtimes.get("onnx-int8")
+    if fp32 and int8 and fp32.get("batch_throughput"):
+        gain = int8["batch_throughput"] / fp32["batch_throughput"]
+        line += (
+            f"; int8 measured {gain:.2f}x fp32 in batches -> about "
+            f"{gain * ceiling['ceiling_headlines_per_s_fp32']:,.0f} headlines/s with int8 kernels"
+        )
+    return line + " (no server can beat this model on this machine)"
+
+
 def render_table(results: Mapping[str, Any], *, markdown: bool = False) -> str:
     """The whole report as text (stdout) or markdown (docs)."""
     table = markdown_table if markdown else format_table
@@ -265,6 +292,15 @@ def render_table(results: Mapping[str, Any], *, markdown: bool = False) -> str:
                 f"Accuracy on the STORY-grouped test split ({what}): {accs}; "
                 f"argmax agreement {100 * acc['agreement']:.2f}%"
             )
+        sweep = model.get("sub_batch")
+        if sweep:
+            parts.append(
+                "Batches of 32 headlines scored in passes of N rows (inference.py BATCH_SIZE), headlines/s"
+            )
+            parts.append(table(*sub_batch_rows(sweep)))
+        ceiling = model.get("ceiling")
+        if ceiling:
+            parts.append(ceiling_line(ceiling, {r["name"]: r for r in model.get("runtimes") or []}))
     if results.get("endpoint_level"):
         cfg = results.get("config") or {}
         parts.append(

@@ -160,7 +160,13 @@ def prepare_onnx_dirs(cfg: BenchConfig) -> dict[str, Path]:
 
 
 def run_model_level(cfg: BenchConfig, texts: list[str], labels: list[str]) -> dict[str, Any]:
-    from textclf.bench.model_bench import inference_runtime, measure_accuracy, pipeline_runtime, time_runtimes
+    from textclf.bench.model_bench import (
+        inference_runtime,
+        measure_accuracy,
+        pipeline_runtime,
+        sub_batch_sweep,
+        time_runtimes,
+    )
 
     onnx_dirs = prepare_onnx_dirs(cfg)
     runtimes = [pipeline_runtime(cfg.model_dir), inference_runtime("torch", cfg.model_dir)]
@@ -181,6 +187,13 @@ def run_model_level(cfg: BenchConfig, texts: list[str], labels: list[str]) -> di
     for t in timings:
         xs, ys = cdf_points(t.single_latencies_s)
         result["cdf"][t.name] = {"ms": xs, "fraction": ys}
+    result["ceiling"] = model_ceiling(cfg.model_dir, texts[:2000])
+    log.info("model bench: rows per forward pass (sub-batch) for ONNX fp32 and int8")
+    result["sub_batch"] = sub_batch_sweep(
+        {name: onnx_dirs[name] for name in ("onnx-fp32", "onnx-int8")},
+        texts[: 32 * max(cfg.batch_calls, 1)],
+        batch_calls=max(cfg.batch_calls, 1),
+    )
     quantized = [r for r in runtimes if r.name in ("onnx-fp32", "onnx-int8")]
     if len(quantized) == 2:
         n = len(texts) if cfg.accuracy_sample is None else min(cfg.accuracy_sample, len(texts))
@@ -193,6 +206,22 @@ def run_model_level(cfg: BenchConfig, texts: list[str], labels: list[str]) -> di
         )
         result["accuracy"] = accuracy.to_dict()
     return result
+
+
+def model_ceiling(model_dir: Path, texts: list[str]) -> dict[str, Any]:
+    """:func:`textclf.bench.ceiling.compute_ceiling` for the benchmarked model and headlines."""
+    from transformers import AutoTokenizer
+
+    from textclf.bench.ceiling import compute_ceiling
+    from textclf.packaging.runtime import load_inference_module
+
+    config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    meta = json.loads((model_dir / "textclf_meta.json").read_text(encoding="utf-8"))
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    counts = [
+        len(ids) for ids in tokenizer(texts, truncation=True, max_length=int(meta["max_length"]))["input_ids"]
+    ]
+    return compute_ceiling(config, counts, load_inference_module().num_threads())
 
 
 # -- servers ---------------------------------------------------------------------------------

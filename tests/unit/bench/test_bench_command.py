@@ -78,6 +78,13 @@ def test_bench_smoke_all_levels(
     assert set(accuracy["accuracy"]) == {"onnx-fp32", "onnx-int8"}
     # ONNX exports are cached by the weights' digest for the next run.
     assert (out / "runtimes" / "onnx-int8" / "model.onnx").is_file()
+    sweep = results["model"]["sub_batch"]
+    assert set(sweep) == {"onnx-fp32", "onnx-int8"}
+    for rates in sweep.values():
+        assert set(rates) == {"4", "8", "16", "32"} and min(rates.values()) > 0
+    ceiling = results["model"]["ceiling"]
+    assert ceiling["gemm_gflops_fp32"] > 0 and ceiling["ceiling_headlines_per_s_fp32"] > 0
+    assert "passes of 8" in stdout and "Compute ceiling" in stdout
     for runtime in results["model"]["runtimes"]:
         assert runtime["single"]["count"] == 10
         assert runtime["batch_headlines"] == 64

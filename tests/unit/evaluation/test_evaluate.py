@@ -132,7 +132,11 @@ def test_evaluate_reports_the_blend_and_the_transformer_alone(
     lexical.LexicalHead(vectorizer, weight, bias, (0.3, 1.0)).save(model_dir)
 
     settings = EvalSettings(
-        model_dir=model_dir, data=tiny_data / "test", out=tmp_path / "eval", train_data=None, latency_samples=3
+        model_dir=model_dir,
+        data=tiny_data / "test",
+        out=tmp_path / "eval",
+        train_data=None,
+        latency_samples=3,
     )
     report = evaluate(settings)
     test = pd.read_parquet(tiny_data / "test" / "data.parquet")
