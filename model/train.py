@@ -509,6 +509,24 @@ def main(argv: list[str] | None = None) -> int:
             },
         )
 
+    valid_scored = False
+
+    def validate() -> dict[str, Any]:
+        """One validation pass; keeps its class probabilities for the lexical-head blend."""
+        nonlocal valid_scored
+        valid_scored = True
+        scores = evaluate(
+            model,
+            valid_ids,
+            y_valid,
+            args=args,
+            pad_id=pad_id,
+            device=device,
+            amp_dtype=amp_dtype,
+            probs_out=valid_probs,
+        )
+        return {"step": global_step, "epoch": global_step / steps_per_epoch, **scores}
+
     model.train()
     running, running_n = 0.0, 0
     tty = sys.stderr.isatty()
@@ -562,17 +580,7 @@ def main(argv: list[str] | None = None) -> int:
                 metric("train_loss", running / running_n)
                 running, running_n = 0.0, 0
             if evaluate_now:
-                scores = evaluate(
-                    model,
-                    valid_ids,
-                    y_valid,
-                    args=args,
-                    pad_id=pad_id,
-                    device=device,
-                    amp_dtype=amp_dtype,
-                    probs_out=valid_probs,
-                )
-                record = {"step": global_step, "epoch": global_step / steps_per_epoch, **scores}
+                record = validate()
                 history.append(record)
                 for name in ("epoch", "validation_loss", "validation_accuracy", "validation_macro_f1"):
                     metric(name, record[name])
@@ -581,19 +589,12 @@ def main(argv: list[str] | None = None) -> int:
                 checkpoint()
     bar.close()
     train_seconds += time.time() - segment_start
-    if not history:
-        # Resumed after the last evaluation: the blend below needs this model's validation scores.
-        scores = evaluate(
-            model,
-            valid_ids,
-            y_valid,
-            args=args,
-            pad_id=pad_id,
-            device=device,
-            amp_dtype=amp_dtype,
-            probs_out=valid_probs,
-        )
-        history.append({"step": global_step, "epoch": global_step / steps_per_epoch, **scores})
+    if not valid_scored:
+        # Resumed after the last evaluation (a spot restart): the blend below needs this model's
+        # validation probabilities, which the checkpoint does not hold.
+        record = validate()
+        if not history:
+            history.append(record)
     lexical_report = (
         fit_lexical_head(args, all_train, valid, valid_probs, label2id) if args.lexical_head else None
     )

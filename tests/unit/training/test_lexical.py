@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from types import ModuleType
 
@@ -12,8 +11,8 @@ import pytest
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
-from textclf import config
 from textclf.labels import LABELS
+from textclf.packaging import load_inference_module
 
 TEXTS = [
     "Fed's Yellen: rates stay low -- markets rally",
@@ -27,14 +26,8 @@ TEXTS = [
 
 @pytest.fixture(scope="module")
 def lexical() -> ModuleType:
-    path = config.model_code_dir() / "lexical.py"
-    spec = importlib.util.spec_from_file_location("textclf_test_lexical", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    import sys
-
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
+    # The copy model/inference.py loads from its own folder: the module the endpoint serves with.
+    module: ModuleType = load_inference_module().lexical
     return module
 
 

@@ -197,6 +197,39 @@ def test_resume_after_interruption_matches_uninterrupted_run(  # noqa: PLR0917 -
         assert got["validation_accuracy"] == pytest.approx(want["validation_accuracy"])
 
 
+def test_resume_after_the_last_evaluation_still_blends(
+    train_module: ModuleType,
+    tiny_model: Path,
+    tiny_data: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Killed after the final checkpoint: the restart trains nothing but must re-score validation
+    before it fits the lexical head, or the blend would be chosen on empty probabilities."""
+    assert train_module.main(_args(tiny_model, tiny_data, tmp_path / "straight", None)) == 0
+    ckpt = tmp_path / "ckpt"
+    real_save = train_module.save_checkpoint
+    saves: list[int] = []
+
+    def save_then_die(path: Path, state: dict[str, object]) -> None:
+        real_save(path, state)
+        saves.append(1)
+        if len(saves) == 4:  # the last evaluation of 2 epochs x 2
+            raise KeyboardInterrupt("simulated spot interruption")
+
+    monkeypatch.setattr(train_module, "save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train_module.main(_args(tiny_model, tiny_data, tmp_path / "resumed", ckpt))
+    monkeypatch.setattr(train_module, "save_checkpoint", real_save)
+    assert train_module.main(_args(tiny_model, tiny_data, tmp_path / "resumed", ckpt)) == 0
+
+    straight = json.loads((tmp_path / "straight" / "metrics.json").read_text())
+    resumed = json.loads((tmp_path / "resumed" / "metrics.json").read_text())
+    assert len(resumed["evaluations"]) == 4
+    for key in ("transformer_accuracy", "lexical_accuracy", "blend_accuracy", "blend_weight", "temperature"):
+        assert resumed["lexical_head"][key] == pytest.approx(straight["lexical_head"][key]), key
+
+
 def test_checkpoint_of_another_run_is_ignored(
     train_module: ModuleType,
     tiny_model: Path,
