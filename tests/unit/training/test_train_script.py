@@ -152,6 +152,29 @@ def _args(tiny_model: Path, tiny_data: Path, out: Path, ckpt: Path | None) -> li
     return args
 
 
+def interrupt_after_checkpoint(
+    train_module: ModuleType, monkeypatch: pytest.MonkeyPatch, nth: int, args: list[str]
+) -> list[int]:
+    """Run ``train.py`` and kill it (a spot interruption) right after its ``nth`` checkpoint.
+
+    Returns the global steps checkpointed; ``save_checkpoint`` is restored afterwards.
+    """
+    real_save = train_module.save_checkpoint
+    saves: list[int] = []
+
+    def save_then_die(path: Path, state: dict[str, object]) -> None:
+        real_save(path, state)
+        saves.append(int(state["global_step"]))  # type: ignore[call-overload]
+        if len(saves) == nth:
+            raise KeyboardInterrupt("simulated spot interruption")
+
+    monkeypatch.setattr(train_module, "save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train_module.main(args)
+    monkeypatch.setattr(train_module, "save_checkpoint", real_save)
+    return saves
+
+
 def test_resume_after_interruption_matches_uninterrupted_run(  # noqa: PLR0917 - pytest fixtures
     train_module: ModuleType,
     tiny_model: Path,
@@ -164,20 +187,11 @@ def test_resume_after_interruption_matches_uninterrupted_run(  # noqa: PLR0917 -
     assert train_module.main(_args(tiny_model, tiny_data, tmp_path / "straight", None)) == 0
 
     ckpt = tmp_path / "ckpt"
-    real_save = train_module.save_checkpoint
-    saves: list[int] = []
-
-    def save_then_die(path: Path, state: dict[str, object]) -> None:
-        real_save(path, state)
-        saves.append(int(state["global_step"]))  # type: ignore[call-overload]
-        if len(saves) == 2:  # after the second evaluation (epoch 1 of 2)
-            raise KeyboardInterrupt("simulated spot interruption")
-
-    monkeypatch.setattr(train_module, "save_checkpoint", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        train_module.main(_args(tiny_model, tiny_data, tmp_path / "resumed", ckpt))
+    # After the second evaluation (epoch 1 of 2).
+    saves = interrupt_after_checkpoint(
+        train_module, monkeypatch, 2, _args(tiny_model, tiny_data, tmp_path / "resumed", ckpt)
+    )
     assert not (tmp_path / "resumed" / "config.json").exists()
-    monkeypatch.setattr(train_module, "save_checkpoint", real_save)
     capsys.readouterr()
 
     assert train_module.main(_args(tiny_model, tiny_data, tmp_path / "resumed", ckpt)) == 0
@@ -208,19 +222,10 @@ def test_resume_after_the_last_evaluation_still_blends(
     before it fits the lexical head, or the blend would be chosen on empty probabilities."""
     assert train_module.main(_args(tiny_model, tiny_data, tmp_path / "straight", None)) == 0
     ckpt = tmp_path / "ckpt"
-    real_save = train_module.save_checkpoint
-    saves: list[int] = []
-
-    def save_then_die(path: Path, state: dict[str, object]) -> None:
-        real_save(path, state)
-        saves.append(1)
-        if len(saves) == 4:  # the last evaluation of 2 epochs x 2
-            raise KeyboardInterrupt("simulated spot interruption")
-
-    monkeypatch.setattr(train_module, "save_checkpoint", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        train_module.main(_args(tiny_model, tiny_data, tmp_path / "resumed", ckpt))
-    monkeypatch.setattr(train_module, "save_checkpoint", real_save)
+    # The last evaluation of 2 epochs x 2.
+    interrupt_after_checkpoint(
+        train_module, monkeypatch, 4, _args(tiny_model, tiny_data, tmp_path / "resumed", ckpt)
+    )
     assert train_module.main(_args(tiny_model, tiny_data, tmp_path / "resumed", ckpt)) == 0
 
     straight = json.loads((tmp_path / "straight" / "metrics.json").read_text())
