@@ -14,7 +14,6 @@ variant by instance type, from the DLC account of the region (table below from
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import time
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from textclf.errors import UserError
+from textclf.hashing import sha256_file
 
 INFERENCE_REPOSITORY = "huggingface-pytorch-inference"
 CPU_TAG = "2.6.0-transformers5.5.3-cpu-py312-ubuntu22.04"
@@ -134,12 +134,8 @@ def upload_model_data(s3: Any, archive: Path, prefix_uri: str, echo: Callable[[s
     if not archive.is_file():
         raise UserError(f"{archive} does not exist (build it with textclf package)")
     bucket, prefix = parse_s3_uri(prefix_uri.rstrip("/"))
-    digest = hashlib.sha256()
-    with archive.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
     # Content-addressed: a new archive never overwrites the one a running endpoint was built from.
-    key = "/".join(p for p in (prefix, digest.hexdigest()[:12], "model.tar.gz") if p)
+    key = "/".join(p for p in (prefix, sha256_file(archive)[:12], "model.tar.gz") if p)
     uri = f"s3://{bucket}/{key}"
     from botocore.exceptions import BotoCoreError, ClientError
 

@@ -10,7 +10,6 @@ hyperparameters and ``train.py`` itself are unchanged (``--force`` retrains).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -24,6 +23,7 @@ from typing import Any
 
 from textclf import config
 from textclf.errors import UserError
+from textclf.hashing import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -108,10 +108,6 @@ def train_script() -> Path:
     return config.model_code_dir() / "train.py"
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def check_data(data: Path) -> Path:
     """The processed dataset (``textclf data`` output) with train and validation channels."""
     if not (data / "manifest.json").is_file():
@@ -127,9 +123,9 @@ def check_data(data: Path) -> Path:
 
 def run_record(data: Path, settings: TrainSettings, script: Path) -> dict[str, Any]:
     return {
-        "data_manifest_sha256": _sha256(data / "manifest.json"),
-        "train_py_sha256": _sha256(script),
-        "lexical_py_sha256": _sha256(script.with_name("lexical.py")),
+        "data_manifest_sha256": sha256_file(data / "manifest.json"),
+        "train_py_sha256": sha256_file(script),
+        "lexical_py_sha256": sha256_file(script.with_name("lexical.py")),
         "hyperparameters": settings.identity(),
     }
 

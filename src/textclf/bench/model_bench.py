@@ -38,6 +38,8 @@ class Runtime:
     batch_predict: LabelFn
     load_s: float
     source: str
+    #: The loaded ``inference.Classifier`` behind ``predict`` (None for the pipeline baseline).
+    model: Any = None
 
 
 def inference_runtime(name: str, model_dir: Path) -> Runtime:
@@ -53,7 +55,7 @@ def inference_runtime(name: str, model_dir: Path) -> Runtime:
     def predict(texts: list[str]) -> list[str]:
         return [str(p["label"]) for p in inference.predict_texts(model, texts)]
 
-    return Runtime(name, predict, predict, load_s, str(model_dir))
+    return Runtime(name, predict, predict, load_s, str(model_dir), model)
 
 
 def pipeline_runtime(model_dir: Path, batch_size: int = 32) -> Runtime:
@@ -179,7 +181,7 @@ SUB_BATCH_SIZES = (4, 8, 16, 32)
 
 
 def sub_batch_sweep(
-    model_dirs: Mapping[str, Path],
+    models: Mapping[str, Any],
     headlines: Sequence[str],
     *,
     batch_calls: int,
@@ -191,31 +193,36 @@ def sub_batch_sweep(
 
     What the endpoint does with a micro-batch of 32 requests: ``inference.py`` scores it in
     length-sorted passes of ``BATCH_SIZE`` rows. Interleaved in rounds like :func:`time_runtimes`.
+    ``models`` are loaded ``inference.Classifier`` objects; their ``batch_size`` is restored after.
     """
     from textclf.packaging.runtime import load_inference_module
 
     if not headlines or batch_calls < 1:
         raise ValueError("need headlines and batch_calls >= 1")
     inference = load_inference_module()
-    models = {name: inference.model_fn(str(path)) for name, path in model_dirs.items()}
     texts = list(headlines)
     seconds = {name: dict.fromkeys(sizes, 0.0) for name in models}
     scored = {name: dict.fromkeys(sizes, 0) for name in models}
     for model in models.values():
         inference.predict_texts(model, texts[:batch_size])  # warm-up
+    original = {name: model.batch_size for name, model in models.items()}
     cursor = 0
-    for round_index in range(rounds):
-        n = _share(batch_calls, rounds, round_index)
-        batches = [[texts[(cursor + i) % len(texts)] for i in range(batch_size)] for _ in range(n)]
-        cursor += n * batch_size
+    try:
+        for round_index in range(rounds):
+            n = _share(batch_calls, rounds, round_index)
+            batches = [[texts[(cursor + i) % len(texts)] for i in range(batch_size)] for _ in range(n)]
+            cursor += n * batch_size
+            for name, model in models.items():
+                for size in sizes:
+                    model.batch_size = size
+                    t0 = time.perf_counter()
+                    for batch in batches:
+                        inference.predict_texts(model, batch)
+                    seconds[name][size] += time.perf_counter() - t0
+                    scored[name][size] += n * batch_size
+    finally:
         for name, model in models.items():
-            for size in sizes:
-                model.batch_size = size
-                t0 = time.perf_counter()
-                for batch in batches:
-                    inference.predict_texts(model, batch)
-                seconds[name][size] += time.perf_counter() - t0
-                scored[name][size] += n * batch_size
+            model.batch_size = original[name]
     return {
         name: {
             str(size): scored[name][size] / seconds[name][size] for size in sizes if seconds[name][size] > 0

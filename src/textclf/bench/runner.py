@@ -190,7 +190,7 @@ def run_model_level(cfg: BenchConfig, texts: list[str], labels: list[str]) -> di
     result["ceiling"] = model_ceiling(cfg.model_dir, texts[:2000])
     log.info("model bench: rows per forward pass (sub-batch) for ONNX fp32 and int8")
     result["sub_batch"] = sub_batch_sweep(
-        {name: onnx_dirs[name] for name in ("onnx-fp32", "onnx-int8")},
+        {r.name: r.model for r in runtimes if r.name in ("onnx-fp32", "onnx-int8")},
         texts[: 32 * max(cfg.batch_calls, 1)],
         batch_calls=max(cfg.batch_calls, 1),
     )

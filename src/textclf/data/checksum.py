@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 from pathlib import Path
 
 from textclf.errors import UserError
+from textclf.hashing import sha256_file
 
-_CHUNK = 1 << 20
+__all__ = ["normalize_sha256", "read_sidecar", "sha256_file", "sidecar_path", "write_sidecar"]
+
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def normalize_sha256(value: str) -> str:

@@ -7,7 +7,6 @@ left out. Trained on the same training split as the model, so the comparison is 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import pickle
 from collections.abc import Sequence
@@ -15,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from textclf.hashing import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +52,7 @@ def predict_proba(model: Any, texts: Sequence[str], num_labels: int) -> np.ndarr
 
 
 def cache_key(train_file: Path, seed: int) -> str:
-    digest = hashlib.sha256()
-    with train_file.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return f"{BASELINE_VERSION}-{seed}-{digest.hexdigest()[:16]}"
+    return f"{BASELINE_VERSION}-{seed}-{sha256_file(train_file)[:16]}"
 
 
 def load_or_train(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import platform
@@ -19,6 +18,7 @@ from textclf.evaluation import baseline as baseline_mod
 from textclf.evaluation.metrics import ECE_BINS, classification_report
 from textclf.evaluation.plots import plot_confusion_matrices
 from textclf.evaluation.predict import latency_ms, load_model, predict_proba, timed
+from textclf.hashing import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -39,14 +39,6 @@ class EvalSettings:
     num_threads: int | None = None
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _data_file(path: Path) -> Path:
     return path / "data.parquet" if path.is_dir() else path
 
@@ -59,9 +51,9 @@ def fingerprint(settings: EvalSettings) -> dict[str, Any]:
         *sorted(settings.model_dir.glob("lexical_*")),
     ]
     return {
-        "model_sha256": [file_sha256(p) for p in weights],
-        "data_sha256": file_sha256(_data_file(settings.data)),
-        "train_data_sha256": file_sha256(_data_file(settings.train_data)) if settings.train_data else None,
+        "model_sha256": [sha256_file(p) for p in weights],
+        "data_sha256": sha256_file(_data_file(settings.data)),
+        "train_data_sha256": sha256_file(_data_file(settings.train_data)) if settings.train_data else None,
         "max_samples": settings.max_samples,
         "seed": settings.seed,
         "baseline_version": baseline_mod.BASELINE_VERSION,

@@ -12,7 +12,6 @@ has no ``code/inference.py`` the repository's ``model/inference.py`` serves it.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import shutil
@@ -24,6 +23,7 @@ from types import ModuleType
 
 from textclf import config
 from textclf.errors import UserError
+from textclf.hashing import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -40,20 +40,12 @@ def cache_dir() -> Path:
     return Path(user_cache_dir("textclf")) / "models"
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def extract_archive(archive: Path, *, cache: Path | None = None) -> Path:
     """Extract ``archive`` into ``<cache>/<sha256[:16]>`` (once) and return that folder."""
     if not tarfile.is_tarfile(archive):
         raise UserError(f"{archive} is not a tar archive (expected model.tar.gz from `textclf package`)")
     root = cache or cache_dir()
-    target = root / _sha256(archive)[:16]
+    target = root / sha256_file(archive)[:16]
     if (target / ".complete").exists():
         log.info("model archive %s already extracted in %s", archive, target)
         return target

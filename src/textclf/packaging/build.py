@@ -35,6 +35,7 @@ from typing import Any
 
 from textclf import __version__
 from textclf.errors import UserError
+from textclf.hashing import sha256_file
 from textclf.packaging import fidelity, wheels
 from textclf.packaging.runtime import inference_script, load_model
 
@@ -65,14 +66,6 @@ class PackageResult:
     meta: dict[str, Any]
     fidelity: fidelity.FidelityReport | None = None
     timings_s: dict[str, float] = field(default_factory=dict)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _top_level_files(directory: Path) -> list[Path]:
@@ -180,11 +173,11 @@ def fingerprint(model_dir: Path, settings: dict[str, Any], validation: Path | No
 
     parts: dict[str, Any] = {
         "settings": settings,
-        "model": {p.name: _sha256(p) for p in _top_level_files(model_dir)},
-        "inference.py": _sha256(inference_script()),
-        **{name: _sha256(inference_script().with_name(name)) for name in INFERENCE_HELPERS},
+        "model": {p.name: sha256_file(p) for p in _top_level_files(model_dir)},
+        "inference.py": sha256_file(inference_script()),
+        **{name: sha256_file(inference_script().with_name(name)) for name in INFERENCE_HELPERS},
         # The export/fusion/quantisation code shapes the graph: a change there rebuilds archives.
-        "packaging_code": {p.name: _sha256(p) for p in sorted(Path(__file__).parent.glob("*.py"))},
+        "packaging_code": {p.name: sha256_file(p) for p in sorted(Path(__file__).parent.glob("*.py"))},
         "textclf": __version__,
         "versions": {
             name: importlib.metadata.version(name)
@@ -193,7 +186,7 @@ def fingerprint(model_dir: Path, settings: dict[str, Any], validation: Path | No
     }
     if validation is not None:
         parts["validation"] = {
-            str(p.relative_to(validation) if p != validation else p.name): _sha256(p)
+            str(p.relative_to(validation) if p != validation else p.name): sha256_file(p)
             for p in _data_files(validation)
         }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
