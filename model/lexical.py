@@ -90,7 +90,7 @@ class Vectorizer:
             cols = list(counts)
             # Sublinear term frequency: a word said twice is not twice the evidence.
             weights = np.array([1.0 + math.log(counts[c]) for c in cols], dtype=np.float32)
-            weights *= self.idf[cols] if cols else weights
+            weights *= self.idf[np.array(cols, dtype=np.int64)]
             norm = float(np.sqrt(np.dot(weights, weights)))
             indices.extend(cols)
             values.extend((weights / norm).tolist() if norm > 0 else weights.tolist())
