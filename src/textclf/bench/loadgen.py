@@ -228,6 +228,9 @@ class LoadResult:
     per_second_ok: list[int] = field(repr=False)
     stopped_by: str
     client_cpu_fraction: float
+    #: Wall time of the run itself, first request to last connection closed (the garbage
+    #: collection before the clock starts is not in it).
+    wall_s: float
 
     @property
     def error_count(self) -> int:
@@ -255,6 +258,7 @@ class LoadResult:
             "latency": self.summary().to_dict(),
             "stopped_by": self.stopped_by,
             "client_cpu_fraction": self.client_cpu_fraction,
+            "wall_s": self.wall_s,
         }
 
 
@@ -408,6 +412,7 @@ async def run_load_async(
         per_second_ok=per_second[: max(1, int(measured) + 1)],
         stopped_by=stopped.get("by", "duration"),
         client_cpu_fraction=cpu / (end - start) if end > start else 0.0,
+        wall_s=end - start,
     )
 
 

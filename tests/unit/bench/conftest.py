@@ -24,6 +24,7 @@ class CountingServer:
     def __init__(self) -> None:
         self.received: Counter[str] = Counter()
         self._lock = threading.Lock()
+        self._stopping = threading.Event()
         self.app = Starlette(routes=[Route("/invocations", self.invocations, methods=["POST"])])
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.bind(("127.0.0.1", 0))
@@ -47,7 +48,11 @@ class CountingServer:
         if kind == "slow":
             await asyncio.sleep(0.05)
         if kind == "hang":
-            await asyncio.sleep(5)
+            # Hangs until the fixture stops (at most 5 s), then answers: a handler cancelled by
+            # uvicorn's shutdown would print a traceback into every test run's output.
+            hang_until = time.monotonic() + 5
+            while not self._stopping.is_set() and time.monotonic() < hang_until:
+                await asyncio.sleep(0.02)
         if kind == "stream":
 
             async def chunks() -> object:
@@ -69,6 +74,7 @@ class CountingServer:
         return self
 
     def stop(self) -> None:
+        self._stopping.set()
         self.server.should_exit = True
         self.thread.join(10)
         self.sock.close()

@@ -48,8 +48,11 @@ def test_stops_by_itself_at_the_deadline(counting_server: CountingServer) -> Non
     assert 2 <= result.sent <= 24
     assert result.errors == {}
     assert min(result.latencies_s) >= 0.05
-    # Closed loop: the last requests end at most one request after the deadline.
-    assert elapsed < 0.5 + 1.0
+    # Closed loop: the last requests end at most one request after the deadline. The run's own
+    # clock is asserted tightly; the whole call (which first collects garbage in a process that
+    # holds every earlier test's objects) only has to come back.
+    assert result.wall_s < 0.5 + 0.5
+    assert elapsed < 0.5 + 10.0
     assert sum(counting_server.received.values()) == result.sent
 
 
@@ -77,7 +80,8 @@ def test_request_timeout_bounds_a_hanging_server(counting_server: CountingServer
     assert result.ok == 0
     assert result.errors.get("timeout", 0) >= 2
     assert result.error_count == result.sent
-    assert elapsed < 0.3 + 0.2 + 1.0
+    assert result.wall_s < 0.3 + 0.2 + 0.5
+    assert elapsed < 0.3 + 0.2 + 10.0
 
 
 def test_connection_refused_is_an_error_not_a_hang() -> None:
@@ -88,7 +92,8 @@ def test_connection_refused_is_an_error_not_a_hang() -> None:
     )
     assert result.ok == 0
     assert result.errors.get("connect", 0) >= 3
-    assert time.perf_counter() - started < 2.0
+    assert result.wall_s < 0.3 + 0.5
+    assert time.perf_counter() - started < 0.3 + 10.0
 
 
 def test_chunked_and_connection_close_responses(counting_server: CountingServer) -> None:

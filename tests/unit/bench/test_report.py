@@ -33,6 +33,7 @@ def _load(
         per_second_ok=[ok // 2, ok - ok // 2],
         stopped_by="duration",
         client_cpu_fraction=0.25,
+        wall_s=2.0,
     )
     sampler = RssSampler(pid=0)
     sampler.samples = [(0.0, int(rss_mb * MB)), (1.0, int(rss_mb * MB) // 2)]
