@@ -109,7 +109,9 @@ def test_full_queue_is_refused_at_once_and_the_queued_work_still_completes(make_
     started = time.perf_counter()
     with pytest.raises(QueueFullError, match="capacity"):
         batcher.submit(["one too many"])
-    assert time.perf_counter() - started < 0.05
+    # A submit that waited for room would wait until the gate opens below: any bound shows it
+    # did not; a generous one keeps a GC pause on a loaded CI machine from failing the test.
+    assert time.perf_counter() - started < 1.0
     assert batcher.stats.rejected == 1
 
     gate.set()
@@ -146,7 +148,7 @@ def test_a_lone_client_does_not_pay_the_batch_wait(make_batcher) -> None:
     for i in range(5):
         assert batcher.submit([f"solo {i}"]).result(timeout=5) == [f"solo {i}!"]
     # Five sequential requests with a 300 ms wait each would take 1.5 s.
-    assert time.perf_counter() - started < 0.5
+    assert time.perf_counter() - started < 1.0
 
 
 def test_under_load_the_worker_waits_to_fill_batches(make_batcher) -> None:
