@@ -275,8 +275,12 @@ def _pad(rows: Sequence[Sequence[int]], pad_value: int) -> np.ndarray:
     return out
 
 
-def predict_proba(model: Classifier, texts: Sequence[str]) -> np.ndarray:
-    """Class probabilities ``[len(texts), labels]`` in input order (no payload validation)."""
+def predict_proba(model: Classifier, texts: Sequence[str], *, lexical: bool = True) -> np.ndarray:
+    """Class probabilities ``[len(texts), labels]`` in input order (no payload validation).
+
+    ``lexical=False`` leaves the lexical head out: ``textclf evaluate`` reports the transformer
+    alone beside the served blend.
+    """
     if not texts:
         return np.zeros((0, len(model.labels)), dtype=np.float64)
     # Explicit truncation to the max_length the model was trained with; headlines longer than
@@ -301,7 +305,7 @@ def predict_proba(model: Classifier, texts: Sequence[str]) -> np.ndarray:
             pad_value = model.pad_token_id if name == "input_ids" else 0
             batch[name] = _pad([column[i] for i in idx], pad_value)
         probs[idx] = _softmax(model.forward(batch))
-    if model.lexical_head is not None:
+    if lexical and model.lexical_head is not None:
         probs = model.lexical_head.combine(probs, texts)
     return probs
 

@@ -111,7 +111,22 @@ def test_cli_reports_missing_model(
         ["evaluate", "--model", str(tmp_path / "none"), "--data", str(tiny_data / "test"), "--no-baseline"]
     )
     assert code == 2
-    assert "not a model directory" in capsys.readouterr().err
+    assert "none does not exist" in capsys.readouterr().err
+
+
+def test_cli_names_what_a_bare_model_folder_lacks(
+    tiny_model: Path, tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A Hugging Face folder without textclf's metadata (max_length) is refused by name."""
+    import shutil
+
+    bare = tmp_path / "bare"
+    shutil.copytree(tiny_model, bare)
+    (bare / "textclf_meta.json").unlink()
+    code = main(["evaluate", "--model", str(bare), "--data", str(tiny_data / "test"), "--no-baseline"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "not a textclf model directory (missing textclf_meta.json)" in err
 
 
 def test_evaluate_reports_the_blend_and_the_transformer_alone(
