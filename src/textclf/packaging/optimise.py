@@ -17,6 +17,8 @@ import logging
 import shutil
 from pathlib import Path
 
+from textclf.packaging.quiet import root_logger_at_least
+
 log = logging.getLogger(__name__)
 
 #: ``config.model_type`` -> optimiser model type. DistilBERT has no entry of its own in
@@ -85,18 +87,13 @@ def _fuse(src: Path, dst: Path, kind: str, heads: int, hidden: int) -> dict[str,
     from onnxruntime.transformers.optimizer import optimize_model
 
     # The optimiser's modules log every fusion at INFO through top-level loggers ("fusion_base",
-    # "onnx_model", ...) that inherit the root level: raise it while they run.
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(max(level, logging.WARNING))
-    try:
+    # "onnx_model", ...) that inherit the root level.
+    with root_logger_at_least(logging.WARNING):
         model = optimize_model(
             str(src), model_type=kind, num_heads=heads, hidden_size=hidden, opt_level=_OPT_LEVEL
         )
         counts = {op: n for op, n in model.get_fused_operator_statistics().items() if n}
         model.save_model_to_file(str(dst))
-    finally:
-        root.setLevel(level)
     return counts
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from textclf.packaging.quiet import root_logger_at_least
+
 log = logging.getLogger(__name__)
 
 #: The GEMM-bearing ops and the embedding lookup. Keeping the (per-tensor) int8 embedding tables
@@ -28,11 +30,8 @@ def quantize_int8(src: Path, dst: Path, *, per_channel: bool = PER_CHANNEL) -> N
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     dst.parent.mkdir(parents=True, exist_ok=True)
-    root = logging.getLogger()
-    level = root.level
-    # The quantiser logs one INFO line per tensor on the root logger; they drown the CLI output.
-    root.setLevel(max(level, logging.WARNING))
-    try:
+    # The quantiser logs one INFO line per tensor on the root logger.
+    with root_logger_at_least(logging.WARNING):
         # Signed int8 weights (QInt8): ONNX Runtime's x86 kernels multiply u8 activations by s8 weights.
         quantize_dynamic(
             str(src),
@@ -44,8 +43,6 @@ def quantize_int8(src: Path, dst: Path, *, per_channel: bool = PER_CHANNEL) -> N
             # SkipLayerNormalization); every activation here is float, so say so.
             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
         )
-    finally:
-        root.setLevel(level)
     log.info(
         "quantised %s -> %s (%.1f MB -> %.1f MB)",
         src.name,
