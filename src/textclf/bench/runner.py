@@ -187,7 +187,8 @@ def run_model_level(cfg: BenchConfig, texts: list[str], labels: list[str]) -> di
     for t in timings:
         xs, ys = cdf_points(t.single_latencies_s)
         result["cdf"][t.name] = {"ms": xs, "fraction": ys}
-    result["ceiling"] = model_ceiling(cfg.model_dir, texts[:2000])
+    torch_model = next(r.model for r in runtimes if r.name == "torch")
+    result["ceiling"] = model_ceiling(cfg.model_dir, torch_model, texts[:2000])
     log.info("model bench: rows per forward pass (sub-batch) for ONNX fp32 and int8")
     result["sub_batch"] = sub_batch_sweep(
         {r.name: r.model for r in runtimes if r.name in ("onnx-fp32", "onnx-int8")},
@@ -208,20 +209,18 @@ def run_model_level(cfg: BenchConfig, texts: list[str], labels: list[str]) -> di
     return result
 
 
-def model_ceiling(model_dir: Path, texts: list[str]) -> dict[str, Any]:
-    """:func:`textclf.bench.ceiling.compute_ceiling` for the benchmarked model and headlines."""
-    from transformers import AutoTokenizer
+def model_ceiling(model_dir: Path, model: Any, texts: list[str]) -> dict[str, Any]:
+    """:func:`textclf.bench.ceiling.compute_ceiling` for the benchmarked model and headlines.
 
+    ``model`` is the loaded ``inference.Classifier``: its tokenizer and ``max_length`` give the
+    token counts the served model really sees.
+    """
     from textclf.bench.ceiling import compute_ceiling
     from textclf.packaging.runtime import load_inference_module
 
     config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
-    meta = json.loads((model_dir / "textclf_meta.json").read_text(encoding="utf-8"))
-    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-    counts = [
-        len(ids) for ids in tokenizer(texts, truncation=True, max_length=int(meta["max_length"]))["input_ids"]
-    ]
-    return compute_ceiling(config, counts, load_inference_module().num_threads())
+    encoded = model.tokenizer(texts, truncation=True, max_length=model.max_length)["input_ids"]
+    return compute_ceiling(config, [len(ids) for ids in encoded], load_inference_module().num_threads())
 
 
 # -- servers ---------------------------------------------------------------------------------
