@@ -17,8 +17,9 @@ Files read from the model directory:
 - ``lexical_vocab.txt`` + ``lexical_head.npz`` when the model has a lexical head (lexical.py).
 
 Request: ``{"inputs": "headline"}`` or ``{"inputs": ["headline", ...]}`` as ``application/json``.
-Response: ``{"predictions": [{"label": str, "score": float, "scores": {label: float}}, ...]}``,
-one per input, in input order -- exactly the API's ``POST /predict`` 200 body.
+Response: ``{"predictions": [{"label": str, "score": float, "scores": {label: float}}, ...],
+"model_version": str}``, one prediction per input, in input order -- exactly the API's
+``POST /predict`` 200 body.
 Bad payloads raise :class:`PayloadError` (a ``ValueError``) with a message naming what is wrong;
 the toolkit answers any handler exception with HTTP 400.
 """
@@ -44,6 +45,7 @@ META_FILE = "textclf_meta.json"
 ONNX_FILE = "model.onnx"
 RUNTIMES = ("torch", "onnx-fp32", "onnx-int8")
 JSON_CONTENT_TYPE = "application/json"
+MODEL_VERSION_ENV = "TEXTCLF_MODEL_VERSION"
 
 #: Longest accepted input in characters: the API's own limit (textclf_api.schemas.MAX_TEXT_CHARS).
 #: Tokens past ``max_length`` are cut anyway; this bound only stops huge strings from costing
@@ -129,6 +131,8 @@ class Classifier:
     meta: dict[str, Any] = field(default_factory=dict)
     #: The TF-IDF head blended into the transformer's probabilities (lexical.py), if trained.
     lexical_head: Any = None
+    #: Reported with every answer (see :func:`model_version`).
+    model_version: str = "unversioned"
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -202,6 +206,16 @@ def _onnx_forward(
     return forward, [i.name for i in session.get_inputs()]
 
 
+def model_version(meta: dict[str, Any]) -> str:
+    """The version this model answers as: ``TEXTCLF_MODEL_VERSION`` (the registry version the deploy
+    function sets on the SageMaker Model), else the archive's packaging fingerprint."""
+    override = os.environ.get(MODEL_VERSION_ENV, "").strip()
+    if override:
+        return override
+    fingerprint = (meta.get("packaging") or {}).get("fingerprint")
+    return f"sha256:{fingerprint[:12]}" if isinstance(fingerprint, str) and fingerprint else "unversioned"
+
+
 def load_classifier(model_dir: str | Path, runtime: str | None = None) -> Classifier:
     """Load the model in ``model_dir`` for ``runtime`` (default: the one ``textclf_meta.json`` names)."""
     from transformers import AutoTokenizer
@@ -251,6 +265,7 @@ def load_classifier(model_dir: str | Path, runtime: str | None = None) -> Classi
         pad_token_id=int(pad_id) if pad_id is not None else 0,
         meta=meta,
         lexical_head=head,
+        model_version=model_version(meta),
     )
 
 
@@ -404,9 +419,9 @@ def input_fn(input_data: str | bytes | bytearray, content_type: str | None, cont
     return validate_texts(payload["inputs"])
 
 
-def predict_fn(data: list[str], model: Classifier, context: Any = None) -> dict[str, list[dict[str, Any]]]:
-    """``{"predictions": [...]}`` for the texts ``input_fn`` returned."""
-    return {"predictions": predict_texts(model, data)}
+def predict_fn(data: list[str], model: Classifier, context: Any = None) -> dict[str, Any]:
+    """``{"predictions": [...], "model_version": ...}`` for the texts ``input_fn`` returned."""
+    return {"predictions": predict_texts(model, data), "model_version": model.model_version}
 
 
 def output_fn(prediction: dict[str, Any], accept: str | None, context: Any = None) -> str:

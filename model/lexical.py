@@ -133,6 +133,10 @@ class LexicalHead:
             out[:, k] = self.bias[k] + np.bincount(row_of, weights=contrib[:, k], minlength=feats.rows)
         return out
 
+    def probabilities(self, texts: Sequence[str]) -> np.ndarray:
+        """The head alone: a TF-IDF + logistic-regression classifier (the evaluation baseline)."""
+        return np.exp(_log_softmax(self.logits(texts)))
+
     def combine(self, probs: np.ndarray, texts: Sequence[str]) -> np.ndarray:
         """The blended class probabilities for ``texts`` given the transformer's ``probs``."""
         return blend(probs, self.logits(texts), self.blend_weight, self.temperature)

@@ -25,7 +25,9 @@ import json
 import math
 import os
 import random
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 from types import ModuleType
@@ -56,7 +58,11 @@ CHECKPOINT_FILE = "checkpoint.pt"
 SAGEMAKER_CHECKPOINT_DIR = "/opt/ml/checkpoints"
 # Flags that describe where things are, not how the model is trained: left out of the
 # checkpoint fingerprint and of textclf_meta.json's hyperparameters.
-PATH_FLAGS = ("model_dir", "train_dir", "validation_dir", "output_data_dir", "checkpoint_dir")
+PATH_FLAGS = ("model_dir", "train_dir", "validation_dir", "test_dir", "output_data_dir", "checkpoint_dir")
+SERVING_RUNTIMES = ("torch", "onnx-fp32", "onnx-int8")
+EVALUATION_FILE = "evaluation.json"
+#: Validation rows the fidelity gate compares runtimes on (as ``textclf package``).
+FIDELITY_ROWS = 2000
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -102,10 +108,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--save_steps", type=int, default=0, help="also checkpoint every N steps (0 = per eval)")
     p.add_argument("--logging_steps", type=int, default=50)
     p.add_argument("--num_threads", type=int, default=0, help="CPU threads for torch, 0 = torch default")
+    p.add_argument(
+        "--serving_runtime",
+        choices=("auto", "none", *SERVING_RUNTIMES),
+        default="auto",
+        help="runtime of the archive written to the model dir: auto = the fastest that passes the "
+        "fidelity gate (onnx-int8, onnx-fp32, torch); none = the plain trained model, no code/",
+    )
+    p.add_argument("--max_test_samples", type=int, default=0, help="test rows to score, 0 = all")
     p.add_argument("--model_dir", default=os.environ.get("SM_MODEL_DIR", "model"))
     p.add_argument("--train_dir", default=os.environ.get("SM_CHANNEL_TRAIN", "data/train"))
     p.add_argument("--validation_dir", default=os.environ.get("SM_CHANNEL_VALIDATION", "data/validation"))
     p.add_argument("--output_data_dir", default=os.environ.get("SM_OUTPUT_DATA_DIR", ""))
+    # Optional channel: when present the job scores the archive it wrote on these STORY-disjoint rows.
+    p.add_argument("--test_dir", default=os.environ.get("SM_CHANNEL_TEST", ""))
     p.add_argument("--checkpoint_dir", default="")
     # parse_known_args: a job started with an extra hyperparameter (e.g. a newer Lambda)
     # should still train; the unknown names are printed so a typo is visible in the log.
@@ -371,6 +387,97 @@ def plot_curve(history: list[dict[str, Any]], log_history: list[dict[str, Any]],
     return True
 
 
+def _textclf() -> ModuleType:
+    """The packaging part of textclf: shipped beside this script in the source bundle (the
+    container puts this folder first on sys.path), installed in a checkout's virtualenv."""
+    # inference.py and lexical.py beside this script are the ones the archive's code/ gets.
+    os.environ.setdefault("TEXTCLF_MODEL_CODE", str(Path(__file__).resolve().parent))
+    from textclf.packaging import build
+
+    return build
+
+
+def package_for_serving(args: argparse.Namespace, trained: Path, dest: Path, valid: pd.DataFrame) -> None:
+    """Assemble the serving archive (``textclf package``'s layout and gate) from ``trained`` into ``dest``."""
+    build = _textclf()
+    sample_rows = valid.sample(n=min(FIDELITY_ROWS, len(valid)), random_state=0).sort_index()
+    sample = build.ValidationSample(
+        texts=[str(t) for t in sample_rows["text"]],
+        labels=[str(label) for label in sample_rows["label"]],
+        rows_available=len(valid),
+        source="validation channel",
+    )
+    runtimes = build.RUNTIMES_FASTEST_FIRST if args.serving_runtime == "auto" else (args.serving_runtime,)
+    echo = lambda line: print(f"train.py: package: {line}", flush=True)  # noqa: E731
+    for stale in dest.iterdir():
+        shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
+    meta, _report = build.assemble_fastest(trained, dest, runtimes=runtimes, sample=sample, echo=echo)
+    print(f"train.py: serving archive in {dest}: runtime {meta['runtime']}", flush=True)
+
+
+def evaluate_on_test(
+    args: argparse.Namespace,
+    serving_dir: Path,
+    train: pd.DataFrame,
+    labels: list[str],
+    baseline: Any,
+) -> dict[str, Any]:
+    """Score the test channel with the archive's own ``code/inference.py`` (what the endpoint
+    runs) beside the TF-IDF + logistic-regression baseline (the lexical head alone); write
+    ``evaluation.json`` into the archive and print the test metrics."""
+    from textclf.evaluation.metrics import classification_report
+    from textclf.packaging.runtime import load_inference_module
+
+    test = read_channel(args.test_dir)
+    unknown = set(test["label"]) - set(labels)
+    if unknown:
+        sys.exit(f"train.py: test has labels not in labels.json: {sorted(unknown)}")
+    if 0 < args.max_test_samples < len(test):
+        test = test.sample(n=args.max_test_samples, random_state=args.seed).reset_index(drop=True)
+    texts = test["text"].astype(str).tolist()
+    y_test = test["label"].map({name: i for i, name in enumerate(labels)}).to_numpy(dtype=np.int64)
+    script = serving_dir / "code" / "inference.py"
+    if not script.is_file():  # --serving_runtime none: the plain model, served by the script beside this
+        script = Path(__file__).with_name("inference.py")
+    inference = load_inference_module(script)
+    classifier = inference.load_classifier(serving_dir)
+    scoring_started = time.time()
+    model_report = classification_report(y_test, inference.predict_proba(classifier, texts), labels)
+    scoring_seconds = time.time() - scoring_started
+    if baseline is None:
+        # No lexical head in the model: fit the same TF-IDF + linear model for the comparison.
+        y_train = train["label"].map({name: i for i, name in enumerate(labels)}).to_numpy(dtype=np.int64)
+        vectorizer, weight, bias = lexical.fit(
+            train["text"].tolist(), y_train, len(labels), c=args.lexical_c, min_df=args.lexical_min_df
+        )
+        baseline = lexical.LexicalHead(vectorizer, weight, bias, (1.0, 1.0))
+    baseline_probs = baseline.probabilities(texts)
+    baseline_report = classification_report(y_test, baseline_probs, labels)
+    evaluation = {
+        "data": "test channel",
+        "rows": len(texts),
+        "runtime": classifier.runtime,
+        "model": model_report,
+        "baseline": {"name": "TF-IDF word 1-2 grams + logistic regression (lexical.py)", **baseline_report},
+        "headlines_per_s": round(len(texts) / max(scoring_seconds, 1e-9), 1),
+    }
+    (serving_dir / EVALUATION_FILE).write_text(json.dumps(evaluation, indent=2) + "\n", encoding="utf-8")
+    meta_path = serving_dir / "textclf_meta.json"
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    meta["evaluation"] = {
+        "rows": len(texts),
+        "test_accuracy": model_report["accuracy"],
+        "test_macro_f1": model_report["macro_f1"],
+        "baseline_test_accuracy": baseline_report["accuracy"],
+        "baseline_test_macro_f1": baseline_report["macro_f1"],
+    }
+    meta_path.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    for name, value in meta["evaluation"].items():
+        if name != "rows":
+            metric(name, value)
+    return evaluation
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.time()
@@ -599,8 +706,12 @@ def main(argv: list[str] | None = None) -> int:
         fit_lexical_head(args, all_train, valid, valid_probs, label2id) if args.lexical_head else None
     )
 
-    model_dir = Path(args.model_dir)
-    model_dir.mkdir(parents=True, exist_ok=True)
+    # The job's output is the serving archive: the trained files go to a scratch folder first and
+    # are then assembled (runtime chosen, gated, code/ added) into the model directory.
+    serving_dir = Path(args.model_dir)
+    serving_dir.mkdir(parents=True, exist_ok=True)
+    scratch = tempfile.TemporaryDirectory(prefix="textclf-trained-")
+    model_dir = serving_dir if args.serving_runtime == "none" else Path(scratch.name)
     model.to("cpu")
     model.save_pretrained(model_dir)
     # Inference truncates to the trained length unless told otherwise.
@@ -653,16 +764,25 @@ def main(argv: list[str] | None = None) -> int:
     }
     (model_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     plotted = plot_curve(history, log_history, model_dir / "training_curve.png")
+    if args.serving_runtime != "none":
+        package_for_serving(args, model_dir, serving_dir, valid)
+    scratch.cleanup()
+    evaluation = None
+    if args.test_dir:
+        baseline = lexical_report[0] if lexical_report is not None else None
+        evaluation = evaluate_on_test(args, serving_dir, all_train, labels, baseline)
     if args.output_data_dir:
         # output.tar.gz of the job: the figures without downloading the model.
         out = Path(args.output_data_dir)
         out.mkdir(parents=True, exist_ok=True)
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+        if evaluation is not None:
+            (out / EVALUATION_FILE).write_text(json.dumps(evaluation, indent=2) + "\n", encoding="utf-8")
         if plotted:
-            (out / "training_curve.png").write_bytes((model_dir / "training_curve.png").read_bytes())
+            (out / "training_curve.png").write_bytes((serving_dir / "training_curve.png").read_bytes())
     print(
         f"train.py: done in {train_seconds:.0f}s training ({time.time() - started:.0f}s total); "
-        f"validation accuracy {final.get('validation_accuracy', float('nan')):.4f}; model in {model_dir}",
+        f"validation accuracy {final.get('validation_accuracy', float('nan')):.4f}; model in {serving_dir}",
         flush=True,
     )
     return 0

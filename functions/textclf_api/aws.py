@@ -86,12 +86,26 @@ def s3() -> S3Client:
     return _session().client("s3", config=S3_BUDGET.config())
 
 
+# DynamoDB: single-item reads and conditional writes (deployment records, idempotency keys).
+DYNAMODB_BUDGET: Final = Budget(connect_timeout=1.0, read_timeout=2.0, max_attempts=2)
+
+
+@lru_cache(maxsize=1)
+def dynamodb() -> Any:
+    return _session().client("dynamodb", config=DYNAMODB_BUDGET.config())
+
+
+@lru_cache(maxsize=1)
+def autoscaling() -> Any:
+    return _session().client("application-autoscaling", config=SAGEMAKER_BUDGET.config())
+
+
 def reset_clients(*, session: bool = False) -> None:
     """Forget cached clients (and with ``session``, the session and its credentials/config too).
 
     For tests and for the local stack after it changes endpoint URLs or credentials.
     """
-    for factory in (sagemaker_runtime, sagemaker, s3):
+    for factory in (sagemaker_runtime, sagemaker, s3, dynamodb, autoscaling):
         factory.cache_clear()
     if session:
         _session.cache_clear()

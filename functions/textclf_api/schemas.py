@@ -20,6 +20,8 @@ MAX_BATCH_TEXTS: Final = 64
 # 64 texts x 2,000 characters, JSON-escaped (up to 6 bytes per character as \uXXXX), fits in 1 MiB;
 # anything larger cannot be a valid request, so it is refused before it is even parsed.
 MAX_BODY_BYTES: Final = 1024 * 1024
+MIN_MAX_LENGTH: Final = 8
+MAX_MAX_LENGTH: Final = 512
 
 # Base models a training job may start from. Each is a plain encoder the HF training image can load
 # with AutoModelForSequenceClassification without extra packages (no sentencepiece/tiktoken).
@@ -163,6 +165,11 @@ class PredictResponse(BaseModel):
     )
 
     predictions: list[Prediction]
+    model_version: str = Field(
+        default="unversioned",
+        description="The model version that answered: the Model Registry version the deploy function "
+        "rolled out, or `sha256:<12 hex>` of a hand-deployed archive.",
+    )
 
 
 EndpointState = Annotated[
@@ -184,6 +191,9 @@ class HealthResponse(BaseModel):
 
     status: Literal["ok", "unavailable"]
     endpoint: EndpointHealth
+    model_version: str | None = Field(
+        default=None, description="Version the endpoint serves (its SageMaker Model's TEXTCLF_MODEL_VERSION)."
+    )
 
 
 class TrainRequest(_Strict):
@@ -198,7 +208,12 @@ class TrainRequest(_Strict):
     batch_size: Annotated[int, Field(ge=1, le=512)] = 32
     max_length: Annotated[
         int | None,
-        Field(ge=8, le=512, description="Token limit; omitted: train.py's default (chosen by the EDA)."),
+        Field(
+            ge=MIN_MAX_LENGTH,
+            le=MAX_MAX_LENGTH,
+            description="Token limit; omitted: the dataset's EDA choice (datasets/latest.json "
+            "training_defaults.max_length), else train.py's 64.",
+        ),
     ] = None
     max_train_samples: Annotated[
         int | None, Field(ge=1, description="Train on a sample of this size; omitted: all rows.")
@@ -221,6 +236,19 @@ class TrainStartedResponse(BaseModel):
     dataset_uri: str = Field(description="The dataset the job trains on (from the dataset pointer).")
 
 
+DeploymentStatus = Literal["pending", "deploying", "deployed", "rejected", "failed", "rolled_back"]
+
+
+class Deployment(BaseModel):
+    status: DeploymentStatus = Field(
+        description="pending: being evaluated; deploying: rollout under way; deployed: serving (or served "
+        "and was superseded); rejected: the gate refused it; failed: job or rollout failed; rolled_back: "
+        "the endpoint returned to the previous model."
+    )
+    reason: str | None = Field(default=None, description="Why, in one line (gate figures, failure).")
+    model_version: str | None = Field(default=None, description="Model Registry version, once registered.")
+
+
 class TrainStatusResponse(BaseModel):
     training_job_name: str
     training_job_arn: str
@@ -237,6 +265,9 @@ class TrainStatusResponse(BaseModel):
     started_at: datetime | None = None
     ended_at: datetime | None = None
     billable_seconds: int | None = None
+    deployment: Deployment | None = Field(
+        default=None, description="What the deploy function did with the job's model (null: not yet seen)."
+    )
 
 
 class ErrorDetail(BaseModel):

@@ -86,6 +86,18 @@ def choose_max_length(
     return raw, chosen
 
 
+def training_defaults(
+    data: Path, tokenizer_dir: Path, *, coverage: float = 0.995, round_to: int = 8
+) -> dict[str, Any]:
+    """What the dataset pointer tells training jobs: the label set and the ``max_length`` the EDA
+    rule picks on the training split (the smallest multiple of ``round_to`` tokens covering
+    ``coverage`` of the headlines), so a job started without ``max_length`` uses it."""
+    texts = read_split(data / "train")["text"].astype(str).tolist()
+    _raw, chosen = choose_max_length(token_lengths(texts, tokenizer_dir), coverage, round_to)
+    labels = json.loads((data / "labels.json").read_text(encoding="utf-8"))
+    return {"max_length": max(chosen, 8), "labels": labels, "max_length_coverage": coverage}
+
+
 def _length_stats(lengths: np.ndarray, max_length: int) -> dict[str, Any]:
     q = np.quantile(lengths, [0.5, 0.9, 0.95, 0.99, 0.995]) if len(lengths) else [0] * 5
     return {

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from textclf import config
+from textclf.bundle import build_source_bundle
 from textclf.errors import UserError
 from textclf.hashing import sha256_file
 
@@ -63,6 +64,9 @@ class TrainSettings:
     freeze_layers: int = DEFAULT_FREEZE_LAYERS
     evals_per_epoch: int = DEFAULT_EVALS_PER_EPOCH
     lexical_head: int = 1
+    # The plain model folder: `textclf evaluate` and `textclf package` take it from here locally.
+    # A SageMaker job (train.py's default, auto) writes the finished serving archive instead.
+    serving_runtime: str = "none"
     num_threads: int = 0
 
     def hyperparameters(self) -> dict[str, str]:
@@ -216,36 +220,6 @@ def summary(result: TrainResult) -> str:
     if not result.reused:
         parts.append(f"wall time {result.wall_time_s / 60:.1f} min")
     return "; ".join(parts)
-
-
-#: Files of the SageMaker training source bundle (``sourcedir.tar.gz``), from ``model/``.
-SOURCE_FILES = ("train.py", "lexical.py", "requirements.txt")
-
-
-def build_source_bundle(dest: Path) -> Path:
-    """Write ``sourcedir.tar.gz`` with :data:`SOURCE_FILES` at the archive root.
-
-    Entries get fixed metadata (mtime 0, root owner, mode 644) so an unchanged script gives a
-    byte-identical archive and a re-upload is visibly a no-op.
-    """
-    import gzip
-    import io
-    import tarfile
-
-    code = config.model_code_dir()
-    missing = [name for name in SOURCE_FILES if not (code / name).is_file()]
-    if missing:
-        raise UserError(f"{code} lacks {', '.join(missing)}")
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for name in SOURCE_FILES:
-            data = (code / name).read_bytes()
-            info = tarfile.TarInfo(name)
-            info.size, info.mode, info.mtime = len(data), 0o644, 0
-            tar.addfile(info, io.BytesIO(data))
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    dest.write_bytes(gzip.compress(raw.getvalue(), mtime=0))
-    return dest
 
 
 def source_bundle_key(s3_uri: str) -> tuple[str, str]:

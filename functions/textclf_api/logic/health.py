@@ -6,6 +6,7 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
 from textclf_api import aws
+from textclf_api.logic.deployment import version_of
 from textclf_api.schemas import EndpointHealth, HealthResponse
 from textclf_api.settings import Settings, get_settings
 
@@ -24,8 +25,12 @@ def check_health(settings: Settings | None = None) -> HealthResponse:
     """
     settings = settings or get_settings()
     name = settings.require("endpoint_name")
+    version = None
     try:
-        state = str(aws.sagemaker().describe_endpoint(EndpointName=name)["EndpointStatus"])
+        desc = aws.sagemaker().describe_endpoint(EndpointName=name)
+        state = str(desc["EndpointStatus"])
+        # Rollouts of the deploy loop name their config after the version (logic/deployment.py).
+        version = version_of(desc.get("EndpointConfigName"))
     except ClientError as exc:
         missing = aws.error_code(exc) in {"ValidationException", "ValidationError", "ResourceNotFound"} and (
             "not find" in aws.error_message(exc).lower() or "not found" in aws.error_message(exc).lower()
@@ -39,4 +44,5 @@ def check_health(settings: Settings | None = None) -> HealthResponse:
     return HealthResponse(
         status="ok" if state == IN_SERVICE else "unavailable",
         endpoint=EndpointHealth(name=name, status=state),
+        model_version=version,
     )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -21,8 +22,12 @@ from botocore.exceptions import ClientError
 
 from textclf_api import aws
 from textclf_api.errors import ApiError, PreconditionMissingError, QuotaExceededError, ResourceNotFoundError
+from textclf_api.labels import LABELS
+from textclf_api.logic.deployment import deployment_of
 from textclf_api.schemas import (
+    MIN_MAX_LENGTH,
     TRAINING_JOB_NAME_PATTERN,
+    Deployment,
     TrainRequest,
     TrainStartedResponse,
     TrainStatusResponse,
@@ -41,11 +46,19 @@ METRIC_NAMES: Final[tuple[str, ...]] = (
     "lexical_accuracy",
     "blend_accuracy",
     "blend_weight",
+    # Scored by the job on the STORY-disjoint test channel through the archive it wrote; the
+    # deploy function gates on test_accuracy.
+    "test_accuracy",
+    "test_macro_f1",
+    "baseline_test_accuracy",
+    "baseline_test_macro_f1",
 )
 METRIC_DEFINITIONS: Final[list[dict[str, str]]] = [
     {"Name": name, "Regex": f"METRIC {name}=([0-9.eE+-]+)"} for name in METRIC_NAMES
 ]
 CHECKPOINT_LOCAL_PATH: Final = "/opt/ml/checkpoints"
+#: Dataset folders the job reads; train.py scores the archive it writes on "test".
+CHANNELS: Final = ("train", "validation", "test")
 _JOB_NAME_RE: Final = re.compile(TRAINING_JOB_NAME_PATTERN)
 _MISSING_CODES: Final = frozenset({"NoSuchKey", "404", "NotFound"})
 
@@ -67,7 +80,8 @@ def start_training(
     bucket = settings.require("bucket_name")
     settings.require("sagemaker_role_arn")
     settings.require("training_image_uri")
-    dataset_uri = read_dataset_pointer(settings, bucket)
+    dataset = read_dataset_pointer(settings, bucket)
+    dataset_uri = dataset.uri
     source_uri = check_source_bundle(settings, bucket)
     job_name = job_name or new_job_name(settings.training_job_prefix)
     job = build_training_job_request(
@@ -77,6 +91,7 @@ def start_training(
         dataset_uri=dataset_uri,
         source_uri=source_uri,
         region=aws.sagemaker().meta.region_name,
+        default_max_length=dataset.max_length,
     )
     client = aws.sagemaker()
     what = "SageMaker CreateTrainingJob"
@@ -104,8 +119,16 @@ def start_training(
     )
 
 
-def read_dataset_pointer(settings: Settings, bucket: str) -> str:
-    """The dataset prefix ``s3://<bucket>/datasets/<sha12>/`` from the pointer object."""
+@dataclass(frozen=True)
+class DatasetPointer:
+    """``datasets/latest.json``: where the channels are and the defaults the dataset carries."""
+
+    uri: str
+    max_length: int | None = None
+
+
+def read_dataset_pointer(settings: Settings, bucket: str) -> DatasetPointer:
+    """The dataset prefix ``s3://<bucket>/datasets/<sha12>/`` and its training defaults."""
     key = settings.dataset_pointer_key
     pointer = f"s3://{bucket}/{key}"
     datasets_prefix = key.rsplit("/", 1)[0] if "/" in key else ""
@@ -130,7 +153,21 @@ def read_dataset_pointer(settings: Settings, bucket: str) -> str:
             f'the dataset pointer {pointer} must hold {{"uri": "s3://{bucket}/.../"}} '
             f"(a prefix in this bucket ending in '/'); {hint}"
         )
-    return uri
+    defaults = document.get("training_defaults") or {}
+    if not isinstance(defaults, dict):
+        raise PreconditionMissingError(f"training_defaults in {pointer} must be an object; {hint}")
+    labels = defaults.get("labels")
+    if labels is not None and list(labels) != list(LABELS):
+        # train.py would train (and the endpoint answer) another label set than the API's schema.
+        raise PreconditionMissingError(
+            f"the dataset at {uri} has labels {labels}, the API serves {list(LABELS)}; {hint}"
+        )
+    max_length = defaults.get("max_length")
+    if max_length is not None and not (isinstance(max_length, int) and MIN_MAX_LENGTH <= max_length <= 512):
+        raise PreconditionMissingError(
+            f"training_defaults.max_length in {pointer} must be an integer in {MIN_MAX_LENGTH}..512; {hint}"
+        )
+    return DatasetPointer(uri=uri, max_length=max_length)
 
 
 def check_source_bundle(settings: Settings, bucket: str) -> str:
@@ -158,8 +195,12 @@ def build_training_job_request(
     dataset_uri: str,
     source_uri: str,
     region: str,
+    default_max_length: int | None = None,
 ) -> dict[str, Any]:
-    """The CreateTrainingJob parameters (plain data: the tests compare it field by field)."""
+    """The CreateTrainingJob parameters (plain data: the tests compare it field by field).
+
+    ``default_max_length``: the dataset pointer's EDA choice, used when the request has none.
+    """
     bucket = settings.require("bucket_name")
     instance_type = request.instance_type or settings.training_instance_type
     hyperparameters: dict[str, Any] = {
@@ -168,9 +209,10 @@ def build_training_job_request(
         "batch_size": request.batch_size,
         "base_model": request.base_model or settings.base_model,
     }
-    # Omitted: train.py's own default applies (max_length comes from the EDA, all rows are used).
-    if request.max_length is not None:
-        hyperparameters["max_length"] = request.max_length
+    # Omitted: the dataset's EDA choice (pointer), else train.py's own default; all rows are used.
+    max_length = request.max_length if request.max_length is not None else default_max_length
+    if max_length is not None:
+        hyperparameters["max_length"] = max_length
     if request.max_train_samples is not None:
         hyperparameters["max_train_samples"] = request.max_train_samples
     # The HF estimator's framework hyperparameters: the training toolkit downloads and unpacks the
@@ -208,7 +250,7 @@ def build_training_job_request(
         },
         "RoleArn": settings.require("sagemaker_role_arn"),
         "HyperParameters": {key: json.dumps(value) for key, value in hyperparameters.items()},
-        "InputDataConfig": [channel("train"), channel("validation")],
+        "InputDataConfig": [channel(name) for name in CHANNELS],
         "OutputDataConfig": {"S3OutputPath": f"s3://{bucket}/{settings.training_output_prefix}/"},
         "ResourceConfig": {
             "InstanceType": instance_type,
@@ -249,6 +291,7 @@ def get_training_status(job_name: str, settings: Settings | None = None) -> Trai
         if "MetricName" in m and "Value" in m
     }
     billable = job.get("BillableTimeInSeconds")
+    deployment = _deployment(job_name, str(job["TrainingJobStatus"]), settings)
     return TrainStatusResponse(
         training_job_name=str(job["TrainingJobName"]),
         training_job_arn=str(job["TrainingJobArn"]),
@@ -263,7 +306,24 @@ def get_training_status(job_name: str, settings: Settings | None = None) -> Trai
         started_at=job.get("TrainingStartTime"),
         ended_at=job.get("TrainingEndTime"),
         billable_seconds=int(billable) if billable is not None else None,
+        deployment=deployment,
     )
+
+
+def _deployment(job_name: str, status: str, settings: Settings) -> Deployment | None:
+    """The deploy loop's record of the job; ``pending`` until the deploy function has seen it."""
+    if not settings.deployments_table:
+        return None  # a stack without the loop
+    try:
+        found = deployment_of(job_name, settings)
+    except ClientError as exc:
+        raise aws.translate(exc, "reading the deployment record", settings.retry_after_seconds) from exc
+    except Exception as exc:
+        raise aws.translate(exc, "reading the deployment record", settings.retry_after_seconds) from exc
+    if found is not None:
+        return found
+    waiting = "the job is still running" if status == "InProgress" else "waiting for the deploy function"
+    return Deployment(status="pending", reason=waiting)
 
 
 def _describe(job_name: str, settings: Settings) -> dict[str, Any]:

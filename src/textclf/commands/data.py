@@ -89,7 +89,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"{out}: {state} in {result.seconds:.1f} s (seed {manifest['seed']})")
     if upload is not None:
         from textclf.data.s3 import upload_dataset
+        from textclf.eda import training_defaults
 
-        pointer = upload_dataset(out, manifest, result.source.path, upload)
+        defaults = training_defaults(out, config.local_base_model())
+        print(f"training defaults for jobs: max_length {defaults['max_length']}, labels {defaults['labels']}")
+        pointer = upload_dataset(out, manifest, result.source.path, upload, training_defaults=defaults)
         print(f"uploaded to {pointer['uri']}  (pointer {upload.pointer_uri})")
     return 0

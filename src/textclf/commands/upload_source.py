@@ -7,12 +7,13 @@ from pathlib import Path
 from typing import Any
 
 from textclf import training
+from textclf.bundle import build_source_bundle
 
 
 def register(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "upload-source",
-        help="build sourcedir.tar.gz (model/train.py, lexical.py, requirements.txt) and upload it to S3",
+        help="build sourcedir.tar.gz (train.py and the packaging code it runs) and upload it to S3",
         description="The training Lambda starts SageMaker jobs with the code at "
         "s3://<bucket>/code/sourcedir.tar.gz; this builds that archive and uploads it. "
         "With --out only, it just writes the archive.",
@@ -25,7 +26,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.out is not None:
-        print(f"wrote {training.build_source_bundle(args.out)}")
+        print(f"wrote {build_source_bundle(args.out)}")
         return 0
     print(f"uploaded {training.upload_source_bundle(args.s3_uri)}")
     return 0

@@ -59,11 +59,18 @@ def _exists(client: Any, bucket: str, key: str) -> bool:
 
 
 def upload_dataset(
-    out: Path, manifest: dict[str, Any], raw_file: Path, location: S3Location, *, client: Any = None
-) -> dict[str, str]:
+    out: Path,
+    manifest: dict[str, Any],
+    raw_file: Path,
+    location: S3Location,
+    *,
+    training_defaults: dict[str, Any] | None = None,
+    client: Any = None,
+) -> dict[str, Any]:
     """Upload raw + processed files under ``<prefix>/<sha12>/`` and write ``<prefix>/latest.json``.
 
-    Returns the pointer written. The dataset's own manifest goes up last, so its presence
+    Returns the pointer written; ``training_defaults`` (``textclf.eda.training_defaults``) rides in
+    it for the training Lambda. The dataset's own manifest goes up last, so its presence
     marks a complete upload and a re-run skips straight to the pointer.
     """
     import boto3
@@ -78,7 +85,14 @@ def upload_dataset(
     for split in SPLITS:
         files += [(out / split / "data.parquet", f"{split}/data.parquet")]
         files += [(out / split / "labels.json", f"{split}/labels.json")]
-    pointer = {"uri": location.uri(base) + "/", "sha256": digest, "created": str(manifest["created"])}
+    pointer: dict[str, Any] = {
+        "uri": location.uri(base) + "/",
+        "sha256": digest,
+        "created": str(manifest["created"]),
+    }
+    if training_defaults:
+        # Read by the training Lambda: a job started without max_length uses this one.
+        pointer["training_defaults"] = training_defaults
     try:
         if _exists(s3, location.bucket, location.key(base, "manifest.json")):
             log.info("%s already uploaded; only moving the pointer", pointer["uri"])

@@ -18,10 +18,8 @@ Training jobs are recorded, not run: moto reports them ``Completed`` at once.
 
 from __future__ import annotations
 
-import io
 import json
 import logging
-import tarfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,7 +32,7 @@ import httpx
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from textclf import config
+from textclf.bundle import source_bundle_bytes
 from textclf.local import LOCAL_ACCOUNT_ID
 
 log = logging.getLogger(__name__)
@@ -139,7 +137,7 @@ class ControlPlane:
             ),
         )
         self._upload_dataset(s3, seed)
-        s3.put_object(Bucket=seed.bucket, Key=seed.source_bundle_key, Body=source_bundle())
+        s3.put_object(Bucket=seed.bucket, Key=seed.source_bundle_key, Body=source_bundle_bytes())
         model_data = f"s3://{seed.bucket}/{MODEL_KEY}"
         if seed.model_archive is not None and seed.model_archive.is_file():
             s3.upload_file(str(seed.model_archive), seed.bucket, MODEL_KEY)
@@ -224,18 +222,6 @@ def _manifest_sha(data_dir: Path | None) -> str:
         if isinstance(source, dict) and isinstance(source.get("sha256"), str):
             return str(source["sha256"])
     return ""
-
-
-def source_bundle() -> bytes:
-    """``sourcedir.tar.gz`` as the deployed bucket holds it: ``train.py`` (+ requirements.txt)."""
-    code = config.model_code_dir()
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for name in ("train.py", "requirements.txt"):
-            path = code / name
-            if path.exists():
-                tar.add(path, arcname=name)
-    return buffer.getvalue()
 
 
 class EndpointWatcher:

@@ -122,13 +122,18 @@ class ServingModel:
             )
         return texts
 
+    @property
+    def version(self) -> str:
+        return str(getattr(self.model, "model_version", "unversioned"))
+
     def predict(self, texts: list[str]) -> list[Any]:
         return list(self.module.predict_texts(self.model, texts))
 
     def render(self, predictions: Sequence[Any], accept: str) -> bytes:
         """The reply body: ``output_fn`` of what ``predict_fn`` returns for these predictions."""
         try:
-            rendered = self.module.output_fn({"predictions": list(predictions)}, accept)
+            body = {"predictions": list(predictions), "model_version": self.version}
+            rendered = self.module.output_fn(body, accept)
         except ValueError as exc:
             raise BadPayloadError(str(exc)) from exc
         return rendered.encode("utf-8") if isinstance(rendered, str) else bytes(rendered)

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from textclf import __version__
+from textclf.bundle import SERVING_CODE
 from textclf.errors import UserError
 from textclf.hashing import sha256_file
 from textclf.packaging import fidelity, wheels
@@ -43,11 +44,11 @@ log = logging.getLogger(__name__)
 
 RUNTIMES = ("torch", "onnx-fp32", "onnx-int8")
 DEFAULT_RUNTIME = "onnx-int8"
+#: Tried in this order when the fastest runtime that passes the gate is wanted.
+RUNTIMES_FASTEST_FIRST = ("onnx-int8", "onnx-fp32", "torch")
 META_FILE = "textclf_meta.json"
 ONNX_FILE = "model.onnx"
 CODE_DIR = "code"
-#: Modules ``inference.py`` loads from its own folder; they ship in ``code/`` beside it.
-INFERENCE_HELPERS = ("lexical.py",)
 VENDOR_MODES = ("auto", "yes", "no")
 #: Torch weight files: an ONNX archive serves model.onnx and would only carry them as dead weight.
 _TORCH_WEIGHTS = (".safetensors", ".bin", ".pt", ".pth", ".ckpt")
@@ -145,10 +146,8 @@ def add_code(
     script = inference_script()
     if not script.is_file():
         raise UserError(f"{script} does not exist (TEXTCLF_MODEL_CODE points elsewhere?)")
-    shutil.copy2(script, code / "inference.py")
-    # inference.py imports these helpers from its own folder.
-    for helper in INFERENCE_HELPERS:
-        shutil.copy2(script.with_name(helper), code / helper)
+    for name in SERVING_CODE:
+        shutil.copy2(script.with_name(name), code / name)
     if runtime == "torch":
         requirements = wheels.Requirements(wheels.TORCH_REQUIREMENTS, ())
     else:
@@ -174,8 +173,7 @@ def fingerprint(model_dir: Path, settings: dict[str, Any], validation: Path | No
     parts: dict[str, Any] = {
         "settings": settings,
         "model": {p.name: sha256_file(p) for p in _top_level_files(model_dir)},
-        "inference.py": sha256_file(inference_script()),
-        **{name: sha256_file(inference_script().with_name(name)) for name in INFERENCE_HELPERS},
+        **{name: sha256_file(inference_script().with_name(name)) for name in SERVING_CODE},
         # The export/fusion/quantisation code shapes the graph: a change there rebuilds archives.
         "packaging_code": {p.name: sha256_file(p) for p in sorted(Path(__file__).parent.glob("*.py"))},
         "textclf": __version__,
@@ -225,6 +223,129 @@ def write_archive(staging: Path, out: Path) -> None:
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class ValidationSample:
+    """Labelled validation headlines the fidelity gate compares runtimes on."""
+
+    texts: list[str]
+    labels: list[str]
+    rows_available: int
+    source: str
+    seed: int = fidelity.SAMPLE_SEED
+
+
+def assemble(
+    model_dir: Path,
+    dest: Path,
+    *,
+    runtime: str,
+    sample: ValidationSample | None,
+    min_agreement: float = fidelity.MIN_AGREEMENT,
+    max_accuracy_drop: float = fidelity.MAX_ACCURACY_DROP,
+    vendor: str = "auto",
+    wheel_dir: Path | None = None,
+    packaging: dict[str, Any] | None = None,
+    echo: Callable[[str], None] = print,
+    timings: dict[str, float] | None = None,
+) -> tuple[dict[str, Any], fidelity.FidelityReport | None]:
+    """Lay out the serving archive's contents for ``runtime`` in ``dest``: model files, ``code/``
+    and ``textclf_meta.json`` with the fidelity figures and provenance.
+
+    ONNX runtimes must pass the fidelity gate on ``sample`` (FidelityError otherwise; ``dest`` is
+    then incomplete and the caller discards it). ``textclf package`` tars ``dest``; the training
+    job assembles straight into ``SM_MODEL_DIR``, which SageMaker tars.
+    """
+    timings = {} if timings is None else timings
+    started = time.perf_counter()
+    steps = {"torch": "copy", "onnx-fp32": "ONNX export", "onnx-int8": "ONNX export + int8 quantisation"}
+    echo(f"staging {runtime} from {model_dir} ({steps[runtime]})")
+    stage_runtime(model_dir, runtime, dest)
+    timings["stage_s"] = time.perf_counter() - started
+    log.info("staged in %.1f s", timings["stage_s"])
+
+    report: fidelity.FidelityReport | None = None
+    if runtime != "torch":
+        if sample is None:
+            raise UserError(f"--runtime {runtime} needs validation data for its fidelity check")
+        started = time.perf_counter()
+        echo(
+            f"fidelity check: {runtime} vs torch on {len(sample.texts)} of {sample.rows_available} "
+            f"rows of {sample.source}"
+        )
+        report = fidelity.measure(
+            load_model(model_dir, "torch"),
+            load_model(dest),
+            sample.texts,
+            sample.labels,
+            data=sample.source,
+            rows_available=sample.rows_available,
+            sample_seed=sample.seed,
+            min_agreement=min_agreement,
+            max_accuracy_drop=max_accuracy_drop,
+        )
+        timings["fidelity_s"] = time.perf_counter() - started
+        echo(report.summary())
+        fidelity.check(report)
+
+    requirements = add_code(dest, runtime, vendor, wheel_dir)
+    if runtime != "torch" and not requirements.vendored:
+        echo(
+            "warning: onnxruntime wheels not vendored; the container will pip-install onnxruntime "
+            "from PyPI at start (needs outbound network)"
+        )
+    meta = json.loads((dest / META_FILE).read_text(encoding="utf-8"))
+    meta["fidelity"] = report.to_dict() if report else None
+    meta["packaging"] = {
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "textclf": __version__,
+        "source_model": str(model_dir),
+        "vendored_wheels": sorted(p.name for p in requirements.wheels),
+        **(packaging or {}),
+    }
+    (dest / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    return meta, report
+
+
+def assemble_fastest(
+    model_dir: Path,
+    dest: Path,
+    *,
+    runtimes: tuple[str, ...] = RUNTIMES_FASTEST_FIRST,
+    sample: ValidationSample | None,
+    echo: Callable[[str], None] = print,
+    **options: Any,
+) -> tuple[dict[str, Any], fidelity.FidelityReport | None]:
+    """:func:`assemble` the first of ``runtimes`` that passes its gate (and whose tools are installed).
+
+    What the training job uses: int8 when it is as good as torch, else fp32, else torch.
+    """
+    failures: list[str] = []
+    for runtime in runtimes:
+        if runtime != "torch" and (sample is None or not onnx_tools_available()):
+            why = "no validation sample" if sample is None else "onnx/onnxruntime not installed"
+            failures.append(f"{runtime}: {why}")
+            continue
+        if dest.exists():
+            shutil.rmtree(dest)
+        try:
+            meta, report = assemble(model_dir, dest, runtime=runtime, sample=sample, echo=echo, **options)
+        except fidelity.FidelityError as exc:
+            echo(f"{runtime} refused: {exc}")
+            failures.append(f"{runtime}: {exc}")
+            continue
+        meta["packaging"]["runtimes_refused"] = failures
+        (dest / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        return meta, report
+    raise UserError("no runtime could be packaged: " + "; ".join(failures))
+
+
+def onnx_tools_available() -> bool:
+    """onnx and onnxruntime are importable (the training image gets them from requirements.txt)."""
+    import importlib.util
+
+    return all(importlib.util.find_spec(name) is not None for name in ("onnx", "onnxruntime"))
 
 
 def build_package(
@@ -293,53 +414,24 @@ def build_package(
     timings: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="textclf-package-") as tmp:
         staging = Path(tmp) / "model"
-        started = time.perf_counter()
-        steps = {"torch": "copy", "onnx-fp32": "ONNX export", "onnx-int8": "ONNX export + int8 quantisation"}
-        echo(f"staging {runtime} from {model_dir} ({steps[runtime]})")
-        stage_runtime(model_dir, runtime, staging)
-        timings["stage_s"] = time.perf_counter() - started
-        log.info("staged in %.1f s", timings["stage_s"])
-
-        report: fidelity.FidelityReport | None = None
+        sample: ValidationSample | None = None
         if needs_data:
             assert validation_data is not None  # checked above
-            started = time.perf_counter()
             texts, labels, total = fidelity.sample_validation(validation_data, sample_size, seed)
-            echo(f"fidelity check: {runtime} vs torch on {len(texts)} of {total} rows of {validation_data}")
-            reference = load_model(model_dir, "torch")
-            candidate = load_model(staging)
-            report = fidelity.measure(
-                reference,
-                candidate,
-                texts,
-                labels,
-                data=str(validation_data),
-                rows_available=total,
-                sample_seed=seed,
-                min_agreement=min_agreement,
-                max_accuracy_drop=max_accuracy_drop,
-            )
-            timings["fidelity_s"] = time.perf_counter() - started
-            echo(report.summary())
-            fidelity.check(report)
-
-        requirements = add_code(staging, runtime, vendor, wheel_dir)
-        if runtime != "torch" and not requirements.vendored:
-            echo(
-                "warning: onnxruntime wheels not vendored; the container will pip-install onnxruntime "
-                "from PyPI at start (needs outbound network)"
-            )
-        meta = json.loads((staging / META_FILE).read_text(encoding="utf-8"))
-        meta["fidelity"] = report.to_dict() if report else None
-        meta["packaging"] = {
-            "fingerprint": print_fp,
-            "created": datetime.now(UTC).isoformat(timespec="seconds"),
-            "textclf": __version__,
-            "source_model": str(model_dir),
-            "vendored_wheels": sorted(p.name for p in requirements.wheels),
-            "settings": settings,
-        }
-        (staging / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+            sample = ValidationSample(texts, labels, total, str(validation_data), seed)
+        meta, report = assemble(
+            model_dir,
+            staging,
+            runtime=runtime,
+            sample=sample,
+            min_agreement=min_agreement,
+            max_accuracy_drop=max_accuracy_drop,
+            vendor=vendor,
+            wheel_dir=wheel_dir,
+            packaging={"fingerprint": print_fp, "settings": settings},
+            echo=echo,
+            timings=timings,
+        )
         started = time.perf_counter()
         write_archive(staging, out)
         timings["archive_s"] = time.perf_counter() - started

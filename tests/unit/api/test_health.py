@@ -18,7 +18,7 @@ from .conftest import ENDPOINT, REGION, ROLE_ARN, ApiResponse
 Invoke = Callable[..., ApiResponse]
 
 
-def create_endpoint(name: str = ENDPOINT) -> None:
+def create_endpoint(name: str = ENDPOINT, config: str | None = None) -> None:
     sm = boto3.client("sagemaker", region_name=REGION)
     sm.create_model(
         ModelName=f"{name}-model",
@@ -28,8 +28,9 @@ def create_endpoint(name: str = ENDPOINT) -> None:
             "ModelDataUrl": "s3://b/m",
         },
     )
+    config = config or f"{name}-config"
     sm.create_endpoint_config(
-        EndpointConfigName=f"{name}-config",
+        EndpointConfigName=config,
         ProductionVariants=[
             {
                 "VariantName": "AllTraffic",
@@ -39,22 +40,37 @@ def create_endpoint(name: str = ENDPOINT) -> None:
             }
         ],
     )
-    sm.create_endpoint(EndpointName=name, EndpointConfigName=f"{name}-config")
+    sm.create_endpoint(EndpointName=name, EndpointConfigName=config)
 
 
 def test_in_service_endpoint_is_ok(moto: None, invoke: Invoke) -> None:
     create_endpoint()
     response = invoke(health_handler, "health")
     assert response.status == 200
-    assert response.body == {"status": "ok", "endpoint": {"name": ENDPOINT, "status": "InService"}}
+    # Deployed by hand (not by the deploy loop): no registry version to report.
+    assert response.body == {
+        "status": "ok",
+        "endpoint": {"name": ENDPOINT, "status": "InService"},
+        "model_version": None,
+    }
     assert "retry-after" not in response.headers
+
+
+def test_health_reports_the_version_the_deploy_loop_rolled_out(moto: None, invoke: Invoke) -> None:
+    create_endpoint(config=f"{ENDPOINT}-v7-20250101-120000")
+    response = invoke(health_handler, "health")
+    assert (response.status, response.body["model_version"]) == (200, "7")
 
 
 def test_missing_endpoint_is_503_not_found(moto: None, invoke: Invoke) -> None:
     create_endpoint("some-other-endpoint")
     response = invoke(health_handler, "health")
     assert response.status == 503
-    assert response.body == {"status": "unavailable", "endpoint": {"name": ENDPOINT, "status": "NotFound"}}
+    assert response.body == {
+        "status": "unavailable",
+        "endpoint": {"name": ENDPOINT, "status": "NotFound"},
+        "model_version": None,
+    }
     assert response.headers["retry-after"] == "30"
 
 
@@ -77,7 +93,11 @@ def test_endpoint_not_in_service_is_503(status: str, invoke: Invoke) -> None:
         stubber.add_response("describe_endpoint", describe_reply(status), {"EndpointName": ENDPOINT})
         response = invoke(health_handler, "health")
     assert response.status == 503
-    assert response.body == {"status": "unavailable", "endpoint": {"name": ENDPOINT, "status": status}}
+    assert response.body == {
+        "status": "unavailable",
+        "endpoint": {"name": ENDPOINT, "status": status},
+        "model_version": None,
+    }
     assert response.headers["retry-after"] == "30"
 
 

@@ -77,7 +77,10 @@ def test_batch_is_sent_as_a_list_and_answered_in_input_order(
     texts = json.loads(event["body"])["texts"]
     labels = ["business", "science_and_technology", "entertainment", "health"]
     assert len(texts) == len(labels)
-    reply = {"predictions": [prediction(label, 0.8 + i / 100) for i, label in enumerate(labels)]}
+    reply = {
+        "predictions": [prediction(label, 0.8 + i / 100) for i, label in enumerate(labels)],
+        "model_version": "3",  # the version that answered reaches the client unchanged
+    }
     queue_endpoint_reply(reply)
     response = invoke(predict_handler, event)
     assert response.status == 200, response.body

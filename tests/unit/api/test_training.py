@@ -39,6 +39,10 @@ METRICS = [
     "lexical_accuracy",
     "blend_accuracy",
     "blend_weight",
+    "test_accuracy",
+    "test_macro_f1",
+    "baseline_test_accuracy",
+    "baseline_test_macro_f1",
 ]
 
 
@@ -61,7 +65,7 @@ def expected_request(job_name: str, hyperparameters: dict[str, Any], instance_ty
             "CompressionType": "None",
             "InputMode": "File",
         }
-        for name in ("train", "validation")
+        for name in ("train", "validation", "test")
     ]
     framework = {
         "sagemaker_program": "train.py",
@@ -151,6 +155,40 @@ def test_an_empty_object_body_also_means_defaults(
     response = invoke(training_handler, with_body(load_event("train"), {}))
     assert response.status == 202
     assert "max_length" not in created[0]["HyperParameters"]
+
+
+def test_omitted_max_length_comes_from_the_dataset_pointer(
+    bucket: Any, invoke: Invoke, created: list[dict[str, Any]]
+) -> None:
+    from textclf_api.labels import LABELS
+
+    pointer = {"uri": DATASET_URI, "training_defaults": {"max_length": 32, "labels": list(LABELS)}}
+    bucket.put_object(Bucket=BUCKET, Key="datasets/latest.json", Body=json.dumps(pointer))
+    assert invoke(training_handler, with_body(load_event("train"), {})).status == 202
+    assert json.loads(created[0]["HyperParameters"]["max_length"]) == 32
+    # A request's own value wins over the dataset's.
+    assert invoke(training_handler, with_body(load_event("train"), {"max_length": 48})).status == 202
+    assert json.loads(created[1]["HyperParameters"]["max_length"]) == 48
+
+
+@pytest.mark.parametrize(
+    ("defaults", "message"),
+    [
+        ({"labels": ["spam", "ham"]}, "has labels ['spam', 'ham'], the API serves"),
+        ({"max_length": 4}, "training_defaults.max_length in"),
+        ({"max_length": "32"}, "must be an integer in 8..512"),
+        ("32", "training_defaults in"),
+    ],
+)
+def test_dataset_pointer_defaults_that_cannot_train_are_409(
+    bucket: Any, invoke: Invoke, created: list[dict[str, Any]], defaults: Any, message: str
+) -> None:
+    pointer = {"uri": DATASET_URI, "training_defaults": defaults}
+    bucket.put_object(Bucket=BUCKET, Key="datasets/latest.json", Body=json.dumps(pointer))
+    response = invoke(training_handler, "train")
+    assert response.status == 409
+    assert message in response.body["message"]
+    assert created == []
 
 
 def test_spot_training_checkpoints_and_waits(
@@ -383,6 +421,43 @@ def completed_job(name: str, status: str = "Completed") -> dict[str, Any]:
     }
 
 
+def test_status_reports_the_deploy_loops_record(
+    moto: None, invoke: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from textclf_api.logic.deployment import Records
+    from textclf_api.settings import get_settings
+
+    monkeypatch.setenv("DEPLOYMENTS_TABLE", "deployments")
+    get_settings.cache_clear()
+    aws.dynamodb().create_table(
+        TableName="deployments",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    name = load_event("train_status")["pathParameters"]["job_name"]
+    with Stubber(aws.sagemaker()) as stubber:
+        stubber.add_response("describe_training_job", completed_job(name), {"TrainingJobName": name})
+        response = invoke(training_handler, "train_status")
+    assert response.body["deployment"] == {
+        "status": "pending",
+        "reason": "waiting for the deploy function",
+        "model_version": None,
+    }
+    Records("deployments").claim(name)
+    Records("deployments").update(
+        name, status="rejected", reason="test accuracy 0.8 < 0.85", model_version="4"
+    )
+    with Stubber(aws.sagemaker()) as stubber:
+        stubber.add_response("describe_training_job", completed_job(name), {"TrainingJobName": name})
+        response = invoke(training_handler, "train_status")
+    assert response.body["deployment"] == {
+        "status": "rejected",
+        "reason": "test accuracy 0.8 < 0.85",
+        "model_version": "4",
+    }
+
+
 def test_status_of_a_completed_job(invoke: Invoke) -> None:
     name = load_event("train_status")["pathParameters"]["job_name"]
     with Stubber(aws.sagemaker()) as stubber:
@@ -403,6 +478,7 @@ def test_status_of_a_completed_job(invoke: Invoke) -> None:
         "started_at": "2025-01-01T12:03:00Z",
         "ended_at": "2025-01-01T12:40:00Z",
         "billable_seconds": 1100,
+        "deployment": None,
     }
 
 

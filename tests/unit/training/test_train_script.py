@@ -22,6 +22,8 @@ from textclf import config
 # The regex a SageMaker MetricDefinition uses (docs/DESIGN.md).
 METRIC_RE = re.compile(r"^METRIC (\w+)=([0-9.eE+-]+)$", re.MULTILINE)
 FAST = ["--batch_size", "16", "--learning_rate", "1e-3", "--max_length", "24", "--num_threads", "1"]
+# The plain trained model (what `textclf train` asks for); the job's archive is tested on its own.
+FAST += ["--serving_runtime", "none"]
 
 
 def run_script(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -96,6 +98,67 @@ def test_sagemaker_contract_end_to_end(tiny_model: Path, tiny_data: Path, tmp_pa
     batch = tokenizer(["Stocks fall as earnings disappoint"], return_tensors="pt")
     assert model(**batch).logits.shape == (1, len(labels))
     assert tokenizer.model_max_length == 24
+
+
+def test_job_output_is_the_archive_the_endpoint_serves(
+    tiny_model: Path, tiny_data: Path, tmp_path: Path
+) -> None:
+    """Default hyperparameters of a job: the model dir is a complete, gated, evaluated archive."""
+    env = {
+        "SM_MODEL_DIR": str(tmp_path / "model"),
+        "SM_CHANNEL_TRAIN": str(tiny_data / "train"),
+        "SM_CHANNEL_VALIDATION": str(tiny_data / "validation"),
+        "SM_CHANNEL_TEST": str(tiny_data / "test"),
+        "SM_OUTPUT_DATA_DIR": str(tmp_path / "output"),
+    }
+    fast = FAST[: FAST.index("--serving_runtime")]
+    proc = run_script(["--epochs", "1", "--base_model", str(tiny_model), *fast], env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    model_dir = tmp_path / "model"
+    from textclf.bundle import SERVING_CODE
+
+    for name in (*SERVING_CODE, "requirements.txt"):
+        assert (model_dir / "code" / name).is_file(), name
+    assert (model_dir / "code" / "inference.py").read_bytes() == (
+        config.model_code_dir() / "inference.py"
+    ).read_bytes()
+    meta = json.loads((model_dir / "textclf_meta.json").read_text())
+    assert meta["runtime"] in ("onnx-int8", "onnx-fp32", "torch")
+    if meta["runtime"] != "torch":
+        assert meta["fidelity"]["passed"] is True and (model_dir / "model.onnx").is_file()
+        assert not (model_dir / "model.safetensors").exists()  # no dead torch weights in an ONNX archive
+    refused = meta["packaging"]["runtimes_refused"]
+    assert all(r.split(":")[0] in ("onnx-int8", "onnx-fp32") for r in refused)
+
+    # Evaluation on the test channel, through the archive's own inference.py.
+    evaluation = json.loads((model_dir / "evaluation.json").read_text())
+    test = pd.read_parquet(tiny_data / "test" / "data.parquet")
+    assert evaluation["rows"] == len(test) and evaluation["runtime"] == meta["runtime"]
+    assert (tmp_path / "output" / "evaluation.json").read_text() == (
+        model_dir / "evaluation.json"
+    ).read_text()
+    printed = dict(METRIC_RE.findall(proc.stdout))
+    assert float(printed["test_accuracy"]) == pytest.approx(evaluation["model"]["accuracy"], abs=1e-5)
+    assert float(printed["test_macro_f1"]) == pytest.approx(evaluation["model"]["macro_f1"], abs=1e-5)
+    assert float(printed["baseline_test_accuracy"]) == pytest.approx(
+        evaluation["baseline"]["accuracy"], abs=1e-5
+    )
+    assert meta["evaluation"]["test_accuracy"] == evaluation["model"]["accuracy"]
+    from textclf_api.logic.training import METRIC_NAMES
+
+    assert set(printed) <= set(METRIC_NAMES)
+
+    # The local endpoint serves the folder unchanged (its own code/inference.py), and the accuracy
+    # it reaches on the test rows is the one the job reported.
+    from textclf.local.endpoint import ServingModel
+
+    served = ServingModel.load(model_dir)
+    assert served.module.__file__ == str((model_dir / "code" / "inference.py").resolve())
+    predictions = served.predict(test["text"].tolist())
+    accuracy = float(
+        np.mean([p["label"] == gold for p, gold in zip(predictions, test["label"], strict=True)])
+    )
+    assert accuracy == pytest.approx(evaluation["model"]["accuracy"], abs=1e-9)
 
 
 def test_labels_come_from_labels_json(

@@ -13,15 +13,17 @@ import pytest
 from moto import mock_aws
 
 from textclf import config, training
+from textclf.bundle import PACKAGE_MODULES, TRAINING_CODE, build_source_bundle
 from textclf.cli import main
 from textclf.errors import UserError
 
 
 def test_bundle_holds_the_training_code_at_its_root(tmp_path: Path) -> None:
-    bundle = training.build_source_bundle(tmp_path / "sourcedir.tar.gz")
+    bundle = build_source_bundle(tmp_path / "sourcedir.tar.gz")
     with tarfile.open(bundle) as tar:
-        assert sorted(tar.getnames()) == ["lexical.py", "requirements.txt", "train.py"]
-        for name in ("train.py", "lexical.py"):
+        names = tar.getnames()
+        assert sorted(names) == sorted([*TRAINING_CODE, *PACKAGE_MODULES])
+        for name in ("train.py", "lexical.py", "inference.py"):
             member = tar.extractfile(name)
             assert member is not None
             assert member.read() == (config.model_code_dir() / name).read_bytes()
@@ -37,8 +39,23 @@ def test_bundle_holds_the_training_code_at_its_root(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert "--lexical_head" in proc.stdout
+    # The packaging code it ships is imported from the bundle itself, as in the container.
+    probe = (
+        "import textclf.packaging.build as b, textclf.evaluation.metrics as m; print(b.__file__, m.__file__)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=tmp_path / "unpacked",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    for path in proc.stdout.split():
+        assert Path(path).is_relative_to(tmp_path / "unpacked"), path
     # Deterministic: same code, same bytes.
-    again = training.build_source_bundle(tmp_path / "again.tar.gz")
+    again = build_source_bundle(tmp_path / "again.tar.gz")
     assert again.read_bytes() == bundle.read_bytes()
 
 

@@ -1,0 +1,604 @@
+"""The gated deploy loop: a finished training job reaches the endpoint by itself, or is refused.
+
+Three EventBridge events drive it (template.yaml routes them to the deploy function):
+
+- **SageMaker Training Job State Change** (this stack's jobs): the job is described (the event
+  carries neither metrics nor the artefact), its ``test_accuracy`` is gated against
+  ``GateMinAccuracy`` and against the model now serving (the champion) minus ``GateMaxDrop``, the
+  model is registered in the Model Registry as Approved or Rejected with its figures and the
+  reason, and an approved model is rolled out: a new Model and EndpointConfig, then CreateEndpoint,
+  or UpdateEndpoint with blue/green traffic shifting and automatic rollback on the template's
+  CloudWatch alarms.
+- **SageMaker Model Package State Change** (this stack's group, Approved): approving an earlier
+  version (``textclf models promote``) rolls it out again -- that is rollback.
+- **SageMaker Endpoint State Change** (this stack's endpoint): a rollout settles. InService on
+  the new config marks it ``deployed``; InService on another config means SageMaker rolled the
+  update back; Failed marks it ``failed``. A rollout that waited for a busy endpoint starts here.
+
+No invocation waits for SageMaker: each event does its calls and returns. Each training job has
+one record in a DynamoDB table, claimed with a conditional write, so duplicate and out-of-order
+events (SageMaker may send several per change) do nothing twice; statuses come from Describe
+calls, not from the event. Model versions are Model Registry version numbers; the endpoint
+config of a version is named ``<endpoint>-v<version>-<time>``, so "which version serves" is one
+DescribeEndpoint away.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from aws_lambda_powertools import Logger
+from botocore.exceptions import ClientError
+
+from textclf_api import aws
+from textclf_api.schemas import Deployment
+from textclf_api.settings import Settings, get_settings
+
+logger = Logger(child=True)
+
+TRAINING_EVENT: Final = "SageMaker Training Job State Change"
+PACKAGE_EVENT: Final = "SageMaker Model Package State Change"
+ENDPOINT_EVENT: Final = "SageMaker Endpoint State Change"
+TERMINAL_JOB_STATES: Final = frozenset({"Completed", "Failed", "Stopped"})
+BUSY_ENDPOINT_STATES: Final = frozenset({"Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting"})
+VARIANT_NAME: Final = "AllTraffic"
+#: Container environment of every model: one model-server worker (inference.py sizes its thread
+#: pool to the instance), never the Hub, and the version the model reports in its answers.
+BASE_ENVIRONMENT: Final = {
+    "SAGEMAKER_MODEL_SERVER_WORKERS": "1",
+    "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
+    "HF_HUB_OFFLINE": "1",
+}
+MODEL_VERSION_ENV: Final = "TEXTCLF_MODEL_VERSION"
+_VERSIONED_NAME: Final = re.compile(r"-v(?P<version>\d+)-\d{8}-\d{6}$")
+_NAME_MAX: Final = 63
+#: Figures of a job that go into its model package's metadata (strings there, at most 256 chars).
+PACKAGE_METRICS: Final = (
+    "test_accuracy",
+    "test_macro_f1",
+    "baseline_test_accuracy",
+    "baseline_test_macro_f1",
+    "validation_accuracy",
+)
+
+
+# --------------------------------------------------------------------------------------------
+# Names and versions
+# --------------------------------------------------------------------------------------------
+
+
+def versioned_name(endpoint_name: str, version: str, now: datetime | None = None) -> str:
+    """``<endpoint>-v<version>-<YYYYmmdd-HHMMSS>``: the Model and EndpointConfig of one rollout."""
+    suffix = f"-v{version}-{(now or datetime.now(UTC)):%Y%m%d-%H%M%S}"
+    return endpoint_name[: _NAME_MAX - len(suffix)].rstrip("-") + suffix
+
+
+def version_of(config_name: str | None) -> str | None:
+    """The model version an endpoint config serves, or None for one this loop did not create."""
+    match = _VERSIONED_NAME.search(config_name or "")
+    return match.group("version") if match else None
+
+
+# --------------------------------------------------------------------------------------------
+# Deployment records (DynamoDB)
+# --------------------------------------------------------------------------------------------
+
+
+class Records:
+    """One item per training job (``job#<name>``) and one per rollout (``config#<name>`` -> job)."""
+
+    def __init__(self, table: str) -> None:
+        self.table = table
+
+    def claim(self, job: str) -> bool:
+        """Create the job's record as ``pending``; False when an earlier event already did."""
+        try:
+            aws.dynamodb().put_item(
+                TableName=self.table,
+                Item=_item({"id": f"job#{job}", "training_job_name": job, "status": "pending"}),
+                ConditionExpression="attribute_not_exists(id)",
+            )
+        except ClientError as exc:
+            if aws.error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def update(self, job: str, **changes: str | None) -> None:
+        values = {k: v for k, v in changes.items() if v is not None} | {"updated_at": _now()}
+        names = {f"#{k}": k for k in values}
+        aws.dynamodb().update_item(
+            TableName=self.table,
+            Key={"id": {"S": f"job#{job}"}},
+            UpdateExpression="SET " + ", ".join(f"#{k} = :{k}" for k in values),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues={f":{k}": {"S": str(v)} for k, v in values.items()},
+        )
+
+    def get(self, job: str) -> dict[str, str] | None:
+        item = aws.dynamodb().get_item(
+            TableName=self.table, Key={"id": {"S": f"job#{job}"}}, ConsistentRead=True
+        )
+        return _plain(item["Item"]) if "Item" in item else None
+
+    def link_config(self, config_name: str, job: str) -> None:
+        aws.dynamodb().put_item(
+            TableName=self.table, Item=_item({"id": f"config#{config_name}", "training_job_name": job})
+        )
+
+    def job_of_config(self, config_name: str) -> str | None:
+        item = aws.dynamodb().get_item(TableName=self.table, Key={"id": {"S": f"config#{config_name}"}})
+        return _plain(item["Item"]).get("training_job_name") if "Item" in item else None
+
+    def jobs(self, status: str) -> list[dict[str, str]]:
+        """Job records in ``status`` (a scan: one small item per training job ever run)."""
+        out: list[dict[str, str]] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "FilterExpression": "begins_with(id, :job) AND #s = :status",
+            "ExpressionAttributeNames": {"#s": "status"},
+            "ExpressionAttributeValues": {":job": {"S": "job#"}, ":status": {"S": status}},
+        }
+        while True:
+            page = aws.dynamodb().scan(**kwargs)
+            out += [_plain(item) for item in page.get("Items", [])]
+            if "LastEvaluatedKey" not in page:
+                return out
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def _item(values: dict[str, str]) -> dict[str, dict[str, str]]:
+    return {k: {"S": v} for k, v in (values | {"updated_at": _now()}).items()}
+
+
+def _plain(item: dict[str, Any]) -> dict[str, str]:
+    return {k: str(v.get("S", "")) for k, v in item.items()}
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def deployment_of(job: str, settings: Settings) -> Deployment | None:
+    """The deployment record of ``job`` as the API shows it (None: the loop has not seen it)."""
+    if not settings.deployments_table:
+        return None
+    record = Records(settings.deployments_table).get(job)
+    if record is None:
+        return None
+    return Deployment(
+        status=record["status"],  # type: ignore[arg-type]  # written by this module only
+        reason=record.get("reason") or None,
+        model_version=record.get("model_version") or None,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# The gate
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Champion:
+    """The approved version the endpoint serves now."""
+
+    version: str
+    test_accuracy: float | None
+
+
+@dataclass(frozen=True)
+class Decision:
+    approved: bool
+    reason: str
+
+
+def gate(metrics: dict[str, float], champion: Champion | None, settings: Settings) -> Decision:
+    """``test_accuracy >= GateMinAccuracy`` and ``>= champion's - GateMaxDrop`` (fractions)."""
+    accuracy = metrics.get("test_accuracy")
+    if accuracy is None:
+        return Decision(False, "the job reported no test_accuracy (was the test channel missing?)")
+    floor = settings.gate_min_accuracy
+    if accuracy < floor:
+        return Decision(False, f"test accuracy {accuracy:.4f} is below GateMinAccuracy {floor:.4f}")
+    if champion is not None and champion.test_accuracy is not None:
+        bar = champion.test_accuracy - settings.gate_max_drop
+        if accuracy < bar:
+            return Decision(
+                False,
+                f"test accuracy {accuracy:.4f} is below version {champion.version}'s "
+                f"{champion.test_accuracy:.4f} minus GateMaxDrop {settings.gate_max_drop:.4f}",
+            )
+        return Decision(
+            True,
+            f"test accuracy {accuracy:.4f} >= GateMinAccuracy {floor:.4f} and within "
+            f"{settings.gate_max_drop:.4f} of version {champion.version}'s {champion.test_accuracy:.4f}",
+        )
+    return Decision(
+        True, f"test accuracy {accuracy:.4f} >= GateMinAccuracy {floor:.4f}; no model serving yet"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Registry and endpoint reads
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Package:
+    version: str
+    arn: str
+    status: str
+    image: str
+    model_data: str
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def test_accuracy(self) -> float | None:
+        value = self.metadata.get("test_accuracy")
+        return float(value) if value else None
+
+
+def list_packages(settings: Settings) -> list[Package]:
+    """Every version in the stack's model package group, oldest first."""
+    group = settings.require("model_package_group")
+    sm = aws.sagemaker()
+    arns: list[str] = []
+    kwargs: dict[str, Any] = {
+        "ModelPackageGroupName": group,
+        "SortBy": "CreationTime",
+        "SortOrder": "Ascending",
+    }
+    while True:
+        page = sm.list_model_packages(**kwargs)
+        arns += [str(p["ModelPackageArn"]) for p in page.get("ModelPackageSummaryList", [])]
+        if not page.get("NextToken"):
+            break
+        kwargs["NextToken"] = page["NextToken"]
+    return [describe_package(arn) for arn in arns]
+
+
+def describe_package(arn: str) -> Package:
+    desc = aws.sagemaker().describe_model_package(ModelPackageName=arn)
+    container = (desc.get("InferenceSpecification") or {}).get("Containers", [{}])[0]
+    return Package(
+        version=str(desc.get("ModelPackageVersion") or arn.rsplit("/", 1)[-1]),
+        arn=arn,
+        status=str(desc.get("ModelApprovalStatus", "")),
+        image=str(container.get("Image", "")),
+        model_data=str(container.get("ModelDataUrl", "")),
+        metadata=dict((desc.get("CustomerMetadataProperties") or {}).items()),
+    )
+
+
+def find_package(version: str, settings: Settings) -> Package | None:
+    return next((p for p in list_packages(settings) if p.version == version), None)
+
+
+def describe_endpoint(settings: Settings) -> dict[str, Any] | None:
+    """DescribeEndpoint of the stack's endpoint, or None when it does not exist."""
+    try:
+        return dict(aws.sagemaker().describe_endpoint(EndpointName=settings.require("endpoint_name")))
+    except ClientError as exc:
+        message = aws.error_message(exc).lower()
+        if "could not find" in message or "not found" in message:
+            return None
+        raise
+
+
+def champion(settings: Settings) -> Champion | None:
+    endpoint = describe_endpoint(settings)
+    version = version_of((endpoint or {}).get("EndpointConfigName"))
+    if version is None:
+        return None
+    package = find_package(version, settings)
+    return Champion(version, package.test_accuracy if package else None)
+
+
+# --------------------------------------------------------------------------------------------
+# Event handling
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one event did (logged, returned by the handler, asserted by the tests)."""
+
+    action: str
+    training_job_name: str | None = None
+    model_version: str | None = None
+    reason: str = ""
+
+
+def handle_event(event: dict[str, Any], settings: Settings | None = None) -> Outcome:
+    settings = settings or get_settings()
+    detail_type = str(event.get("detail-type", ""))
+    detail = event.get("detail")
+    if not isinstance(detail, dict):
+        return Outcome("ignored", reason=f"event {detail_type!r} has no detail object")
+    if detail_type == TRAINING_EVENT:
+        return on_training_job(detail, settings)
+    if detail_type == PACKAGE_EVENT:
+        return on_model_package(detail, settings)
+    if detail_type == ENDPOINT_EVENT:
+        return on_endpoint(detail, settings)
+    return Outcome("ignored", reason=f"not an event this function handles: {detail_type!r}")
+
+
+def on_training_job(detail: dict[str, Any], settings: Settings) -> Outcome:
+    job = str(detail.get("TrainingJobName", ""))
+    if not job.startswith(f"{settings.training_job_prefix}-"):
+        return Outcome(
+            "ignored", job, reason=f"not one of this stack's jobs ({settings.training_job_prefix}-*)"
+        )
+    # The event may be stale or repeated: the job's own description is the truth.
+    desc = aws.sagemaker().describe_training_job(TrainingJobName=job)
+    status = str(desc["TrainingJobStatus"])
+    if status not in TERMINAL_JOB_STATES:
+        return Outcome("ignored", job, reason=f"job is {status}; waiting for it to end")
+    records = Records(settings.require("deployments_table"))
+    if not records.claim(job):
+        return Outcome("duplicate", job, reason="this job's model was already handled")
+    if status != "Completed":
+        reason = f"training job {status}: {desc.get('FailureReason') or 'no reason given'}"
+        records.update(job, status="failed", reason=reason)
+        return Outcome("failed", job, reason=reason)
+    metrics = {str(m["MetricName"]): float(m["Value"]) for m in desc.get("FinalMetricDataList", [])}
+    artifact = str((desc.get("ModelArtifacts") or {}).get("S3ModelArtifacts", ""))
+    decision = gate(metrics, champion(settings), settings)
+    package = register(job, artifact, metrics, decision, settings)
+    logger.info("gated", training_job_name=job, approved=decision.approved, reason=decision.reason)
+    if not decision.approved:
+        records.update(job, status="rejected", reason=decision.reason, model_version=package.version)
+        return Outcome("rejected", job, package.version, decision.reason)
+    records.update(job, model_version=package.version, reason=decision.reason)
+    return roll_out(package, job, settings, records)
+
+
+def register(
+    job: str, artifact: str, metrics: dict[str, float], decision: Decision, settings: Settings
+) -> Package:
+    """A model package for the job's archive, Approved or Rejected, with its figures and the reason."""
+    image = settings.require("inference_image_uri")
+    metadata: dict[str, str] = {name: f"{metrics[name]:.6f}" for name in PACKAGE_METRICS if name in metrics}
+    metadata |= {"training_job": job, "gate": decision.reason[:256]}
+    arn = aws.sagemaker().create_model_package(
+        ModelPackageGroupName=settings.require("model_package_group"),
+        ModelPackageDescription=f"textclf model trained by {job}",
+        InferenceSpecification={
+            "Containers": [{"Image": image, "ModelDataUrl": artifact}],
+            "SupportedContentTypes": ["application/json"],
+            "SupportedResponseMIMETypes": ["application/json"],
+        },
+        ModelApprovalStatus="Approved" if decision.approved else "Rejected",
+        CustomerMetadataProperties=metadata,
+        # A retried call after a timeout returns the same package instead of a second one.
+        ClientToken=job,
+    )["ModelPackageArn"]
+    return describe_package(str(arn))
+
+
+def on_model_package(detail: dict[str, Any], settings: Settings) -> Outcome:
+    if detail.get("ModelPackageGroupName") != settings.require("model_package_group"):
+        return Outcome("ignored", reason="another model package group")
+    arn = str(detail.get("ModelPackageArn", ""))
+    package = describe_package(arn)
+    if package.status != "Approved":
+        return Outcome("ignored", model_version=package.version, reason=f"package is {package.status}")
+    endpoint = describe_endpoint(settings)
+    if version_of((endpoint or {}).get("EndpointConfigName")) == package.version:
+        return Outcome("ignored", model_version=package.version, reason="this version already serves")
+    # A package registered by hand has no job: its version names its record.
+    job = package.metadata.get("training_job") or f"package-v{package.version}"
+    records = Records(settings.require("deployments_table"))
+    record = records.get(job)
+    if record is not None and record["status"] in ("pending", "deploying"):
+        # The training-job event of this model registers and rolls it out itself.
+        return Outcome("duplicate", job, package.version, f"already {record['status']}")
+    if record is None:
+        records.claim(job)
+    return roll_out(package, job, settings, records)
+
+
+def roll_out(package: Package, job: str, settings: Settings, records: Records) -> Outcome:
+    """New Model + EndpointConfig for ``package``; create or update the endpoint (no waiting)."""
+    endpoint = describe_endpoint(settings)
+    state = str((endpoint or {}).get("EndpointStatus", ""))
+    if state in BUSY_ENDPOINT_STATES:
+        reason = f"waiting for the endpoint ({state}); rolled out when it is InService"
+        records.update(job, status="pending", reason=reason, model_version=package.version, queued="1")
+        return Outcome("queued", job, package.version, reason)
+    name = versioned_name(settings.require("endpoint_name"), package.version)
+    sm = aws.sagemaker()
+    sm.create_model(
+        ModelName=name,
+        ExecutionRoleArn=settings.require("sagemaker_role_arn"),
+        PrimaryContainer={
+            "Image": package.image,
+            "ModelDataUrl": package.model_data,
+            "Environment": BASE_ENVIRONMENT | {MODEL_VERSION_ENV: package.version},
+        },
+    )
+    variant: Any = production_variant(name, settings)
+    sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[variant])
+    records.link_config(name, job)
+    endpoint_name = settings.require("endpoint_name")
+    if endpoint is None or state == "Failed":
+        if state == "Failed":
+            # A Failed endpoint cannot be updated; it is replaced.
+            sm.delete_endpoint(EndpointName=endpoint_name)
+        sm.create_endpoint(EndpointName=endpoint_name, EndpointConfigName=name)
+        how = "creating the endpoint"
+    else:
+        update: dict[str, Any] = {"EndpointName": endpoint_name, "EndpointConfigName": name}
+        if settings.endpoint_type == "RealTime":
+            update["DeploymentConfig"] = deployment_config(settings)
+            # Keep the instance count autoscaling chose; only the model changes.
+            update["RetainAllVariantProperties"] = (
+                settings.endpoint_max_instances > settings.endpoint_min_instances
+            )
+        sm.update_endpoint(**update)
+        how = f"updating the endpoint from {endpoint.get('EndpointConfigName') if endpoint else None}"
+    records.update(
+        job,
+        status="deploying",
+        model_version=package.version,
+        endpoint_config_name=name,
+        reason=how,
+        queued="",
+    )
+    logger.info("rollout started", training_job_name=job, model_version=package.version, config=name)
+    return Outcome("deploying", job, package.version, how)
+
+
+def production_variant(model_name: str, settings: Settings) -> dict[str, Any]:
+    variant: dict[str, Any] = {"VariantName": VARIANT_NAME, "ModelName": model_name}
+    if settings.endpoint_type == "Serverless":
+        variant["ServerlessConfig"] = {
+            "MemorySizeInMB": settings.serverless_memory_mb,
+            "MaxConcurrency": settings.serverless_max_concurrency,
+        }
+    else:
+        variant |= {
+            "InstanceType": settings.endpoint_instance_type,
+            "InitialInstanceCount": settings.endpoint_min_instances,
+            "InitialVariantWeight": 1.0,
+        }
+    return variant
+
+
+def deployment_config(settings: Settings) -> dict[str, Any]:
+    """Blue/green with guardrails: canary on fleets of 2+ instances (a canary may hold at most half of
+    them), all at once on one instance; rollback when a template alarm fires during the bake time."""
+    if settings.endpoint_min_instances >= 2:
+        routing: dict[str, Any] = {
+            "Type": "CANARY",
+            "CanarySize": {"Type": "INSTANCE_COUNT", "Value": 1},
+            "WaitIntervalInSeconds": settings.canary_wait_seconds,
+        }
+    else:
+        routing = {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 0}
+    config: dict[str, Any] = {
+        "BlueGreenUpdatePolicy": {
+            "TrafficRoutingConfiguration": routing,
+            "TerminationWaitInSeconds": settings.canary_wait_seconds,
+            "MaximumExecutionTimeoutInSeconds": 3600,
+        }
+    }
+    if settings.rollback_alarms:
+        config["AutoRollbackConfiguration"] = {"Alarms": [{"AlarmName": a} for a in settings.rollback_alarms]}
+    return config
+
+
+def on_endpoint(detail: dict[str, Any], settings: Settings) -> Outcome:
+    if detail.get("EndpointName") != settings.require("endpoint_name"):
+        return Outcome("ignored", reason="another endpoint")
+    endpoint = describe_endpoint(settings)
+    records = Records(settings.require("deployments_table"))
+    if endpoint is None:
+        return Outcome("ignored", reason="the endpoint does not exist (deleted)")
+    state = str(endpoint.get("EndpointStatus"))
+    serving = str(endpoint.get("EndpointConfigName", ""))
+    if state in BUSY_ENDPOINT_STATES:
+        return Outcome("ignored", reason=f"endpoint {state}")
+    failure = str(endpoint.get("FailureReason") or "")
+    settled: Outcome = Outcome("ignored", reason=f"endpoint {state} on {serving}")
+    for record in records.jobs("deploying"):
+        job, config = record["training_job_name"], record.get("endpoint_config_name", "")
+        if state == "InService" and config == serving:
+            records.update(job, status="deployed", reason=f"serving on {serving}")
+            _mark_superseded(records, job, record.get("model_version", ""))
+            settled = Outcome("deployed", job, record.get("model_version"), f"serving on {serving}")
+        elif state == "InService":
+            rolled = "alarm" in failure.lower()
+            reason = (
+                f"rollout of {config} ended; the endpoint serves {serving}: {failure or 'no reason given'}"
+            )
+            records.update(job, status="rolled_back" if rolled else "failed", reason=reason)
+            settled = Outcome("rolled_back" if rolled else "failed", job, record.get("model_version"), reason)
+        elif state == "Failed":
+            reason = f"the endpoint failed: {failure or 'no reason given'}"
+            records.update(job, status="failed", reason=reason)
+            settled = Outcome("failed", job, record.get("model_version"), reason)
+    if state == "InService":
+        scale(settings)
+        queued = sorted(
+            (r for r in records.jobs("pending") if r.get("queued") == "1" and r.get("model_version")),
+            key=lambda r: int(r["model_version"]),
+        )
+        if queued:
+            package = find_package(queued[-1]["model_version"], settings)
+            if package is not None and package.status == "Approved":
+                return roll_out(package, queued[-1]["training_job_name"], settings, records)
+    return settled
+
+
+def _mark_superseded(records: Records, job: str, version: str) -> None:
+    """A newer version replacing an older one leaves it ``deployed`` (it served); an older version
+    coming back (a promote) marks the newer ones that served ``rolled_back``."""
+    if not version.isdigit():
+        return
+    for record in records.jobs("deployed"):
+        other = record.get("model_version", "")
+        if record["training_job_name"] != job and other.isdigit() and int(other) > int(version):
+            records.update(
+                record["training_job_name"],
+                status="rolled_back",
+                reason=f"version {version} was promoted back",
+            )
+
+
+def scale(settings: Settings) -> None:
+    """Target tracking on invocations per instance between the template's min and max instances."""
+    if (
+        settings.endpoint_type != "RealTime"
+        or settings.endpoint_max_instances <= settings.endpoint_min_instances
+    ):
+        return
+    resource = f"endpoint/{settings.require('endpoint_name')}/variant/{VARIANT_NAME}"
+    client = aws.autoscaling()
+    client.register_scalable_target(
+        ServiceNamespace="sagemaker",
+        ResourceId=resource,
+        ScalableDimension="sagemaker:variant:DesiredInstanceCount",
+        MinCapacity=settings.endpoint_min_instances,
+        MaxCapacity=settings.endpoint_max_instances,
+    )
+    client.put_scaling_policy(
+        PolicyName=f"{settings.require('endpoint_name')}-invocations",
+        ServiceNamespace="sagemaker",
+        ResourceId=resource,
+        ScalableDimension="sagemaker:variant:DesiredInstanceCount",
+        PolicyType="TargetTrackingScaling",
+        TargetTrackingScalingPolicyConfiguration={
+            "TargetValue": float(settings.autoscaling_target_invocations),
+            "PredefinedMetricSpecification": {
+                "PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"
+            },
+            "ScaleInCooldown": 300,
+            "ScaleOutCooldown": 60,
+        },
+    )
+
+
+def teardown(settings: Settings) -> list[str]:
+    """Stop the endpoint's billing: deregister autoscaling and delete the endpoint. Models, configs
+    and the registry stay (they cost nothing), so a later promote brings a version back."""
+    name = settings.require("endpoint_name")
+    done: list[str] = []
+    try:
+        aws.autoscaling().deregister_scalable_target(
+            ServiceNamespace="sagemaker",
+            ResourceId=f"endpoint/{name}/variant/{VARIANT_NAME}",
+            ScalableDimension="sagemaker:variant:DesiredInstanceCount",
+        )
+        done.append("deregistered autoscaling")
+    except ClientError as exc:
+        if aws.error_code(exc) not in ("ObjectNotFoundException", "ValidationException"):
+            raise
+    if describe_endpoint(settings) is not None:
+        aws.sagemaker().delete_endpoint(EndpointName=name)
+        done.append(f"deleted endpoint {name}")
+    return done

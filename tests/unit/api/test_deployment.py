@@ -1,0 +1,397 @@
+"""The gated deploy loop (logic/deployment.py) against moto: registry, endpoint, records.
+
+moto reports training jobs Completed at once with its own metric list and has no UpdateEndpoint;
+the tests set a job's status and metrics in moto's backend (what SageMaker's would hold after a
+real run) and answer UpdateEndpoint by switching the endpoint's config there, as SageMaker does
+when a blue/green update finishes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from moto.sagemaker.models import sagemaker_backends
+from textclf_api import aws
+from textclf_api.handlers import deploy as handler
+from textclf_api.logic import deployment
+from textclf_api.settings import get_settings
+
+from .conftest import ACCOUNT, ENDPOINT, EVENTS, IMAGE, REGION, ROLE_ARN, FakeLambdaContext
+
+GROUP = "textclf-models-test"
+TABLE = "textclf-deployments-test"
+INFERENCE_IMAGE = "763104351884.dkr.ecr.us-east-1.amazonaws.com/huggingface-pytorch-inference:cpu"
+
+
+@pytest.fixture
+def loop(moto: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    for name, value in {
+        "MODEL_PACKAGE_GROUP": GROUP,
+        "DEPLOYMENTS_TABLE": TABLE,
+        "INFERENCE_IMAGE_URI": INFERENCE_IMAGE,
+        "GATE_MIN_ACCURACY": "0.85",
+        "GATE_MAX_DROP": "0.005",
+        "ROLLBACK_ALARMS": "textclf-errors,textclf-latency",
+    }.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    aws.dynamodb().create_table(
+        TableName=TABLE,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    aws.sagemaker().create_model_package_group(ModelPackageGroupName=GROUP)
+    updates: list[dict[str, Any]] = []
+
+    def update_endpoint(params: dict[str, Any], **_: Any) -> dict[str, Any]:
+        # moto lacks UpdateEndpoint: record it and leave the endpoint Updating on the old config.
+        updates.append(params)
+        backend().endpoints[params["EndpointName"]].endpoint_status = "Updating"
+        return {"EndpointArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/{params['EndpointName']}"}
+
+    events = aws.sagemaker().meta.events
+    answer = _answer(update_endpoint)
+    events.register("before-parameter-build.sagemaker.UpdateEndpoint", _remember)
+    events.register("before-call.sagemaker.UpdateEndpoint", answer)
+    yield updates
+    events.unregister("before-parameter-build.sagemaker.UpdateEndpoint", _remember)
+    events.unregister("before-call.sagemaker.UpdateEndpoint", answer)
+    get_settings.cache_clear()
+
+
+_LAST: dict[str, Any] = {}
+
+
+def _remember(params: dict[str, Any], **_: Any) -> None:
+    _LAST.clear()
+    _LAST.update(json.loads(json.dumps(params)))
+
+
+def _answer(fn: Callable[..., dict[str, Any]]) -> Callable[..., Any]:
+    def before_call(**kwargs: Any) -> Any:
+        body = fn(dict(_LAST))
+        return (type("R", (), {"status_code": 200, "headers": {}})(), body)
+
+    return before_call
+
+
+def backend() -> Any:
+    return sagemaker_backends[ACCOUNT][REGION]
+
+
+def finished_job(name: str, status: str = "Completed", **metrics: float) -> None:
+    """A training job as SageMaker holds it when it ends: status and FinalMetricDataList."""
+    aws.sagemaker().create_training_job(
+        TrainingJobName=name,
+        AlgorithmSpecification={"TrainingImage": IMAGE, "TrainingInputMode": "File"},
+        RoleArn=ROLE_ARN,
+        OutputDataConfig={"S3OutputPath": "s3://bucket/training-output/"},
+        ResourceConfig={"InstanceType": "ml.g5.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 30},
+        StoppingCondition={"MaxRuntimeInSeconds": 3600},
+    )
+    job = backend().training_jobs[name]
+    job.training_job_status = status
+    if status == "Failed":
+        job.failure_reason = "AlgorithmError: out of memory"
+    job.final_metric_data_list = [
+        {"MetricName": k, "Value": v, "Timestamp": job.creation_time} for k, v in metrics.items()
+    ]
+
+
+def training_event(name: str, status: str = "Completed") -> dict[str, Any]:
+    event: dict[str, Any] = json.loads((EVENTS / "eventbridge" / "training_job_completed.json").read_text())
+    event["detail"] |= {"TrainingJobName": name, "TrainingJobStatus": status}
+    return event
+
+
+def endpoint_event() -> dict[str, Any]:
+    event: dict[str, Any] = json.loads((EVENTS / "eventbridge" / "endpoint_in_service.json").read_text())
+    event["detail"]["EndpointName"] = ENDPOINT
+    return event
+
+
+def package_event(version: str) -> dict[str, Any]:
+    event: dict[str, Any] = json.loads((EVENTS / "eventbridge" / "model_package_approved.json").read_text())
+    arn = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/{GROUP}/{version}"
+    event["detail"] |= {
+        "ModelPackageGroupName": GROUP,
+        "ModelPackageArn": arn,
+        "ModelPackageVersion": int(version),
+    }
+    return event
+
+
+def finish_update(updates: list[dict[str, Any]], *, failure: str | None = None) -> None:
+    """SageMaker finishing the last UpdateEndpoint: on the new config, or rolled back to the old one."""
+    endpoint = backend().endpoints[ENDPOINT]
+    endpoint.endpoint_status = "InService"
+    if failure is None:
+        endpoint.endpoint_config_name = updates[-1]["EndpointConfigName"]
+    else:
+        endpoint.failure_reason = failure
+
+
+def serving_version() -> str | None:
+    desc = aws.sagemaker().describe_endpoint(EndpointName=ENDPOINT)
+    return deployment.version_of(desc["EndpointConfigName"])
+
+
+def packages() -> list[deployment.Package]:
+    return deployment.list_packages(get_settings())
+
+
+def record(job: str) -> dict[str, str]:
+    found = deployment.Records(TABLE).get(job)
+    assert found is not None
+    return found
+
+
+def handle(event: dict[str, Any]) -> deployment.Outcome:
+    return deployment.handle_event(event)
+
+
+def test_first_model_passing_the_gate_is_registered_and_creates_the_endpoint(loop: Any) -> None:
+    finished_job("textclf-a", test_accuracy=0.91, test_macro_f1=0.90, baseline_test_accuracy=0.88)
+    outcome = handle(training_event("textclf-a"))
+    assert (outcome.action, outcome.model_version) == ("deploying", "1")
+    (package,) = packages()
+    assert package.status == "Approved"
+    assert package.metadata["test_accuracy"] == "0.910000"
+    assert package.metadata["training_job"] == "textclf-a"
+    assert "no model serving yet" in package.metadata["gate"]
+    assert package.model_data == "s3://bucket/training-output/textclf-a/output/model.tar.gz"
+    # The Model serves the job's own archive and reports the registry version.
+    desc = aws.sagemaker().describe_endpoint(EndpointName=ENDPOINT)
+    config = aws.sagemaker().describe_endpoint_config(EndpointConfigName=desc["EndpointConfigName"])
+    model = aws.sagemaker().describe_model(ModelName=config["ProductionVariants"][0]["ModelName"])
+    assert model["PrimaryContainer"]["Environment"]["TEXTCLF_MODEL_VERSION"] == "1"
+    assert model["PrimaryContainer"]["ModelDataUrl"] == package.model_data
+    assert model["PrimaryContainer"]["Image"] == INFERENCE_IMAGE
+    assert serving_version() == "1"
+    assert record("textclf-a")["status"] == "deploying"
+    # The endpoint's state-change event settles it.
+    settled = handle(endpoint_event())
+    assert (settled.action, settled.training_job_name) == ("deployed", "textclf-a")
+    assert deployment.deployment_of("textclf-a", get_settings()) == deployment.Deployment(
+        status="deployed", reason=f"serving on {desc['EndpointConfigName']}", model_version="1"
+    )
+
+
+def test_model_below_the_floor_is_rejected_and_nothing_is_deployed(loop: Any) -> None:
+    finished_job("textclf-low", test_accuracy=0.80)
+    outcome = handle(training_event("textclf-low"))
+    assert outcome.action == "rejected"
+    assert outcome.reason == "test accuracy 0.8000 is below GateMinAccuracy 0.8500"
+    (package,) = packages()
+    assert package.status == "Rejected" and package.metadata["gate"] == outcome.reason
+    assert aws.sagemaker().list_endpoints()["Endpoints"] == []
+    assert aws.sagemaker().list_models()["Models"] == []
+    assert (record("textclf-low")["status"], record("textclf-low")["model_version"]) == ("rejected", "1")
+
+
+def test_job_without_test_accuracy_is_rejected(loop: Any) -> None:
+    finished_job("textclf-nometric", validation_accuracy=0.95)
+    outcome = handle(training_event("textclf-nometric"))
+    assert outcome.action == "rejected" and "no test_accuracy" in outcome.reason
+
+
+def test_challenger_is_compared_with_the_champion_and_rolled_out_blue_green(loop: Any) -> None:
+    finished_job("textclf-a", test_accuracy=0.90)
+    handle(training_event("textclf-a"))
+    handle(endpoint_event())
+    # 0.894 < 0.900 - 0.005: refused, the champion keeps serving.
+    finished_job("textclf-b", test_accuracy=0.894)
+    refused = handle(training_event("textclf-b"))
+    assert refused.action == "rejected"
+    assert refused.reason == ("test accuracy 0.8940 is below version 1's 0.9000 minus GateMaxDrop 0.0050")
+    assert loop == [] and serving_version() == "1"
+    # 0.896 >= 0.895: within the allowed drop, rolled out with guardrails.
+    finished_job("textclf-c", test_accuracy=0.896)
+    outcome = handle(training_event("textclf-c"))
+    assert (outcome.action, outcome.model_version) == ("deploying", "3"), outcome
+    (update,) = loop
+    assert update["EndpointName"] == ENDPOINT
+    assert deployment.version_of(update["EndpointConfigName"]) == "3"
+    assert update["DeploymentConfig"]["AutoRollbackConfiguration"] == {
+        "Alarms": [{"AlarmName": "textclf-errors"}, {"AlarmName": "textclf-latency"}]
+    }
+    assert (
+        update["DeploymentConfig"]["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]["Type"]
+        == "ALL_AT_ONCE"
+    )
+    assert serving_version() == "1"  # the old fleet serves until the update finishes
+    finish_update(loop)
+    assert handle(endpoint_event()).action == "deployed"
+    assert serving_version() == "3"
+    assert record("textclf-c")["status"] == "deployed"
+    assert record("textclf-a")["status"] == "deployed"  # it served, then was superseded
+
+
+def test_canary_on_fleets_of_two_or_more(loop: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ENDPOINT_MIN_INSTANCES", "2")
+    monkeypatch.setenv("ENDPOINT_MAX_INSTANCES", "4")
+    get_settings.cache_clear()
+    config = deployment.deployment_config(get_settings())
+    routing = config["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]
+    assert routing["Type"] == "CANARY" and routing["CanarySize"] == {"Type": "INSTANCE_COUNT", "Value": 1}
+    finished_job("textclf-a", test_accuracy=0.90)
+    handle(training_event("textclf-a"))
+    handle(endpoint_event())
+    # Autoscaling registered once the endpoint is InService.
+    targets = aws.autoscaling().describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]
+    assert [(t["ResourceId"], t["MinCapacity"], t["MaxCapacity"]) for t in targets] == [
+        (f"endpoint/{ENDPOINT}/variant/AllTraffic", 2, 4)
+    ]
+    policy = aws.autoscaling().describe_scaling_policies(ServiceNamespace="sagemaker")["ScalingPolicies"][0]
+    spec = policy["TargetTrackingScalingPolicyConfiguration"]
+    assert (
+        spec["PredefinedMetricSpecification"]["PredefinedMetricType"]
+        == "SageMakerVariantInvocationsPerInstance"
+    )
+    finished_job("textclf-b", test_accuracy=0.91)
+    handle(training_event("textclf-b"))
+    assert loop[-1]["RetainAllVariantProperties"] is True
+
+
+def test_duplicate_and_out_of_order_events_do_nothing_twice(loop: Any) -> None:
+    finished_job("textclf-a", test_accuracy=0.90)
+    backend().training_jobs["textclf-a"].training_job_status = "InProgress"
+    # A Completed event for a job SageMaker still describes as running: wait for the real one.
+    early = handle(training_event("textclf-a"))
+    assert early.action == "ignored" and "InProgress" in early.reason
+    backend().training_jobs["textclf-a"].training_job_status = "Completed"
+    assert handle(training_event("textclf-a")).action == "deploying"
+    again = handle(training_event("textclf-a"))
+    assert again.action == "duplicate"
+    # An InProgress event arriving after the Completed one changes nothing either.
+    assert handle(training_event("textclf-a", "InProgress")).action == "duplicate"
+    assert len(packages()) == 1
+    assert len(aws.sagemaker().list_endpoint_configs()["EndpointConfigs"]) == 1
+    # The registry's own Approved event for the package the job just registered: no second rollout.
+    assert handle(package_event("1")).action in ("duplicate", "ignored")
+    assert len(aws.sagemaker().list_endpoint_configs()["EndpointConfigs"]) == 1
+
+
+def test_failed_or_stopped_job_is_recorded_and_never_deployed(loop: Any) -> None:
+    finished_job("textclf-f", status="Failed")
+    outcome = handle(training_event("textclf-f", "Failed"))
+    assert outcome.action == "failed"
+    assert outcome.reason == "training job Failed: AlgorithmError: out of memory"
+    finished_job("textclf-s", status="Stopped", test_accuracy=0.99)
+    assert handle(training_event("textclf-s", "Stopped")).action == "failed"
+    assert packages() == [] and aws.sagemaker().list_endpoints()["Endpoints"] == []
+    assert record("textclf-s")["status"] == "failed"
+
+
+def test_other_stacks_jobs_are_ignored(loop: Any) -> None:
+    outcome = handle(training_event("someone-else-job"))
+    assert outcome.action == "ignored" and packages() == []
+
+
+def test_promoting_an_earlier_version_rolls_back(loop: Any) -> None:
+    finished_job("textclf-a", test_accuracy=0.90)
+    handle(training_event("textclf-a"))
+    handle(endpoint_event())
+    finished_job("textclf-b", test_accuracy=0.92)
+    handle(training_event("textclf-b"))
+    finish_update(loop)
+    handle(endpoint_event())
+    assert serving_version() == "2"
+    # textclf models promote 1 = UpdateModelPackage(Approved) -> the registry's event.
+    v1 = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/{GROUP}/1"
+    aws.sagemaker().update_model_package(ModelPackageArn=v1, ModelApprovalStatus="Approved")
+    outcome = handle(package_event("1"))
+    assert (outcome.action, outcome.model_version) == ("deploying", "1")
+    assert deployment.version_of(loop[-1]["EndpointConfigName"]) == "1"
+    finish_update(loop)
+    assert handle(endpoint_event()).action == "deployed"
+    assert serving_version() == "1"
+    assert record("textclf-a")["status"] == "deployed"
+    assert record("textclf-b")["status"] == "rolled_back"
+    assert record("textclf-b")["reason"] == "version 1 was promoted back"
+    # Approving the version that already serves does nothing.
+    assert handle(package_event("1")).action == "ignored"
+
+
+def test_alarm_rollback_and_failed_update_are_recorded(loop: Any) -> None:
+    finished_job("textclf-a", test_accuracy=0.90)
+    handle(training_event("textclf-a"))
+    handle(endpoint_event())
+    finished_job("textclf-b", test_accuracy=0.91)
+    handle(training_event("textclf-b"))
+    finish_update(loop, failure="Alarm textclf-errors went into ALARM during the baking period")
+    outcome = handle(endpoint_event())
+    assert (outcome.action, outcome.training_job_name) == ("rolled_back", "textclf-b")
+    assert serving_version() == "1"
+    assert "textclf-errors" in record("textclf-b")["reason"]
+
+
+def test_rollout_waits_for_a_busy_endpoint(loop: Any) -> None:
+    finished_job("textclf-a", test_accuracy=0.90)
+    handle(training_event("textclf-a"))
+    backend().endpoints[ENDPOINT].endpoint_status = "Updating"
+    finished_job("textclf-b", test_accuracy=0.92)
+    queued = handle(training_event("textclf-b"))
+    assert queued.action == "queued" and loop == []
+    assert record("textclf-b")["status"] == "pending"
+    backend().endpoints[ENDPOINT].endpoint_status = "InService"
+    started = handle(endpoint_event())
+    assert (started.action, started.model_version) == ("deploying", "2")
+    assert deployment.version_of(loop[-1]["EndpointConfigName"]) == "2"
+
+
+def test_serverless_endpoint_config(loop: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ENDPOINT_TYPE", "Serverless")
+    monkeypatch.setenv("SERVERLESS_MEMORY_MB", "4096")
+    get_settings.cache_clear()
+    finished_job("textclf-a", test_accuracy=0.90)
+    handle(training_event("textclf-a"))
+    name = aws.sagemaker().describe_endpoint(EndpointName=ENDPOINT)["EndpointConfigName"]
+    variant = aws.sagemaker().describe_endpoint_config(EndpointConfigName=name)["ProductionVariants"][0]
+    assert variant["ServerlessConfig"] == {"MemorySizeInMB": 4096, "MaxConcurrency": 10}
+    assert "InstanceType" not in variant
+
+
+def test_teardown_deletes_the_endpoint(loop: Any) -> None:
+    finished_job("textclf-a", test_accuracy=0.90)
+    handle(training_event("textclf-a"))
+    assert deployment.teardown(get_settings()) == [f"deleted endpoint {ENDPOINT}"]
+    assert aws.sagemaker().list_endpoints()["Endpoints"] == []
+    assert deployment.teardown(get_settings()) == []
+
+
+def test_handler_answers_events_and_the_stack_deletion(loop: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    finished_job("textclf-a", test_accuracy=0.90)
+    assert handler.lambda_handler(training_event("textclf-a"), FakeLambdaContext())["action"] == "deploying"
+    # CloudFormation's Delete of Custom::EndpointTeardown: the endpoint goes, the answer is PUT.
+    sent: list[bytes] = []
+
+    class Reply:
+        def __enter__(self) -> Reply:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            return None
+
+    def urlopen(request: Any, timeout: float) -> Reply:
+        assert request.get_method() == "PUT" and request.full_url == "https://cfn.example/response"
+        sent.append(request.data)
+        return Reply()
+
+    monkeypatch.setattr(handler.urllib.request, "urlopen", urlopen)
+    event = {
+        "RequestType": "Delete",
+        "ResponseURL": "https://cfn.example/response",
+        "StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/textclf/1",
+        "RequestId": "r-1",
+        "LogicalResourceId": "EndpointTeardown",
+        "PhysicalResourceId": "EndpointTeardown-teardown",
+    }
+    body = handler.lambda_handler(event, FakeLambdaContext())
+    assert body["Status"] == "SUCCESS" and body["Data"]["Done"] == f"deleted endpoint {ENDPOINT}"
+    assert json.loads(sent[0]) == body
+    assert aws.sagemaker().list_endpoints()["Endpoints"] == []
