@@ -60,8 +60,11 @@ class Budget:
 RUNTIME_BUDGET: Final = Budget(connect_timeout=1.0, read_timeout=9.0, max_attempts=2)
 # Control plane (DescribeEndpoint, Create/DescribeTrainingJob): answers in well under a second.
 SAGEMAKER_BUDGET: Final = Budget(connect_timeout=1.0, read_timeout=3.0, max_attempts=2)
-# S3: a tiny JSON pointer and a HEAD request.
-S3_BUDGET: Final = Budget(connect_timeout=1.0, read_timeout=2.0, max_attempts=2)
+# S3: a tiny JSON pointer and a HEAD request. One attempt: POST /train makes six calls inside API
+# Gateway's 29 s, and a client retrying with its Idempotency-Key is safe.
+S3_BUDGET: Final = Budget(connect_timeout=1.0, read_timeout=2.0, max_attempts=1)
+# A read whose failure only means "try again": ListTrainingJobs for the running-job cap.
+QUICK_BUDGET: Final = Budget(connect_timeout=1.0, read_timeout=2.0, max_attempts=1)
 
 
 @lru_cache(maxsize=1)
@@ -82,12 +85,18 @@ def sagemaker() -> SageMakerClient:
 
 
 @lru_cache(maxsize=1)
+def sagemaker_quick() -> SageMakerClient:
+    return _session().client("sagemaker", config=QUICK_BUDGET.config())
+
+
+@lru_cache(maxsize=1)
 def s3() -> S3Client:
     return _session().client("s3", config=S3_BUDGET.config())
 
 
-# DynamoDB: single-item reads and conditional writes (deployment records, idempotency keys).
-DYNAMODB_BUDGET: Final = Budget(connect_timeout=1.0, read_timeout=2.0, max_attempts=2)
+# DynamoDB: single-item reads and conditional writes (deployment records, idempotency keys); one
+# attempt for the same reason as S3.
+DYNAMODB_BUDGET: Final = Budget(connect_timeout=1.0, read_timeout=2.0, max_attempts=1)
 
 
 @lru_cache(maxsize=1)
@@ -105,7 +114,7 @@ def reset_clients(*, session: bool = False) -> None:
 
     For tests and for the local stack after it changes endpoint URLs or credentials.
     """
-    for factory in (sagemaker_runtime, sagemaker, s3, dynamodb, autoscaling):
+    for factory in (sagemaker_runtime, sagemaker, sagemaker_quick, s3, dynamodb, autoscaling):
         factory.cache_clear()
     if session:
         _session.cache_clear()

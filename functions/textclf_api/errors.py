@@ -56,6 +56,20 @@ class PreconditionMissingError(ApiError):
     error = "PreconditionMissing"
 
 
+class ConflictError(ApiError):
+    """The same request is being processed right now (an Idempotency-Key in flight)."""
+
+    status = HTTPStatus.CONFLICT
+    error = "Conflict"
+
+
+class IdempotencyKeyReusedError(ApiError):
+    """An Idempotency-Key came back with another request body."""
+
+    status = HTTPStatus.UNPROCESSABLE_ENTITY
+    error = "IdempotencyKeyReused"
+
+
 class QuotaExceededError(ApiError):
     status = HTTPStatus.TOO_MANY_REQUESTS
     error = "QuotaExceeded"

@@ -8,14 +8,14 @@ from http import HTTPStatus
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from textclf_api.handlers.common import create_app, error_responses, handle, logger, metrics, tracer
-from textclf_api.logic.training import get_training_status, start_training
+from textclf_api.logic.training import get_training_status, start_training_once
 from textclf_api.schemas import (
     TRAINING_JOB_NAME_PATTERN,
     TrainRequest,
@@ -50,8 +50,17 @@ IAM_AUTH: list[dict[str, list[str]]] = [{"sigv4": []}]
 @tracer.capture_method
 def start_training_route(
     request: Annotated[TrainRequest | None, Body()] = None,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description="The same key and body within 24 h return the job the first request started.",
+        ),
+    ] = None,
 ) -> Response[TrainStartedResponse]:
-    started = start_training(request or TrainRequest())
+    started = start_training_once(
+        request or TrainRequest(), idempotency_key, lambda_context=app.lambda_context
+    )
     metrics.add_metric(name="TrainingJobsStarted", unit=MetricUnit.Count, value=1)
     tracer.put_annotation(key="training_job_name", value=started.training_job_name)
     return Response(

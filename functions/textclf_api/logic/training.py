@@ -13,15 +13,36 @@ from __future__ import annotations
 import json
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, Final
 
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyPersistenceLayerError,
+    IdempotencyValidationError,
+)
+from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import PydanticSerializer
 from botocore.exceptions import ClientError
 
 from textclf_api import aws
-from textclf_api.errors import ApiError, PreconditionMissingError, QuotaExceededError, ResourceNotFoundError
+from textclf_api.errors import (
+    ApiError,
+    ConflictError,
+    IdempotencyKeyReusedError,
+    InvalidRequestError,
+    PreconditionMissingError,
+    QuotaExceededError,
+    ResourceNotFoundError,
+)
 from textclf_api.labels import LABELS
 from textclf_api.logic.deployment import deployment_of
 from textclf_api.schemas import (
@@ -73,6 +94,97 @@ def new_job_name(prefix: str, now: datetime | None = None, suffix: str | None = 
     return name
 
 
+#: Idempotency-Key values: what a client can generate (a UUID, a ULID, a build id).
+IDEMPOTENCY_KEY_PATTERN: Final = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+#: How long a key returns the job it started.
+IDEMPOTENCY_TTL_SECONDS: Final = 24 * 3600
+
+
+def start_training_once(
+    request: TrainRequest, key: str | None, settings: Settings | None = None, lambda_context: Any = None
+) -> TrainStartedResponse:
+    """``start_training``, but a repeated ``Idempotency-Key`` with the same body returns the job the
+    first request started (for 24 h) instead of a second GPU job; the same key with another body is
+    refused (422), and one still being processed answers 409."""
+    settings = settings or get_settings()
+    if key is None:
+        return start_training(request, settings)
+    if not IDEMPOTENCY_KEY_PATTERN.match(key):
+        raise InvalidRequestError("the Idempotency-Key header must be 1-128 letters, digits or . _ : -")
+    start = _idempotent_start(settings.require("idempotency_table"))
+    if lambda_context is not None:
+        start.config.register_lambda_context(lambda_context)
+    try:
+        result: TrainStartedResponse = start.call(
+            call={"key": key, "request": request.model_dump(mode="json")}
+        )
+    except IdempotencyValidationError as exc:
+        raise IdempotencyKeyReusedError(
+            f"Idempotency-Key {key!r} was used in the last 24 h with another request body; "
+            "send the same body to get that job back, or use a new key"
+        ) from exc
+    except IdempotencyAlreadyInProgressError as exc:
+        raise ConflictError(
+            f"a request with Idempotency-Key {key!r} is still being processed; retry in a few seconds",
+            retry_after=2,
+        ) from exc
+    except IdempotencyPersistenceLayerError as exc:
+        cause = exc.__cause__ if isinstance(exc.__cause__, Exception) else exc
+        raise aws.translate(cause, "the idempotency table", settings.retry_after_seconds) from exc
+    return result
+
+
+@dataclass(frozen=True)
+class _IdempotentStart:
+    config: IdempotencyConfig
+    call: Callable[..., TrainStartedResponse]
+
+
+@lru_cache(maxsize=4)
+def _idempotent_start(table: str) -> _IdempotentStart:
+    """Powertools idempotency around ``start_training``, keyed by the header, validated on the body."""
+    config = IdempotencyConfig(
+        event_key_jmespath="key",
+        payload_validation_jmespath="request",
+        raise_on_no_idempotency_key=True,
+        expires_after_seconds=IDEMPOTENCY_TTL_SECONDS,
+    )
+    store = DynamoDBPersistenceLayer(table_name=table, boto_config=aws.DYNAMODB_BUDGET.config())
+
+    @idempotent_function(
+        data_keyword_argument="call",
+        persistence_store=store,
+        config=config,
+        output_serializer=PydanticSerializer(model=TrainStartedResponse),
+    )
+    def start(call: dict[str, Any]) -> TrainStartedResponse:
+        return start_training(TrainRequest.model_validate(call["request"]))
+
+    return _IdempotentStart(config, start)
+
+
+def check_capacity(settings: Settings) -> None:
+    """429 while ``MaxConcurrentTrainingJobs`` of this stack's jobs run: each is a paid GPU."""
+    prefix = f"{settings.training_job_prefix}-"
+    running = 0
+    kwargs: dict[str, Any] = {"NameContains": prefix, "StatusEquals": "InProgress", "MaxResults": 100}
+    try:
+        while True:
+            page = aws.sagemaker_quick().list_training_jobs(**kwargs)
+            running += sum(1 for j in page["TrainingJobSummaries"] if j["TrainingJobName"].startswith(prefix))
+            if not page.get("NextToken"):
+                break
+            kwargs["NextToken"] = page["NextToken"]
+    except Exception as exc:
+        raise aws.translate(exc, "SageMaker ListTrainingJobs", settings.retry_after_seconds) from exc
+    if running >= settings.max_concurrent_training_jobs:
+        raise QuotaExceededError(
+            f"{running} training jobs of this stack are running (MaxConcurrentTrainingJobs is "
+            f"{settings.max_concurrent_training_jobs}); retry when one has finished",
+            retry_after=settings.retry_after_seconds,
+        )
+
+
 def start_training(
     request: TrainRequest, settings: Settings | None = None, *, job_name: str | None = None
 ) -> TrainStartedResponse:
@@ -82,6 +194,7 @@ def start_training(
     settings.require("training_image_uri")
     dataset = read_dataset_pointer(settings, bucket)
     dataset_uri = dataset.uri
+    check_capacity(settings)
     source_uri = check_source_bundle(settings, bucket)
     job_name = job_name or new_job_name(settings.training_job_prefix)
     job = build_training_job_request(

@@ -79,6 +79,7 @@ def test_functions_runtime_handlers_and_tracing(template: dict[str, Any]) -> Non
         "textclf_api.handlers.predict.lambda_handler",
         "textclf_api.handlers.health.lambda_handler",
         "textclf_api.handlers.training.lambda_handler",
+        "textclf_api.handlers.deploy.lambda_handler",
     }
     for function in functions.values():
         assert "CodeUri" not in function["Properties"] and "Runtime" not in function["Properties"]
@@ -87,17 +88,30 @@ def test_functions_runtime_handlers_and_tracing(template: dict[str, Any]) -> Non
 def test_timeouts_cover_the_client_budgets_and_stay_below_api_gateway(template: dict[str, Any]) -> None:
     functions = resources(template, "AWS::Serverless::Function")
     timeout = {name: f["Properties"]["Timeout"] for name, f in functions.items()}
-    assert all(t < API_GATEWAY_TIMEOUT for t in timeout.values())
+    # The deploy function is invoked by EventBridge, not behind API Gateway.
+    assert all(t < API_GATEWAY_TIMEOUT for name, t in timeout.items() if name != "DeployFunction")
     assert timeout["PredictFunction"] > aws.RUNTIME_BUDGET.worst_case_seconds()
     assert timeout["HealthFunction"] > aws.SAGEMAKER_BUDGET.worst_case_seconds()
-    train_calls = 2 * aws.S3_BUDGET.worst_case_seconds() + aws.SAGEMAKER_BUDGET.worst_case_seconds()
+    # POST /train: pointer + source bundle (S3), the running-job count, CreateTrainingJob, and the
+    # idempotency record's put and update (DynamoDB).
+    train_calls = (
+        2 * aws.S3_BUDGET.worst_case_seconds()
+        + aws.QUICK_BUDGET.worst_case_seconds()
+        + aws.SAGEMAKER_BUDGET.worst_case_seconds()
+        + 2 * aws.DYNAMODB_BUDGET.worst_case_seconds()
+    )
     assert timeout["TrainingFunction"] > train_calls
+    # GET /train/{job}: DescribeTrainingJob and the deployment record.
+    assert timeout["TrainingFunction"] > aws.SAGEMAKER_BUDGET.worst_case_seconds() + 3
 
 
 def test_routes_and_iam_auth(template: dict[str, Any]) -> None:
     routes = {}
     for name, function in resources(template, "AWS::Serverless::Function").items():
         for event in function["Properties"]["Events"].values():
+            if name == "DeployFunction":
+                assert event["Type"] == "EventBridgeRule"
+                continue
             assert event["Type"] == "Api"
             props = event["Properties"]
             assert props["RestApiId"] == {"Ref": "Api"}
@@ -139,9 +153,14 @@ def test_least_privilege_per_function(template: dict[str, Any]) -> None:
         "sagemaker:CreateTrainingJob",
         "sagemaker:DescribeTrainingJob",
         "sagemaker:AddTags",
+        "sagemaker:ListTrainingJobs",
         "iam:PassRole",
         "s3:GetObject",
         "s3:ListBucket",
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
     }
     by_sid = {s["Sid"]: s for s in statements(training)}
     assert by_sid["TrainingJobsUnderPrefix"]["Resource"]["Fn::Sub"].endswith(
@@ -151,12 +170,30 @@ def test_least_privilege_per_function(template: dict[str, Any]) -> None:
     assert by_sid["PassTheSageMakerRole"]["Condition"] == {
         "StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}
     }
+    assert by_sid["CountRunningJobs"] == {
+        "Sid": "CountRunningJobs",
+        "Effect": "Allow",
+        "Action": "sagemaker:ListTrainingJobs",  # no resource-level permissions exist for it
+        "Resource": "*",
+    }
+    assert by_sid["ReadDeploymentRecords"]["Action"] == "dynamodb:GetItem"  # read only
     for statement in statements(training):
         resource = statement["Resource"]
+        if statement["Sid"] == "CountRunningJobs":
+            continue
         assert resource != "*"
         for item in resource if isinstance(resource, list) else [resource]:
             text = str(item)
-            assert "ArtifactBucket" in text or "sagemaker" in text or "SageMakerExecutionRole" in text
+            assert any(
+                name in text
+                for name in (
+                    "ArtifactBucket",
+                    "sagemaker",
+                    "SageMakerExecutionRole",
+                    "DeploymentsTable",
+                    "IdempotencyTable",
+                )
+            ), text
 
 
 def test_bucket_is_encrypted_private_versioned_and_tls_only(template: dict[str, Any]) -> None:
@@ -195,6 +232,71 @@ def test_environment_covers_the_settings(template: dict[str, Any]) -> None:
         "DATASET_POINTER_KEY",
         "SOURCE_BUNDLE_KEY",
     } <= set(env)
+
+
+def test_the_deploy_loop_resources(template: dict[str, Any]) -> None:
+    from textclf_api.logic import deployment
+    from textclf_api.settings import Settings
+
+    res = template["Resources"]
+    deploy = res["DeployFunction"]["Properties"]
+    events = {name: e["Properties"]["Pattern"] for name, e in deploy["Events"].items()}
+    assert events["TrainingJobEnded"]["detail-type"] == [deployment.TRAINING_EVENT]
+    assert events["TrainingJobEnded"]["detail"] == {
+        "TrainingJobName": [{"prefix": {"Fn::Sub": "${TrainingJobPrefix}-"}}],
+        "TrainingJobStatus": sorted(
+            deployment.TERMINAL_JOB_STATES, key=["Completed", "Failed", "Stopped"].index
+        ),
+    }
+    assert events["ModelVersionApproved"]["detail-type"] == [deployment.PACKAGE_EVENT]
+    assert events["ModelVersionApproved"]["detail"]["ModelApprovalStatus"] == ["Approved"]
+    assert events["EndpointStateChanged"]["detail-type"] == [deployment.ENDPOINT_EVENT]
+    assert events["EndpointStateChanged"]["detail"]["EndpointName"] == [{"Ref": "EndpointName"}]
+    assert all(e["source"] == ["aws.sagemaker"] for e in events.values())
+    # Every setting the loop reads is set by the template, from a parameter or a resource.
+    env = deploy["Environment"]["Variables"]
+    for name in (
+        "MODEL_PACKAGE_GROUP",
+        "DEPLOYMENTS_TABLE",
+        "INFERENCE_IMAGE_URI",
+        "GATE_MIN_ACCURACY",
+        "GATE_MAX_DROP",
+        "ENDPOINT_TYPE",
+        "ENDPOINT_MIN_INSTANCES",
+        "ENDPOINT_MAX_INSTANCES",
+        "ROLLBACK_ALARMS",
+    ):
+        assert name in env, name
+    assert env["GATE_MIN_ACCURACY"] == {"Ref": "GateMinAccuracy"}
+    assert env["ROLLBACK_ALARMS"] == {
+        "Fn::Join": [",", [{"Ref": "EndpointErrorsAlarm"}, {"Ref": "EndpointLatencyAlarm"}]]
+    }
+    params = template["Parameters"]
+    assert params["EndpointType"]["AllowedValues"] == ["RealTime", "Serverless"]
+    from textclf_api.settings import ENDPOINT_TYPES
+
+    assert tuple(params["EndpointType"]["AllowedValues"]) == ENDPOINT_TYPES
+    defaults = Settings.from_env({})
+    assert params["GateMaxDrop"]["Default"] == defaults.gate_max_drop
+    assert params["GateMinAccuracy"]["Default"] == defaults.gate_min_accuracy
+    # The stack's inference image is the one `textclf deploy` uses for hand deploys.
+    from textclf import deploy as cli_deploy
+
+    assert params["InferenceImageTag"]["Default"] == cli_deploy.CPU_TAG
+    # Alarms watch the variant the rollouts replace.
+    for alarm in ("EndpointErrorsAlarm", "EndpointLatencyAlarm"):
+        dims = {d["Name"]: d["Value"] for d in res[alarm]["Properties"]["Dimensions"]}
+        assert dims == {"EndpointName": {"Ref": "EndpointName"}, "VariantName": deployment.VARIANT_NAME}
+    # Stack deletion deletes the endpoint the function created.
+    assert res["EndpointTeardown"]["Type"] == "Custom::EndpointTeardown"
+    assert res["EndpointTeardown"]["Properties"]["ServiceToken"] == {"Fn::GetAtt": ["DeployFunction", "Arn"]}
+    assert res["IdempotencyTable"]["Properties"]["TimeToLiveSpecification"] == {
+        "AttributeName": "expiration",
+        "Enabled": True,
+    }
+    by_sid = {s["Sid"]: s for s in statements(res["DeployFunction"])}
+    assert by_sid["RollOutToTheEndpoint"]["Resource"][0]["Fn::Sub"].endswith(":model/${EndpointName}-v*")
+    assert "sagemaker:UpdateEndpoint" in by_sid["RollOutToTheEndpoint"]["Action"]
 
 
 def test_outputs(template: dict[str, Any]) -> None:

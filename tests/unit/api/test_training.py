@@ -324,8 +324,14 @@ def test_the_upper_learning_rate_bound_is_allowed() -> None:
 # ---------------------------------------------------------------- SageMaker failures
 
 
+def no_running_jobs(stubber: Stubber) -> None:
+    """The capacity check's ListTrainingJobs, answered before CreateTrainingJob is."""
+    stubber.add_response("list_training_jobs", {"TrainingJobSummaries": []})
+
+
 def test_quota_exhausted_is_a_429(bucket: Any, invoke: Invoke) -> None:
     with Stubber(aws.sagemaker()) as stubber:
+        no_running_jobs(stubber)
         stubber.add_client_error(
             "create_training_job",
             "ResourceLimitExceeded",
@@ -340,6 +346,7 @@ def test_quota_exhausted_is_a_429(bucket: Any, invoke: Invoke) -> None:
 
 def test_throttled_create_is_a_503(bucket: Any, invoke: Invoke) -> None:
     with Stubber(aws.sagemaker()) as stubber:
+        no_running_jobs(stubber)
         stubber.add_client_error("create_training_job", "ThrottlingException", "Rate exceeded", 400)
         response = invoke(training_handler, "train")
     assert response.status == 503
@@ -348,6 +355,7 @@ def test_throttled_create_is_a_503(bucket: Any, invoke: Invoke) -> None:
 
 def test_create_rejected_by_sagemaker_is_a_502_with_its_reason(bucket: Any, invoke: Invoke) -> None:
     with Stubber(aws.sagemaker()) as stubber:
+        no_running_jobs(stubber)
         stubber.add_client_error(
             "create_training_job", "ValidationException", "Could not assume role " + ROLE_ARN, 400
         )
@@ -368,6 +376,7 @@ def test_create_timing_out_is_a_504(bucket: Any, invoke: Invoke, monkeypatch: py
 def test_a_retry_that_finds_its_own_job_reports_success(bucket: Any, invoke: Invoke) -> None:
     # The first attempt timed out after SageMaker created the job; the retry hits ResourceInUse.
     with Stubber(aws.sagemaker()) as stubber:
+        no_running_jobs(stubber)
         stubber.add_client_error(
             "create_training_job", "ResourceInUse", "Training job names must be unique", 400
         )
@@ -522,3 +531,85 @@ def test_throttled_describe_is_503(invoke: Invoke) -> None:
         response = invoke(training_handler, "train_status")
     assert response.status == 503
     assert "retry-after" in response.headers
+
+
+# ---------------------------------------------------------------- Idempotency-Key and the job cap
+
+
+@pytest.fixture
+def idempotency_table(bucket: Any, monkeypatch: pytest.MonkeyPatch) -> str:
+    from textclf_api.settings import get_settings
+
+    aws.dynamodb().create_table(
+        TableName="idempotency",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    monkeypatch.setenv("IDEMPOTENCY_TABLE", "idempotency")
+    monkeypatch.setenv("MAX_CONCURRENT_TRAINING_JOBS", "5")
+    get_settings.cache_clear()
+    return "idempotency"
+
+
+def with_key(body: dict[str, Any], key: str) -> dict[str, Any]:
+    event = with_body(load_event("train"), body)
+    event["headers"]["Idempotency-Key"] = key
+    event["multiValueHeaders"]["Idempotency-Key"] = [key]
+    return event
+
+
+def test_same_idempotency_key_and_body_start_one_job(
+    idempotency_table: str, invoke: Invoke, created: list[dict[str, Any]]
+) -> None:
+    first = invoke(training_handler, with_key({"epochs": 1}, "build-42"))
+    again = invoke(training_handler, with_key({"epochs": 1}, "build-42"))
+    assert (first.status, again.status) == (202, 202)
+    assert again.body == first.body
+    assert len(created) == 1
+    # Another key is another job; so is a request without a key.
+    other = invoke(training_handler, with_key({"epochs": 1}, "build-43"))
+    assert other.body["training_job_name"] != first.body["training_job_name"]
+    assert invoke(training_handler, with_body(load_event("train"), {"epochs": 1})).status == 202
+    assert len(created) == 3
+
+
+def test_idempotency_key_with_another_body_is_refused(
+    idempotency_table: str, invoke: Invoke, created: list[dict[str, Any]]
+) -> None:
+    assert invoke(training_handler, with_key({"epochs": 1}, "k-1")).status == 202
+    reused = invoke(training_handler, with_key({"epochs": 2}, "k-1"))
+    assert reused.status == 422
+    assert reused.body["error"] == "IdempotencyKeyReused"
+    assert "used in the last 24 h with another request body" in reused.body["message"]
+    assert len(created) == 1
+
+
+def test_malformed_idempotency_key_is_refused(
+    idempotency_table: str, invoke: Invoke, created: list[dict[str, Any]]
+) -> None:
+    response = invoke(training_handler, with_key({}, "has spaces/and slashes"))
+    assert response.status == 422
+    assert "Idempotency-Key header must be 1-128" in response.body["message"]
+    assert created == []
+
+
+def test_running_jobs_beyond_the_cap_get_429(
+    bucket: Any, invoke: Invoke, created: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moto.sagemaker.models import sagemaker_backends
+    from textclf_api.settings import get_settings
+
+    monkeypatch.setenv("MAX_CONCURRENT_TRAINING_JOBS", "1")
+    get_settings.cache_clear()
+    assert invoke(training_handler, "train").status == 202
+    # moto finishes jobs at once; SageMaker would still be running this one.
+    job = sagemaker_backends["123456789012"][REGION].training_jobs[created[0]["TrainingJobName"]]
+    job.training_job_status = "InProgress"
+    refused = invoke(training_handler, "train")
+    assert refused.status == 429
+    assert refused.headers["retry-after"] == "30"
+    assert "MaxConcurrentTrainingJobs is 1" in refused.body["message"]
+    assert len(created) == 1
+    job.training_job_status = "Completed"
+    assert invoke(training_handler, "train").status == 202
