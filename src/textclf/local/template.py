@@ -157,6 +157,43 @@ def routes(template: Mapping[str, Any]) -> list[Route]:
     return found
 
 
+@dataclass(frozen=True)
+class FunctionSpec:
+    """An ``AWS::Serverless::Function``: what the local stack needs to run it."""
+
+    name: str
+    handler: str
+    timeout_s: float
+    memory_mb: int
+
+
+def functions(template: Mapping[str, Any]) -> list[FunctionSpec]:
+    """Every function of the template, API-backed or not (the deploy function has no route)."""
+    found = []
+    for logical_id, resource in template["Resources"].items():
+        if resource.get("Type") != "AWS::Serverless::Function":
+            continue
+        props = resource.get("Properties", {}) or {}
+        found.append(
+            FunctionSpec(
+                name=logical_id,
+                handler=str(props.get("Handler")),
+                timeout_s=float(_function_property(template, props, "Timeout") or 3),
+                memory_mb=int(_function_property(template, props, "MemorySize") or 128),
+            )
+        )
+    return found
+
+
+@dataclass(frozen=True)
+class EventRule:
+    """An ``EventBridgeRule`` event of a function: its pattern with the intrinsics resolved."""
+
+    function: str
+    name: str
+    pattern: dict[str, Any]
+
+
 @dataclass
 class LocalResources:
     """What the template's references become locally."""
@@ -166,6 +203,14 @@ class LocalResources:
     bucket_name: str
     role_arn: str
     parameters: dict[str, str]  # overrides of template parameters (e.g. the endpoint name)
+
+
+#: Resource types whose Ref is their name, and the property that sets it.
+_NAME_PROPERTIES = {
+    "AWS::DynamoDB::Table": "TableName",
+    "AWS::CloudWatch::Alarm": "AlarmName",
+    "AWS::SageMaker::ModelPackageGroup": "ModelPackageGroupName",
+}
 
 
 class _Resolver:
@@ -192,11 +237,20 @@ class _Resolver:
             return self.pseudo[name]
         if name in self.params:
             return self.params[name]
-        rtype = self.template.get("Resources", {}).get(name, {}).get("Type", "")
+        resource = self.template.get("Resources", {}).get(name, {})
+        rtype = resource.get("Type", "")
         if rtype == "AWS::S3::Bucket":
             return self.local.bucket_name
         if rtype == "AWS::IAM::Role":
             return self.local.role_arn.rsplit("/", 1)[-1]
+        named = _NAME_PROPERTIES.get(rtype)
+        if named is not None:
+            # Ref gives the resource's name: the one the template sets, else CloudFormation's
+            # stack-prefixed one (the local stack creates it under that name in moto).
+            explicit = (resource.get("Properties") or {}).get(named)
+            if explicit is not None:
+                return self.resolve(explicit)
+            return f"{self.pseudo['AWS::StackName']}-{re.sub(r'(?<!^)(?=[A-Z])', '-', name).lower()}"
         # Anything else has no local counterpart; a recognisable name beats a crash.
         return f"local-{name}"
 
@@ -242,6 +296,16 @@ class _Resolver:
             return self.condition(str(arg))
         raise UserError(f"template.yaml: cannot evaluate condition {value!r} locally")
 
+    def deep(self, value: Any) -> Any:
+        """``resolve`` inside a structure (lists and maps of plain values and intrinsics)."""
+        if isinstance(value, dict):
+            if len(value) == 1 and (next(iter(value)) == "Ref" or next(iter(value)).startswith("Fn::")):
+                return self.resolve(value)
+            return {k: self.deep(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.deep(v) for v in value]
+        return value
+
     def resolve(self, value: Any) -> str:
         if isinstance(value, dict) and len(value) == 1:
             ((key, arg),) = value.items()
@@ -266,6 +330,26 @@ class _Resolver:
         return "" if value is None else str(value)
 
 
+def check_parameters(template: Mapping[str, Any], overrides: Mapping[str, str]) -> None:
+    """``--parameter-overrides`` must name the template's parameters with values it allows."""
+    declared = template.get("Parameters") or {}
+    for name, value in overrides.items():
+        spec = declared.get(name)
+        if not isinstance(spec, dict):
+            raise UserError(f"--parameter-overrides: template.yaml has no parameter {name!r}")
+        allowed = spec.get("AllowedValues")
+        if allowed is not None and value not in [str(a) for a in allowed]:
+            raise UserError(f"--parameter-overrides: {name}={value!r} is not one of {allowed}")
+        if spec.get("Type") == "Number":
+            try:
+                number = float(value)
+            except ValueError:
+                raise UserError(f"--parameter-overrides: {name}={value!r} is not a number") from None
+            low, high = spec.get("MinValue"), spec.get("MaxValue")
+            if (low is not None and number < float(low)) or (high is not None and number > float(high)):
+                raise UserError(f"--parameter-overrides: {name}={value} is outside {low}..{high}")
+
+
 def function_environment(template: Mapping[str, Any], function: str, local: LocalResources) -> dict[str, str]:
     """The environment AWS would give ``function``: Globals merged with its own variables."""
     resolver = _Resolver(template, local)
@@ -276,6 +360,20 @@ def function_environment(template: Mapping[str, Any], function: str, local: Loca
     own_vars = (props.get("Environment") or {}).get("Variables", {}) or {}
     merged = {**global_vars, **own_vars}
     return {name: resolver.resolve(value) for name, value in merged.items()}
+
+
+def event_rules(template: Mapping[str, Any], local: LocalResources) -> list[EventRule]:
+    """Every ``EventBridgeRule`` event, patterns resolved as CloudFormation would."""
+    resolver = _Resolver(template, local)
+    rules = []
+    for logical_id, resource in template["Resources"].items():
+        if resource.get("Type") != "AWS::Serverless::Function":
+            continue
+        for name, event in ((resource.get("Properties") or {}).get("Events") or {}).items():
+            if event.get("Type") == "EventBridgeRule":
+                pattern = resolver.deep((event.get("Properties") or {}).get("Pattern") or {})
+                rules.append(EventRule(function=logical_id, name=str(name), pattern=pattern))
+    return rules
 
 
 def stage_name(template: Mapping[str, Any], local: LocalResources) -> str:
