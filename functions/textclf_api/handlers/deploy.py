@@ -41,7 +41,7 @@ def custom_resource(event: dict[str, Any], context: LambdaContext) -> dict[str, 
     status, reason, done = "SUCCESS", "", []
     if event["RequestType"] == "Delete":
         try:
-            done = teardown(get_settings())
+            done = teardown(get_settings().require("endpoint_name"))
         except Exception as exc:  # report it: a stack must not hang on a failed teardown
             logger.exception("endpoint teardown failed")
             status, reason = "FAILED", f"endpoint teardown failed: {type(exc).__name__}: {exc}"[:500]

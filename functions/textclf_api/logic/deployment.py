@@ -583,22 +583,30 @@ def scale(settings: Settings) -> None:
     )
 
 
-def teardown(settings: Settings) -> list[str]:
+def teardown(endpoint_name: str, sagemaker: Any = None, autoscaling: Any = None) -> list[str]:
     """Stop the endpoint's billing: deregister autoscaling and delete the endpoint. Models, configs
-    and the registry stay (they cost nothing), so a later promote brings a version back."""
-    name = settings.require("endpoint_name")
+    and the registry stay (they cost nothing), so a later promote brings a version back.
+
+    The clients default to the function's; ``textclf teardown`` passes its own.
+    """
+    sagemaker = sagemaker or aws.sagemaker()
+    autoscaling = autoscaling or aws.autoscaling()
     done: list[str] = []
     try:
-        aws.autoscaling().deregister_scalable_target(
+        autoscaling.deregister_scalable_target(
             ServiceNamespace="sagemaker",
-            ResourceId=f"endpoint/{name}/variant/{VARIANT_NAME}",
+            ResourceId=f"endpoint/{endpoint_name}/variant/{VARIANT_NAME}",
             ScalableDimension="sagemaker:variant:DesiredInstanceCount",
         )
         done.append("deregistered autoscaling")
     except ClientError as exc:
         if aws.error_code(exc) not in ("ObjectNotFoundException", "ValidationException"):
             raise
-    if describe_endpoint(settings) is not None:
-        aws.sagemaker().delete_endpoint(EndpointName=name)
-        done.append(f"deleted endpoint {name}")
+    try:
+        sagemaker.delete_endpoint(EndpointName=endpoint_name)
+        done.append(f"deleted endpoint {endpoint_name}")
+    except ClientError as exc:
+        message = aws.error_message(exc).lower()
+        if "could not find" not in message and "not found" not in message:
+            raise
     return done

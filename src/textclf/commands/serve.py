@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
         StackOptions,
         quiet_libraries,
         serve_forever,
+        state_file,
         stop_signals,
     )
 
@@ -96,10 +98,14 @@ def run(args: argparse.Namespace) -> int:
     with stop_signals():
         try:
             stack.start()
+            state = state_file()
+            state.parent.mkdir(parents=True, exist_ok=True)
+            state.write_text(json.dumps(stack.state(), indent=2) + "\n", encoding="utf-8")
             print(stack.banner(), flush=True)
             serve_forever()
         except KeyboardInterrupt:
             print("stopping the local stack", flush=True)
         finally:
             stack.stop()
+            state_file().unlink(missing_ok=True)
     return 0

@@ -212,6 +212,8 @@ class LocalSageMaker:
         self, operation: str, scope: Scope, headers: dict[str, str], body: bytes
     ) -> tuple[int, dict[str, str], bytes]:
         handler = self._handlers.get(operation)
+        if operation == "UpdateModelPackage":
+            body = self._keep_package_metadata(body)
         if handler is None:
             status, reply_headers, reply = self._forward(scope, headers, body)
             if status == 200 and operation in ("CreateModelPackage", "UpdateModelPackage"):
@@ -552,6 +554,18 @@ class LocalSageMaker:
         return dest, (container.get("Environment") or {}).get("TEXTCLF_MODEL_VERSION")
 
     # -- registry events -------------------------------------------------------------------
+
+    def _keep_package_metadata(self, body: bytes) -> bytes:
+        """moto's UpdateModelPackage replaces CustomerMetadataProperties with the request's (None when
+        absent); SageMaker keeps them. Resend the stored ones so an approval keeps the figures."""
+        request = json.loads(body or b"{}")
+        if "CustomerMetadataProperties" in request or "ModelPackageArn" not in request:
+            return body
+        desc = self._client("sagemaker").describe_model_package(ModelPackageName=request["ModelPackageArn"])
+        kept = desc.get("CustomerMetadataProperties")
+        if kept:
+            request["CustomerMetadataProperties"] = kept
+        return json.dumps(request).encode()
 
     def _package_changed(self, arn: str) -> None:
         desc = self._client("sagemaker").describe_model_package(ModelPackageName=arn)

@@ -8,6 +8,7 @@ call at any point of a failed start.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -133,13 +134,9 @@ class LocalStack:
 
         self.control_plane = ControlPlane(opts.region, "127.0.0.1" if opts.host == "localhost" else opts.host)
         self.control_plane.start()
-        resources = tpl.LocalResources(
-            region=opts.region,
-            account_id=LOCAL_ACCOUNT_ID,
-            bucket_name=opts.bucket,
-            role_arn=f"arn:aws:iam::{LOCAL_ACCOUNT_ID}:role/{LOCAL_ROLE_NAME}",
-            # The deployed template takes the endpoint name as a parameter; locally it is ours.
-            parameters={**opts.parameters, "EndpointName": opts.endpoint_name},
+        # The deployed template takes the endpoint name as a parameter; locally it is ours.
+        resources = local_resources(
+            opts.region, opts.bucket, {**opts.parameters, "EndpointName": opts.endpoint_name}
         )
         # EventBridge and SageMaker's training/hosting, for real (events.py, sagemaker.py).
         self.bus = LocalEventBus(
@@ -205,39 +202,15 @@ class LocalStack:
     def _lambda_environment(
         self, template: dict[str, object], resources: tpl.LocalResources
     ) -> dict[str, str]:
-        """What the functions see in AWS (template), pointed at the local servers."""
         assert self.control_plane is not None and self.sagemaker_server is not None
-        env: dict[str, str] = {}
-        for function in tpl.functions(template):
-            for name, value in tpl.function_environment(template, function.name, resources).items():
-                if name in env and env[name] != value:
-                    # One process hosts every function: a variable must mean the same to all.
-                    log.warning(
-                        "%s differs between functions (%r, %r); using %r", name, env[name], value, value
-                    )
-                env[name] = value
-        env.update(FAKE_CREDENTIALS)
-        env.update(
-            {
-                "AWS_REGION": self.options.region,
-                "AWS_DEFAULT_REGION": self.options.region,
-                "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": self.endpoint_url,
-                # Training jobs and endpoints are the local SageMaker's; it passes the rest to moto.
-                "AWS_ENDPOINT_URL_SAGEMAKER": self.sagemaker_server.url,
-                "AWS_ENDPOINT_URL_S3": self.control_plane.url,
-                # Any other service a handler calls (DynamoDB, Application Auto Scaling) goes to
-                # moto too, never to AWS.
-                "AWS_ENDPOINT_URL": self.control_plane.url,
-                "AWS_EC2_METADATA_DISABLED": "true",
-                # No X-Ray daemon here; sam local disables tracing the same way.
-                "POWERTOOLS_TRACE_DISABLED": "true",
-                "AWS_SAM_LOCAL": "true",
-                "ENDPOINT_NAME": self.options.endpoint_name,
-                "BUCKET_NAME": self.options.bucket,
-                "SAGEMAKER_ROLE_ARN": resources.role_arn,
-            }
+        return lambda_environment(
+            template,
+            resources,
+            endpoint_url=self.endpoint_url,
+            sagemaker_url=self.sagemaker_server.url,
+            control_plane_url=self.control_plane.url,
+            endpoint_name=self.options.endpoint_name,
         )
-        return env
 
     def _apply_environment(self, env: dict[str, str]) -> None:
         for name, value in env.items():
@@ -282,6 +255,25 @@ class LocalStack:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    # -- what CLI commands need to reach this stack ----------------------------------------
+
+    def state(self) -> dict[str, str]:
+        """URLs and names a ``--local`` command uses (written to :func:`state_file` while running)."""
+        assert self.api is not None and self.control_plane is not None and self.sagemaker_server is not None
+        env = {k: os.environ.get(k, "") for k in ("MODEL_PACKAGE_GROUP", "DEPLOYMENTS_TABLE")}
+        return {
+            "bucket": self.options.bucket,
+            "parameters": json.dumps({**self.options.parameters, "EndpointName": self.options.endpoint_name}),
+            "api_url": self.api.url,
+            "endpoint_url": self.endpoint_url,
+            "sagemaker_url": self.sagemaker_server.url,
+            "control_plane_url": self.control_plane.url,
+            "region": self.options.region,
+            "endpoint_name": self.options.endpoint_name,
+            "model_package_group": env["MODEL_PACKAGE_GROUP"],
+            "deployments_table": env["DEPLOYMENTS_TABLE"],
+        }
+
     # -- presentation ----------------------------------------------------------------------
 
     def banner(self) -> str:
@@ -300,6 +292,62 @@ class LocalStack:
                 "Press Ctrl-C to stop.",
             ]
         )
+
+
+def local_resources(region: str, bucket: str, parameters: dict[str, str]) -> tpl.LocalResources:
+    return tpl.LocalResources(
+        region=region,
+        account_id=LOCAL_ACCOUNT_ID,
+        bucket_name=bucket,
+        role_arn=f"arn:aws:iam::{LOCAL_ACCOUNT_ID}:role/{LOCAL_ROLE_NAME}",
+        parameters=parameters,
+    )
+
+
+def lambda_environment(
+    template: dict[str, object],
+    resources: tpl.LocalResources,
+    *,
+    endpoint_url: str,
+    sagemaker_url: str,
+    control_plane_url: str,
+    endpoint_name: str,
+) -> dict[str, str]:
+    """What the functions see in AWS (template), pointed at the local servers."""
+    env: dict[str, str] = {}
+    for function in tpl.functions(template):
+        for name, value in tpl.function_environment(template, function.name, resources).items():
+            if name in env and env[name] != value:
+                # One process hosts every function: a variable must mean the same to all.
+                log.warning("%s differs between functions (%r, %r); using %r", name, env[name], value, value)
+            env[name] = value
+    env.update(FAKE_CREDENTIALS)
+    env.update(
+        {
+            "AWS_REGION": resources.region,
+            "AWS_DEFAULT_REGION": resources.region,
+            "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": endpoint_url,
+            # Training jobs and endpoints are the local SageMaker's; it passes the rest to moto.
+            "AWS_ENDPOINT_URL_SAGEMAKER": sagemaker_url,
+            "AWS_ENDPOINT_URL_S3": control_plane_url,
+            # Any other service a handler calls (DynamoDB, Application Auto Scaling) goes to moto
+            # too, never to AWS.
+            "AWS_ENDPOINT_URL": control_plane_url,
+            "AWS_EC2_METADATA_DISABLED": "true",
+            # No X-Ray daemon here; sam local disables tracing the same way.
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "AWS_SAM_LOCAL": "true",
+            "ENDPOINT_NAME": endpoint_name,
+            "BUCKET_NAME": resources.bucket_name,
+            "SAGEMAKER_ROLE_ARN": resources.role_arn,
+        }
+    )
+    return env
+
+
+def state_file() -> Path:
+    """Where a running ``textclf serve`` says how to reach it (``textclf models --local`` reads it)."""
+    return config.artifacts_dir() / "local-stack" / "stack.json"
 
 
 def _packaged_base_model() -> Path | None:

@@ -359,9 +359,9 @@ def test_serverless_endpoint_config(loop: Any, monkeypatch: pytest.MonkeyPatch) 
 def test_teardown_deletes_the_endpoint(loop: Any) -> None:
     finished_job("textclf-a", test_accuracy=0.90)
     handle(training_event("textclf-a"))
-    assert deployment.teardown(get_settings()) == [f"deleted endpoint {ENDPOINT}"]
+    assert deployment.teardown(ENDPOINT) == [f"deleted endpoint {ENDPOINT}"]
     assert aws.sagemaker().list_endpoints()["Endpoints"] == []
-    assert deployment.teardown(get_settings()) == []
+    assert deployment.teardown(ENDPOINT) == []
 
 
 def test_handler_answers_events_and_the_stack_deletion(loop: Any, monkeypatch: pytest.MonkeyPatch) -> None:
