@@ -155,6 +155,26 @@ def upload_model_data(s3: Any, archive: Path, prefix_uri: str, echo: Callable[[s
     return uri
 
 
+def check_s3_archive(s3: Any, uri: str, echo: Callable[[str], None] = print) -> dict[str, Any]:
+    """Download ``uri`` and :func:`textclf.packaging.build.check_archive` it; its meta."""
+    import tempfile
+
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from textclf.packaging.build import check_archive
+
+    bucket, key = parse_s3_uri(uri)
+    with tempfile.TemporaryDirectory(prefix="textclf-check-") as tmp:
+        local = Path(tmp) / "model.tar.gz"
+        try:
+            size = int(s3.head_object(Bucket=bucket, Key=key)["ContentLength"])
+            echo(f"checking {uri} ({size / 1e6:.1f} MB) before deploying it")
+            s3.download_file(bucket, key, str(local))
+        except (BotoCoreError, ClientError) as exc:
+            raise UserError(f"cannot read {uri}: {exc}") from exc
+        return check_archive(local)
+
+
 @dataclass
 class DeployResult:
     endpoint_name: str

@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
 
     from textclf import deploy
     from textclf.errors import UserError
-    from textclf.packaging import read_archive_meta
+    from textclf.packaging.build import check_archive
 
     if not args.role_arn:
         raise UserError(
@@ -94,13 +94,15 @@ def run(args: argparse.Namespace) -> int:
     image_uri = args.image_uri or deploy.default_image_uri(region, args.instance_type)
 
     model_data = args.model_data
-    if not model_data.startswith("s3://"):
+    if model_data.startswith("s3://"):
+        # Any archive is inspected, a training job's output included: one that cannot serve is
+        # refused here, not discovered as a failing endpoint ten minutes later.
+        deploy.check_s3_archive(session.client("s3"), model_data)
+    else:
         archive = Path(model_data).expanduser().resolve()
         if not archive.is_file():
             raise UserError(f"--model-data {model_data}: no such file (and not an s3:// URI)")
-        meta = read_archive_meta(archive)
-        if meta is None:
-            raise UserError(f"{archive} is not a textclf model.tar.gz (no textclf_meta.json inside)")
+        meta = check_archive(archive)
         if gpu and str(meta.get("runtime", "")).startswith("onnx"):
             print(
                 f"warning: {archive} holds the {meta['runtime']} runtime, which runs on CPU only; "

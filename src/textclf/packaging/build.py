@@ -203,6 +203,42 @@ def read_archive_meta(archive: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+#: Tokenizer files of which an archive needs at least one.
+_TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json")
+
+
+def check_archive(archive: Path) -> dict[str, Any]:
+    """The ``textclf_meta.json`` of ``archive`` after checking it can serve; UserError naming every
+    missing piece otherwise. What ``textclf deploy`` runs before any SageMaker call: an archive
+    without ``code/inference.py`` would load with the DLC's default handler and fail every request."""
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            names = {m.name.removeprefix("./") for m in tar.getmembers() if m.isfile()}
+            member = tar.extractfile(META_FILE) if META_FILE in names else None
+            meta = json.loads(member.read().decode("utf-8")) if member is not None else None
+    except (OSError, tarfile.TarError, EOFError) as exc:
+        raise UserError(f"{archive} is not a readable model.tar.gz: {exc}") from exc
+    except ValueError as exc:
+        raise UserError(f"{archive}: {META_FILE} is not JSON ({exc})") from exc
+    problems: list[str] = []
+    if not isinstance(meta, dict):
+        problems.append(f"no {META_FILE} (not a textclf archive)")
+        meta = {}
+    runtime = meta.get("runtime")
+    if meta and runtime not in RUNTIMES:
+        problems.append(f"runtime {runtime!r} is not one of {', '.join(RUNTIMES)}")
+    wanted = ["config.json", *(f"{CODE_DIR}/{name}" for name in (*SERVING_CODE, "requirements.txt"))]
+    wanted.append(ONNX_FILE if str(runtime).startswith("onnx") else "model.safetensors")
+    problems += [f"{name} is missing" for name in wanted if name not in names]
+    if not names & set(_TOKENIZER_FILES):
+        problems.append(f"no tokenizer ({' or '.join(_TOKENIZER_FILES)})")
+    if len(names & {"lexical_vocab.txt", "lexical_head.npz"}) == 1:
+        problems.append("only one of lexical_vocab.txt and lexical_head.npz")
+    if problems:
+        raise UserError(f"{archive} cannot serve: " + "; ".join(problems))
+    return meta
+
+
 def _normalised(info: tarfile.TarInfo) -> tarfile.TarInfo:
     # Owner names of the packaging machine mean nothing in the container; keep the archive neutral.
     info.uid = info.gid = 0

@@ -74,6 +74,7 @@ class Served:
     url: str
     gate: Gate
     batcher: MicroBatcher
+    endpoint: LocalEndpoint
 
 
 @pytest.fixture
@@ -84,7 +85,7 @@ def served(model: ServingModel) -> Iterator[Served]:
     server = ServerThread(endpoint.app, bind_socket("127.0.0.1", 0, what="endpoint", flag="--port"), name="t")
     server.start()
     try:
-        yield Served(server.url, gate, batcher)
+        yield Served(server.url, gate, batcher, endpoint)
     finally:
         gate.open.set()
         server.stop()
@@ -203,3 +204,51 @@ def test_a_full_queue_answers_503_at_once_and_queued_requests_complete(served: S
     for thread in [first, *queued]:
         thread.join(10)
     assert results == {"running": 200, "q0": 200, "q1": 200}
+
+
+def test_swapping_the_model_drops_no_request(served: Served, archive: Path, tmp_path: Path) -> None:
+    """A request held inside the old model finishes on it; requests after the swap get the new
+    version; the admin route refuses what it cannot load and the old model keeps serving."""
+    url = f"{served.url}/invocations"
+    served.gate.open.clear()  # hold the old model's inference thread
+    with httpx.Client(timeout=30) as client:
+        held: dict[str, Any] = {}
+
+        def in_flight() -> None:
+            held["reply"] = client.post(url, json={"inputs": "stocks fall"})
+
+        thread = threading.Thread(target=in_flight)
+        thread.start()
+        assert served.gate.entered.wait(10)
+        swapped: dict[str, Any] = {}
+
+        def swap() -> None:
+            swapped["reply"] = httpx.post(
+                f"{served.url}/admin/model", json={"model": str(archive), "version": "7"}, timeout=60
+            )
+
+        swapper = threading.Thread(target=swap)
+        swapper.start()
+        # Traffic moves to the new model once it is loaded and warm (requests sent earlier would
+        # queue behind the held one in the old model: answered too, but only after the gate opens).
+        deadline = time.monotonic() + 60
+        while served.endpoint.batcher is served.batcher and time.monotonic() < deadline:
+            time.sleep(0.02)
+        reply = client.post(url, json={"inputs": ["ebola spreads"]})
+        assert reply.status_code == 200 and reply.json()["model_version"] == "7", reply.text
+        assert swapper.is_alive()  # the old model is draining: the swap waits for it
+        served.gate.open.set()
+        thread.join(10)
+        swapper.join(30)
+    assert held["reply"].status_code == 200
+    assert held["reply"].json()["model_version"] != "7"  # answered by the model it was sent to
+    assert swapped["reply"].status_code == 200 and swapped["reply"].json()["model_version"] == "7"
+    assert served.batcher.alive is False  # the old batcher is drained and closed
+    # A model that cannot load is refused with its reason; version 7 keeps serving.
+    broken = tmp_path / "broken.tar.gz"
+    broken.write_bytes(b"not an archive")
+    refused = httpx.post(f"{served.url}/admin/model", json={"model": str(broken), "version": "8"}, timeout=30)
+    assert refused.status_code == 400 and "is not a tar archive" in refused.json()["message"]
+    assert httpx.post(url, json={"inputs": "x"}, timeout=30).json()["model_version"] == "7"
+    bad = httpx.post(f"{served.url}/admin/model", content=b"{}", timeout=30)
+    assert bad.status_code == 400 and "send" in bad.json()["message"]

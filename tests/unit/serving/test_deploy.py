@@ -105,11 +105,11 @@ def test_create_with_moto(aws_env: None) -> None:
 def test_cli_uploads_a_local_archive_then_deploys(
     aws_env: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    archive = tmp_path / "model.tar.gz"
-    meta = tmp_path / "textclf_meta.json"
-    meta.write_text('{"runtime": "onnx-int8", "max_length": 32}')
-    with tarfile.open(archive, "w:gz") as tar:
-        tar.add(meta, arcname="textclf_meta.json")
+    from tests.helpers.tiny_model import make_tiny_model_dir
+    from textclf.packaging import build_package
+
+    model_dir = make_tiny_model_dir(tmp_path / "model")
+    archive = build_package(model_dir, tmp_path / "model.tar.gz", runtime="torch", echo=lambda _: None).out
     s3 = boto3.client("s3", region_name=REGION)
     s3.create_bucket(Bucket="artefacts")
     argv = ["deploy", "--model-data", str(archive), "--role-arn", ROLE, "--poll", "0"]
@@ -130,6 +130,56 @@ def test_cli_uploads_a_local_archive_then_deploys(
     # Without --upload-to a local archive cannot be deployed.
     assert main(argv) == 2
     assert "needs --upload-to" in capsys.readouterr().err
+
+
+def test_archives_that_cannot_serve_are_refused_before_any_sagemaker_call(
+    aws_env: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.helpers.tiny_model import make_tiny_model_dir
+
+    # What a training job wrote before it packaged its own archive: model files, no code/.
+    model_dir = make_tiny_model_dir(tmp_path / "model")
+    bare = tmp_path / "bare.tar.gz"
+    with tarfile.open(bare, "w:gz") as tar:
+        for path in model_dir.iterdir():
+            tar.add(path, arcname=path.name)
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket="artefacts")
+    s3.upload_file(str(bare), "artefacts", "training-output/job/output/model.tar.gz")
+    uri = "s3://artefacts/training-output/job/output/model.tar.gz"
+    assert main(["deploy", "--model-data", uri, "--role-arn", ROLE, "--poll", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot serve: code/inference.py is missing; code/lexical.py is missing" in err
+    assert boto3.client("sagemaker", region_name=REGION).list_models()["Models"] == []
+    # Not an archive at all, and a local one: one clear line each.
+    junk = tmp_path / "junk.tar.gz"
+    junk.write_bytes(b"not a tarball")
+    assert (
+        main(["deploy", "--model-data", str(junk), "--role-arn", ROLE, "--upload-to", "s3://artefacts/m"])
+        == 2
+    )
+    assert "is not a readable model.tar.gz" in capsys.readouterr().err
+    assert main(["deploy", "--model-data", "s3://artefacts/missing.tar.gz", "--role-arn", ROLE]) == 2
+    assert "cannot read s3://artefacts/missing.tar.gz" in capsys.readouterr().err
+
+
+def test_check_archive_names_every_missing_piece(tmp_path: Path) -> None:
+    from textclf.packaging.build import check_archive
+
+    meta = tmp_path / "textclf_meta.json"
+    meta.write_text('{"runtime": "onnx-int8", "max_length": 32}')
+    head = tmp_path / "lexical_head.npz"
+    head.write_bytes(b"x")
+    archive = tmp_path / "a.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(meta, arcname="textclf_meta.json")
+        tar.add(head, arcname="lexical_head.npz")
+    with pytest.raises(UserError) as err:
+        check_archive(archive)
+    message = str(err.value)
+    for piece in ("config.json is missing", "model.onnx is missing", "code/requirements.txt is missing"):
+        assert piece in message
+    assert "no tokenizer" in message and "only one of lexical_vocab.txt and lexical_head.npz" in message
 
 
 def _stubbed() -> tuple[Any, Stubber]:
