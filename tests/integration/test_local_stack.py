@@ -47,7 +47,12 @@ def _assert_prediction(prediction: dict[str, Any]) -> None:
 def test_health_is_ok_while_the_endpoint_serves(local_stack: LocalStackProcesses) -> None:
     reply = httpx.get(f"{local_stack.api_url}/health")
     assert reply.status_code == 200
-    assert reply.json() == {"status": "ok", "endpoint": {"name": ENDPOINT_NAME, "status": "InService"}}
+    # The stack started with a packaged archive, not a registry version: no version to report.
+    assert reply.json() == {
+        "status": "ok",
+        "endpoint": {"name": ENDPOINT_NAME, "status": "InService"},
+        "model_version": None,
+    }
 
 
 def test_predict_single(local_stack: LocalStackProcesses) -> None:

@@ -324,14 +324,8 @@ def test_the_upper_learning_rate_bound_is_allowed() -> None:
 # ---------------------------------------------------------------- SageMaker failures
 
 
-def no_running_jobs(stubber: Stubber) -> None:
-    """The capacity check's ListTrainingJobs, answered before CreateTrainingJob is."""
-    stubber.add_response("list_training_jobs", {"TrainingJobSummaries": []})
-
-
 def test_quota_exhausted_is_a_429(bucket: Any, invoke: Invoke) -> None:
     with Stubber(aws.sagemaker()) as stubber:
-        no_running_jobs(stubber)
         stubber.add_client_error(
             "create_training_job",
             "ResourceLimitExceeded",
@@ -346,7 +340,6 @@ def test_quota_exhausted_is_a_429(bucket: Any, invoke: Invoke) -> None:
 
 def test_throttled_create_is_a_503(bucket: Any, invoke: Invoke) -> None:
     with Stubber(aws.sagemaker()) as stubber:
-        no_running_jobs(stubber)
         stubber.add_client_error("create_training_job", "ThrottlingException", "Rate exceeded", 400)
         response = invoke(training_handler, "train")
     assert response.status == 503
@@ -355,7 +348,6 @@ def test_throttled_create_is_a_503(bucket: Any, invoke: Invoke) -> None:
 
 def test_create_rejected_by_sagemaker_is_a_502_with_its_reason(bucket: Any, invoke: Invoke) -> None:
     with Stubber(aws.sagemaker()) as stubber:
-        no_running_jobs(stubber)
         stubber.add_client_error(
             "create_training_job", "ValidationException", "Could not assume role " + ROLE_ARN, 400
         )
@@ -376,7 +368,6 @@ def test_create_timing_out_is_a_504(bucket: Any, invoke: Invoke, monkeypatch: py
 def test_a_retry_that_finds_its_own_job_reports_success(bucket: Any, invoke: Invoke) -> None:
     # The first attempt timed out after SageMaker created the job; the retry hits ResourceInUse.
     with Stubber(aws.sagemaker()) as stubber:
-        no_running_jobs(stubber)
         stubber.add_client_error(
             "create_training_job", "ResourceInUse", "Training job names must be unique", 400
         )
