@@ -1,0 +1,202 @@
+"""The local SageMaker's job runner and host, on a moto server, with stand-in programs for train.py:
+the training toolkit's contract (flags, environment, channels, metrics, outputs) and every way a
+job or a rollout can end."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from textclf.local.control_plane import ControlPlane
+from textclf.local.sagemaker import ENDPOINT_EVENT, TRAINING_EVENT, LocalSageMaker, SageMakerError
+
+BUCKET = "jobs"
+
+# Echoes what the toolkit gives it, prints metrics, writes a model file; exits with --exit_code.
+PROGRAM = r"""
+import argparse, json, os, pathlib, sys, time
+p = argparse.ArgumentParser()
+p.add_argument("--epochs"); p.add_argument("--base_model"); p.add_argument("--exit_code", type=int, default=0)
+p.add_argument("--sleep", type=float, default=0)
+args = p.parse_args()
+time.sleep(args.sleep)
+model = pathlib.Path(os.environ["SM_MODEL_DIR"])
+rows = sorted(pathlib.Path(os.environ["SM_CHANNEL_TRAIN"]).rglob("*.txt"))
+(model / "seen.json").write_text(json.dumps({
+    "epochs": args.epochs, "base_model": args.base_model, "rows": [r.read_text() for r in rows],
+    "channels": json.loads(os.environ["SM_CHANNELS"]),
+}))
+print("METRIC test_accuracy=0.5"); print("METRIC test_accuracy=0.75"); print("noise METRIC x=1")
+if args.exit_code:
+    print("train.py: no .parquet files under /opt/ml/input/data/train", file=sys.stderr)
+sys.exit(args.exit_code)
+"""
+
+
+class Bus:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, dict[str, Any]]] = []
+
+    def put(self, detail_type: str, detail: dict[str, Any], resources: Any = ()) -> dict[str, Any]:
+        self.events.append((detail_type, detail))
+        return {}
+
+
+@pytest.fixture
+def local(tmp_path: Path) -> Iterator[tuple[LocalSageMaker, Bus, Any]]:
+    plane = ControlPlane("us-east-1")
+    plane.start()
+    s3 = plane.client("s3")
+    s3.create_bucket(Bucket=BUCKET)
+    s3.put_object(Bucket=BUCKET, Key="data/train/a.txt", Body=b"row a")
+    s3.put_object(Bucket=BUCKET, Key="data/train/sub/b.txt", Body=b"row b")
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w:gz") as tar:
+        data = PROGRAM.encode()
+        info = tarfile.TarInfo("train.py")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    s3.put_object(Bucket=BUCKET, Key="code/sourcedir.tar.gz", Body=raw.getvalue())
+    bus = Bus()
+    sagemaker = LocalSageMaker(
+        moto_url=plane.url,
+        region="us-east-1",
+        bus=bus,  # type: ignore[arg-type]  # records what would be published
+        workdir=tmp_path,
+        client=plane.client,
+        model_server_url="http://127.0.0.1:9",  # nothing listens: a rollout must fail cleanly
+        base_model=tmp_path / "local-base",
+    )
+    try:
+        yield sagemaker, bus, plane
+    finally:
+        sagemaker.stop()
+        plane.stop()
+
+
+def job_request(name: str, **hyperparameters: Any) -> dict[str, Any]:
+    hp = {"epochs": 2, "base_model": "distilbert-base-uncased", **hyperparameters}
+    hp |= {
+        "sagemaker_program": "train.py",
+        "sagemaker_submit_directory": f"s3://{BUCKET}/code/sourcedir.tar.gz",
+    }
+    return {
+        "TrainingJobName": name,
+        "AlgorithmSpecification": {
+            "TrainingImage": "image",
+            "TrainingInputMode": "File",
+            "MetricDefinitions": [{"Name": "test_accuracy", "Regex": "METRIC test_accuracy=([0-9.eE+-]+)"}],
+        },
+        "HyperParameters": {k: json.dumps(v) for k, v in hp.items()},
+        "InputDataConfig": [
+            {"ChannelName": "train", "DataSource": {"S3DataSource": {"S3Uri": f"s3://{BUCKET}/data/train/"}}}
+        ],
+        "OutputDataConfig": {"S3OutputPath": f"s3://{BUCKET}/out/"},
+    }
+
+
+def wait(sagemaker: LocalSageMaker, name: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        desc = sagemaker.describe_training_job({"TrainingJobName": name})
+        if desc["TrainingJobStatus"] not in ("InProgress", "Stopping"):
+            return desc
+        time.sleep(0.1)
+    raise AssertionError(f"{name} did not end")
+
+
+def test_a_job_runs_the_bundle_like_the_training_toolkit(local: Any) -> None:
+    sagemaker, bus, plane = local
+    sagemaker.create_training_job(job_request("job-ok"))
+    desc = wait(sagemaker, "job-ok")
+    assert desc["TrainingJobStatus"] == "Completed"
+    # The last value of each defined metric; lines that only contain METRIC elsewhere are ignored.
+    assert [(m["MetricName"], m["Value"]) for m in desc["FinalMetricDataList"]] == [("test_accuracy", 0.75)]
+    assert desc["ModelArtifacts"]["S3ModelArtifacts"] == f"s3://{BUCKET}/out/job-ok/output/model.tar.gz"
+    body = plane.client("s3").get_object(Bucket=BUCKET, Key="out/job-ok/output/model.tar.gz")["Body"].read()
+    with tarfile.open(fileobj=io.BytesIO(body)) as tar:
+        member = tar.extractfile("seen.json")
+        assert member is not None
+        seen = json.loads(member.read())
+    assert seen == {
+        "epochs": "2",  # hyperparameters arrive as the flag strings SageMaker passes
+        "base_model": str(sagemaker.base_model),  # the hub id replaced by the local folder
+        "rows": ["row a", "row b"],  # the channel, sub-folders included
+        "channels": ["train"],
+    }
+    assert bus.events[-1][0] == TRAINING_EVENT and bus.events[-1][1]["TrainingJobStatus"] == "Completed"
+    listed = sagemaker.list_training_jobs({"NameContains": "job-", "StatusEquals": "Completed"})
+    assert [j["TrainingJobName"] for j in listed["TrainingJobSummaries"]] == ["job-ok"]
+
+
+def test_a_failing_program_fails_the_job_with_its_last_lines(local: Any) -> None:
+    sagemaker, bus, _ = local
+    sagemaker.create_training_job(job_request("job-bad", exit_code=3))
+    desc = wait(sagemaker, "job-bad")
+    assert desc["TrainingJobStatus"] == "Failed"
+    assert desc["FailureReason"].startswith("AlgorithmError: train.py exited with 3: ")
+    assert "no .parquet files" in desc["FailureReason"]
+    assert "ModelArtifacts" not in desc
+    assert bus.events[-1][1]["FailureReason"] == desc["FailureReason"]
+
+
+def test_stop_and_duplicates_and_unknown_jobs(local: Any) -> None:
+    sagemaker, _bus, _plane = local
+    sagemaker.create_training_job(job_request("job-slow", sleep=30))
+    with pytest.raises(SageMakerError, match="already exists"):
+        sagemaker.create_training_job(job_request("job-slow"))
+    deadline = time.monotonic() + 30
+    while sagemaker.jobs["job-slow"].process is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    sagemaker.stop_training_job({"TrainingJobName": "job-slow"})
+    assert wait(sagemaker, "job-slow")["TrainingJobStatus"] == "Stopped"
+    status, _, reply = sagemaker.dispatch("DescribeTrainingJob", {}, {}, b'{"TrainingJobName": "nope"}')
+    assert status == 400 and json.loads(reply) == {
+        "__type": "ValidationException",
+        "message": "Requested resource not found.",
+    }
+
+
+def test_a_rollout_the_model_server_refuses_keeps_the_old_config(local: Any) -> None:
+    sagemaker, bus, plane = local
+    sm = plane.client("sagemaker")
+    plane.client("s3").put_object(Bucket=BUCKET, Key="m/model.tar.gz", Body=b"x")
+    sm.create_model(
+        ModelName="m2",
+        ExecutionRoleArn="arn:aws:iam::123456789012:role/r",
+        PrimaryContainer={"Image": "i", "ModelDataUrl": f"s3://{BUCKET}/m/model.tar.gz"},
+    )
+    sm.create_endpoint_config(
+        EndpointConfigName="ep-v2-20250101-000000",
+        ProductionVariants=[{"VariantName": "AllTraffic", "ModelName": "m2", "InstanceType": "ml.m5.large"}],
+    )
+    sagemaker.register_endpoint("ep", "ep")
+    sagemaker.update_endpoint({"EndpointName": "ep", "EndpointConfigName": "ep-v2-20250101-000000"})
+    with pytest.raises(SageMakerError, match="in-progress"):
+        sagemaker.update_endpoint({"EndpointName": "ep", "EndpointConfigName": "ep-v2-20250101-000000"})
+    deadline = time.monotonic() + 30
+    while sagemaker.endpoints["ep"].status == "Updating" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    desc = sagemaker.describe_endpoint({"EndpointName": "ep"})
+    assert (desc["EndpointStatus"], desc["EndpointConfigName"]) == ("InService", "ep")
+    assert "ConnectError" in desc["FailureReason"]
+    assert bus.events[-1][0] == ENDPOINT_EVENT and bus.events[-1][1]["EndpointConfigName"] == "ep"
+    # An endpoint config moto does not know is SageMaker's ValidationException, not a crash.
+    status, _, reply = sagemaker.dispatch(
+        "CreateEndpoint",
+        {},
+        {},
+        json.dumps({"EndpointName": "new", "EndpointConfigName": "missing"}).encode(),
+    )
+    assert status == 400 and "missing" in json.loads(reply)["message"]
+    # An unreachable model server: the endpoint is not found, as a deleted one.
+    sagemaker.set_reachable("ep", False)
+    with pytest.raises(SageMakerError, match="Could not find endpoint"):
+        sagemaker.describe_endpoint({"EndpointName": "ep"})
