@@ -58,23 +58,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(func=run)
 
 
-def _parse_env(pairs: list[str]) -> dict[str, str]:
-    from textclf.errors import UserError
-
-    env: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise UserError(f"--env {pair!r}: expected KEY=VALUE")
-        env[key] = value
-    return env
-
-
 def run(args: argparse.Namespace) -> int:
     import boto3
     from botocore.exceptions import BotoCoreError
 
     from textclf import deploy
+    from textclf.cli_args import key_values
     from textclf.errors import UserError
     from textclf.packaging.build import check_archive
 
@@ -89,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     region = session.region_name
     if not region:
         raise UserError("no AWS region: pass --region or set AWS_REGION")
-    environment = _parse_env(args.env)
+    environment = key_values(args.env, "--env")
     gpu = deploy.is_gpu_instance(args.instance_type)
     image_uri = args.image_uri or deploy.default_image_uri(region, args.instance_type)
 

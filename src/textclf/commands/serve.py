@@ -53,21 +53,9 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
-def parse_overrides(pairs: list[str]) -> dict[str, str]:
-    """``["Key=Value", ...]`` -> ``{"Key": "Value"}``; a pair without ``=`` is a user error."""
-    from textclf.errors import UserError
-
-    overrides: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise UserError(f"--parameter-overrides takes KEY=VALUE pairs, got {pair!r}")
-        overrides[key] = value
-    return overrides
-
-
 def run(args: argparse.Namespace) -> int:
     from textclf import config
+    from textclf.cli_args import key_values
     from textclf.local.endpoint import batching_from_args
     from textclf.local.stack import (
         LocalStack,
@@ -90,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
         data_dir=data if data.is_dir() else None,
         region=args.region,
         batching=batching_from_args(args),
-        parameters=parse_overrides(args.parameter_overrides),
+        parameters=key_values(args.parameter_overrides, "--parameter-overrides"),
         base_model=args.base_model,
     )
     quiet_libraries(args.verbose)

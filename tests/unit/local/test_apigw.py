@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from textclf import config
+from textclf.errors import UserError
 from textclf.local import apigw
 from textclf.local import template as tpl
 
@@ -218,3 +219,22 @@ def test_lambda_context_counts_down() -> None:
     remaining = context.get_remaining_time_in_millis()
     assert 1500 < remaining <= 2000
     assert context.invoked_function_arn == "arn:aws:lambda:us-east-1:123456789012:function:F"
+
+
+def test_parameter_overrides_are_checked_against_the_template() -> None:
+    from textclf.cli_args import key_values
+
+    template = tpl.load_template(config.REPO_ROOT / "template.yaml")
+    overrides = key_values(["GateMinAccuracy=0.9", "EndpointType=Serverless"], "--parameter-overrides")
+    tpl.check_parameters(template, overrides)  # declared, allowed, in range
+    for bad, message in (
+        ({"NoSuchParameter": "1"}, "has no parameter 'NoSuchParameter'"),
+        ({"EndpointType": "Batch"}, "'Batch' is not one of ['RealTime', 'Serverless']"),
+        ({"GateMinAccuracy": "1.5"}, "GateMinAccuracy=1.5 is outside 0..1"),
+        ({"GateMaxDrop": "half"}, "'half' is not a number"),
+    ):
+        with pytest.raises(UserError, match=re.escape(message)):
+            tpl.check_parameters(template, bad)
+    with pytest.raises(UserError, match=re.escape("takes KEY=VALUE pairs, got 'GateMinAccuracy'")):
+        key_values(["GateMinAccuracy"], "--parameter-overrides")
+    assert key_values(["A=b=c"], "--env") == {"A": "b=c"}

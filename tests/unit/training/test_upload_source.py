@@ -18,6 +18,14 @@ from textclf.cli import main
 from textclf.errors import UserError
 
 
+def run_in(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [sys.executable, *args], cwd=folder, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc
+
+
 def test_bundle_holds_the_training_code_at_its_root(tmp_path: Path) -> None:
     bundle = build_source_bundle(tmp_path / "sourcedir.tar.gz")
     with tarfile.open(bundle) as tar:
@@ -29,29 +37,13 @@ def test_bundle_holds_the_training_code_at_its_root(tmp_path: Path) -> None:
             assert member.read() == (config.model_code_dir() / name).read_bytes()
         tar.extractall(tmp_path / "unpacked", filter="data")
     # Self-contained: the unpacked bundle runs from its own folder, as SageMaker starts it.
-    proc = subprocess.run(
-        [sys.executable, "train.py", "--help"],
-        cwd=tmp_path / "unpacked",
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
+    proc = run_in(tmp_path / "unpacked", "train.py", "--help")
     assert "--lexical_head" in proc.stdout
     # The packaging code it ships is imported from the bundle itself, as in the container.
     probe = (
         "import textclf.packaging.build as b, textclf.evaluation.metrics as m; print(b.__file__, m.__file__)"
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", probe],
-        cwd=tmp_path / "unpacked",
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
+    proc = run_in(tmp_path / "unpacked", "-c", probe)
     for path in proc.stdout.split():
         assert Path(path).is_relative_to(tmp_path / "unpacked"), path
     # Deterministic: same code, same bytes.
