@@ -408,9 +408,17 @@ def package_for_serving(args: argparse.Namespace, trained: Path, dest: Path, val
         source="validation channel",
     )
     runtimes = build.RUNTIMES_FASTEST_FIRST if args.serving_runtime == "auto" else (args.serving_runtime,)
-    echo = lambda line: print(f"train.py: package: {line}", flush=True)  # noqa: E731
+
+    def echo(line: str) -> None:
+        print(f"train.py: package: {line}", flush=True)
+
+    # A restarted (spot) job finds its previous attempt's files here; the folder itself may be a
+    # mount point, so only its contents go.
     for stale in dest.iterdir():
-        shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
+        if stale.is_dir():
+            shutil.rmtree(stale)
+        else:
+            stale.unlink()
     meta, _report = build.assemble_fastest(trained, dest, runtimes=runtimes, sample=sample, echo=echo)
     print(f"train.py: serving archive in {dest}: runtime {meta['runtime']}", flush=True)
 

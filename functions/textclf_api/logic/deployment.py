@@ -354,7 +354,7 @@ def on_training_job(detail: dict[str, Any], settings: Settings) -> Outcome:
         records.update(job, status="rejected", reason=decision.reason, model_version=package.version)
         return Outcome("rejected", job, package.version, decision.reason)
     records.update(job, model_version=package.version, reason=decision.reason)
-    return roll_out(package, job, settings, records)
+    return start_roll_out(package, job, settings, records)
 
 
 def register(
@@ -399,7 +399,22 @@ def on_model_package(detail: dict[str, Any], settings: Settings) -> Outcome:
         return Outcome("duplicate", job, package.version, f"already {record['status']}")
     if record is None:
         records.claim(job)
-    return roll_out(package, job, settings, records)
+    return start_roll_out(package, job, settings, records)
+
+
+def start_roll_out(package: Package, job: str, settings: Settings, records: Records) -> Outcome:
+    """:func:`roll_out`, with a failure to start recorded on the job (a retried event would find the
+    job handled and do nothing): the operator sees why, and approving the version again retries."""
+    try:
+        return roll_out(package, job, settings, records)
+    except Exception as exc:
+        logger.exception("rollout could not start", training_job_name=job, model_version=package.version)
+        reason = (
+            f"rollout of version {package.version} could not start ({type(exc).__name__}: {exc}); "
+            f"fix the cause, then `textclf models promote {package.version}` retries it"
+        )[:1000]
+        records.update(job, status="failed", reason=reason, model_version=package.version)
+        return Outcome("failed", job, package.version, reason)
 
 
 def roll_out(package: Package, job: str, settings: Settings, records: Records) -> Outcome:
@@ -531,7 +546,7 @@ def on_endpoint(detail: dict[str, Any], settings: Settings) -> Outcome:
         if queued:
             package = find_package(queued[-1]["model_version"], settings)
             if package is not None and package.status == "Approved":
-                return roll_out(package, queued[-1]["training_job_name"], settings, records)
+                return start_roll_out(package, queued[-1]["training_job_name"], settings, records)
     return settled
 
 

@@ -395,3 +395,25 @@ def test_handler_answers_events_and_the_stack_deletion(loop: Any, monkeypatch: p
     assert body["Status"] == "SUCCESS" and body["Data"]["Done"] == f"deleted endpoint {ENDPOINT}"
     assert json.loads(sent[0]) == body
     assert aws.sagemaker().list_endpoints()["Endpoints"] == []
+
+
+def test_a_rollout_that_cannot_start_is_recorded_and_retried_by_promote(
+    loop: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    finished_job("textclf-a", test_accuracy=0.90)
+    # The execution role setting is gone: CreateModel cannot be called.
+    monkeypatch.delenv("SAGEMAKER_ROLE_ARN")
+    get_settings.cache_clear()
+    outcome = handle(training_event("textclf-a"))
+    monkeypatch.setenv("SAGEMAKER_ROLE_ARN", ROLE_ARN)
+    get_settings.cache_clear()
+    assert outcome.action == "failed"
+    assert "rollout of version 1 could not start" in outcome.reason
+    assert "textclf models promote 1" in outcome.reason
+    assert record("textclf-a")["status"] == "failed"
+    assert handle(training_event("textclf-a")).action == "duplicate"  # a retried event: no second try
+    aws.sagemaker().update_model_package(
+        ModelPackageArn=f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/{GROUP}/1",
+        ModelApprovalStatus="Approved",
+    )
+    assert handle(package_event("1")).action == "deploying"  # the promote retries it
