@@ -171,6 +171,7 @@ def test_oversized_body_is_refused_with_413(moto: None, invoke: Invoke, sent: li
     response = invoke(predict_handler, with_body(load_event("predict_single"), body))
     assert response.status == 413
     assert str(MAX_BODY_BYTES) in response.body["message"]
+    assert payloads(sent) == []  # refused before the endpoint was called
 
 
 def test_largest_valid_batch_fits_the_body_limit() -> None:
@@ -240,22 +241,23 @@ def test_model_error_maps_to_502_with_the_models_message(invoke: Invoke, stubber
 
 
 @pytest.mark.parametrize(
-    ("code", "message", "http"),
+    ("code", "message", "http", "says"),
     [
-        ("ValidationError", f"Endpoint {ENDPOINT} of account {ACCOUNT} not found.", 400),
-        ("ModelNotReadyException", "Model is not ready", 429),
-        ("ThrottlingException", "Rate exceeded", 400),
-        ("ServiceUnavailable", "Service is unavailable", 503),
+        ("ValidationError", f"Endpoint {ENDPOINT} of account {ACCOUNT} not found.", 400, "is not available"),
+        # SageMaker answers ModelNotReady with 429; its own branch says why (not "throttling").
+        ("ModelNotReadyException", "Model is not ready", 429, "is not ready yet"),
+        ("ThrottlingException", "Rate exceeded", 400, "is throttling requests"),
+        ("ServiceUnavailable", "Service is unavailable", 503, "is unavailable; try again later"),
     ],
 )
-def test_missing_unready_or_throttled_endpoint_maps_to_503_with_retry_after(
-    code: str, message: str, http: int, invoke: Invoke, stubber: Stubber
+def test_missing_unready_or_throttled_endpoint_maps_to_503_with_retry_after(  # noqa: PLR0917 - fixtures
+    code: str, message: str, http: int, says: str, invoke: Invoke, stubber: Stubber
 ) -> None:
     client_error(stubber, code, message, http)
     response = invoke(predict_handler, "predict_single")
     assert response.status == 503, response.body
     assert response.headers["retry-after"] == "30"
-    assert ENDPOINT in response.body["message"]
+    assert f"the SageMaker endpoint '{ENDPOINT}' {says}" in response.body["message"]
 
 
 @pytest.mark.parametrize(

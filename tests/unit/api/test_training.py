@@ -365,16 +365,27 @@ def test_create_timing_out_is_a_504(bucket: Any, invoke: Invoke, monkeypatch: py
     assert response.status == 504
 
 
-def test_a_retry_that_finds_its_own_job_reports_success(bucket: Any, invoke: Invoke) -> None:
+def test_a_retry_that_finds_its_own_job_reports_success(
+    bucket: Any, invoke: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # The first attempt timed out after SageMaker created the job; the retry hits ResourceInUse.
+    from textclf_api.logic import training as logic
+
+    name = "textclf-20250101-000000-abcdef"
+    monkeypatch.setattr(logic, "new_job_name", lambda prefix: name)
     with Stubber(aws.sagemaker()) as stubber:
         stubber.add_client_error(
-            "create_training_job", "ResourceInUse", "Training job names must be unique", 400
+            "create_training_job",
+            "ResourceInUse",
+            "Training job names must be unique",
+            400,
+            # The retry sends the same name (every other field is checked elsewhere).
+            expected_params={k: ANY for k in expected_request(name, {"base_model": ""}, "")}
+            | {"TrainingJobName": name},
         )
+        # It describes the job of the name it generated, not any job.
         stubber.add_response(
-            "describe_training_job",
-            completed_job("textclf-20250101-000000-abcdef", status="InProgress"),
-            {"TrainingJobName": ANY},
+            "describe_training_job", completed_job(name, status="InProgress"), {"TrainingJobName": name}
         )
         response = invoke(training_handler, "train")
     assert response.status == 202

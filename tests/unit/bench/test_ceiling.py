@@ -31,6 +31,8 @@ def test_ceiling_is_the_measured_rate_over_the_model_cost() -> None:
     assert ceiling["mean_tokens"] == 10
     assert ceiling["gemm_gflops_fp32"] > 0
     flops = flops_per_headline(encoder_shape(tiny), 10)
+    # Written out for 2 layers, h = 64, f = 128, 10 tokens: 2 x 10 x 2 x (4h^2 + 2hf + 2 x 10 x h).
+    assert flops == 2 * 10 * 2 * (4 * 64 * 64 + 2 * 64 * 128 + 2 * 10 * 64) == 1_361_920
     assert ceiling["gflop_per_headline"] == pytest.approx(flops / 1e9)
     assert ceiling["ceiling_headlines_per_s_fp32"] == pytest.approx(ceiling["gemm_gflops_fp32"] * 1e9 / flops)
     assert ceiling["ceiling_single_ms_fp32"] == pytest.approx(1e3 / ceiling["ceiling_headlines_per_s_fp32"])

@@ -47,7 +47,7 @@ def test_measure_accuracy_and_agreement() -> None:
 
 
 def test_bad_arguments() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="no headlines to time"):
         time_runtimes([], [], single_calls=1, batch_calls=0)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="texts and labels differ in length"):
         measure_accuracy([], ["a"], [], sampled=False)

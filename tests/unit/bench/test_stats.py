@@ -24,7 +24,7 @@ def test_percentile_small_cases() -> None:
     assert percentile([1.0, 2.0], 50) == 1.5
     assert percentile([1.0, 2.0, 3.0, 4.0], 99) == pytest.approx(3.97)
     assert math.isnan(percentile([], 50))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"percentile must be within 0\.\.100, got 101"):
         percentile([1.0], 101)
 
 

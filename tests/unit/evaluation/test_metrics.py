@@ -97,6 +97,6 @@ def test_ece_bins_are_right_closed() -> None:
 
 
 def test_ece_rejects_values_outside_unit_interval() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"confidences must lie in \[0, 1\]"):
         expected_calibration_error(np.array([1.2]), np.array([1]))
     assert expected_calibration_error(np.array([]), np.array([])) == 0.0

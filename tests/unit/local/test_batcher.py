@@ -223,9 +223,13 @@ def test_wrong_result_count_is_an_error_not_a_mismatch(make_batcher) -> None:
 
 
 @pytest.mark.parametrize(
-    "kwargs",
-    [{"max_batch_size": 0}, {"max_batch_size": 8, "max_queue_texts": 4}, {"max_wait_ms": -1}],
+    ("kwargs", "message"),
+    [
+        ({"max_batch_size": 0}, "max_batch_size must be at least 1"),
+        ({"max_batch_size": 8, "max_queue_texts": 4}, "max_queue_texts must hold at least one full batch"),
+        ({"max_wait_ms": -1}, "max_wait_ms must be >= 0"),
+    ],
 )
-def test_bad_bounds_are_rejected(kwargs: dict[str, float]) -> None:
-    with pytest.raises(ValueError):
+def test_bad_bounds_are_rejected(kwargs: dict[str, float], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
         MicroBatcher(RecordingPredict(), **kwargs)  # type: ignore[arg-type]

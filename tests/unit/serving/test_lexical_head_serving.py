@@ -37,7 +37,14 @@ def test_served_probabilities_are_the_blend(tiny_model: Path, with_head: Path) -
     lexical = load_inference_module().lexical
     alone = load_inference_module().predict_proba(load_model(tiny_model, "torch"), PROBES)
     head = lexical.LexicalHead.load(with_head)
-    want = lexical.blend(alone, head.logits(PROBES), 0.5, 1.2)
+    # The product of experts written out (not lexical.blend, the function under test):
+    # softmax(t * (w * log p + (1 - w) * log softmax(z))) with w = 0.5, t = 1.2.
+    z = head.logits(PROBES)
+    log_lexical = (
+        z - np.log(np.exp(z - z.max(1, keepdims=True)).sum(1, keepdims=True)) - z.max(1, keepdims=True)
+    )
+    mixed = 1.2 * (0.5 * np.log(alone) + 0.5 * log_lexical)
+    want = np.exp(mixed) / np.exp(mixed).sum(1, keepdims=True)
     got = load_inference_module().predict_proba(load_model(with_head, "torch"), PROBES)
     np.testing.assert_allclose(got, want, rtol=1e-9)
     assert not np.allclose(got, alone, atol=1e-3)  # the head really moves the probabilities

@@ -63,10 +63,16 @@ def test_missing_data_is_a_user_error(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "run `textclf data` first" in capsys.readouterr().err
 
 
-def test_bad_flag_values_are_user_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["train", "--data", str(tmp_path), "--epochs", "0"]) == 2
+def test_bad_flag_values_are_user_errors(
+    tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A real dataset: each call fails on the flag it names, not on the data.
+    out = ["--out", str(tmp_path / "m"), "--base-model", str(tmp_path / "unused")]
+    assert main(["train", "--data", str(tiny_data), *out, "--epochs", "0"]) == 2
     assert "--epochs must be > 0" in capsys.readouterr().err
-    assert main(["train", "--data", str(tmp_path), "--max-length", "4"]) == 2
+    assert main(["train", "--data", str(tiny_data), *out, "--max-length", "4"]) == 2
+    assert "--max-length must be >= 8" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()
 
 
 def test_failed_training_keeps_no_model(

@@ -310,6 +310,12 @@ def test_checkpoint_of_another_run_is_ignored(
     capsys.readouterr()
     assert train_module.main([*_args(tiny_model, tiny_data, tmp_path / "b", ckpt), "--seed", "2"]) == 0
     assert "belongs to another run" in capsys.readouterr().out
+    # Trained from scratch, not from run a's weights: the same as a seed-2 run with no checkpoint.
+    assert train_module.main([*_args(tiny_model, tiny_data, tmp_path / "fresh", None), "--seed", "2"]) == 0
+    fresh = load_file(tmp_path / "fresh" / "model.safetensors")
+    ignored = load_file(tmp_path / "b" / "model.safetensors")
+    for key, tensor in fresh.items():
+        torch.testing.assert_close(ignored[key], tensor, rtol=1e-5, atol=1e-6, msg=key)
 
 
 def test_freeze_layers_keeps_the_bottom_fixed(
