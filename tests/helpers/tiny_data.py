@@ -9,15 +9,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tests.helpers.prerequisites import missing_prerequisite
 from textclf import config
 
 
-def shared_zip_or_reason() -> tuple[Path | None, str]:
-    """The shared corpus, or ``None`` and the reason a test should skip."""
+def shared_zip() -> Path:
+    """The shared corpus; a test without it skips locally and fails under CI (prerequisites.py)."""
     path = config.shared_data_zip()
-    if path.is_file():
-        return path, ""
-    return None, f"shared UCI corpus not found at {path} (set TEXTCLF_SHARED_DATA to run this test)"
+    if not path.is_file():
+        missing_prerequisite(
+            f"shared UCI corpus not found at {path}",
+            "put the UCI zip at ../shared/data/uci-news/NewsAggregatorDataset.zip or set TEXTCLF_SHARED_DATA",
+        )
+    return path
 
 
 def make_tiny_dataset(out: str | Path, zip_path: Path, *, n_rows: int = 600, seed: int = 0) -> Path:

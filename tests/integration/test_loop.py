@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.helpers.tiny_data import make_tiny_dataset, shared_zip_or_reason
+from tests.helpers.tiny_data import make_tiny_dataset, shared_zip
 from tests.helpers.tiny_model import make_tiny_model_dir
 
 from .conftest import Server, package_tiny_model
@@ -36,9 +36,7 @@ TRAIN = {"epochs": 1, "max_train_samples": 200}
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    zip_path, reason = shared_zip_or_reason()
-    if zip_path is None:
-        pytest.skip(reason)
+    zip_path = shared_zip()
     root = tmp_path_factory.mktemp("loop")
     trained = make_tiny_model_dir(root / "serving", trained=True)
     return {

@@ -7,16 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from textclf import config
+from tests.helpers.tiny_data import shared_zip as find_shared_zip
 from textclf.data.samples import real_sample_lines
 
 
 @pytest.fixture(scope="session")
 def shared_zip() -> Path:
-    path = config.shared_data_zip()
-    if not path.is_file():
-        pytest.skip(f"shared UCI corpus not found at {path} (set TEXTCLF_SHARED_DATA to run these tests)")
-    return path
+    return find_shared_zip()
 
 
 @pytest.fixture(scope="session")

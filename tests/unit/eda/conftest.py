@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from textclf import config
+from tests.helpers.tiny_data import shared_zip
 from textclf.data.prepare import Prepared, prepare
 from textclf.data.samples import real_sample_lines, write_raw_corpus
 
@@ -14,9 +14,7 @@ from textclf.data.samples import real_sample_lines, write_raw_corpus
 @pytest.fixture(scope="session")
 def real_data(tmp_path_factory: pytest.TempPathFactory) -> Prepared:
     """Processed splits of 400 real headlines (100 per label, <= 8 per story)."""
-    zip_path = config.shared_data_zip()
-    if not zip_path.is_file():
-        pytest.skip(f"shared UCI corpus not found at {zip_path} (set TEXTCLF_SHARED_DATA to run these tests)")
+    zip_path = shared_zip()
     root = tmp_path_factory.mktemp("real")
     source = write_raw_corpus(root / "newsCorpora.csv", real_sample_lines(zip_path, 400, 0, 8))
     return prepare(str(source), root / "data", progress=False)

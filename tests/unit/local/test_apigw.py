@@ -18,10 +18,6 @@ from textclf.local import template as tpl
 EVENTS = sorted((config.REPO_ROOT / "events").glob("*.json"))
 TEMPLATE = config.REPO_ROOT / "template.yaml"
 
-pytestmark = pytest.mark.skipif(
-    not TEMPLATE.exists() or not EVENTS, reason="template.yaml/events not present"
-)
-
 
 @pytest.fixture(scope="module")
 def template() -> dict[str, Any]:

@@ -9,7 +9,7 @@ from types import ModuleType
 
 import pytest
 
-from tests.helpers.tiny_data import make_tiny_dataset, shared_zip_or_reason
+from tests.helpers.tiny_data import make_tiny_dataset, shared_zip
 from tests.helpers.tiny_model import make_tiny_model_dir
 from textclf import config
 
@@ -21,10 +21,7 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    zip_path, reason = shared_zip_or_reason()
-    if zip_path is None:
-        pytest.skip(reason)
-    return make_tiny_dataset(tmp_path_factory.mktemp("data") / "data", zip_path, n_rows=400)
+    return make_tiny_dataset(tmp_path_factory.mktemp("data") / "data", shared_zip(), n_rows=400)
 
 
 @pytest.fixture(scope="session")
