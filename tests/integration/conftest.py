@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -19,7 +20,7 @@ import httpx
 import pytest
 
 from tests.helpers.tiny_model import make_tiny_model_dir
-from textclf.local.net import free_port
+from textclf.local.net import bind_socket
 
 ENDPOINT_NAME = "textclf-it"
 START_TIMEOUT_S = 180.0  # cold imports of torch/transformers on a busy 2-core machine
@@ -33,24 +34,53 @@ def package_tiny_model(model_dir: Path, out: Path) -> Path:
 
 
 class Server:
-    """A ``textclf`` sub-command as a child process with its output in a log file."""
+    """A ``textclf`` sub-command as a child process with its output in a log file.
 
-    def __init__(self, name: str, args: list[str], env: dict[str, str], log: Path) -> None:
+    Each flag of ``listen`` (``--fd``, ``--endpoint-fd``) gets a loopback socket bound here on a
+    port the OS picks and handed to the child: the port is known before the child starts and
+    nobody can take it in between. A restart binds the same ports again (the one moment a port
+    is free is between this process's own stop and start).
+    """
+
+    def __init__(
+        self, name: str, args: list[str], env: dict[str, str], log: Path, listen: tuple[str, ...] = ()
+    ) -> None:
         self.name = name
         self.args = args
         self.env = env
         self.log = log
         self.proc: subprocess.Popen[bytes] | None = None
+        self.ports = {flag: 0 for flag in listen}
+        self._sockets = self._bind()
+
+    def _bind(self) -> dict[str, socket.socket]:
+        sockets = {
+            flag: bind_socket("127.0.0.1", port, what=self.name, flag=flag)
+            for flag, port in self.ports.items()
+        }
+        self.ports = {flag: int(sock.getsockname()[1]) for flag, sock in sockets.items()}
+        return sockets
+
+    def url(self, flag: str = "--fd") -> str:
+        return f"http://127.0.0.1:{self.ports[flag]}"
 
     def start(self) -> None:
-        with self.log.open("ab") as fh:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "textclf", *self.args],
-                env=self.env,
-                stdout=fh,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
+        sockets = self._sockets or self._bind()
+        handed = [arg for flag, sock in sockets.items() for arg in (flag, str(sock.fileno()))]
+        try:
+            with self.log.open("ab") as fh:
+                self.proc = subprocess.Popen(
+                    [sys.executable, "-m", "textclf", *self.args, *handed],
+                    env=self.env,
+                    stdout=fh,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    pass_fds=[sock.fileno() for sock in sockets.values()],
+                )
+        finally:
+            for sock in sockets.values():
+                sock.close()  # the child has its copies; ours would outlive it
+            self._sockets = {}
 
     def wait_ready(self, url: str, ok: int = 200) -> None:
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -85,10 +115,6 @@ class Server:
 
 class LocalStackProcesses:
     def __init__(self, root: Path, archive: Path) -> None:
-        self.endpoint_port = free_port()
-        self.api_port = free_port()
-        self.endpoint_url = f"http://127.0.0.1:{self.endpoint_port}"
-        self.api_url = f"http://127.0.0.1:{self.api_port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
         env.update(
             TEXTCLF_ARTIFACTS=str(root / "artifacts"),  # no processed data: nothing of the user's is read
@@ -97,34 +123,20 @@ class LocalStackProcesses:
         )
         self.endpoint = Server(
             "textclf serve-endpoint",
-            [
-                "serve-endpoint",
-                "--model",
-                str(archive),
-                "--port",
-                str(self.endpoint_port),
-                "--endpoint-name",
-                ENDPOINT_NAME,
-                "--threads",
-                "1",
-            ],
+            ["serve-endpoint", "--model", str(archive), "--endpoint-name", ENDPOINT_NAME, "--threads", "1"],
             env,
             root / "endpoint.log",
+            listen=("--fd",),
         )
+        self.endpoint_url = self.endpoint.url()
         self.api = Server(
             "textclf serve",
-            [
-                "serve",
-                "--port",
-                str(self.api_port),
-                "--endpoint-url",
-                self.endpoint_url,
-                "--endpoint-name",
-                ENDPOINT_NAME,
-            ],
+            ["serve", "--endpoint-url", self.endpoint_url, "--endpoint-name", ENDPOINT_NAME],
             env,
             root / "serve.log",
+            listen=("--fd",),
         )
+        self.api_url = self.api.url()
 
     def start(self) -> None:
         # Both at once: the API's watcher marks the endpoint InService once its /ping answers.

@@ -48,18 +48,16 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 class Stack:
     def __init__(self, root: Path, inputs: dict[str, Path], overrides: list[str]) -> None:
-        from textclf.local.net import free_port
-
         self.root = root
-        self.api_url = f"http://127.0.0.1:{free_port()}"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
         self.env.update(
             TEXTCLF_ARTIFACTS=str(root / "artifacts"), TEXTCLF_CACHE=str(root / "cache"), PYTHONUNBUFFERED="1"
         )
-        args = ["serve", "--port", self.api_url.rsplit(":", 1)[1], "--endpoint-port", str(free_port())]
-        args += ["--model", str(inputs["archive"]), "--data", str(inputs["data"]), "--threads", "1"]
+        args = ["serve", "--model", str(inputs["archive"]), "--data", str(inputs["data"]), "--threads", "1"]
         args += ["--base-model", str(inputs["base"]), "--parameter-overrides", *overrides]
-        self.server = Server("textclf serve", args, self.env, root / "serve.log")
+        listen = ("--fd", "--endpoint-fd")
+        self.server = Server("textclf serve", args, self.env, root / "serve.log", listen=listen)
+        self.api_url = self.server.url()
         self.client = httpx.Client(base_url=self.api_url, timeout=30)
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:

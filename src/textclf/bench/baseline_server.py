@@ -58,13 +58,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, required=True, help="Hugging Face model folder")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8081)
+    parser.add_argument("--fd", type=int, default=None, help="serve on this inherited listening socket")
     args = parser.parse_args(argv)
     ensure_loopback(args.host)
     import uvicorn
 
     # Access logs off: at thousands of requests per second they would cost CPU and disk that
     # the endpoint under test does not pay either.
-    uvicorn.run(create_app(args.model), host=args.host, port=args.port, log_level="warning", access_log=False)
+    if args.fd is not None:
+        from textclf.local.net import inherited_socket
+
+        sock = inherited_socket(args.fd, flag="--fd")
+        config = uvicorn.Config(create_app(args.model), log_level="warning", access_log=False)
+        uvicorn.Server(config).run(sockets=[sock])
+    else:
+        uvicorn.run(
+            create_app(args.model), host=args.host, port=args.port, log_level="warning", access_log=False
+        )
     return 0
 
 

@@ -28,12 +28,12 @@ from textclf.bench.loadgen import LoadResult, run_load
 from textclf.bench.servers import (
     RssSampler,
     ServerProcess,
+    listening,
     process_tree_cpu_seconds,
     python_module_argv,
 )
 from textclf.bench.stats import cdf_points, linear_slope
 from textclf.errors import UserError
-from textclf.local.net import free_port
 
 log = logging.getLogger(__name__)
 
@@ -226,37 +226,38 @@ def model_ceiling(model_dir: Path, model: Any, texts: list[str]) -> dict[str, An
 # -- servers ---------------------------------------------------------------------------------
 
 
-def endpoint_server(cfg: BenchConfig, port: int) -> ServerProcess:
-    argv = python_module_argv(
-        "textclf", "serve-endpoint", "--host", HOST, "--port", str(port), "--model", str(cfg.package)
-    )
+def endpoint_server(cfg: BenchConfig) -> ServerProcess:
+    sock, port = listening(HOST, "endpoint")
+    argv = python_module_argv("textclf", "serve-endpoint", "--host", HOST, "--model", str(cfg.package))
     return ServerProcess(
-        "endpoint", argv, HOST, port, ready_path="/ping", log_path=cfg.out / "logs" / "endpoint.log"
-    )
-
-
-def baseline_server(cfg: BenchConfig, port: int) -> ServerProcess:
-    argv = python_module_argv(
-        "textclf.bench.baseline_server", "--model", str(cfg.model_dir), "--host", HOST, "--port", str(port)
-    )
-    return ServerProcess(
-        "baseline", argv, HOST, port, ready_path="/ping", log_path=cfg.out / "logs" / "baseline.log"
-    )
-
-
-def api_stack(cfg: BenchConfig, port: int) -> ServerProcess:
-    argv = python_module_argv(
-        "textclf",
-        "serve",
-        "--host",
+        "endpoint",
+        argv,
         HOST,
-        "--port",
-        str(port),
-        "--endpoint-port",
-        str(free_port(HOST)),
-        "--model",
-        str(cfg.package),
+        port,
+        ready_path="/ping",
+        log_path=cfg.out / "logs" / "endpoint.log",
+        sockets=[("--fd", sock)],
     )
+
+
+def baseline_server(cfg: BenchConfig) -> ServerProcess:
+    sock, port = listening(HOST, "baseline")
+    argv = python_module_argv("textclf.bench.baseline_server", "--model", str(cfg.model_dir), "--host", HOST)
+    return ServerProcess(
+        "baseline",
+        argv,
+        HOST,
+        port,
+        ready_path="/ping",
+        log_path=cfg.out / "logs" / "baseline.log",
+        sockets=[("--fd", sock)],
+    )
+
+
+def api_stack(cfg: BenchConfig) -> ServerProcess:
+    api_sock, port = listening(HOST, "API")
+    endpoint_sock, _ = listening(HOST, "endpoint")
+    argv = python_module_argv("textclf", "serve", "--host", HOST, "--model", str(cfg.package))
     # /health answers 200 only once the endpoint, the control plane and the API are all up.
     return ServerProcess(
         "api",
@@ -266,6 +267,7 @@ def api_stack(cfg: BenchConfig, port: int) -> ServerProcess:
         ready_path="/health",
         log_path=cfg.out / "logs" / "api.log",
         startup_timeout_s=180,
+        sockets=[("--fd", api_sock), ("--endpoint-fd", endpoint_sock)],
     )
 
 
@@ -336,7 +338,7 @@ def run_endpoint_level(cfg: BenchConfig, bodies: list[bytes]) -> list[dict[str, 
     servers: list[ServerProcess] = []
     try:
         for factory in (endpoint_server, baseline_server):
-            servers.append(factory(cfg, free_port(HOST)).launch())
+            servers.append(factory(cfg).launch())
         for server in servers:
             server.wait_ready()
         for concurrency in cfg.concurrency:
@@ -373,7 +375,7 @@ def run_endpoint_level(cfg: BenchConfig, bodies: list[bytes]) -> list[dict[str, 
 def run_api_level(cfg: BenchConfig, texts: Sequence[str]) -> list[dict[str, Any]]:
     bodies = invocation_bodies(texts, key="text")
     duration = cfg.api_duration_s or cfg.duration_s
-    with api_stack(cfg, free_port(HOST)) as server:
+    with api_stack(cfg) as server:
         log.info("API level: POST /predict at concurrency 1 for %g s", duration)
         run = _loaded_run(
             server,
@@ -391,7 +393,7 @@ def run_api_level(cfg: BenchConfig, texts: Sequence[str]) -> list[dict[str, Any]
 
 
 def run_soak(cfg: BenchConfig, bodies: list[bytes]) -> dict[str, Any]:
-    with endpoint_server(cfg, free_port(HOST)) as server:
+    with endpoint_server(cfg) as server:
         log.info("soak: endpoint at concurrency %d for %.0f s", cfg.soak_concurrency, cfg.soak_s)
         run = _loaded_run(
             server,

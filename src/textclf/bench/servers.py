@@ -11,11 +11,12 @@ import contextlib
 import http.client
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -114,6 +115,8 @@ class ServerProcess:
     """A server started as a child process; always stopped on ``__exit__`` (also on errors).
 
     ``ready_path`` is polled with GET until it answers with a status in ``ready_statuses``.
+    ``sockets`` are listening sockets bound here and handed to the child as ``FLAG <fd>``: the
+    port is known before the child starts and nobody can take it in between (no find-then-bind).
     """
 
     name: str
@@ -125,6 +128,7 @@ class ServerProcess:
     log_path: Path | None = None
     env: Mapping[str, str] | None = None
     startup_timeout_s: float = 120.0
+    sockets: Sequence[tuple[str, socket.socket]] = ()
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     _log: Any = field(default=None, repr=False)
 
@@ -146,7 +150,10 @@ class ServerProcess:
     def launch(self) -> ServerProcess:
         """Start the process without waiting: several servers can then load their models at once."""
         ensure_loopback(self.host)
-        if http_get_status(self.host, self.port, self.ready_path, timeout_s=0.5) is not None:
+        if (
+            not self.sockets
+            and http_get_status(self.host, self.port, self.ready_path, timeout_s=0.5) is not None
+        ):
             raise UserError(f"port {self.port} on {self.host} is busy: cannot start {self.name} there")
         env = dict(os.environ)
         if self.env:
@@ -156,13 +163,20 @@ class ServerProcess:
             self._log = self.log_path.open("wb")
         # A new session gives the server its own process group, so stop() can signal the server
         # and any workers it forked without touching anything else.
-        self.proc = subprocess.Popen(
-            list(self.argv),
-            stdout=self._log if self._log is not None else subprocess.DEVNULL,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-        )
+        handed = [arg for flag, sock in self.sockets for arg in (flag, str(sock.fileno()))]
+        try:
+            self.proc = subprocess.Popen(
+                [*self.argv, *handed],
+                stdout=self._log if self._log is not None else subprocess.DEVNULL,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+                pass_fds=[sock.fileno() for _, sock in self.sockets],
+            )
+        finally:
+            # The child holds its copies now; ours would keep the port open after it exits.
+            for _, sock in self.sockets:
+                sock.close()
         return self
 
     def wait_ready(self) -> ServerProcess:
@@ -226,4 +240,9 @@ def python_module_argv(module: str, *args: str) -> list[str]:
     return [sys.executable, "-m", module, *args]
 
 
-ServerFactory = Callable[[int], ServerProcess]
+def listening(host: str, what: str) -> tuple[socket.socket, int]:
+    """A loopback socket on a port the OS picks, listening, to hand to a server process."""
+    from textclf.local.net import bind_socket
+
+    sock = bind_socket(host, 0, what=what, flag="--port")
+    return sock, int(sock.getsockname()[1])

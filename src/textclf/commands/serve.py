@@ -22,6 +22,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="loopback address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=3000, help="API port (default 3000, as sam local)")
     parser.add_argument("--endpoint-port", type=int, default=8080, help="endpoint port (default 8080)")
+    parser.add_argument("--fd", type=int, default=None, help="API on this inherited listening socket")
+    parser.add_argument(
+        "--endpoint-fd", type=int, default=None, help="endpoint on this inherited listening socket"
+    )
     parser.add_argument(
         "--endpoint-url",
         default=None,
@@ -79,6 +83,8 @@ def run(args: argparse.Namespace) -> int:
         region=args.region,
         batching=batching_from_args(args),
         parameters=key_values(args.parameter_overrides, "--parameter-overrides"),
+        api_fd=args.fd,
+        endpoint_fd=args.endpoint_fd,
         base_model=args.base_model,
     )
     quiet_libraries(args.verbose)

@@ -19,18 +19,24 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--host", default="127.0.0.1", help="loopback address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    parser.add_argument(
+        "--fd", type=int, default=None, help="serve on this inherited listening socket instead of --port"
+    )
     add_endpoint_arguments(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from textclf.local.endpoint import batching_from_args, default_model_path, start_endpoint
-    from textclf.local.net import bind_socket
+    from textclf.local.net import bind_socket, inherited_socket
     from textclf.local.stack import quiet_libraries, serve_forever, stop_signals
 
     batching = batching_from_args(args)
     quiet_libraries(args.verbose)
-    sock = bind_socket(args.host, args.port, what="endpoint", flag="--port")
+    if args.fd is not None:
+        sock = inherited_socket(args.fd, flag="--fd")
+    else:
+        sock = bind_socket(args.host, args.port, what="endpoint", flag="--port")
     with stop_signals():
         try:
             endpoint = start_endpoint(

@@ -51,8 +51,17 @@ def bind_socket(host: str, port: int, *, what: str, flag: str) -> socket.socket:
     return sock
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port that was free a moment ago (for tests and for the control plane's default)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+def inherited_socket(fd: int, *, flag: str) -> socket.socket:
+    """The listening loopback socket a parent process bound and handed over as file descriptor
+    ``fd`` (``subprocess.Popen(pass_fds=...)``): the parent knows the port before the child starts,
+    and no other process can take it in between, as it could after a find-then-bind."""
+    try:
+        sock = socket.socket(fileno=fd)
+    except OSError as exc:
+        raise UserError(f"{flag} {fd}: not an open socket ({exc.strerror})") from exc
+    if sock.type != socket.SOCK_STREAM or sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) != 1:
+        sock.detach()
+        raise UserError(f"{flag} {fd}: not a listening TCP socket")
+    check_loopback(str(sock.getsockname()[0]))
+    sock.set_inheritable(False)
+    return sock

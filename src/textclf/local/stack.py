@@ -39,7 +39,7 @@ from textclf.local.endpoint import (
     start_endpoint,
 )
 from textclf.local.events import LocalEventBus
-from textclf.local.net import bind_socket, check_loopback
+from textclf.local.net import bind_socket, check_loopback, inherited_socket
 from textclf.local.sagemaker import LocalSageMaker
 from textclf.local.servers import ServerThread
 
@@ -69,6 +69,9 @@ class StackOptions:
     base_model: Path | None = None
     #: Where local training jobs and rollouts keep their files (None: <artifacts>/local-stack).
     workdir: Path | None = None
+    #: Listening sockets inherited from a parent process (``--fd``/``--endpoint-fd``) instead of ports.
+    api_fd: int | None = None
+    endpoint_fd: int | None = None
 
 
 class LocalStack:
@@ -94,11 +97,16 @@ class LocalStack:
         template = tpl.load_template(opts.template)
         routes = tpl.routes(template)
         tpl.check_parameters(template, opts.parameters)
-        api_sock = bind_socket(opts.host, opts.api_port, what="API", flag="--port")
+        if opts.api_fd is not None:
+            api_sock = inherited_socket(opts.api_fd, flag="--fd")
+        else:
+            api_sock = bind_socket(opts.host, opts.api_port, what="API", flag="--port")
         endpoint_sock: socket.socket | None = None
         sagemaker_sock = bind_socket(opts.host, 0, what="local SageMaker", flag="--port")
         try:
-            if opts.endpoint_url is None:
+            if opts.endpoint_url is None and opts.endpoint_fd is not None:
+                endpoint_sock = inherited_socket(opts.endpoint_fd, flag="--endpoint-fd")
+            elif opts.endpoint_url is None:
                 endpoint_sock = bind_socket(
                     opts.host, opts.endpoint_port, what="endpoint", flag="--endpoint-port"
                 )

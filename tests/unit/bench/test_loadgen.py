@@ -17,7 +17,6 @@ from textclf.bench.loadgen import (
     run_load,
 )
 from textclf.errors import UserError
-from textclf.local.net import free_port
 
 from .conftest import CountingServer
 
@@ -87,11 +86,14 @@ def test_request_timeout_bounds_a_hanging_server(counting_server: CountingServer
 
 
 def test_connection_refused_is_an_error_not_a_hang() -> None:
-    port = free_port()  # nothing listens there
-    started = time.perf_counter()
-    result = run_load(
-        f"http://127.0.0.1:{port}/invocations", [b"ok"], concurrency=3, duration_s=0.3, max_requests=1000
-    )
+    # Bound but not listening: connections are refused, and no other process can take the port.
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+        started = time.perf_counter()
+        result = run_load(
+            f"http://127.0.0.1:{port}/invocations", [b"ok"], concurrency=3, duration_s=0.3, max_requests=1000
+        )
     assert result.ok == 0
     assert result.errors.get("connect", 0) >= 3
     assert result.wall_s < 0.3 + 0.5

@@ -13,16 +13,41 @@ import pytest
 
 from tests.helpers.tiny_model import PROBE_HEADLINES, make_tiny_model_dir
 from textclf.bench.loadgen import run_load
-from textclf.bench.servers import RssSampler, ServerProcess, process_tree_rss, python_module_argv
+from textclf.bench.servers import (
+    RssSampler,
+    ServerProcess,
+    listening,
+    process_tree_rss,
+    python_module_argv,
+)
 from textclf.errors import UserError
-from textclf.local.net import free_port
+
+# http.server on the listening socket handed over as the last argument (``--fd N``).
+FD_HTTP_SERVER = [
+    sys.executable,
+    "-c",
+    "import socket, sys, http.server as h; "
+    "s = h.HTTPServer(('127.0.0.1', 0), h.SimpleHTTPRequestHandler, bind_and_activate=False); "
+    "s.socket = socket.socket(fileno=int(sys.argv[-1])); s.serve_forever()",
+]
+
+
+def http_server(name: str, log: Path) -> ServerProcess:
+    sock, port = listening("127.0.0.1", name)
+    return ServerProcess(
+        name, FD_HTTP_SERVER, "127.0.0.1", port, ready_path="/", log_path=log, sockets=[("--fd", sock)]
+    )
+
 
 pytestmark = pytest.mark.integration
 
 
 def test_process_that_dies_at_start_fails_fast_with_its_log(tmp_path: Path) -> None:
     argv = [sys.executable, "-c", "import sys; print('cannot start: no model'); sys.exit(3)"]
-    server = ServerProcess("broken", argv, "127.0.0.1", free_port(), log_path=tmp_path / "broken.log")
+    sock, port = listening("127.0.0.1", "broken")
+    server = ServerProcess(
+        "broken", argv, "127.0.0.1", port, log_path=tmp_path / "broken.log", sockets=[("--fd", sock)]
+    )
     started = time.monotonic()
     with pytest.raises(UserError, match=r"exited with code 3.*cannot start: no model"):
         server.start()
@@ -30,17 +55,15 @@ def test_process_that_dies_at_start_fails_fast_with_its_log(tmp_path: Path) -> N
 
 
 def test_refuses_a_busy_port(tmp_path: Path) -> None:
-    port = free_port()
-    argv = python_module_argv("http.server", "--bind", "127.0.0.1", str(port))
-    first = ServerProcess("first", argv, "127.0.0.1", port, ready_path="/", log_path=tmp_path / "a.log")
-    with first, pytest.raises(UserError, match="busy"):
-        ServerProcess("second", argv, "127.0.0.1", port, ready_path="/").start()
+    first = http_server("first", tmp_path / "a.log")
+    # A server told to bind a port itself refuses one where something already answers.
+    argv = python_module_argv("http.server", "--bind", "127.0.0.1", str(first.port))
+    with first, pytest.raises(UserError, match=f"port {first.port} on 127.0.0.1 is busy"):
+        ServerProcess("second", argv, "127.0.0.1", first.port, ready_path="/").start()
 
 
 def test_rss_sampler_and_stop(tmp_path: Path) -> None:
-    port = free_port()
-    argv = python_module_argv("http.server", "--bind", "127.0.0.1", str(port))
-    server = ServerProcess("http", argv, "127.0.0.1", port, ready_path="/", log_path=tmp_path / "h.log")
+    server = http_server("http", tmp_path / "h.log")
     with server:
         pid = server.pid
         with RssSampler(pid, interval_s=0.05) as sampler:
@@ -53,11 +76,14 @@ def test_rss_sampler_and_stop(tmp_path: Path) -> None:
 
 def test_baseline_server_serves_the_endpoint_contract(tmp_path: Path) -> None:
     model = make_tiny_model_dir(tmp_path / "model", trained=True)
-    port = free_port()
-    argv = python_module_argv("textclf.bench.baseline_server", "--model", str(model), "--port", str(port))
+    sock, port = listening("127.0.0.1", "baseline")
+    argv = python_module_argv("textclf.bench.baseline_server", "--model", str(model))
     # One torch thread: the tiny model gains nothing from two, and tests share the cores.
     env = {"OMP_NUM_THREADS": "1"}
-    with ServerProcess("baseline", argv, "127.0.0.1", port, log_path=tmp_path / "b.log", env=env) as server:
+    baseline = ServerProcess(
+        "baseline", argv, "127.0.0.1", port, log_path=tmp_path / "b.log", env=env, sockets=[("--fd", sock)]
+    )
+    with baseline as server:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         body = json.dumps({"inputs": [PROBE_HEADLINES["business"], PROBE_HEADLINES["health"]]})
         conn.request("POST", "/invocations", body, {"Content-Type": "application/json"})

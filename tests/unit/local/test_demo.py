@@ -10,14 +10,14 @@ import pytest
 
 from textclf.demo import DemoOptions, run_demo
 from textclf.errors import UserError
-from textclf.local.net import free_port
 
 
 def test_a_missing_data_file_is_refused_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TEXTCLF_ARTIFACTS", str(tmp_path / "artifacts"))
     started = time.perf_counter()
     with pytest.raises(UserError, match=r"DATA=.*no such file"):
-        run_demo(DemoOptions(data=str(tmp_path / "missing.zip"), port=free_port(), endpoint_port=free_port()))
+        # Refused before any port is bound: the port numbers are never used.
+        run_demo(DemoOptions(data=str(tmp_path / "missing.zip"), port=3999, endpoint_port=3998))
     assert time.perf_counter() - started < 5
     assert not (tmp_path / "artifacts" / "data").exists()
 
@@ -31,5 +31,5 @@ def test_a_busy_api_port_is_refused_before_the_pipeline(
         holder.listen(1)
         busy = holder.getsockname()[1]
         with pytest.raises(UserError, match=rf"API port 127.0.0.1:{busy} is already in use.*--port"):
-            run_demo(DemoOptions(data=None, port=busy, endpoint_port=free_port()))
+            run_demo(DemoOptions(data=None, port=busy, endpoint_port=0))
     assert not (tmp_path / "artifacts").exists()

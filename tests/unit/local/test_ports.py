@@ -10,7 +10,7 @@ import pytest
 
 from textclf.cli import main
 from textclf.errors import UserError
-from textclf.local.net import bind_socket, check_loopback, free_port
+from textclf.local.net import bind_socket, check_loopback, inherited_socket
 
 
 @pytest.fixture
@@ -39,10 +39,26 @@ def test_a_free_port_is_bound_and_listening() -> None:
         sock.close()
 
 
-@pytest.mark.parametrize("host", ["0.0.0.0", "192.0.2.10", "example.com"])
-def test_only_loopback_addresses_are_accepted(host: str) -> None:
-    with pytest.raises(UserError):
+@pytest.mark.parametrize(
+    ("host", "message"),
+    [
+        ("0.0.0.0", "is not a loopback address"),
+        ("192.0.2.10", "is not a loopback address"),
+        ("example.com", "is not an IP address"),
+    ],
+)
+def test_only_loopback_addresses_are_accepted(host: str, message: str) -> None:
+    with pytest.raises(UserError, match=message):
         check_loopback(host)
+
+
+def test_an_inherited_socket_must_be_a_listening_one() -> None:
+    with socket.socket() as bound:
+        bound.bind(("127.0.0.1", 0))  # bound, not listening
+        with pytest.raises(UserError, match=r"--fd \d+: not a listening TCP socket"):
+            inherited_socket(bound.fileno(), flag="--fd")
+    with pytest.raises(UserError, match="--fd 987654: not an open socket"):
+        inherited_socket(987654, flag="--fd")
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "::1", "localhost"])
@@ -74,9 +90,7 @@ def test_serve_endpoint_on_a_busy_port_fails_fast_with_one_line(
 
 
 def test_serve_refuses_a_missing_model_clearly(capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(
-        ["serve", "--port", str(free_port()), "--endpoint-port", "0", "--model", "/nonexistent/model.tar.gz"]
-    )
+    code = main(["serve", "--port", "0", "--endpoint-port", "0", "--model", "/nonexistent/model.tar.gz"])
     err = capsys.readouterr().err.strip()
     assert code == 2
     assert "no model at /nonexistent/model.tar.gz" in err and "textclf package" in err
