@@ -13,7 +13,7 @@ DATA ?=
 PY312_BIN := $(shell d=$$(ls -d $$(pyenv root 2>/dev/null)/versions/3.12.*/bin 2>/dev/null | tail -n 1); echo $$d)
 SAM_PATH := $(if $(PY312_BIN),$(PY312_BIN):,)$(CURDIR)/$(TOOLS)/bin:$(PATH)
 
-.PHONY: help venv tools lint typecheck template-check openapi pytest test unit integration demo serve bench clean
+.PHONY: help venv tools lint typecheck template-check openapi pytest test unit integration demo serve bench mutation clean
 
 help:
 	@echo "make demo   - prepare data, EDA, train, evaluate, package, run the local stack and query it"
@@ -55,11 +55,13 @@ openapi: venv
 	$(BIN)/python -m textclf_api.openapi > docs/openapi.json
 
 # The suite runs the template checks itself (tests/unit/api/test_template.py), so it needs the tools.
+# Random order every run (pytest-randomly; the seed is printed to replay it), the 25 slowest listed.
 pytest: venv tools
-	$(BIN)/pytest
+	$(BIN)/pytest --durations=25
 
+# The fast inner loop: no servers, no real training or export.
 unit: venv
-	$(BIN)/pytest tests/unit
+	$(BIN)/pytest tests/unit -m "not heavy and not integration"
 
 integration: venv
 	$(BIN)/pytest tests/integration
@@ -80,6 +82,19 @@ demo: venv
 # $(ART)/package/model.tar.gz until Ctrl-C.
 serve: venv
 	TEXTCLF_ARTIFACTS=$(ART) $(BIN)/textclf serve
+
+# Mutation testing of the deploy/API logic, the lexical head and the packaging fidelity gate
+# (.ci/mutation.sh; not part of `make test`: minutes per module). MODULES=deployment limits it.
+MUTATION := .venv-mutation
+$(MUTATION)/bin/.installed:
+	test -x $(MUTATION)/bin/python || $(PYTHON) -m venv $(MUTATION)
+	# mutmut 2 applies each mutant to a file and runs the tests as a command: it works with this
+	# layout (functions/, model/ loaded by path), which mutmut 3's import trampolines do not.
+	$(MUTATION)/bin/python -m pip install -q "mutmut>=2.5,<3"
+	touch $@
+
+mutation: venv $(MUTATION)/bin/.installed
+	MUTMUT=$(CURDIR)/$(MUTATION)/bin/mutmut bash .ci/mutation.sh $(MODULES)
 
 clean:
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache

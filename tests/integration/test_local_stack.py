@@ -180,21 +180,21 @@ def _wait_for_health(api: str, status: int, timeout_s: float = 20.0) -> httpx.Re
 
 
 def test_health_follows_the_endpoint_down_and_up(local_stack: LocalStackProcesses) -> None:
-    # Last in this module: it stops the endpoint, and starts it again for whatever follows.
+    # Order-independent: whatever happens here, the endpoint is serving again afterwards.
     assert local_stack.endpoint.stop() == 0  # Ctrl-C: a clean exit
+    try:
+        down = _wait_for_health(local_stack.api_url, 503)
+        assert down.status_code == 503, down.text
+        assert down.json()["status"] == "unavailable"
+        assert down.json()["endpoint"]["name"] == ENDPOINT_NAME
+        assert down.headers.get("Retry-After")
 
-    down = _wait_for_health(local_stack.api_url, 503)
-    assert down.status_code == 503, down.text
-    assert down.json()["status"] == "unavailable"
-    assert down.json()["endpoint"]["name"] == ENDPOINT_NAME
-    assert down.headers.get("Retry-After")
-
-    refused = httpx.post(f"{local_stack.api_url}/predict", json={"text": "any headline"}, timeout=30)
-    assert refused.status_code == 503, refused.text
-    assert refused.headers.get("Retry-After")
-
-    local_stack.endpoint.start()
-    local_stack.endpoint.wait_ready(f"{local_stack.endpoint_url}/ping")
+        refused = httpx.post(f"{local_stack.api_url}/predict", json={"text": "any headline"}, timeout=30)
+        assert refused.status_code == 503, refused.text
+        assert refused.headers.get("Retry-After")
+    finally:
+        local_stack.endpoint.start()
+        local_stack.endpoint.wait_ready(f"{local_stack.endpoint_url}/ping")
     up = _wait_for_health(local_stack.api_url, 200)
     assert up.status_code == 200, up.text
     again = httpx.post(

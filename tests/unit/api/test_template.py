@@ -21,6 +21,8 @@ from tests.helpers.prerequisites import missing_prerequisite
 
 from .conftest import REPO
 
+pytestmark = pytest.mark.heavy  # real models, exports, servers or tools: not in `make unit`
+
 TEMPLATE = REPO / "template.yaml"
 TOOLS = REPO / ".venv-tools" / "bin"
 API_GATEWAY_TIMEOUT = 29
@@ -361,6 +363,9 @@ def test_sam_validate_lint_is_clean() -> None:
     assert "is a valid SAM Template" in result.stdout + result.stderr
 
 
+# Its own limit above sam's: a cold `sam build` pip-installs the layer for four functions (minutes on
+# a fresh CI machine); pytest's default 300 s would cut it off before its own 600 s timeout.
+@pytest.mark.timeout(660)
 def test_sam_build_succeeds() -> None:
     sam = tool("sam")
     if not shutil.which("python3.12", path=tool_env()["PATH"]):
@@ -389,7 +394,7 @@ def test_sam_build_succeeds() -> None:
         timeout=600,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    for function in ("PredictFunction", "HealthFunction", "TrainingFunction"):
+    for function in ("PredictFunction", "HealthFunction", "TrainingFunction", "DeployFunction"):
         root = build_dir / function
         assert (root / "textclf_api" / "handlers" / "predict.py").exists()
         assert (root / "aws_lambda_powertools").is_dir()

@@ -14,7 +14,7 @@ from textclf.cli import main
 from textclf.data.parse import SCHEMA
 from textclf.labels import CATEGORY_TO_LABEL
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.heavy]
 
 LABEL_TO_CATEGORY = {label: cat for cat, label in CATEGORY_TO_LABEL.items()}
 

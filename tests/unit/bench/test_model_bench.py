@@ -6,6 +6,8 @@ import pytest
 
 from textclf.bench.model_bench import Runtime, measure_accuracy, time_runtimes
 
+pytestmark = pytest.mark.heavy  # real models, exports, servers or tools: not in `make unit`
+
 
 def _runtime(name: str, calls: list[tuple[str, int]], answer: str = "business") -> Runtime:
     def predict(texts: list[str]) -> list[str]:

@@ -11,6 +11,8 @@ import textclf.packaging
 from textclf.bench.runner import BenchConfig, check_inputs, invocation_bodies, prepare_onnx_dirs
 from textclf.errors import UserError
 
+pytestmark = pytest.mark.heavy  # real models, exports, servers or tools: not in `make unit`
+
 
 def _model_dir(path: Path, weights: bytes) -> Path:
     path.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,8 @@ from textclf.eda import OUTPUTS, PLOTS, choose_max_length, run_eda, token_length
 from textclf.errors import UserError
 from textclf.labels import LABELS
 
+pytestmark = pytest.mark.heavy  # real models, exports, servers or tools: not in `make unit`
+
 
 def test_choose_max_length_is_the_smallest_covering_length() -> None:
     rng = np.random.default_rng(0)

@@ -16,6 +16,8 @@ from textclf.errors import UserError
 from textclf.evaluation.predict import load_model, predict_proba
 from textclf.evaluation.report import EvalSettings, evaluate, format_table
 
+pytestmark = pytest.mark.heavy  # real models, exports, servers or tools: not in `make unit`
+
 
 def test_batched_length_sorted_predictions_come_back_in_input_order(tiny_model: Path) -> None:
     loaded = load_model(tiny_model)

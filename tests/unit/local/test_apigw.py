@@ -208,12 +208,14 @@ def test_binary_bodies_are_passed_base64_encoded(template: dict[str, Any]) -> No
     assert event["pathParameters"] is None
 
 
-def test_lambda_context_counts_down() -> None:
+def test_lambda_context_counts_down(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = iter([100.0, 100.25, 103.0])  # created, asked 250 ms later, asked after the deadline
+    monkeypatch.setattr(apigw.time, "monotonic", lambda: next(clock))
     context = apigw.LambdaContext(
         function_name="F", timeout_s=2, memory_mb=256, region="us-east-1", request_id="r"
     )
-    remaining = context.get_remaining_time_in_millis()
-    assert 1500 < remaining <= 2000
+    assert context.get_remaining_time_in_millis() == 1750
+    assert context.get_remaining_time_in_millis() == 0
     assert context.invoked_function_arn == "arn:aws:lambda:us-east-1:123456789012:function:F"
 
 

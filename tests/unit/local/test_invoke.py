@@ -8,7 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from textclf import config
+
+pytestmark = pytest.mark.heavy  # real models, exports, servers or tools: not in `make unit`
 
 EVENTS = config.REPO_ROOT / "events"
 

@@ -17,6 +17,8 @@ import pytest
 from textclf.local.control_plane import ControlPlane
 from textclf.local.sagemaker import ENDPOINT_EVENT, TRAINING_EVENT, LocalSageMaker, SageMakerError
 
+pytestmark = pytest.mark.heavy  # real models, exports, servers or tools: not in `make unit`
+
 BUCKET = "jobs"
 
 # Echoes what the toolkit gives it, prints metrics, writes a model file; exits with --exit_code.

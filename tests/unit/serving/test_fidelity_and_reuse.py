@@ -15,6 +15,8 @@ from textclf.packaging import FidelityError, FidelityReport, build_package, onnx
 from textclf.packaging.fidelity import sample_validation
 from textclf.packaging.wheels import pinned
 
+pytestmark = pytest.mark.heavy  # real models, exports, servers or tools: not in `make unit`
+
 
 def _swap_first_two_classes(onnx_path: Path) -> None:
     """Swap rows 0 and 1 of the final classifier layer: labels 0 and 1 trade places."""

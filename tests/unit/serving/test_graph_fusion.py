@@ -16,6 +16,8 @@ from textclf.packaging.onnx_export import export_onnx
 from textclf.packaging.optimise import fuse_graph, fused_ops, fusion_shape
 from textclf.packaging.quantize import QUANTIZED_OPS
 
+pytestmark = pytest.mark.heavy  # real models, exports, servers or tools: not in `make unit`
+
 TEXTS = ["stocks fall as earnings disappoint investors", "ebola", "new movie tops box office today"]
 
 

@@ -17,6 +17,8 @@ from textclf.evaluation.predict import predict_proba as evaluation_proba
 from textclf.labels import LABELS
 from textclf.packaging import build_package, load_inference_module, load_model
 
+pytestmark = pytest.mark.heavy  # real models, exports, servers or tools: not in `make unit`
+
 PROBES = ["stocks fall as earnings disappoint", "new phone unveiled", "measles outbreak", "film premiere"]
 
 

@@ -11,6 +11,8 @@ import pytest
 
 from textclf.packaging import load_model, predict_texts, stage_runtime
 
+pytestmark = pytest.mark.heavy  # real models, exports, servers or tools: not in `make unit`
+
 
 @pytest.fixture(scope="module")
 def tiny_distilbert(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -15,6 +15,8 @@ from tests.unit.serving.conftest import RUNTIMES
 from textclf.labels import LABELS
 from textclf.packaging import load_inference_module, load_model, read_archive_meta
 
+pytestmark = pytest.mark.heavy  # real models, exports, servers or tools: not in `make unit`
+
 # Mixed lengths, repeated items and a text far past max_length (32 tokens): order must survive
 # the length sort, and truncation must be explicit rather than an error.
 TEXTS = [

@@ -11,6 +11,8 @@ import pytest
 from textclf import training
 from textclf.cli import main
 
+pytestmark = pytest.mark.heavy  # real models, exports, servers or tools: not in `make unit`
+
 FAST = ["--max-train-samples", "120", "--max-eval-samples", "40", "--batch-size", "16", "--max-length", "24"]
 FAST += ["--learning-rate", "1e-3", "--threads", "1"]
 

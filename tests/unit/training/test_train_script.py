@@ -19,6 +19,8 @@ from sklearn.metrics import f1_score
 
 from textclf import config
 
+pytestmark = pytest.mark.heavy  # real models, exports, servers or tools: not in `make unit`
+
 # The regex a SageMaker MetricDefinition uses (docs/DESIGN.md).
 METRIC_RE = re.compile(r"^METRIC (\w+)=([0-9.eE+-]+)$", re.MULTILINE)
 FAST = ["--batch_size", "16", "--learning_rate", "1e-3", "--max_length", "24", "--num_threads", "1"]

@@ -17,6 +17,8 @@ from textclf.bundle import PACKAGE_MODULES, TRAINING_CODE, build_source_bundle
 from textclf.cli import main
 from textclf.errors import UserError
 
+pytestmark = pytest.mark.heavy  # real models, exports, servers or tools: not in `make unit`
+
 
 def run_in(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(
