@@ -32,7 +32,6 @@ fi
 
 rm -rf "$WORK" && mkdir -p "$WORK"
 git ls-files -z | (cd "$ROOT" && xargs -0 cp --parents -t "$WORK")
-cp -r "$ROOT/../shared" "$WORK/../shared" 2>/dev/null || true
 cd "$WORK"
 export PYTHONPATH=$WORK/src:$WORK/functions TEXTCLF_MODEL_CODE=$WORK/model
 export TEXTCLF_SHARED_DATA=${TEXTCLF_SHARED_DATA:-$ROOT/../shared/data/uci-news/NewsAggregatorDataset.zip}

@@ -101,6 +101,30 @@ def test_endpoint_not_in_service_is_503(status: str, invoke: Invoke) -> None:
     assert response.headers["retry-after"] == "30"
 
 
+@pytest.mark.parametrize(
+    ("code", "message", "state"),
+    [
+        # How SageMaker, its older API versions and the local stack say "no such endpoint".
+        ("ValidationException", 'Could not find endpoint "arn:...:endpoint/textclf-test".', "NotFound"),
+        ("ValidationError", "Endpoint textclf-test of account 123456789012 not found.", "NotFound"),
+        ("ResourceNotFound", "Endpoint not found", "NotFound"),
+        # A validation error about something else is not a missing endpoint.
+        ("ValidationException", "1 validation error detected: Value at 'endpointName'", "Unknown"),
+        ("AccessDeniedException", "not found in policy", "Unknown"),
+    ],
+)
+def test_missing_endpoint_codes_and_other_errors(
+    code: str, message: str, state: str, invoke: Invoke, caplog: pytest.LogCaptureFixture
+) -> None:
+    with Stubber(aws.sagemaker()) as stubber:
+        stubber.add_client_error("describe_endpoint", code, message, 400)
+        response = invoke(health_handler, "health")
+    assert (response.status, response.body["endpoint"]["status"]) == (503, state)
+    # Only a failure to ask SageMaker is worth a warning; a missing endpoint is a state.
+    warned = any(r.getMessage() == "DescribeEndpoint failed" for r in caplog.records)
+    assert warned == (state == "Unknown")
+
+
 def test_throttled_describe_is_503_unknown(invoke: Invoke) -> None:
     with Stubber(aws.sagemaker()) as stubber:
         stubber.add_client_error("describe_endpoint", "ThrottlingException", "Rate exceeded", 400)
