@@ -226,32 +226,28 @@ def model_ceiling(model_dir: Path, model: Any, texts: list[str]) -> dict[str, An
 # -- servers ---------------------------------------------------------------------------------
 
 
-def endpoint_server(cfg: BenchConfig) -> ServerProcess:
-    sock, port = listening(HOST, "endpoint")
-    argv = python_module_argv("textclf", "serve-endpoint", "--host", HOST, "--model", str(cfg.package))
+def _server_on_its_socket(cfg: BenchConfig, name: str, argv: list[str]) -> ServerProcess:
+    """One server process answering ``/ping`` on a socket bound here (``--fd``)."""
+    sock, port = listening(HOST, name)
     return ServerProcess(
-        "endpoint",
+        name,
         argv,
         HOST,
         port,
         ready_path="/ping",
-        log_path=cfg.out / "logs" / "endpoint.log",
+        log_path=cfg.out / "logs" / f"{name}.log",
         sockets=[("--fd", sock)],
     )
+
+
+def endpoint_server(cfg: BenchConfig) -> ServerProcess:
+    argv = python_module_argv("textclf", "serve-endpoint", "--host", HOST, "--model", str(cfg.package))
+    return _server_on_its_socket(cfg, "endpoint", argv)
 
 
 def baseline_server(cfg: BenchConfig) -> ServerProcess:
-    sock, port = listening(HOST, "baseline")
     argv = python_module_argv("textclf.bench.baseline_server", "--model", str(cfg.model_dir), "--host", HOST)
-    return ServerProcess(
-        "baseline",
-        argv,
-        HOST,
-        port,
-        ready_path="/ping",
-        log_path=cfg.out / "logs" / "baseline.log",
-        sockets=[("--fd", sock)],
-    )
+    return _server_on_its_socket(cfg, "baseline", argv)
 
 
 def api_stack(cfg: BenchConfig) -> ServerProcess:
