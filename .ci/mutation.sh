@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-WORK=$ROOT/build/mutation
+WORK=${MUTATION_WORK:-$ROOT/build/mutation}
 MUTMUT=${MUTMUT:-$ROOT/.venv-mutation/bin/mutmut}
 PYTEST="$ROOT/.venv/bin/python -m pytest -x -q -p no:randomly -p no:cacheprovider"
 
@@ -35,7 +35,7 @@ git ls-files -z | (cd "$ROOT" && xargs -0 cp --parents -t "$WORK")
 cd "$WORK"
 export PYTHONPATH=$WORK/src:$WORK/functions TEXTCLF_MODEL_CODE=$WORK/model
 export TEXTCLF_SHARED_DATA=${TEXTCLF_SHARED_DATA:-$ROOT/../shared/data/uci-news/NewsAggregatorDataset.zip}
-report=$ROOT/build/mutation-report.txt
+report=${MUTATION_REPORT:-$ROOT/build/mutation-report.txt}
 : > "$report"
 for target in "${TARGETS[@]}"; do
   module=${target%%:*}

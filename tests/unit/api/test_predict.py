@@ -337,3 +337,53 @@ def test_logic_can_be_called_directly(moto: None) -> None:
     result = predict(PredictRequest(text="New chip doubles battery life"))
     assert result.response.predictions[0].label == "science_and_technology"
     assert result.endpoint_ms >= 0.0
+
+
+def test_non_ascii_headlines_travel_as_utf8(moto: None, invoke: Invoke, sent: list[dict[str, Any]]) -> None:
+    queue_endpoint_reply({"predictions": [prediction("business", 0.9)]})
+    event = with_body(load_event("predict_single"), {"text": "Zürich stocks rise — € gains"})
+    assert invoke(predict_handler, event).status == 200
+    body = sent[0]["Body"]
+    assert '"Zürich stocks rise — € gains"' in body  # not \\u escapes: what the client sent
+    assert payloads(sent) == [{"inputs": "Zürich stocks rise — € gains"}]
+
+
+def test_the_models_message_is_cut_to_300_characters(invoke: Invoke, stubber: Stubber) -> None:
+    client_error(
+        stubber,
+        "ModelError",
+        "Received client error (400)",
+        424,
+        OriginalStatusCode=400,
+        OriginalMessage="y" * 500,
+    )
+    response = invoke(predict_handler, "predict_single")
+    assert response.body["message"] == "the model failed to classify the request: " + "y" * 300
+
+
+def test_an_invalid_reply_names_its_first_three_problems(moto: None, invoke: Invoke) -> None:
+    bad = {"label": "sports", "score": 0.9, "scores": {"sports": 0.9}}
+    queue_endpoint_reply({"predictions": [bad] * 5})
+    event = with_body(load_event("predict_single"), {"texts": ["a", "b", "c", "d", "e"]})
+    message = invoke(predict_handler, event).body["message"]
+    assert message.startswith("the endpoint returned an invalid prediction response (predictions.0.label: ")
+    problems = message[message.index("(") + 1 : -1].split("; ")
+    assert [p.split(":")[0] for p in problems] == [
+        "predictions.0.label",
+        "predictions.0.scores.sports",
+        "predictions.1.label",
+    ]
+
+
+def test_endpoint_latency_is_the_invoke_time_in_ms(
+    moto: None, invoke: Invoke, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from textclf_api.logic import predict as logic
+
+    clock = iter([10.0, 10.25])  # before and after InvokeEndpoint
+    monkeypatch.setattr(logic.time, "perf_counter", lambda: next(clock))
+    queue_endpoint_reply({"predictions": [prediction("health", 0.9)]})
+    capsys.readouterr()
+    assert invoke(predict_handler, "predict_single").status == 200
+    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"EndpointLatency"' in line]
+    assert emf[0]["EndpointLatency"] == [250.0]
