@@ -370,7 +370,7 @@ def test_an_invalid_reply_names_its_first_three_problems(moto: None, invoke: Inv
     problems = message[message.index("(") + 1 : -1].split("; ")
     assert [p.split(":")[0] for p in problems] == [
         "predictions.0.label",
-        "predictions.0.scores.sports",
+        "predictions.0.scores.sports.[key]",
         "predictions.1.label",
     ]
 
