@@ -168,7 +168,12 @@ def test_first_model_passing_the_gate_is_registered_and_creates_the_endpoint(loo
     desc = aws.sagemaker().describe_endpoint(EndpointName=ENDPOINT)
     config = aws.sagemaker().describe_endpoint_config(EndpointConfigName=desc["EndpointConfigName"])
     model = aws.sagemaker().describe_model(ModelName=config["ProductionVariants"][0]["ModelName"])
-    assert model["PrimaryContainer"]["Environment"]["TEXTCLF_MODEL_VERSION"] == "1"
+    assert model["PrimaryContainer"]["Environment"] == {
+        "SAGEMAKER_MODEL_SERVER_WORKERS": "1",  # one worker: inference.py sizes its own thread pool
+        "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
+        "HF_HUB_OFFLINE": "1",  # the model is in the archive; never the Hub
+        "TEXTCLF_MODEL_VERSION": "1",
+    }
     assert model["PrimaryContainer"]["ModelDataUrl"] == package.model_data
     assert model["PrimaryContainer"]["Image"] == INFERENCE_IMAGE
     assert serving_version() == "1"
@@ -330,13 +335,17 @@ def test_alarm_rollback_and_failed_update_are_recorded(loop: Any) -> None:
     assert "textclf-errors" in record("textclf-b")["reason"]
 
 
-def test_rollout_waits_for_a_busy_endpoint(loop: Any) -> None:
+@pytest.mark.parametrize("busy", ["Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting"])
+def test_rollout_waits_for_a_busy_endpoint(loop: Any, busy: str) -> None:
     finished_job("textclf-a", test_accuracy=0.90)
     handle(training_event("textclf-a"))
-    backend().endpoints[ENDPOINT].endpoint_status = "Updating"
+    backend().endpoints[ENDPOINT].endpoint_status = busy
     finished_job("textclf-b", test_accuracy=0.92)
     queued = handle(training_event("textclf-b"))
     assert queued.action == "queued" and loop == []
+    assert queued.reason == f"waiting for the endpoint ({busy}); rolled out when it is InService"
+    # An event while it is still busy changes nothing.
+    assert handle(endpoint_event()).reason == f"endpoint {busy}"
     assert record("textclf-b")["status"] == "pending"
     backend().endpoints[ENDPOINT].endpoint_status = "InService"
     started = handle(endpoint_event())
