@@ -11,7 +11,9 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 WORK=${MUTATION_WORK:-$ROOT/build/mutation}
 MUTMUT=${MUTMUT:-$ROOT/.venv-mutation/bin/mutmut}
-PYTEST="$ROOT/.venv/bin/python -m pytest -x -q -p no:randomly -p no:cacheprovider"
+# `timeout`: a mutant can make a test wait forever (a pagination loop that never ends); mutmut 2's
+# own timeout then left its runner stuck here, so each run is bounded and a hang counts as caught.
+PYTEST="timeout 120 $ROOT/.venv/bin/python -m pytest -x -q -p no:randomly -p no:cacheprovider"
 
 # module to mutate : the tests that cover it
 TARGETS=(
