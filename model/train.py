@@ -61,8 +61,6 @@ SAGEMAKER_CHECKPOINT_DIR = "/opt/ml/checkpoints"
 PATH_FLAGS = ("model_dir", "train_dir", "validation_dir", "test_dir", "output_data_dir", "checkpoint_dir")
 SERVING_RUNTIMES = ("torch", "onnx-fp32", "onnx-int8")
 EVALUATION_FILE = "evaluation.json"
-#: Validation rows the fidelity gate compares runtimes on (as ``textclf package``).
-FIDELITY_ROWS = 2000
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -400,12 +398,10 @@ def _textclf() -> ModuleType:
 def package_for_serving(args: argparse.Namespace, trained: Path, dest: Path, valid: pd.DataFrame) -> None:
     """Assemble the serving archive (``textclf package``'s layout and gate) from ``trained`` into ``dest``."""
     build = _textclf()
-    sample_rows = valid.sample(n=min(FIDELITY_ROWS, len(valid)), random_state=0).sort_index()
+    # The rows `textclf package` would compare the runtimes on (its rule, its seed).
+    texts, labels, total = build.fidelity.sample_frame(valid, "validation channel")
     sample = build.ValidationSample(
-        texts=[str(t) for t in sample_rows["text"]],
-        labels=[str(label) for label in sample_rows["label"]],
-        rows_available=len(valid),
-        source="validation channel",
+        texts=texts, labels=labels, rows_available=total, source="validation channel"
     )
     runtimes = build.RUNTIMES_FASTEST_FIRST if args.serving_runtime == "auto" else (args.serving_runtime,)
 

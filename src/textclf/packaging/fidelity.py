@@ -84,10 +84,16 @@ def sample_validation(
     """``(texts, label names, rows in the split)`` of the deterministic sample described above."""
     from textclf.data import read_split
 
-    frame = read_split(path)
+    return sample_frame(read_split(path), str(path), sample_size, seed)
+
+
+def sample_frame(
+    frame: Any, source: str, sample_size: int = SAMPLE_SIZE, seed: int = SAMPLE_SEED
+) -> tuple[list[str], list[str], int]:
+    """The same sample of an already loaded ``text``/``label`` frame (the training job's channel)."""
     total = len(frame)
     if total == 0:
-        raise UserError(f"{path}: the validation data has no rows")
+        raise UserError(f"{source}: the validation data has no rows")
     if total > sample_size:
         keep = np.sort(np.random.default_rng(seed).choice(total, size=sample_size, replace=False))
         frame = frame.iloc[keep]
