@@ -168,12 +168,7 @@ class ControlPlane:
             sagemaker.create_model_package_group(ModelPackageGroupName=seed.model_package_group)
         dynamodb = self.client("dynamodb")
         for table in seed.tables:
-            dynamodb.create_table(
-                TableName=table,
-                KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-                AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-                BillingMode="PAY_PER_REQUEST",
-            )
+            create_id_table(dynamodb, table)
 
     def _upload_dataset(self, s3: Any, seed: Seed) -> None:
         """Channels under ``datasets/local/`` and the pointer the trigger function reads."""
@@ -208,6 +203,16 @@ class ControlPlane:
             ContentType="application/json",
         )
         log.info("control plane: dataset pointer -> %s (%d files uploaded)", pointer["uri"], uploaded)
+
+
+def create_id_table(dynamodb: Any, name: str) -> None:
+    """A table shaped like the template's (DeploymentsTable, IdempotencyTable): string key ``id``."""
+    dynamodb.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
 
 
 def _manifest_sha(data_dir: Path | None) -> str:

@@ -19,6 +19,8 @@ from textclf_api.handlers import deploy as handler
 from textclf_api.logic import deployment
 from textclf_api.settings import get_settings
 
+from textclf.local.control_plane import create_id_table
+
 from .conftest import ACCOUNT, ENDPOINT, EVENTS, IMAGE, REGION, ROLE_ARN, FakeLambdaContext
 
 GROUP = "textclf-models-test"
@@ -38,12 +40,7 @@ def loop(moto: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     }.items():
         monkeypatch.setenv(name, value)
     get_settings.cache_clear()
-    aws.dynamodb().create_table(
-        TableName=TABLE,
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_id_table(aws.dynamodb(), TABLE)
     aws.sagemaker().create_model_package_group(ModelPackageGroupName=GROUP)
     updates: list[dict[str, Any]] = []
 

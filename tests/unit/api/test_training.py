@@ -17,6 +17,8 @@ from textclf_api.handlers import training as training_handler
 from textclf_api.logic.training import new_job_name, start_training
 from textclf_api.schemas import TrainRequest
 
+from textclf.local.control_plane import create_id_table
+
 from .conftest import (
     BUCKET,
     DATASET_URI,
@@ -440,12 +442,7 @@ def test_status_reports_the_deploy_loops_record(
 
     monkeypatch.setenv("DEPLOYMENTS_TABLE", "deployments")
     get_settings.cache_clear()
-    aws.dynamodb().create_table(
-        TableName="deployments",
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_id_table(aws.dynamodb(), "deployments")
     name = load_event("train_status")["pathParameters"]["job_name"]
     with Stubber(aws.sagemaker()) as stubber:
         stubber.add_response("describe_training_job", completed_job(name), {"TrainingJobName": name})
@@ -542,12 +539,7 @@ def test_throttled_describe_is_503(invoke: Invoke) -> None:
 def idempotency_table(bucket: Any, monkeypatch: pytest.MonkeyPatch) -> str:
     from textclf_api.settings import get_settings
 
-    aws.dynamodb().create_table(
-        TableName="idempotency",
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_id_table(aws.dynamodb(), "idempotency")
     monkeypatch.setenv("IDEMPOTENCY_TABLE", "idempotency")
     monkeypatch.setenv("MAX_CONCURRENT_TRAINING_JOBS", "5")
     get_settings.cache_clear()
