@@ -88,7 +88,7 @@ def version_of(config_name: str | None) -> str | None:
 
 
 class Records:
-    """One item per training job (``job#<name>``) and one per rollout (``config#<name>`` -> job)."""
+    """One item per training job (``job#<name>``): status, reason, version, the rollout's config."""
 
     def __init__(self, table: str) -> None:
         self.table = table
@@ -123,15 +123,6 @@ class Records:
             TableName=self.table, Key={"id": {"S": f"job#{job}"}}, ConsistentRead=True
         )
         return _plain(item["Item"]) if "Item" in item else None
-
-    def link_config(self, config_name: str, job: str) -> None:
-        aws.dynamodb().put_item(
-            TableName=self.table, Item=_item({"id": f"config#{config_name}", "training_job_name": job})
-        )
-
-    def job_of_config(self, config_name: str) -> str | None:
-        item = aws.dynamodb().get_item(TableName=self.table, Key={"id": {"S": f"config#{config_name}"}})
-        return _plain(item["Item"]).get("training_job_name") if "Item" in item else None
 
     def jobs(self, status: str) -> list[dict[str, str]]:
         """Job records in ``status`` (a scan: one small item per training job ever run)."""
@@ -243,6 +234,11 @@ class Package:
 
 def list_packages(settings: Settings) -> list[Package]:
     """Every version in the stack's model package group, oldest first."""
+    return [describe_package(arn) for arn in package_arns(settings)]
+
+
+def package_arns(settings: Settings) -> list[str]:
+    """ARNs of the group's versions, oldest first (``.../model-package/<group>/<version>``)."""
     group = settings.require("model_package_group")
     sm = aws.sagemaker()
     arns: list[str] = []
@@ -257,7 +253,7 @@ def list_packages(settings: Settings) -> list[Package]:
         if not page.get("NextToken"):
             break
         kwargs["NextToken"] = page["NextToken"]
-    return [describe_package(arn) for arn in arns]
+    return arns
 
 
 def describe_package(arn: str) -> Package:
@@ -274,7 +270,9 @@ def describe_package(arn: str) -> Package:
 
 
 def find_package(version: str, settings: Settings) -> Package | None:
-    return next((p for p in list_packages(settings) if p.version == version), None)
+    # A versioned package's ARN ends with its version: one Describe, not one per version.
+    arn = next((a for a in package_arns(settings) if a.rsplit("/", 1)[-1] == version), None)
+    return describe_package(arn) if arn is not None else None
 
 
 def describe_endpoint(settings: Settings) -> dict[str, Any] | None:
@@ -438,7 +436,6 @@ def roll_out(package: Package, job: str, settings: Settings, records: Records) -
     )
     variant: Any = production_variant(name, settings)
     sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[variant])
-    records.link_config(name, job)
     endpoint_name = settings.require("endpoint_name")
     if endpoint is None or state == "Failed":
         if state == "Failed":
