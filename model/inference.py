@@ -30,6 +30,7 @@ import importlib.util
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -346,6 +347,71 @@ def predict_texts(model: Classifier, texts: Sequence[str]) -> list[dict[str, Any
 # --------------------------------------------------------------------------------------------
 
 
+#: Deepest nesting a body may have ({"inputs": [...]} nests 2 levels). Measured before parsing:
+#: ``json`` recurses per level and a 20 KB ``[[[[...`` body would exhaust the recursion limit.
+MAX_JSON_DEPTH = 32
+# A whole string literal (its brackets do not nest); an unterminated one runs to the end in one
+# match, so the depth scan stays linear on any input.
+_JSON_STRINGS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\Z)', re.DOTALL)
+_NOT_BRACKETS = re.compile(r"[^\[\]{}]+")
+
+
+def _json_depth(text: str) -> int:
+    opens = text.count("[") + text.count("{")
+    if opens <= MAX_JSON_DEPTH:
+        return opens
+    depth = deepest = 0
+    for char in _NOT_BRACKETS.sub("", _JSON_STRINGS.sub("", text)):
+        depth += 1 if char in "[{" else -1
+        deepest = max(deepest, depth)
+        if deepest > MAX_JSON_DEPTH:
+            break
+    return deepest
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    document: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in document:
+            raise PayloadError(f"body repeats the key {key[:40]!r}; send each field once")
+        document[key] = value
+    return document
+
+
+def _not_json(name: str) -> Any:
+    raise PayloadError(f"body contains {name}, which is not valid JSON")
+
+
+def parse_json(input_data: Any) -> Any:
+    """The body as strict UTF-8 JSON: bounded depth, no duplicate keys, no NaN/Infinity.
+
+    The same rules as the API's pre-check (``textclf_api.jsonbody``; this file ships
+    self-contained, ``tests/unit/api/test_hostile.py`` holds both to one table), so a body the API
+    passes on is one this endpoint reads the same way.
+    """
+    if isinstance(input_data, bytes | bytearray):
+        try:
+            input_data = bytes(input_data).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise PayloadError(f"body is not valid UTF-8 (byte {exc.start})") from exc
+    if not isinstance(input_data, str):
+        raise PayloadError(f"body must be text, got {type(input_data).__name__}")
+    if input_data.startswith("\ufeff"):
+        raise PayloadError("body starts with a byte-order mark; send UTF-8 JSON without one")
+    if _json_depth(input_data) > MAX_JSON_DEPTH:
+        raise PayloadError(f"body nests deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        return json.loads(input_data, object_pairs_hook=_unique_keys, parse_constant=_not_json)
+    except json.JSONDecodeError as exc:
+        raise PayloadError(
+            f"body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from exc
+    except PayloadError:
+        raise
+    except ValueError as exc:  # an integer literal longer than Python converts (4,300 digits)
+        raise PayloadError("body holds a number too large to read") from exc
+
+
 def validate_texts(inputs: Any) -> list[str]:
     """``inputs`` as a non-empty list of non-blank strings within the length bounds."""
     if isinstance(inputs, str):
@@ -367,6 +433,10 @@ def validate_texts(inputs: Any) -> list[str]:
             raise PayloadError(f"{name} is blank: send a non-empty headline")
         if len(text) > MAX_TEXT_CHARS:
             raise PayloadError(f"{name} has {len(text)} characters; at most {MAX_TEXT_CHARS}")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:  # a "\ud800" escape: half a surrogate pair
+            raise PayloadError(f"{name} holds an unpaired surrogate escape at character {exc.start}") from exc
     return list(texts)
 
 
@@ -396,19 +466,7 @@ def input_fn(input_data: str | bytes | bytearray, content_type: str | None, cont
     # An absent Content-Type is read as JSON: it is the only format this endpoint speaks.
     if media not in ("", JSON_CONTENT_TYPE):
         raise PayloadError(f"unsupported content type {content_type!r}: send {JSON_CONTENT_TYPE}")
-    if isinstance(input_data, bytes | bytearray):
-        try:
-            input_data = bytes(input_data).decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise PayloadError(f"body is not valid UTF-8 (byte {exc.start})") from exc
-    if not isinstance(input_data, str):
-        raise PayloadError(f"body must be text, got {type(input_data).__name__}")
-    try:
-        payload = json.loads(input_data)
-    except json.JSONDecodeError as exc:
-        raise PayloadError(
-            f"body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from exc
+    payload = parse_json(input_data)
     if not isinstance(payload, dict):
         raise PayloadError(f'body must be a JSON object like {{"inputs": [...]}}, got {_type_name(payload)}')
     if "inputs" not in payload:

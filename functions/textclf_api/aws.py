@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any, Final
 import boto3
 from botocore.config import Config
 from botocore.exceptions import (
-    BotoCoreError,
     ClientError,
     ConnectionClosedError,
     ConnectTimeoutError,
@@ -149,11 +148,13 @@ def http_status(exc: ClientError) -> int:
 
 
 def translate(exc: Exception, what: str, retry_after: int) -> ApiError:
-    """Default mapping of a boto3 failure while doing ``what`` (e.g. "the SageMaker endpoint 'x'").
+    """Default mapping of a boto3 failure while doing ``what`` (e.g. "the model endpoint").
 
     Callers first handle the codes that mean something specific to their call (a missing endpoint,
-    an unknown training job) and hand everything else here. Timeouts are checked before connection
-    errors because ConnectTimeoutError is a subclass of EndpointConnectionError's base class.
+    an unknown training job) and hand everything else here. Messages are fixed per kind: AWS's own
+    text names accounts, ARNs and roles, so it goes to the log (``render_error`` logs the cause
+    beside the request id the client sees), never into the response. Timeouts are checked before
+    connection errors because ConnectTimeoutError is a subclass of EndpointConnectionError's base.
     """
     if isinstance(exc, ReadTimeoutError | ConnectTimeoutError):
         return UpstreamTimeoutError(f"{what} did not answer in time; try again")
@@ -169,10 +170,22 @@ def translate(exc: Exception, what: str, retry_after: int) -> ApiError:
             )
         if code in UNAVAILABLE_CODES or http_status(exc) == 503:
             return ServiceUnavailableError(f"{what} is unavailable; try again later", retry_after=retry_after)
-        return UpstreamError(f"{what} failed: {code or 'error'}: {error_message(exc)}")
-    if isinstance(exc, BotoCoreError):
-        return UpstreamError(f"{what} failed: {exc}")
-    return UpstreamError(f"{what} failed: {type(exc).__name__}")
+        if code in ACCESS_DENIED_CODES:
+            return UpstreamError(f"{what} refused this function's credentials; an operator must fix its role")
+    return UpstreamError(f"{what} failed; the request id above finds the cause in the function's log")
+
+
+ACCESS_DENIED_CODES: Final = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"})
+
+
+def describe_failure(exc: BaseException | None) -> str | None:
+    """What the log keeps of a failure the client saw only a fixed message for."""
+    if exc is None:
+        return None
+    if isinstance(exc, ClientError):
+        original = exc.response.get("OriginalMessage")  # a model container's own text (ModelError)
+        return f"{error_code(exc)}: {error_message(exc)}" + (f" | model: {original}" if original else "")
+    return f"{type(exc).__name__}: {exc}"
 
 
 def response_body(response: dict[str, Any] | Any) -> bytes:

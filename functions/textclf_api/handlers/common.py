@@ -30,6 +30,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from textclf_api import aws, jsonbody
 from textclf_api.errors import (
     ApiError,
     BadRequestError,
@@ -102,7 +103,16 @@ def record_error(kind: str) -> None:
 def render_error(err: ApiError, request_id: str | None, details: list[ErrorDetail] | None = None) -> Response:
     status = int(err.status)
     log = logger.error if status >= 500 else logger.info
-    log("request failed", status=status, error=err.error, detail=err.message)
+    # The cause (an AWS error message, the container's text) is for operators: it names accounts,
+    # roles and internals, so it is logged with the request id and never sent.
+    log(
+        "request failed",
+        status=status,
+        error=err.error,
+        detail=err.message,
+        cause=aws.describe_failure(err.__cause__),
+        request_id=request_id,
+    )
     record_error(err.error)
     return Response(
         status_code=status,
@@ -231,9 +241,9 @@ def precheck(event: Mapping[str, Any]) -> ApiError | None:
     if len(data) > MAX_BODY_BYTES:
         return PayloadTooLargeError(f"the request body is {len(data)} bytes; the limit is {MAX_BODY_BYTES}")
     try:
-        document = json.loads(data)
-    except (UnicodeDecodeError, ValueError) as exc:
-        return BadRequestError(f"the request body is not valid JSON ({exc})")
+        document = jsonbody.loads(data)
+    except jsonbody.JsonBodyError as exc:
+        return BadRequestError(str(exc))
     if not isinstance(document, dict):
         return InvalidRequestError(f"the request body must be a JSON object, not {_json_type(document)}")
     return None

@@ -20,8 +20,8 @@ from textclf_api.errors import ApiError, ModelFailedError, ServiceUnavailableErr
 from textclf_api.schemas import PredictRequest, PredictResponse
 from textclf_api.settings import Settings, get_settings
 
-# Keep the model's own error text short: it is passed to the client to explain the 502.
-_MAX_MODEL_MESSAGE = 300
+# What clients call the endpoint: its name and account are internals.
+ENDPOINT = "the model endpoint"
 
 
 @dataclass(frozen=True)
@@ -50,34 +50,31 @@ def predict(request: PredictRequest, settings: Settings | None = None) -> Predic
     try:
         response = PredictResponse.model_validate_json(body)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}" for err in exc.errors()[:3]
-        )
-        raise ModelFailedError(f"the endpoint returned an invalid prediction response ({problems})") from exc
+        raise ModelFailedError("the model answered with an invalid prediction response") from exc
     if len(response.predictions) != request.count():
-        raise ModelFailedError(
-            f"the endpoint returned {len(response.predictions)} predictions for {request.count()} texts"
+        raise ModelFailedError("the model answered with the wrong number of predictions") from ValueError(
+            f"{len(response.predictions)} predictions for {request.count()} texts"
         )
     return PredictResult(response=response, endpoint_ms=endpoint_ms)
 
 
 def _endpoint_failure(exc: Exception, endpoint: str, retry_after: int) -> ApiError:
-    what = f"the SageMaker endpoint {endpoint!r}"
     if isinstance(exc, ClientError):
         code = aws.error_code(exc)
-        message = aws.error_message(exc)
         if code == "ModelError":
-            # The container raised (HTTP 424 from SageMaker): the request was valid, the model failed.
-            original = str(exc.response.get("OriginalMessage") or message)[:_MAX_MODEL_MESSAGE]
-            return ModelFailedError(f"the model failed to classify the request: {original}")
+            # The container raised (HTTP 424 from SageMaker): the request was valid, the model
+            # failed. Its own text (OriginalMessage) is logged via the cause, not shown.
+            return ModelFailedError("the model failed to classify the request")
         if code == "ModelNotReadyException":
             return ServiceUnavailableError(
-                f"{what} is not ready yet; try again later", retry_after=retry_after
+                f"{ENDPOINT} is not ready yet; try again later", retry_after=retry_after
             )
-        if code in {"ValidationError", "ValidationException"} and "endpoint" in message.lower():
+        if (
+            code in {"ValidationError", "ValidationException"}
+            and "endpoint" in aws.error_message(exc).lower()
+        ):
             # InvokeEndpoint's answer for an endpoint that does not exist or is not InService.
             return ServiceUnavailableError(
-                f"{what} is not available ({message}); try again once it is InService",
-                retry_after=retry_after,
+                f"{ENDPOINT} is not in service; try again later", retry_after=retry_after
             )
-    return aws.translate(exc, what, retry_after)
+    return aws.translate(exc, ENDPOINT, retry_after)

@@ -214,8 +214,8 @@ def start_training(
         code = aws.error_code(exc)
         if code == "ResourceLimitExceeded":
             raise QuotaExceededError(
-                f"SageMaker training quota reached for {job['ResourceConfig']['InstanceType']}: "
-                f"{aws.error_message(exc)}; wait for running jobs or request a quota increase",
+                f"SageMaker training quota reached for {job['ResourceConfig']['InstanceType']}; "
+                "wait for running jobs or request a quota increase",
                 retry_after=settings.retry_after_seconds,
             ) from exc
         if code == "ResourceInUse":

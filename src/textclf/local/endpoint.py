@@ -228,15 +228,20 @@ class LocalEndpoint:
         try:
             request = json.loads(body or b"")
             path, version = Path(str(request["model"])), request.get("version")
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):
             return _json_reply(400, {"message": 'send {"model": "<archive or folder>", "version": "<name>"}'})
         try:
             await anyio.to_thread.run_sync(self.swap, path, None if version is None else str(version))
         except UserError as exc:
             return _json_reply(400, {"message": str(exc)})
-        except Exception as exc:
+        except Exception:
             log.exception("loading %s failed; the previous model keeps serving", path)
-            return _json_reply(500, {"message": f"{type(exc).__name__}: {exc}"})
+            return _json_reply(
+                500,
+                {
+                    "message": f"loading {path} failed (see the endpoint log); the previous model keeps serving"
+                },
+            )
         return _json_reply(200, {"model_version": self.model.version, "model_dir": str(self.model.model_dir)})
 
     def swap(self, model_path: Path, version: str | None) -> None:
@@ -322,9 +327,11 @@ class LocalEndpoint:
             return 400, b"", str(exc)
         except (QueueFullError, BatcherClosedError) as exc:
             return 503, b"", str(exc)
-        except Exception as exc:
-            log.exception("inference failed")
-            return 500, b"", f"{type(exc).__name__}: {exc}"
+        except Exception:
+            # The traceback is ours to read in the log; the caller learns only that it was not them.
+            incident = uuid.uuid4().hex[:12]
+            log.exception("inference failed (incident %s)", incident)
+            return 500, b"", f"the model failed on this request (incident {incident} in the endpoint log)"
 
 
 ADMIN_MODEL_PATH = "/admin/model"

@@ -223,7 +223,17 @@ def client_error(stubber: Stubber, code: str, message: str, status: int, **extra
     )
 
 
-def test_model_error_maps_to_502_with_the_models_message(invoke: Invoke, stubber: Stubber) -> None:
+def logged_failure(caplog: pytest.LogCaptureFixture, request_id: str) -> dict[str, Any]:
+    """The fields of the structured "request failed" log record of ``request_id``."""
+    for record in caplog.records:
+        if record.getMessage() == "request failed" and getattr(record, "request_id", None) == request_id:
+            return dict(record.__dict__)
+    raise AssertionError(f"no 'request failed' log record for request {request_id}")
+
+
+def test_model_error_is_a_502_whose_reason_is_logged_not_sent(
+    invoke: Invoke, stubber: Stubber, caplog: pytest.LogCaptureFixture
+) -> None:
     client_error(
         stubber,
         "ModelError",
@@ -236,14 +246,17 @@ def test_model_error_maps_to_502_with_the_models_message(invoke: Invoke, stubber
     response = invoke(predict_handler, "predict_single")
     assert response.status == 502
     assert response.body["error"] == "ModelError"
-    assert "inputs must be a string" in response.body["message"]
+    assert response.body["message"] == "the model failed to classify the request"
+    assert "arn:" not in json.dumps(response.body)
+    logged = logged_failure(caplog, response.body["request_id"])
+    assert "inputs must be a string" in logged["cause"]
     stubber.assert_no_pending_responses()
 
 
 @pytest.mark.parametrize(
     ("code", "message", "http", "says"),
     [
-        ("ValidationError", f"Endpoint {ENDPOINT} of account {ACCOUNT} not found.", 400, "is not available"),
+        ("ValidationError", f"Endpoint {ENDPOINT} of account {ACCOUNT} not found.", 400, "is not in service"),
         # SageMaker answers ModelNotReady with 429; its own branch says why (not "throttling").
         ("ModelNotReadyException", "Model is not ready", 429, "is not ready yet"),
         ("ThrottlingException", "Rate exceeded", 400, "is throttling requests"),
@@ -257,7 +270,10 @@ def test_missing_unready_or_throttled_endpoint_maps_to_503_with_retry_after(  # 
     response = invoke(predict_handler, "predict_single")
     assert response.status == 503, response.body
     assert response.headers["retry-after"] == "30"
-    assert f"the SageMaker endpoint '{ENDPOINT}' {says}" in response.body["message"]
+    assert response.body["message"].startswith(f"the model endpoint {says}")
+    # Neither the endpoint's name nor the account reaches an anonymous caller.
+    assert ENDPOINT not in response.body["message"]
+    assert ACCOUNT not in response.body["message"]
 
 
 @pytest.mark.parametrize(
@@ -288,19 +304,33 @@ def test_unreachable_runtime_maps_to_503(invoke: Invoke, monkeypatch: pytest.Mon
     assert "retry-after" in response.headers
 
 
-def test_internal_failure_maps_to_502(invoke: Invoke, stubber: Stubber) -> None:
-    client_error(stubber, "InternalFailure", "An internal error occurred", 500)
+def test_internal_failure_maps_to_502(
+    invoke: Invoke, stubber: Stubber, caplog: pytest.LogCaptureFixture
+) -> None:
+    client_error(stubber, "InternalFailure", f"An internal error occurred for account {ACCOUNT}", 500)
     response = invoke(predict_handler, "predict_single")
     assert response.status == 502
-    assert "InternalFailure" in response.body["message"]
+    assert (
+        response.body["message"]
+        == "the model endpoint failed; the request id above finds the cause in the function's log"
+    )
+    assert logged_failure(caplog, response.body["request_id"])["cause"] == (
+        f"InternalFailure: An internal error occurred for account {ACCOUNT}"
+    )
 
 
 @pytest.mark.parametrize(
     ("reply", "fragment"),
     [
-        ("body", "invalid prediction response"),  # moto's default reply: not JSON at all
-        ({"predictions": [{"label": "sports", "score": 0.9, "scores": {"sports": 0.9}}]}, "label"),
-        ({"predictions": [{"label": "health", "score": 1.5, "scores": {"health": 1.5}}]}, "score"),
+        ("body", "Invalid JSON"),  # moto's default reply: not JSON at all
+        (
+            {"predictions": [{"label": "sports", "score": 0.9, "scores": {"sports": 0.9}}]},
+            "predictions.0.label",
+        ),
+        (
+            {"predictions": [{"label": "health", "score": 1.5, "scores": {"health": 1.5}}]},
+            "predictions.0.score",
+        ),
         (
             {"predictions": [{"label": "health", "score": 0.5, "scores": {"business": 0.5}}]},
             "predicted label",
@@ -310,13 +340,16 @@ def test_internal_failure_maps_to_502(invoke: Invoke, stubber: Stubber) -> None:
         ({"result": "health"}, "predictions"),
     ],
 )
-def test_invalid_endpoint_replies_map_to_502(reply: Any, fragment: str, moto: None, invoke: Invoke) -> None:
+def test_invalid_endpoint_replies_map_to_502_and_log_what_was_wrong(
+    reply: Any, fragment: str, moto: None, invoke: Invoke, caplog: pytest.LogCaptureFixture
+) -> None:
     if reply != "body":
         queue_endpoint_reply(reply)
     response = invoke(predict_handler, "predict_single")
     assert response.status == 502
     assert response.body["error"] == "ModelError"
-    assert fragment in response.body["message"]
+    assert response.body["message"].startswith("the model answered with ")
+    assert fragment in logged_failure(caplog, response.body["request_id"])["cause"]
 
 
 def test_missing_endpoint_name_is_a_configuration_503(
@@ -346,33 +379,6 @@ def test_non_ascii_headlines_travel_as_utf8(moto: None, invoke: Invoke, sent: li
     body = sent[0]["Body"]
     assert '"Zürich stocks rise — € gains"' in body  # not \\u escapes: what the client sent
     assert payloads(sent) == [{"inputs": "Zürich stocks rise — € gains"}]
-
-
-def test_the_models_message_is_cut_to_300_characters(invoke: Invoke, stubber: Stubber) -> None:
-    client_error(
-        stubber,
-        "ModelError",
-        "Received client error (400)",
-        424,
-        OriginalStatusCode=400,
-        OriginalMessage="y" * 500,
-    )
-    response = invoke(predict_handler, "predict_single")
-    assert response.body["message"] == "the model failed to classify the request: " + "y" * 300
-
-
-def test_an_invalid_reply_names_its_first_three_problems(moto: None, invoke: Invoke) -> None:
-    bad = {"label": "sports", "score": 0.9, "scores": {"sports": 0.9}}
-    queue_endpoint_reply({"predictions": [bad] * 5})
-    event = with_body(load_event("predict_single"), {"texts": ["a", "b", "c", "d", "e"]})
-    message = invoke(predict_handler, event).body["message"]
-    assert message.startswith("the endpoint returned an invalid prediction response (predictions.0.label: ")
-    problems = message[message.index("(") + 1 : -1].split("; ")
-    assert [p.split(":")[0] for p in problems] == [
-        "predictions.0.label",
-        "predictions.0.scores.sports.[key]",
-        "predictions.1.label",
-    ]
 
 
 def test_endpoint_latency_is_the_invoke_time_in_ms(

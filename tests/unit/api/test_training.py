@@ -235,8 +235,10 @@ def test_missing_bucket_is_an_upstream_502_naming_it(moto: None, invoke: Invoke)
     # The stack creates the bucket: its absence is a broken deployment, not something to run.
     response = invoke(training_handler, "train")
     assert response.status == 502
-    assert "NoSuchBucket" in response.body["message"]
-    assert f"s3://{BUCKET}/datasets/latest.json" in response.body["message"]
+    assert response.body["message"] == (
+        f"reading s3://{BUCKET}/datasets/latest.json failed; "
+        "the request id above finds the cause in the function's log"
+    )
 
 
 @pytest.mark.parametrize(
@@ -348,14 +350,30 @@ def test_throttled_create_is_a_503(bucket: Any, invoke: Invoke) -> None:
     assert "retry-after" in response.headers
 
 
-def test_create_rejected_by_sagemaker_is_a_502_with_its_reason(bucket: Any, invoke: Invoke) -> None:
+def test_create_rejected_by_sagemaker_is_a_502_that_keeps_the_role_arn_in_the_log(
+    bucket: Any, invoke: Invoke, caplog: pytest.LogCaptureFixture
+) -> None:
     with Stubber(aws.sagemaker()) as stubber:
         stubber.add_client_error(
             "create_training_job", "ValidationException", "Could not assume role " + ROLE_ARN, 400
         )
         response = invoke(training_handler, "train")
     assert response.status == 502
-    assert "Could not assume role" in response.body["message"]
+    assert response.body["message"].startswith("SageMaker CreateTrainingJob failed")
+    assert ROLE_ARN not in json.dumps(response.body)
+    assert any("Could not assume role " + ROLE_ARN in str(getattr(r, "cause", "")) for r in caplog.records)
+
+
+def test_access_denied_says_an_operator_must_fix_the_role(bucket: Any, invoke: Invoke) -> None:
+    with Stubber(aws.sagemaker()) as stubber:
+        stubber.add_client_error(
+            "create_training_job", "AccessDeniedException", f"User: {ROLE_ARN} is not authorized", 400
+        )
+        response = invoke(training_handler, "train")
+    assert response.status == 502
+    assert response.body["message"] == (
+        "SageMaker CreateTrainingJob refused this function's credentials; an operator must fix its role"
+    )
 
 
 def test_create_timing_out_is_a_504(bucket: Any, invoke: Invoke, monkeypatch: pytest.MonkeyPatch) -> None:
