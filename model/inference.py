@@ -167,7 +167,12 @@ def _torch_forward(
 
     torch.set_num_threads(threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    model = AutoModelForSequenceClassification.from_pretrained(str(model_dir)).to(device).eval()
+    # safetensors only: weights are data; a pickled .bin in an archive could run code on load.
+    model = (
+        AutoModelForSequenceClassification.from_pretrained(str(model_dir), use_safetensors=True)
+        .to(device)
+        .eval()
+    )
     accepted = list(inspect.signature(model.forward).parameters)
 
     def forward(batch: dict[str, np.ndarray]) -> np.ndarray:

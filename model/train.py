@@ -347,6 +347,22 @@ def fingerprint(args: argparse.Namespace, n_train: int, labels: list[str]) -> di
     return {"hyperparameters": hp, "train_rows": n_train, "labels": labels}
 
 
+def read_checkpoint(path: Path) -> dict[str, Any] | None:
+    """A spot checkpoint, loaded as data only (``weights_only``): the checkpoint prefix is written
+    by training jobs, and a pickle could run code before its fingerprint is even compared. One that
+    is not plain tensors and containers is ignored and training starts over."""
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # UnpicklingError for a forbidden global, EOFError/RuntimeError when cut
+        print(
+            f"train.py: ignoring checkpoint {path}: not a plain checkpoint ({type(exc).__name__})", flush=True
+        )
+        return None
+    return state if isinstance(state, dict) else None
+
+
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     path.mkdir(parents=True, exist_ok=True)
     tmp = path / (CHECKPOINT_FILE + ".tmp")
@@ -544,6 +560,7 @@ def main(argv: list[str] | None = None) -> int:
         id2label=dict(enumerate(labels)),
         label2id=label2id,
         ignore_mismatched_sizes=True,  # a base model with another head (or label count) is fine
+        use_safetensors=True,  # weights as data: a pickled .bin could run code while loading
     )
     model.to(device)
     if args.freeze_layers > 0:
@@ -586,8 +603,8 @@ def main(argv: list[str] | None = None) -> int:
     train_seconds = 0.0
     fp = fingerprint(args, len(train), labels)
     ckpt_dir = Path(args.checkpoint_dir) if args.checkpoint_dir else None
-    if ckpt_dir and (ckpt_dir / CHECKPOINT_FILE).is_file():
-        state = torch.load(ckpt_dir / CHECKPOINT_FILE, map_location="cpu", weights_only=False)
+    state = read_checkpoint(ckpt_dir / CHECKPOINT_FILE) if ckpt_dir else None
+    if ckpt_dir is not None and state is not None:
         if state.get("fingerprint") == fp:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])

@@ -93,6 +93,16 @@ def s3() -> S3Client:
     return _session().client("s3", config=S3_BUDGET.config())
 
 
+# Model archives (hundreds of MB) read once by the deploy function to hash them: a socket read may
+# wait longer than for a pointer, and the asynchronous function can afford a retry.
+ARTIFACT_BUDGET: Final = Budget(connect_timeout=2.0, read_timeout=20.0, max_attempts=2)
+
+
+@lru_cache(maxsize=1)
+def artifact_s3() -> S3Client:
+    return _session().client("s3", config=ARTIFACT_BUDGET.config())
+
+
 # DynamoDB: single-item reads and conditional writes (deployment records, idempotency keys); one
 # attempt for the same reason as S3.
 DYNAMODB_BUDGET: Final = Budget(connect_timeout=1.0, read_timeout=2.0, max_attempts=1)
@@ -113,7 +123,7 @@ def reset_clients(*, session: bool = False) -> None:
 
     For tests and for the local stack after it changes endpoint URLs or credentials.
     """
-    for factory in (sagemaker_runtime, sagemaker, sagemaker_quick, s3, dynamodb, autoscaling):
+    for factory in (sagemaker_runtime, sagemaker, sagemaker_quick, s3, artifact_s3, dynamodb, autoscaling):
         factory.cache_clear()
     if session:
         _session.cache_clear()

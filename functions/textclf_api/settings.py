@@ -42,6 +42,8 @@ class Settings:
     training_max_wait_seconds: int
     training_volume_size_gb: int
     retry_after_seconds: int
+    #: GET /health reuses its last DescribeEndpoint answer this long (0: ask every time).
+    health_cache_seconds: int = 5
     # The gated deploy loop (logic/deployment.py).
     model_package_group: str | None = None
     deployments_table: str | None = None
@@ -131,6 +133,7 @@ class Settings:
             training_max_wait_seconds=max_wait,
             training_volume_size_gb=integer("TRAINING_VOLUME_SIZE_GB", 30, 1, 16384),
             retry_after_seconds=integer("RETRY_AFTER_SECONDS", 30, 1, 3600),
+            health_cache_seconds=integer("HEALTH_CACHE_SECONDS", 5, 0, 300),
             model_package_group=text("MODEL_PACKAGE_GROUP"),
             deployments_table=text("DEPLOYMENTS_TABLE"),
             idempotency_table=text("IDEMPOTENCY_TABLE"),

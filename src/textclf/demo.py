@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import statistics
 import subprocess
@@ -26,6 +27,7 @@ import httpx
 
 from textclf import config
 from textclf.errors import UserError
+from textclf.local import API_KEY_ENV
 from textclf.local.net import bind_socket
 
 #: Headlines of the kind the corpus holds (spring 2014), one or more per topic.
@@ -65,6 +67,8 @@ class Demo:
         self.log_dir = self.art / "demo"
         self.steps: list[StepResult] = []
         self.total_steps = 7
+        # The key the demo's stack is started with: the user's own, else one for this run.
+        self.api_key = os.environ.get(API_KEY_ENV) or secrets.token_urlsafe(24)
 
     # -- pipeline --------------------------------------------------------------------------
 
@@ -146,6 +150,7 @@ class Demo:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
+                env={**os.environ, API_KEY_ENV: self.api_key},
             )
         api = f"http://127.0.0.1:{self.options.port}"
         deadline = time.monotonic() + STACK_START_TIMEOUT_S
@@ -169,7 +174,8 @@ class Demo:
         self._header(7, f"HTTP requests to http://127.0.0.1:{self.options.port}")
         api = f"http://127.0.0.1:{self.options.port}"
         started = time.perf_counter()
-        with httpx.Client(base_url=api, timeout=30) as client:
+        # POST /predict requires the stack's API key (PredictAuth API_KEY, the template default).
+        with httpx.Client(base_url=api, timeout=30, headers={"x-api-key": self.api_key}) as client:
             print("events/predict*.json (bodies and headers as API Gateway would pass them):")
             for path in sorted(self.options.events_dir.glob("predict*.json")):
                 event = json.loads(path.read_text(encoding="utf-8"))

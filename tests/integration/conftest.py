@@ -113,6 +113,11 @@ class Server:
         return "\n".join(text.splitlines()[-lines:])
 
 
+#: The x-api-key the test stacks are started with; ``KEY`` is the header to send it in.
+API_KEY = "integration-test-key"
+KEY = {"x-api-key": API_KEY}
+
+
 class LocalStackProcesses:
     def __init__(self, root: Path, archive: Path) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
@@ -120,6 +125,7 @@ class LocalStackProcesses:
             TEXTCLF_ARTIFACTS=str(root / "artifacts"),  # no processed data: nothing of the user's is read
             TEXTCLF_CACHE=str(root / "cache"),
             PYTHONUNBUFFERED="1",
+            TEXTCLF_API_KEY=API_KEY,
         )
         self.endpoint = Server(
             "textclf serve-endpoint",

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.helpers.tiny_model import PROBE_HEADLINES
-from tests.integration.conftest import ENDPOINT_NAME, LocalStackProcesses
+from tests.integration.conftest import ENDPOINT_NAME, KEY, LocalStackProcesses
 from textclf import config
 from textclf.labels import LABELS
 
@@ -33,7 +33,7 @@ def _send(api: str, event: dict[str, Any]) -> httpx.Response:
     raw = event["body"]
     body = None if raw is None else (base64.b64decode(raw) if event["isBase64Encoded"] else raw.encode())
     skip = {"host", "content-length"}
-    headers = {k: v for k, v in (event["headers"] or {}).items() if k.lower() not in skip}
+    headers = {k: v for k, v in (event["headers"] or {}).items() if k.lower() not in skip} | KEY
     return httpx.request(event["httpMethod"], api + event["path"], headers=headers, content=body, timeout=30)
 
 
@@ -71,7 +71,9 @@ def test_predict_batch_keeps_order_and_classifies(local_stack: LocalStackProcess
     assert len(reply.json()["predictions"]) == len(texts)
 
     labels, headlines = zip(*PROBE_HEADLINES.items(), strict=True)
-    probe = httpx.post(f"{local_stack.api_url}/predict", json={"texts": list(headlines)}, timeout=30)
+    probe = httpx.post(
+        f"{local_stack.api_url}/predict", json={"texts": list(headlines)}, headers=KEY, timeout=30
+    )
     assert probe.status_code == 200, probe.text
     predictions = probe.json()["predictions"]
     for prediction in predictions:
@@ -86,7 +88,7 @@ def test_concurrent_requests_each_get_their_own_answer(local_stack: LocalStackPr
     items = list(PROBE_HEADLINES.items()) * 6
 
     def ask(headline: str) -> str:
-        reply = httpx.post(f"{local_stack.api_url}/predict", json={"text": headline}, timeout=30)
+        reply = httpx.post(f"{local_stack.api_url}/predict", json={"text": headline}, headers=KEY, timeout=30)
         assert reply.status_code == 200, reply.text
         return str(reply.json()["predictions"][0]["label"])
 
@@ -105,7 +107,7 @@ def test_every_bad_input_is_a_4xx_with_a_message(local_stack: LocalStackProcesse
 
 
 def test_oversized_bodies_are_refused_with_413(local_stack: LocalStackProcesses) -> None:
-    headers = {"Content-Type": "application/json"}
+    headers = {"Content-Type": "application/json", **KEY}
     # Above the function's own 1 MiB limit.
     big = json.dumps({"text": "x" * (2 * 1024 * 1024)})
     reply = httpx.post(f"{local_stack.api_url}/predict", content=big, headers=headers, timeout=30)
@@ -189,7 +191,9 @@ def test_health_follows_the_endpoint_down_and_up(local_stack: LocalStackProcesse
         assert down.json()["endpoint"]["name"] == ENDPOINT_NAME
         assert down.headers.get("Retry-After")
 
-        refused = httpx.post(f"{local_stack.api_url}/predict", json={"text": "any headline"}, timeout=30)
+        refused = httpx.post(
+            f"{local_stack.api_url}/predict", json={"text": "any headline"}, headers=KEY, timeout=30
+        )
         assert refused.status_code == 503, refused.text
         assert refused.headers.get("Retry-After")
     finally:
@@ -198,6 +202,9 @@ def test_health_follows_the_endpoint_down_and_up(local_stack: LocalStackProcesse
     up = _wait_for_health(local_stack.api_url, 200)
     assert up.status_code == 200, up.text
     again = httpx.post(
-        f"{local_stack.api_url}/predict", json={"text": "stocks rally as profit rises"}, timeout=30
+        f"{local_stack.api_url}/predict",
+        json={"text": "stocks rally as profit rises"},
+        headers=KEY,
+        timeout=30,
     )
     assert again.status_code == 200 and again.json()["predictions"][0]["label"] == "business"

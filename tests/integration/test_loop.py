@@ -26,7 +26,7 @@ import pytest
 from tests.helpers.tiny_data import make_tiny_dataset, shared_zip
 from tests.helpers.tiny_model import make_tiny_model_dir
 
-from .conftest import Server, package_tiny_model
+from .conftest import API_KEY, KEY, Server, package_tiny_model
 
 pytestmark = pytest.mark.integration
 
@@ -51,14 +51,17 @@ class Stack:
         self.root = root
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
         self.env.update(
-            TEXTCLF_ARTIFACTS=str(root / "artifacts"), TEXTCLF_CACHE=str(root / "cache"), PYTHONUNBUFFERED="1"
+            TEXTCLF_ARTIFACTS=str(root / "artifacts"),
+            TEXTCLF_CACHE=str(root / "cache"),
+            PYTHONUNBUFFERED="1",
+            TEXTCLF_API_KEY=API_KEY,
         )
         args = ["serve", "--model", str(inputs["archive"]), "--data", str(inputs["data"]), "--threads", "1"]
         args += ["--base-model", str(inputs["base"]), "--parameter-overrides", *overrides]
         listen = ("--fd", "--endpoint-fd")
         self.server = Server("textclf serve", args, self.env, root / "serve.log", listen=listen)
         self.api_url = self.server.url()
-        self.client = httpx.Client(base_url=self.api_url, timeout=30)
+        self.client = httpx.Client(base_url=self.api_url, timeout=30, headers=KEY)
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -117,7 +120,7 @@ class Traffic:
         self._thread.join(30)
 
     def _run(self) -> None:
-        with httpx.Client(base_url=self.url, timeout=30) as client:
+        with httpx.Client(base_url=self.url, timeout=30, headers=KEY) as client:
             while not self._stop.is_set():
                 try:
                     reply = client.post(

@@ -34,6 +34,7 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
 from textclf_api import aws
+from textclf_api.logic import artifacts
 from textclf_api.schemas import Deployment
 from textclf_api.settings import Settings, get_settings
 
@@ -344,7 +345,13 @@ def on_training_job(detail: dict[str, Any], settings: Settings) -> Outcome:
         records.update(job, status="failed", reason=reason)
         return Outcome("failed", job, reason=reason)
     metrics = {str(m["MetricName"]): float(m["Value"]) for m in desc.get("FinalMetricDataList", [])}
-    artifact = str((desc.get("ModelArtifacts") or {}).get("S3ModelArtifacts", ""))
+    source = str((desc.get("ModelArtifacts") or {}).get("S3ModelArtifacts", ""))
+    try:
+        artifact = artifacts.admit(source, settings.require("bucket_name"))
+    except artifacts.ArtifactError as exc:
+        reason = f"model artifact refused: {exc}"
+        records.update(job, status="failed", reason=reason)
+        return Outcome("failed", job, reason=reason)
     decision = gate(metrics, champion(settings), settings)
     package = register(job, artifact, metrics, decision, settings)
     logger.info("gated", training_job_name=job, approved=decision.approved, reason=decision.reason)
@@ -356,17 +363,18 @@ def on_training_job(detail: dict[str, Any], settings: Settings) -> Outcome:
 
 
 def register(
-    job: str, artifact: str, metrics: dict[str, float], decision: Decision, settings: Settings
+    job: str, artifact: artifacts.Artifact, metrics: dict[str, float], decision: Decision, settings: Settings
 ) -> Package:
-    """A model package for the job's archive, Approved or Rejected, with its figures and the reason."""
+    """A model package for the job's admitted archive, Approved or Rejected, with its figures, its
+    SHA-256 and the reason."""
     image = settings.require("inference_image_uri")
     metadata: dict[str, str] = {name: f"{metrics[name]:.6f}" for name in PACKAGE_METRICS if name in metrics}
-    metadata |= {"training_job": job, "gate": decision.reason[:256]}
+    metadata |= {"training_job": job, "gate": decision.reason[:256], **artifact.metadata()}
     arn = aws.sagemaker().create_model_package(
         ModelPackageGroupName=settings.require("model_package_group"),
         ModelPackageDescription=f"textclf model trained by {job}",
         InferenceSpecification={
-            "Containers": [{"Image": image, "ModelDataUrl": artifact}],
+            "Containers": [{"Image": image, "ModelDataUrl": artifact.uri}],
             "SupportedContentTypes": ["application/json"],
             "SupportedResponseMIMETypes": ["application/json"],
         },
@@ -423,6 +431,8 @@ def roll_out(package: Package, job: str, settings: Settings, records: Records) -
         reason = f"waiting for the endpoint ({state}); rolled out when it is InService"
         records.update(job, status="pending", reason=reason, model_version=package.version, queued="1")
         return Outcome("queued", job, package.version, reason)
+    # The archive is code the container runs: only the bytes admitted and recorded are served.
+    artifacts.verify(package.model_data, package.metadata)
     name = versioned_name(settings.require("endpoint_name"), package.version)
     sm = aws.sagemaker()
     sm.create_model(
@@ -433,6 +443,7 @@ def roll_out(package: Package, job: str, settings: Settings, records: Records) -
             "ModelDataUrl": package.model_data,
             "Environment": BASE_ENVIRONMENT | {MODEL_VERSION_ENV: package.version},
         },
+        EnableNetworkIsolation=network_isolation(package, settings),
     )
     variant: Any = production_variant(name, settings)
     sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[variant])
@@ -463,6 +474,12 @@ def roll_out(package: Package, job: str, settings: Settings, records: Records) -
     )
     logger.info("rollout started", training_job_name=job, model_version=package.version, config=name)
     return Outcome("deploying", job, package.version, how)
+
+
+def network_isolation(package: Package, settings: Settings) -> bool:
+    """Isolate the container from the network unless it must pip-install at start (requirements
+    not vendored) or the endpoint is serverless (which does not support isolation)."""
+    return package.metadata.get(artifacts.OFFLINE_KEY) == "true" and settings.endpoint_type != "Serverless"
 
 
 def production_variant(model_name: str, settings: Settings) -> dict[str, Any]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
@@ -16,14 +18,36 @@ UNKNOWN = "Unknown"
 
 logger = Logger(child=True)
 
+# GET /health is public: an anonymous caller must not turn each request into a DescribeEndpoint
+# (SageMaker throttles control-plane calls per account). A warm function answers from its last
+# look for ``health_cache_seconds``.
+_cache: dict[str, tuple[float, HealthResponse]] = {}
+
+
+def reset_cache() -> None:
+    _cache.clear()
+
 
 def check_health(settings: Settings | None = None) -> HealthResponse:
+    """:func:`describe_health`, reused for ``health_cache_seconds``."""
+    settings = settings or get_settings()
+    name = settings.require("endpoint_name")
+    now = time.monotonic()
+    cached = _cache.get(name)
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    health = describe_health(settings)
+    if settings.health_cache_seconds:
+        _cache[name] = (now + settings.health_cache_seconds, health)
+    return health
+
+
+def describe_health(settings: Settings) -> HealthResponse:
     """``ok`` only when the endpoint is InService; any other state, or no answer, is ``unavailable``.
 
     It never raises for SageMaker failures: a health check that cannot ask SageMaker reports the
     endpoint as ``Unknown`` (503) -- a load balancer or monitor wants a status, not an error page.
     """
-    settings = settings or get_settings()
     name = settings.require("endpoint_name")
     version = None
     try:

@@ -20,7 +20,7 @@ import ipaddress
 import socket
 import time
 from collections import Counter
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
@@ -79,13 +79,17 @@ class Target:
 
 
 def build_requests(
-    target: Target, bodies: Sequence[bytes], content_type: str = "application/json"
+    target: Target,
+    bodies: Sequence[bytes],
+    content_type: str = "application/json",
+    headers: Mapping[str, str] | None = None,
 ) -> list[bytes]:
     """Prebuilt HTTP/1.1 POST requests, one per body, so the hot loop only writes bytes."""
     if not bodies:
         raise ValueError("at least one request body is needed")
     host = f"[{target.host}]" if ":" in target.host else target.host
     head = f"POST {target.path} HTTP/1.1\r\nHost: {host}:{target.port}\r\nContent-Type: {content_type}\r\n"
+    head += "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
     return [
         (head + f"Content-Length: {len(body)}\r\nConnection: keep-alive\r\n\r\n").encode("ascii") + body
         for body in bodies
@@ -272,6 +276,7 @@ async def run_load_async(
     warmup_s: float = 0.0,
     request_timeout_s: float = 10.0,
     content_type: str = "application/json",
+    headers: Mapping[str, str] | None = None,
 ) -> LoadResult:
     """Run ``concurrency`` virtual users, each sending its next request as soon as the last ends.
 
@@ -284,7 +289,7 @@ async def run_load_async(
     if duration_s <= 0 or max_requests < 1 or request_timeout_s <= 0 or warmup_s < 0:
         raise ValueError("duration, max_requests and request_timeout must be positive")
     target = Target.parse(url)
-    requests = build_requests(target, bodies, content_type)
+    requests = build_requests(target, bodies, content_type, headers)
     loop = asyncio.get_running_loop()
     perf = time.perf_counter
 
@@ -438,6 +443,7 @@ def run_load(
     warmup_s: float = 0.0,
     request_timeout_s: float = 10.0,
     content_type: str = "application/json",
+    headers: Mapping[str, str] | None = None,
 ) -> LoadResult:
     """Synchronous wrapper around :func:`run_load_async` (its own event loop)."""
     return run_coroutine(
@@ -450,5 +456,6 @@ def run_load(
             warmup_s=warmup_s,
             request_timeout_s=request_timeout_s,
             content_type=content_type,
+            headers=headers,
         )
     )

@@ -16,7 +16,7 @@ import random
 import shutil
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from textclf.bench.servers import (
 )
 from textclf.bench.stats import cdf_points, linear_slope
 from textclf.errors import UserError
+from textclf.local import API_KEY_ENV
 
 log = logging.getLogger(__name__)
 
@@ -250,10 +251,15 @@ def baseline_server(cfg: BenchConfig) -> ServerProcess:
     return _server_on_its_socket(cfg, "baseline", argv)
 
 
+#: The x-api-key the benchmark's local stack is started with (POST /predict requires one).
+BENCH_API_KEY = "textclf-bench-key"
+
+
 def api_stack(cfg: BenchConfig) -> ServerProcess:
     api_sock, port = listening(HOST, "API")
     endpoint_sock, _ = listening(HOST, "endpoint")
     argv = python_module_argv("textclf", "serve", "--host", HOST, "--model", str(cfg.package))
+    env = {**os.environ, API_KEY_ENV: BENCH_API_KEY}
     # /health answers 200 only once the endpoint, the control plane and the API are all up.
     return ServerProcess(
         "api",
@@ -264,6 +270,7 @@ def api_stack(cfg: BenchConfig) -> ServerProcess:
         log_path=cfg.out / "logs" / "api.log",
         startup_timeout_s=180,
         sockets=[("--fd", api_sock), ("--endpoint-fd", endpoint_sock)],
+        env=env,
     )
 
 
@@ -306,6 +313,7 @@ def _loaded_run(
     max_requests: int,
     request_timeout_s: float,
     rss_interval_s: float = 0.25,
+    headers: Mapping[str, str] | None = None,
 ) -> LoadedRun:
     sampler = RssSampler(server.pid, interval_s=rss_interval_s)
     cpu0 = process_tree_cpu_seconds(server.pid)
@@ -319,6 +327,7 @@ def _loaded_run(
             warmup_s=warmup_s,
             max_requests=max_requests,
             request_timeout_s=request_timeout_s,
+            headers=headers,
         )
     wall = time.perf_counter() - t0
     return LoadedRun(result, sampler, process_tree_cpu_seconds(server.pid) - cpu0, wall)
@@ -382,6 +391,7 @@ def run_api_level(cfg: BenchConfig, texts: Sequence[str]) -> list[dict[str, Any]
             warmup_s=cfg.warmup_s,
             max_requests=cfg.max_requests_per_level,
             request_timeout_s=cfg.request_timeout_s,
+            headers={"x-api-key": BENCH_API_KEY},
         )
     record = run.record("api")
     record["path"] = "POST /predict (API -> Lambda handler -> boto3 -> endpoint)"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -94,7 +95,11 @@ def run(args: argparse.Namespace) -> int:
             stack.start()
             state = state_file()
             state.parent.mkdir(parents=True, exist_ok=True)
-            state.write_text(json.dumps(stack.state(), indent=2) + "\n", encoding="utf-8")
+            # It holds the API key: readable by this user only.
+            descriptor = os.open(state, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.fchmod(descriptor, 0o600)
+            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+                handle.write(json.dumps(stack.state(), indent=2) + "\n")
             print(stack.banner(), flush=True)
             serve_forever()
         except KeyboardInterrupt:

@@ -11,3 +11,5 @@
 
 #: moto's default account: every local ARN, the Lambda context and the endpoint's errors use it.
 LOCAL_ACCOUNT_ID = "123456789012"
+#: Environment variable that fixes the local stack's API key (otherwise one is made at start).
+API_KEY_ENV = "TEXTCLF_API_KEY"

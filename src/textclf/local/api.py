@@ -7,18 +7,28 @@ Concurrency: a powertools ``APIGatewayRestResolver`` keeps the current event on 
 object, so one handler module must never run two events at once — exactly like one Lambda
 execution environment. Each function therefore has a lock (one warm instance per function);
 handlers run in worker threads so the event loop keeps accepting requests meanwhile.
+
+Back-pressure: at most ``max_waiting`` requests wait for a function; the next one is answered
+``503`` + ``Retry-After`` at once instead of queueing without bound, and a request whose client
+has gone by the time its turn comes is dropped, not run. API keys: a route whose template
+``Auth`` requires one answers ``403 Forbidden`` without the right ``x-api-key``, as API Gateway
+does. Only loopback ``Host`` names are served (a web page cannot reach it by DNS rebinding).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import time
 import uuid
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import anyio.to_thread
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route as StarletteRoute
@@ -32,6 +42,10 @@ log = logging.getLogger(__name__)
 
 #: API Gateway's integration timeout for REST APIs.
 API_GATEWAY_TIMEOUT_S = 29.0
+#: Requests that may wait for one function before the next is refused with 503 (one is running).
+DEFAULT_MAX_WAITING = 16
+#: Host names the local API answers to (with any port).
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 
 
 class LocalApiGateway:
@@ -44,8 +58,15 @@ class LocalApiGateway:
         stage: str,
         region: str,
         gateway_responses: Mapping[str, GatewayResponse] | None = None,
+        api_key: str | None = None,
+        max_waiting: int = DEFAULT_MAX_WAITING,
+        allowed_hosts: Sequence[str] = LOOPBACK_HOSTS,
     ) -> None:
         self.routes = list(routes)
+        self.api_key = api_key
+        self.max_waiting = max_waiting
+        self._waiting: dict[str, int] = {}
+        self._instances: dict[str, asyncio.Lock] = {}  # made in the server's event loop
         self.gateway_responses = dict(gateway_responses or {})
         self.stage = stage
         self.region = region
@@ -55,13 +76,14 @@ class LocalApiGateway:
                 route.function, LocalFunction(route.function, route.handler, route.timeout_s, route.memory_mb)
             )
         self.app = Starlette(
+            middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))],
             routes=[
                 StarletteRoute(
                     "/{path:path}",
                     self.handle,
                     methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
                 )
-            ]
+            ],
         )
 
     def warm_up(self) -> None:
@@ -94,6 +116,8 @@ class LocalApiGateway:
         if found is None:
             return self._error("MISSING_AUTHENTICATION_TOKEN", request_id)
         route, path_parameters = found
+        if route.api_key_required and not self._key_ok(request.headers.get("x-api-key")):
+            return self._error("INVALID_API_KEY", request_id)
         event = apigw.build_event(
             route=route,
             path_parameters=path_parameters,
@@ -118,11 +142,17 @@ class LocalApiGateway:
             request_id=request_id,
         )
         timeout = min(function.timeout_s, API_GATEWAY_TIMEOUT_S)
+        waiting = self._waiting.get(function.name, 0)
+        if waiting > self.max_waiting:
+            log.warning("%s: %d requests already waiting; refusing", function.name, waiting)
+            return self._error("FUNCTION_BUSY", request_id)
+        self._waiting[function.name] = waiting + 1
+        answered = asyncio.Event()  # set once the client has its answer (a timeout included)
+        task = asyncio.ensure_future(self._invoke_when_free(request, function, event, context, answered))
         try:
-            result = await asyncio.wait_for(
-                anyio.to_thread.run_sync(function.invoke, event, context, abandon_on_cancel=True),
-                timeout,
-            )
+            # shield: on timeout the client gets 504, but a handler already running keeps its
+            # instance busy until it returns, as in Lambda (threads cannot be killed).
+            result = await asyncio.wait_for(asyncio.shield(task), timeout)
         except TimeoutError:
             log.error("%s did not answer within %.0f s", function.name, timeout)
             return self._error("INTEGRATION_TIMEOUT", request_id)
@@ -130,14 +160,37 @@ class LocalApiGateway:
             # A handler that raises is a Lambda "Unhandled" error: API Gateway answers 502.
             log.exception("%s raised", function.name)
             return self._error("DEFAULT_5XX", request_id)
+        finally:
+            answered.set()
+            self._waiting[function.name] -= 1
+        if result is _CLIENT_GONE:
+            return self._error("DEFAULT_5XX", request_id)  # nobody reads it
         response = apigw.http_response(result)
         if response is None:
             log.error("%s returned a malformed proxy result: %.200r", function.name, result)
             return self._error("DEFAULT_5XX", request_id)
         return response
 
+    def _key_ok(self, sent: str | None) -> bool:
+        return self.api_key is not None and sent is not None and hmac.compare_digest(sent, self.api_key)
+
+    async def _invoke_when_free(
+        self, request: Request, function: LocalFunction, event: Any, context: Any, answered: asyncio.Event
+    ) -> Any:
+        """Run the handler once the function's instance is free -- unless its client has gone or
+        already got its 504 meanwhile: work nobody will read is not done."""
+        instance = self._instances.setdefault(function.name, asyncio.Lock())
+        async with instance:
+            if answered.is_set() or await request.is_disconnected():
+                log.info("%s: the client is gone; request dropped before it ran", function.name)
+                return _CLIENT_GONE
+            return await anyio.to_thread.run_sync(function.invoke, event, context)
+
     def _error(self, response_type: str, request_id: str) -> apigw.HttpResponse:
         return apigw.gateway_error(response_type, request_id=request_id, responses=self.gateway_responses)
+
+
+_CLIENT_GONE = object()
 
 
 def _header_dict(result: apigw.HttpResponse) -> dict[str, str]:

@@ -40,12 +40,19 @@ class HttpResponse:
 #: API Gateway's own answers: response type → (status, default message).
 GATEWAY_ERRORS: dict[str, tuple[int, str]] = {
     "MISSING_AUTHENTICATION_TOKEN": (403, "Missing Authentication Token"),
+    # No or another x-api-key on a method that requires one.
+    "INVALID_API_KEY": (403, "Forbidden"),
+    # The local stand-in for Lambda refusing an invocation (every instance busy): retry shortly.
+    "FUNCTION_BUSY": (503, "Service Unavailable: the function is at capacity; retry shortly"),
     "REQUEST_TOO_LARGE": (413, "Request Too Long"),
     "INTEGRATION_TIMEOUT": (504, "Endpoint request timed out"),
     # A function error or a malformed proxy result.
     "DEFAULT_5XX": (502, "Internal server error"),
 }
-_ERROR_TYPE_HEADER = {"MISSING_AUTHENTICATION_TOKEN": "MissingAuthenticationTokenException"}
+_ERROR_TYPE_HEADER = {
+    "MISSING_AUTHENTICATION_TOKEN": "MissingAuthenticationTokenException",
+    "INVALID_API_KEY": "ForbiddenException",
+}
 
 
 def gateway_error(
@@ -63,6 +70,8 @@ def gateway_error(
     headers = [("Content-Type", "application/json")]
     if response_type in _ERROR_TYPE_HEADER:
         headers.append(("x-amzn-ErrorType", _ERROR_TYPE_HEADER[response_type]))
+    if status == 503:
+        headers.append(("Retry-After", "1"))
     body = json.dumps({"message": message})
     if custom is not None:
         rendered = custom.render(message=message, response_type=response_type, request_id=request_id)

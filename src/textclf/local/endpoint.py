@@ -105,8 +105,8 @@ class ServingModel:
     version_override: str | None = None
 
     @classmethod
-    def load(cls, model: Path, version: str | None = None) -> ServingModel:
-        model_dir = resolve_model_dir(model)
+    def load(cls, model: Path, version: str | None = None, sha256: str | None = None) -> ServingModel:
+        model_dir = resolve_model_dir(model, sha256)
         module = import_inference(inference_script(model_dir))
         started = time.perf_counter()
         loaded = module.model_fn(str(model_dir))
@@ -227,27 +227,32 @@ class LocalEndpoint:
         body = await read_body(receive, headers.get("content-length"), 64 * 1024)
         try:
             request = json.loads(body or b"")
-            path, version = Path(str(request["model"])), request.get("version")
-        except (ValueError, KeyError, TypeError, RecursionError):
-            return _json_reply(400, {"message": 'send {"model": "<archive or folder>", "version": "<name>"}'})
+            path, version, sha256 = Path(str(request["model"])), request.get("version"), request.get("sha256")
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
+            return _json_reply(
+                400,
+                {"message": 'send {"model": "<archive or folder>", "version": "<name>", "sha256": "<hex>"}'},
+            )
         try:
-            await anyio.to_thread.run_sync(self.swap, path, None if version is None else str(version))
+            await anyio.to_thread.run_sync(
+                self.swap,
+                path,
+                None if version is None else str(version),
+                None if sha256 is None else str(sha256),
+            )
         except UserError as exc:
             return _json_reply(400, {"message": str(exc)})
         except Exception:
             log.exception("loading %s failed; the previous model keeps serving", path)
-            return _json_reply(
-                500,
-                {
-                    "message": f"loading {path} failed (see the endpoint log); the previous model keeps serving"
-                },
-            )
+            failed = f"loading {path} failed (see the endpoint log); the previous model keeps serving"
+            return _json_reply(500, {"message": failed})
         return _json_reply(200, {"model_version": self.model.version, "model_dir": str(self.model.model_dir)})
 
-    def swap(self, model_path: Path, version: str | None) -> None:
-        """Load ``model_path`` beside the serving model, warm it, switch traffic, drain the old one."""
+    def swap(self, model_path: Path, version: str | None, sha256: str | None = None) -> None:
+        """Load ``model_path`` beside the serving model, warm it, switch traffic, drain the old one.
+        With ``sha256``, an archive whose bytes differ is refused and the old model keeps serving."""
         with self._swap_lock:
-            model = ServingModel.load(model_path, version)
+            model = ServingModel.load(model_path, version, sha256)
             batcher = start_batcher(model, self.batching)
             old = self.batcher
             # One assignment each: a request reads the pair at its start (see _invoke).

@@ -12,18 +12,20 @@ has no ``code/inference.py`` the repository's ``model/inference.py`` serves it.
 
 from __future__ import annotations
 
+import gzip
 import logging
 import os
 import shutil
 import sys
 import tarfile
 import tempfile
+import zlib
 from pathlib import Path
 from types import ModuleType
 
 from textclf import config
 from textclf.errors import UserError
-from textclf.hashing import sha256_file
+from textclf.hashing import recorded_checksum, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -40,23 +42,45 @@ def cache_dir() -> Path:
     return Path(user_cache_dir("textclf")) / "models"
 
 
-def extract_archive(archive: Path, *, cache: Path | None = None) -> Path:
-    """Extract ``archive`` into ``<cache>/<sha256[:16]>`` (once) and return that folder."""
-    if not tarfile.is_tarfile(archive):
-        raise UserError(f"{archive} is not a tar archive (expected model.tar.gz from `textclf package`)")
+def extract_archive(archive: Path, *, cache: Path | None = None, expected_sha256: str | None = None) -> Path:
+    """Extract ``archive`` into ``<cache>/<sha256[:16]>`` (once) and return that folder.
+
+    The archive is code (``code/inference.py`` runs here), so its bytes are checked first: against
+    ``expected_sha256``, else against the digest ``textclf package`` recorded beside it
+    (``model.tar.gz.sha256``), when there is one. A corrupt or truncated archive is refused with
+    one line, never a traceback.
+    """
+    digest = sha256_file(archive)
+    expected = (expected_sha256 or recorded_checksum(archive) or "").lower()
+    if expected and digest != expected:
+        raise UserError(
+            f"{archive} does not match its recorded sha256 ({expected[:16]}..., the file is "
+            f"{digest[:16]}...): it changed after it was packaged; not served"
+        )
     root = cache or cache_dir()
-    target = root / sha256_file(archive)[:16]
+    target = root / digest[:16]
     if (target / ".complete").exists():
         log.info("model archive %s already extracted in %s", archive, target)
         return target
+    try:
+        if not tarfile.is_tarfile(archive):
+            raise UserError(f"{archive} is not a tar archive (expected model.tar.gz from `textclf package`)")
+        _check_whole_gzip(archive)
+    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, OSError) as exc:
+        raise UserError(f"{archive} is corrupt or truncated ({exc}); package or download it again") from exc
     root.mkdir(parents=True, exist_ok=True)
     # Extract beside the target and rename: a crash mid-way never leaves a half folder that
     # a later start would take for a complete one.
     staging = Path(tempfile.mkdtemp(prefix=".extract-", dir=root))
     try:
-        with tarfile.open(archive, "r:*") as tar:
-            # The "data" filter refuses absolute paths, "..", devices and links out of the folder.
-            tar.extractall(staging, filter="data")
+        try:
+            with tarfile.open(archive, "r:*") as tar:
+                # The "data" filter refuses absolute paths, "..", devices and links out of the folder.
+                tar.extractall(staging, filter="data")
+        except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
+            raise UserError(
+                f"{archive} could not be extracted ({exc}); package or download it again"
+            ) from exc
         (staging / ".complete").write_text(str(archive.resolve()) + "\n", encoding="utf-8")
         try:
             staging.rename(target)
@@ -71,7 +95,18 @@ def extract_archive(archive: Path, *, cache: Path | None = None) -> Path:
     return target
 
 
-def resolve_model_dir(model: Path) -> Path:
+def _check_whole_gzip(archive: Path) -> None:
+    """Read a gzip archive to its end: tar extraction stops at the end-of-archive blocks and never
+    checks the gzip trailer, so an archive cut there would otherwise pass."""
+    with archive.open("rb") as head:
+        if head.read(2) != b"\x1f\x8b":
+            return  # an uncompressed tar
+    with gzip.open(archive, "rb") as stream:
+        while stream.read(1 << 20):
+            pass
+
+
+def resolve_model_dir(model: Path, expected_sha256: str | None = None) -> Path:
     """A model folder ready to serve: ``model`` itself, or its extraction when it is an archive."""
     if not model.exists():
         raise UserError(
@@ -82,7 +117,7 @@ def resolve_model_dir(model: Path) -> Path:
         if not (model / "config.json").exists():
             raise UserError(f"{model} is not a model folder (no config.json)")
         return model.resolve()
-    return extract_archive(model.resolve())
+    return extract_archive(model.resolve(), expected_sha256=expected_sha256)
 
 
 def inference_script(model_dir: Path) -> Path:

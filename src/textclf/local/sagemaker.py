@@ -22,6 +22,7 @@ unchanged:
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
@@ -516,10 +517,10 @@ class LocalSageMaker:
         """Load the config's model in the model server, then switch (SageMaker's blue/green)."""
         creating = endpoint.status == "Creating"
         try:
-            archive, version = self._fetch_model(config)
+            archive, version, sha256 = self._fetch_model(config)
             reply = self._http.post(
                 f"{self.model_server_url}/admin/model",
-                json={"model": str(archive), "version": version},
+                json={"model": str(archive), "version": version, "sha256": sha256},
                 timeout=600,
             )
             if reply.status_code != 200:
@@ -542,16 +543,20 @@ class LocalSageMaker:
             detail["FailureReason"] = endpoint.failure_reason
         self._publish(ENDPOINT_EVENT, detail, endpoint.arn)
 
-    def _fetch_model(self, config: str) -> tuple[Path, str | None]:
-        """The archive of the config's (single) model, downloaded; the version its env names."""
+    def _fetch_model(self, config: str) -> tuple[Path, str | None, str | None]:
+        """The archive of the config's (single) model, downloaded; the version its env names; the
+        SHA-256 S3 holds for it (when it was stored with one), which the model server checks."""
         sagemaker = self._client("sagemaker")
         variant = sagemaker.describe_endpoint_config(EndpointConfigName=config)["ProductionVariants"][0]
         container = sagemaker.describe_model(ModelName=variant["ModelName"])["PrimaryContainer"]
         bucket, key = _split_s3(container["ModelDataUrl"])
         dest = self.workdir / "models" / config / "model.tar.gz"
         dest.parent.mkdir(parents=True, exist_ok=True)
-        self._client("s3").download_file(bucket, key, str(dest))
-        return dest, (container.get("Environment") or {}).get("TEXTCLF_MODEL_VERSION")
+        s3 = self._client("s3")
+        checksum = s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED").get("ChecksumSHA256")
+        s3.download_file(bucket, key, str(dest))
+        sha256 = base64.b64decode(checksum).hex() if checksum else None
+        return dest, (container.get("Environment") or {}).get("TEXTCLF_MODEL_VERSION"), sha256
 
     # -- registry events -------------------------------------------------------------------
 

@@ -22,7 +22,15 @@ log = logging.getLogger(__name__)
 class ServerThread:
     """A uvicorn server in a daemon thread: ``start()`` returns once it accepts connections."""
 
-    def __init__(self, app: ASGIApp, sock: socket.socket, *, name: str, log_level: str = "warning") -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        sock: socket.socket,
+        *,
+        name: str,
+        log_level: str = "warning",
+        limit_concurrency: int | None = None,
+    ) -> None:
         self.name = name
         self._sock = sock
         host, port = sock.getsockname()[:2]
@@ -38,6 +46,8 @@ class ServerThread:
             # Local clients (the Lambda's boto3, the demo) keep connections open between calls.
             timeout_keep_alive=30,
             timeout_graceful_shutdown=5,
+            # Connections + requests in flight beyond which uvicorn answers 503 at once.
+            limit_concurrency=limit_concurrency,
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._run, name=f"uvicorn-{name}", daemon=True)

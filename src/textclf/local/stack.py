@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
 import signal
 import socket
 import threading
@@ -22,7 +23,7 @@ from types import FrameType
 
 from textclf import config
 from textclf.errors import UserError
-from textclf.local import LOCAL_ACCOUNT_ID
+from textclf.local import API_KEY_ENV, LOCAL_ACCOUNT_ID
 from textclf.local import template as tpl
 from textclf.local.api import LocalApiGateway
 from textclf.local.control_plane import (
@@ -72,6 +73,12 @@ class StackOptions:
     #: Listening sockets inherited from a parent process (``--fd``/``--endpoint-fd``) instead of ports.
     api_fd: int | None = None
     endpoint_fd: int | None = None
+    #: The x-api-key POST /predict takes (PredictAuth API_KEY); None: $TEXTCLF_API_KEY, else a new one.
+    api_key: str | None = None
+
+
+#: Connections (and requests in flight) the local API accepts before uvicorn answers 503.
+API_CONNECTION_LIMIT = 256
 
 
 class LocalStack:
@@ -87,6 +94,7 @@ class LocalStack:
         self.watcher: EndpointWatcher | None = None
         self.api: ServerThread | None = None
         self.endpoint_url = ""
+        self.api_key = ""
         self._saved_env: dict[str, str | None] = {}
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -95,8 +103,9 @@ class LocalStack:
         opts = self.options
         check_loopback(opts.host)
         template = tpl.load_template(opts.template)
-        routes = tpl.routes(template)
         tpl.check_parameters(template, opts.parameters)
+        routes = tpl.routes(template, opts.parameters)
+        self.api_key = opts.api_key or os.environ.get(API_KEY_ENV) or secrets.token_urlsafe(24)
         if opts.api_fd is not None:
             api_sock = inherited_socket(opts.api_fd, flag="--fd")
         else:
@@ -195,9 +204,10 @@ class LocalStack:
             stage=tpl.stage_name(template, resources),
             region=opts.region,
             gateway_responses=tpl.gateway_responses(template),
+            api_key=self.api_key,
         )
         gateway.warm_up()
-        self.api = ServerThread(gateway.app, api_sock, name="API")
+        self.api = ServerThread(gateway.app, api_sock, name="API", limit_concurrency=API_CONNECTION_LIMIT)
         self.api.start()
 
     def _served_archive(self) -> Path | None:
@@ -280,6 +290,7 @@ class LocalStack:
             "endpoint_name": self.options.endpoint_name,
             "model_package_group": env["MODEL_PACKAGE_GROUP"],
             "deployments_table": env["DEPLOYMENTS_TABLE"],
+            "api_key": self.api_key,
         }
 
     # -- presentation ----------------------------------------------------------------------
@@ -297,6 +308,8 @@ class LocalStack:
                 f"  SageMaker      {self.sagemaker_server.url if self.sagemaker_server else ''}  "
                 "(training jobs run train.py; endpoint rollouts swap the served model)",
                 f"  control plane  {self.control_plane.url}  (moto: S3, DynamoDB, IAM, model registry)",
+                f"  API key        {self.api_key}  (send it as x-api-key on POST /predict; also in "
+                f"{state_file()}; set {API_KEY_ENV} to choose it)",
                 "Press Ctrl-C to stop.",
             ]
         )

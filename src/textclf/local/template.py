@@ -94,8 +94,10 @@ class Route:
     handler: str  # "module.attribute"
     timeout_s: float
     memory_mb: int
-    auth: str | None
+    auth: str | None  # "AWS_IAM" or None
     pattern: re.Pattern[str] = field(compare=False, repr=False)
+    #: The method needs an ``x-api-key`` of the stack's usage plan (API Gateway answers 403 without).
+    api_key_required: bool = False
 
     def match(self, path: str) -> dict[str, str] | None:
         found = self.pattern.fullmatch(path)
@@ -124,9 +126,16 @@ def _function_property(template: Mapping[str, Any], props: Mapping[str, Any], na
     return template.get("Globals", {}).get("Function", {}).get(name)
 
 
-def routes(template: Mapping[str, Any]) -> list[Route]:
-    """Every ``Api`` event of every ``AWS::Serverless::Function``, most specific paths first."""
+def routes(template: Mapping[str, Any], parameters: Mapping[str, str] | None = None) -> list[Route]:
+    """Every ``Api`` event of every ``AWS::Serverless::Function``, most specific paths first.
+
+    ``Auth`` is read as deployed: intrinsics (``Fn::If`` on a parameter, resolved by the
+    LanguageExtensions transform in AWS) are evaluated with ``parameters`` over the defaults.
+    """
     found: list[Route] = []
+    resolver = _Resolver(
+        template, LocalResources("local", "000000000000", "local", "local", dict(parameters or {}))
+    )
     api_auth = template.get("Globals", {}).get("Api", {}).get("Auth", {}) or {}
     for logical_id, resource in template["Resources"].items():
         if resource.get("Type") != "AWS::Serverless::Function":
@@ -137,7 +146,9 @@ def routes(template: Mapping[str, Any]) -> list[Route]:
             if event.get("Type") != "Api":
                 continue
             ev = event.get("Properties", {}) or {}
-            auth = (ev.get("Auth") or {}).get("Authorizer") or api_auth.get("DefaultAuthorizer")
+            event_auth = ev.get("Auth") or {}
+            auth = resolver.resolve(event_auth.get("Authorizer") or api_auth.get("DefaultAuthorizer"))
+            key_required = resolver.resolve(event_auth.get("ApiKeyRequired", api_auth.get("ApiKeyRequired")))
             found.append(
                 Route(
                     method=str(ev["Method"]).upper(),
@@ -146,8 +157,9 @@ def routes(template: Mapping[str, Any]) -> list[Route]:
                     handler=str(handler),
                     timeout_s=float(_function_property(template, props, "Timeout") or 3),
                     memory_mb=int(_function_property(template, props, "MemorySize") or 128),
-                    auth=str(auth) if auth else None,
+                    auth=auth if auth and auth != "NONE" else None,
                     pattern=_path_regex(str(ev["Path"])),
+                    api_key_required=key_required.lower() == "true",
                 )
             )
     if not found:

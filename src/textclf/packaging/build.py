@@ -36,7 +36,7 @@ from typing import Any
 from textclf import __version__
 from textclf.bundle import SERVING_CODE
 from textclf.errors import UserError
-from textclf.hashing import sha256_file
+from textclf.hashing import sha256_file, write_checksum
 from textclf.packaging import fidelity, wheels
 from textclf.packaging.runtime import inference_script, load_model
 
@@ -256,7 +256,10 @@ def write_archive(staging: Path, out: Path) -> None:
         with tarfile.open(tmp, "w:gz", compresslevel=_GZIP_LEVEL) as tar:
             for path in files:
                 tar.add(path, arcname=path.relative_to(staging).as_posix(), filter=_normalised)
+        digest = sha256_file(tmp)
         os.replace(tmp, out)
+        # The archive is code the endpoint runs: whoever serves it checks these bytes (model_store).
+        write_checksum(out, digest)
     finally:
         tmp.unlink(missing_ok=True)
 

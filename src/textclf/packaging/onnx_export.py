@@ -111,11 +111,11 @@ def export_onnx(model_dir: Path, out: Path, *, opset: int = OPSET, fuse: bool = 
 def _load_eager(auto_class: Any, model_dir: Path) -> Any:
     """The model with eager attention: its traced Softmax(QK^T)V is what the fusion matches."""
     try:
-        model = auto_class.from_pretrained(str(model_dir), attn_implementation="eager")
+        model = auto_class.from_pretrained(str(model_dir), attn_implementation="eager", use_safetensors=True)
     except (ValueError, TypeError) as exc:
         # An architecture without an eager path: its default attention exports just the same.
         log.info("eager attention unavailable (%s); exporting the default attention", exc)
-        model = auto_class.from_pretrained(str(model_dir))
+        model = auto_class.from_pretrained(str(model_dir), use_safetensors=True)
     return model.eval()
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from moto import mock_aws
 from textclf_api import aws
+from textclf_api.logic import health
 from textclf_api.settings import get_settings
 
 REPO = Path(__file__).resolve().parents[3]
@@ -95,8 +96,10 @@ def api_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     get_settings.cache_clear()
+    health.reset_cache()  # each test sees its own endpoint state
     yield
     get_settings.cache_clear()
+    health.reset_cache()
 
 
 @pytest.fixture

@@ -8,7 +8,11 @@ when a blue/green update finishes.
 
 from __future__ import annotations
 
+import gzip
+import hashlib
+import io
 import json
+import tarfile
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -21,7 +25,7 @@ from textclf_api.settings import get_settings
 
 from textclf.local.control_plane import create_id_table
 
-from .conftest import ACCOUNT, ENDPOINT, EVENTS, IMAGE, REGION, ROLE_ARN, FakeLambdaContext
+from .conftest import ACCOUNT, BUCKET, ENDPOINT, EVENTS, IMAGE, REGION, ROLE_ARN, FakeLambdaContext
 
 GROUP = "textclf-models-test"
 TABLE = "textclf-deployments-test"
@@ -41,6 +45,7 @@ def loop(moto: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         monkeypatch.setenv(name, value)
     get_settings.cache_clear()
     create_id_table(aws.dynamodb(), TABLE)
+    aws.s3().create_bucket(Bucket=BUCKET)
     aws.sagemaker().create_model_package_group(ModelPackageGroupName=GROUP)
     updates: list[dict[str, Any]] = []
 
@@ -54,13 +59,31 @@ def loop(moto: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     answer = _answer(update_endpoint)
     events.register("before-parameter-build.sagemaker.UpdateEndpoint", _remember)
     events.register("before-call.sagemaker.UpdateEndpoint", answer)
+    # moto ignores EnableNetworkIsolation: the request itself is what the tests read.
+    MODELS_SENT.clear()
+    events.register("before-parameter-build.sagemaker.CreateModel", _sent_model)
     yield updates
+    events.unregister("before-parameter-build.sagemaker.CreateModel", _sent_model)
     events.unregister("before-parameter-build.sagemaker.UpdateEndpoint", _remember)
     events.unregister("before-call.sagemaker.UpdateEndpoint", answer)
     get_settings.cache_clear()
 
 
 _LAST: dict[str, Any] = {}
+MODELS_SENT: list[dict[str, Any]] = []
+
+
+def _sent_model(params: dict[str, Any], **_: Any) -> None:
+    MODELS_SENT.append(json.loads(json.dumps(params)))
+
+
+def approve(arn: str) -> None:
+    """``textclf models promote``: UpdateModelPackage(Approved). SageMaker keeps the package's
+    metadata; moto drops what the call does not resend, so the test resends it."""
+    metadata = aws.sagemaker().describe_model_package(ModelPackageName=arn).get("CustomerMetadataProperties")
+    aws.sagemaker().update_model_package(
+        ModelPackageArn=arn, ModelApprovalStatus="Approved", CustomerMetadataProperties=metadata or {}
+    )
 
 
 def _remember(params: dict[str, Any], **_: Any) -> None:
@@ -80,13 +103,38 @@ def backend() -> Any:
     return sagemaker_backends[ACCOUNT][REGION]
 
 
-def finished_job(name: str, status: str = "Completed", **metrics: float) -> None:
-    """A training job as SageMaker holds it when it ends: status and FinalMetricDataList."""
+def model_archive(
+    name: str, requirements: str = "--no-index\n--find-links wheels\nonnxruntime==1.24.1\n"
+) -> bytes:
+    """A small model.tar.gz as train.py writes it (the files the deploy loop reads, and a marker)."""
+    buffer = io.BytesIO()
+    files = {
+        "textclf_meta.json": json.dumps({"runtime": "onnx-fp32", "trained_by": name}).encode(),
+        "code/requirements.txt": requirements.encode(),
+        "code/inference.py": b"# serving code\n",
+    }
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for path, data in files.items():
+            info = tarfile.TarInfo(path)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return gzip.compress(buffer.getvalue(), mtime=0)  # the same bytes every call
+
+
+def output_key(name: str) -> str:
+    return f"training-output/{name}/output/model.tar.gz"
+
+
+def finished_job(
+    name: str, status: str = "Completed", archive: bytes | None = None, **metrics: float
+) -> None:
+    """A training job as SageMaker holds it when it ends: status, FinalMetricDataList, its archive."""
+    aws.s3().put_object(Bucket=BUCKET, Key=output_key(name), Body=archive or model_archive(name))
     aws.sagemaker().create_training_job(
         TrainingJobName=name,
         AlgorithmSpecification={"TrainingImage": IMAGE, "TrainingInputMode": "File"},
         RoleArn=ROLE_ARN,
-        OutputDataConfig={"S3OutputPath": "s3://bucket/training-output/"},
+        OutputDataConfig={"S3OutputPath": f"s3://{BUCKET}/training-output/"},
         ResourceConfig={"InstanceType": "ml.g5.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 30},
         StoppingCondition={"MaxRuntimeInSeconds": 3600},
     )
@@ -160,7 +208,11 @@ def test_first_model_passing_the_gate_is_registered_and_creates_the_endpoint(loo
     assert package.metadata["test_accuracy"] == "0.910000"
     assert package.metadata["training_job"] == "textclf-a"
     assert "no model serving yet" in package.metadata["gate"]
-    assert package.model_data == "s3://bucket/training-output/textclf-a/output/model.tar.gz"
+    # Served from the admitted copy under models/, named and checked by its SHA-256.
+    sha256 = hashlib.sha256(model_archive("textclf-a")).hexdigest()
+    assert package.metadata["sha256"] == sha256
+    assert package.model_data == f"s3://{BUCKET}/models/{sha256[:16]}/model.tar.gz"
+    assert package.metadata["offline"] == "true"
     # The Model serves the job's own archive and reports the registry version.
     desc = aws.sagemaker().describe_endpoint(EndpointName=ENDPOINT)
     config = aws.sagemaker().describe_endpoint_config(EndpointConfigName=desc["EndpointConfigName"])
@@ -173,6 +225,8 @@ def test_first_model_passing_the_gate_is_registered_and_creates_the_endpoint(loo
     }
     assert model["PrimaryContainer"]["ModelDataUrl"] == package.model_data
     assert model["PrimaryContainer"]["Image"] == INFERENCE_IMAGE
+    # Its requirements are vendored (--no-index): nothing needs the network at start.
+    assert MODELS_SENT[-1]["EnableNetworkIsolation"] is True
     assert serving_version() == "1"
     assert record("textclf-a")["status"] == "deploying"
     # The endpoint's state-change event settles it.
@@ -305,7 +359,7 @@ def test_promoting_an_earlier_version_rolls_back(loop: Any) -> None:
     assert serving_version() == "2"
     # textclf models promote 1 = UpdateModelPackage(Approved) -> the registry's event.
     v1 = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/{GROUP}/1"
-    aws.sagemaker().update_model_package(ModelPackageArn=v1, ModelApprovalStatus="Approved")
+    approve(v1)
     outcome = handle(package_event("1"))
     assert (outcome.action, outcome.model_version) == ("deploying", "1")
     assert deployment.version_of(loop[-1]["EndpointConfigName"]) == "1"
@@ -418,8 +472,78 @@ def test_a_rollout_that_cannot_start_is_recorded_and_retried_by_promote(
     assert "textclf models promote 1" in outcome.reason
     assert record("textclf-a")["status"] == "failed"
     assert handle(training_event("textclf-a")).action == "duplicate"  # a retried event: no second try
-    aws.sagemaker().update_model_package(
-        ModelPackageArn=f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/{GROUP}/1",
-        ModelApprovalStatus="Approved",
-    )
+    approve(f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/{GROUP}/1")
     assert handle(package_event("1")).action == "deploying"  # the promote retries it
+
+
+# --------------------------------------------------------------------------------------------
+# Trusted artifacts: only admitted bytes are served
+# --------------------------------------------------------------------------------------------
+
+
+def test_a_truncated_archive_is_refused_and_never_registered(loop: Any) -> None:
+    finished_job("textclf-cut", archive=model_archive("textclf-cut")[:-40], test_accuracy=0.95)
+    outcome = handle(training_event("textclf-cut"))
+    assert outcome.action == "failed"
+    assert outcome.reason.startswith("model artifact refused: the model artifact is ")
+    assert packages() == []
+    assert aws.sagemaker().list_models()["Models"] == []
+    assert record("textclf-cut")["status"] == "failed"
+
+
+def test_an_archive_without_textclf_meta_is_refused(loop: Any) -> None:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        info = tarfile.TarInfo("code/inference.py")
+        info.size = 3
+        tar.addfile(info, io.BytesIO(b"x=1"))
+    finished_job("textclf-foreign", archive=buffer.getvalue(), test_accuracy=0.95)
+    outcome = handle(training_event("textclf-foreign"))
+    assert outcome.action == "failed"
+    assert "has no textclf_meta.json" in outcome.reason
+
+
+def test_requirements_from_an_index_keep_the_network(loop: Any) -> None:
+    finished_job(
+        "textclf-net", archive=model_archive("textclf-net", "onnxruntime==1.24.1\n"), test_accuracy=0.95
+    )
+    assert handle(training_event("textclf-net")).action == "deploying"
+    (package,) = packages()
+    assert package.metadata["offline"] == "false"
+    assert MODELS_SENT[-1]["EnableNetworkIsolation"] is False
+
+
+def test_an_admitted_archive_rewritten_later_is_not_rolled_out(loop: Any) -> None:
+    finished_job("textclf-v1", test_accuracy=0.95)
+    handle(training_event("textclf-v1"))
+    handle(endpoint_event())
+    finished_job("textclf-v2", test_accuracy=0.96)
+    handle(training_event("textclf-v2"))
+    finish_update(loop)
+    handle(endpoint_event())
+    assert serving_version() == "2"
+    # Someone with write access to models/ swaps version 1's bytes; promoting it must refuse.
+    first = packages()[0]
+    key = first.model_data.removeprefix(f"s3://{BUCKET}/")
+    aws.s3().put_object(Bucket=BUCKET, Key=key, Body=model_archive("evil"), ChecksumAlgorithm="SHA256")
+    approve(first.arn)
+    outcome = handle(package_event("1"))
+    assert outcome.action == "failed"
+    assert "no longer has the sha256 recorded when it was admitted" in outcome.reason
+    assert serving_version() == "2"
+
+
+def test_a_package_registered_by_hand_without_a_hash_is_not_served(loop: Any) -> None:
+    arn = aws.sagemaker().create_model_package(
+        ModelPackageGroupName=GROUP,
+        InferenceSpecification={
+            "Containers": [{"Image": INFERENCE_IMAGE, "ModelDataUrl": f"s3://{BUCKET}/{output_key('x')}"}],
+            "SupportedContentTypes": ["application/json"],
+            "SupportedResponseMIMETypes": ["application/json"],
+        },
+        ModelApprovalStatus="Approved",
+    )["ModelPackageArn"]
+    outcome = handle(package_event(arn.rsplit("/", 1)[-1]))
+    assert outcome.action == "failed"
+    assert "records no sha256" in outcome.reason
+    assert aws.sagemaker().list_models()["Models"] == []

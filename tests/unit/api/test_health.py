@@ -155,3 +155,32 @@ def test_health_metric_reports_in_service(
 def test_check_health_is_a_plain_function(moto: None) -> None:
     create_endpoint()
     assert check_health().status == "ok"
+
+
+def test_a_public_health_check_is_not_one_describe_per_request(
+    invoke: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+
+    def describe(EndpointName: str) -> dict[str, Any]:  # noqa: N803 - boto3's keyword
+        calls.append(EndpointName)
+        return {"EndpointStatus": "InService", "EndpointConfigName": ENDPOINT}
+
+    monkeypatch.setattr(aws.sagemaker(), "describe_endpoint", describe)
+    answers = [invoke(health_handler, "health").status for _ in range(20)]
+    assert answers == [200] * 20
+    assert calls == [ENDPOINT]  # one look, reused for HEALTH_CACHE_SECONDS
+
+
+def test_the_health_cache_expires(invoke: Invoke, monkeypatch: pytest.MonkeyPatch) -> None:
+    from textclf_api.logic import health as logic
+
+    states = iter(["InService", "Updating"])
+    monkeypatch.setattr(aws.sagemaker(), "describe_endpoint", lambda **_: {"EndpointStatus": next(states)})
+    clock = [100.0]
+    monkeypatch.setattr(logic.time, "monotonic", lambda: clock[0])
+    assert invoke(health_handler, "health").status == 200
+    clock[0] += 4.9
+    assert invoke(health_handler, "health").status == 200  # still the cached answer
+    clock[0] += 0.2
+    assert invoke(health_handler, "health").status == 503  # asked again after 5 s

@@ -6,6 +6,7 @@ versions that conflict with the project's); `make test` creates it.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -119,12 +120,125 @@ def test_routes_and_iam_auth(template: dict[str, Any]) -> None:
             assert event["Type"] == "Api"
             props = event["Properties"]
             assert props["RestApiId"] == {"Ref": "Api"}
-            routes[(props["Method"].upper(), props["Path"])] = (name, props.get("Auth", {}).get("Authorizer"))
+            routes[(props["Method"].upper(), props["Path"])] = name
     assert routes == {
-        ("POST", "/predict"): ("PredictFunction", None),
-        ("GET", "/health"): ("HealthFunction", None),
-        ("POST", "/train"): ("TrainingFunction", "AWS_IAM"),
-        ("GET", "/train/{job_name}"): ("TrainingFunction", "AWS_IAM"),
+        ("POST", "/predict"): "PredictFunction",
+        ("GET", "/health"): "HealthFunction",
+        ("POST", "/train"): "TrainingFunction",
+        ("GET", "/train/{job_name}"): "TrainingFunction",
+    }
+
+
+@pytest.mark.parametrize(
+    ("predict_auth", "expected"),
+    [
+        # API_KEY (the default): an x-api-key of the usage plan; AWS_IAM: SigV4; NONE: open.
+        (None, (None, True)),
+        ("API_KEY", (None, True)),
+        ("AWS_IAM", ("AWS_IAM", False)),
+        ("NONE", (None, False)),
+    ],
+)
+def test_predict_auth_follows_the_parameter_and_the_rest_stays_fixed(
+    template: dict[str, Any], predict_auth: str | None, expected: tuple[str | None, bool]
+) -> None:
+    from textclf.local import template as tpl
+
+    overrides = {"PredictAuth": predict_auth} if predict_auth else {}
+    routes = {(r.method, r.path): (r.auth, r.api_key_required) for r in tpl.routes(template, overrides)}
+    assert routes == {
+        ("POST", "/predict"): expected,
+        ("GET", "/health"): (None, False),  # public: load balancers and monitors call it
+        ("POST", "/train"): ("AWS_IAM", False),
+        ("GET", "/train/{job_name}"): ("AWS_IAM", False),
+    }
+    # LanguageExtensions must run before SAM, or SAM reads the Fn::If in Auth as a literal.
+    assert template["Transform"] == ["AWS::LanguageExtensions", "AWS::Serverless-2016-10-31"]
+
+
+def test_api_keys_have_a_usage_plan_with_throttle_and_quota(template: dict[str, Any]) -> None:
+    plan = template["Resources"]["Api"]["Properties"]["Auth"]["UsagePlan"]
+    assert plan["CreateUsagePlan"] == "PER_API"
+    assert plan["Throttle"] == {
+        "RateLimit": {"Ref": "ApiKeyRateLimit"},
+        "BurstLimit": {"Ref": "ApiKeyBurstLimit"},
+    }
+    assert plan["Quota"] == {"Limit": {"Ref": "ApiKeyDailyQuota"}, "Period": "DAY"}
+    # The key SAM creates for the plan is what the README tells users to read.
+    assert template["Outputs"]["ApiKeyId"]["Value"] == {"Ref": "ApiApiKey"}
+
+
+def test_health_and_train_have_their_own_low_throttles(template: dict[str, Any]) -> None:
+    settings = {
+        (m["ResourcePath"], m["HttpMethod"]): m
+        for m in template["Resources"]["Api"]["Properties"]["MethodSettings"]
+    }
+    assert settings[("/~1health", "GET")]["ThrottlingRateLimit"] == {"Ref": "HealthRateLimit"}
+    assert settings[("/~1train", "POST")]["ThrottlingRateLimit"] == {"Ref": "TrainRateLimit"}
+    defaults = template["Parameters"]
+    assert defaults["TrainRateLimit"]["Default"] < defaults["ThrottlingRateLimit"]["Default"]
+    assert defaults["HealthRateLimit"]["Default"] < defaults["ThrottlingRateLimit"]["Default"]
+
+
+def test_training_role_cannot_write_models_and_serving_role_reads_only_models(
+    template: dict[str, Any],
+) -> None:
+    def statements(role: str) -> list[dict[str, Any]]:
+        return [
+            st
+            for policy in template["Resources"][role]["Properties"]["Policies"]
+            for st in policy["PolicyDocument"]["Statement"]
+        ]
+
+    def s3_resources(role: str, action: str) -> set[str]:
+        found = set()
+        for st in statements(role):
+            actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+            if action in actions:
+                for res in st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]:
+                    if isinstance(res, dict) and "Fn::Sub" in res and "ArtifactBucket" in str(res):
+                        found.add(str(res["Fn::Sub"]).split("}", 1)[1])
+        return found
+
+    assert s3_resources("SageMakerTrainingRole", "s3:PutObject") == {"/training-output/*", "/checkpoints/*"}
+    assert "/models/*" not in s3_resources("SageMakerTrainingRole", "s3:GetObject")
+    assert s3_resources("SageMakerServingRole", "s3:GetObject") == {"/models/*"}
+    assert s3_resources("SageMakerServingRole", "s3:PutObject") == set()
+    # ECR: the DLC registry account, never any account.
+    for role in ("SageMakerTrainingRole", "SageMakerServingRole"):
+        for st in statements(role):
+            if "ecr:BatchGetImage" in st["Action"]:
+                assert ":*:repository" not in json.dumps(st["Resource"])
+    functions = template["Resources"]
+    deploy_env = functions["DeployFunction"]["Properties"]["Environment"]["Variables"]
+    train_env = functions["TrainingFunction"]["Properties"]["Environment"]["Variables"]
+    assert deploy_env["SAGEMAKER_ROLE_ARN"] == {"Fn::GetAtt": ["SageMakerServingRole", "Arn"]}
+    assert train_env["SAGEMAKER_ROLE_ARN"] == {"Fn::GetAtt": ["SageMakerTrainingRole", "Arn"]}
+
+
+def test_training_jobs_are_limited_to_the_schemas_gpu_types(template: dict[str, Any]) -> None:
+    statements = template["Resources"]["TrainingFunction"]["Properties"]["Policies"][0]["Statement"]
+    (create,) = [st for st in statements if st["Action"] == "sagemaker:CreateTrainingJob"]
+    allowed = create["Condition"]["ForAllValues:StringEquals"]["sagemaker:InstanceTypes"]
+    assert allowed == list(GPU_INSTANCE_TYPES)
+    props = template["Resources"]["TrainingFunction"]["Properties"]
+    assert props["ReservedConcurrentExecutions"] == {
+        "Fn::If": [
+            "ReserveTrainingConcurrency",
+            {"Ref": "TrainingReservedConcurrency"},
+            {"Ref": "AWS::NoValue"},
+        ]
+    }
+
+
+def test_the_region_wide_api_gateway_setting_survives_the_stack(template: dict[str, Any]) -> None:
+    res = template["Resources"]
+    for name in ("ApiGatewayAccount", "ApiGatewayCloudWatchRole"):
+        assert res[name]["DeletionPolicy"] == "Retain"
+        assert res[name]["UpdateReplacePolicy"] == "Retain"
+    # An operator can keep the role the region already uses instead of replacing it.
+    assert res["ApiGatewayAccount"]["Properties"]["CloudWatchRoleArn"]["Fn::If"][2] == {
+        "Ref": "ApiGatewayCloudWatchRoleArn"
     }
 
 
@@ -170,7 +284,7 @@ def test_least_privilege_per_function(template: dict[str, Any]) -> None:
     assert by_sid["TrainingJobsUnderPrefix"]["Resource"]["Fn::Sub"].endswith(
         ":training-job/${TrainingJobPrefix}-*"
     )
-    assert by_sid["PassTheSageMakerRole"]["Resource"] == {"Fn::GetAtt": ["SageMakerExecutionRole", "Arn"]}
+    assert by_sid["PassTheSageMakerRole"]["Resource"] == {"Fn::GetAtt": ["SageMakerTrainingRole", "Arn"]}
     assert by_sid["PassTheSageMakerRole"]["Condition"] == {
         "StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}
     }
@@ -193,7 +307,7 @@ def test_least_privilege_per_function(template: dict[str, Any]) -> None:
                 for name in (
                     "ArtifactBucket",
                     "sagemaker",
-                    "SageMakerExecutionRole",
+                    "SageMakerTrainingRole",
                     "DeploymentsTable",
                     "IdempotencyTable",
                 )
@@ -304,7 +418,9 @@ def test_the_deploy_loop_resources(template: dict[str, Any]) -> None:
 
 
 def test_outputs(template: dict[str, Any]) -> None:
-    assert {"ApiUrl", "BucketName", "SageMakerRoleArn"} <= set(template["Outputs"])
+    assert {"ApiUrl", "ApiKeyId", "BucketName", "SageMakerTrainingRoleArn", "SageMakerServingRoleArn"} <= set(
+        template["Outputs"]
+    )
 
 
 def test_lambda_requirements_have_no_ml_frameworks() -> None:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -318,6 +319,32 @@ def test_checkpoint_of_another_run_is_ignored(
     ignored = load_file(tmp_path / "b" / "model.safetensors")
     for key, tensor in fresh.items():
         torch.testing.assert_close(ignored[key], tensor, rtol=1e-5, atol=1e-6, msg=key)
+
+
+class _Planted:
+    """Unpickling this runs code: what a tampered checkpoint could carry."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        return (Path.touch, (str(self.marker),))  # type: ignore[return-value]
+
+
+def test_a_checkpoint_that_would_run_code_is_ignored_not_loaded(
+    train_module: ModuleType,
+    tiny_model: Path,
+    tiny_data: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    marker = tmp_path / "code-ran"
+    torch.save({"fingerprint": {}, "payload": _Planted(marker)}, ckpt / train_module.CHECKPOINT_FILE)
+    assert train_module.main([*_args(tiny_model, tiny_data, tmp_path / "out", ckpt), "--seed", "1"]) == 0
+    assert not marker.exists()
+    assert "ignoring checkpoint" in capsys.readouterr().out
 
 
 def test_freeze_layers_keeps_the_bottom_fixed(

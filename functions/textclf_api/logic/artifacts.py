@@ -1,0 +1,179 @@
+"""Trusted model artifacts: a model archive is code, so only bytes that were checked are served.
+
+``code/inference.py`` inside ``model.tar.gz`` runs in the serving container, so whoever can write
+the archive can run code on the endpoint. The training role writes ``training-output/``; the
+serving role may read only ``models/``. When a training job completes, :func:`admit` reads its
+archive once, hashing every byte (SHA-256) and reading the two files that decide how it may be
+served, then copies it server-side into ``models/<sha256[:16]>/model.tar.gz`` asking S3 for the
+copy's own SHA-256 -- equal to the one computed while reading, or the source changed in between
+and nothing is admitted. The hash goes into the model package's metadata, and :func:`verify`
+checks S3's checksum of the admitted copy against it before every CreateModel (a rollout or a
+rollback months later), without downloading it again.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import tarfile
+import zlib
+from dataclasses import dataclass
+from typing import Any, Final
+
+from textclf_api import aws
+
+MODELS_PREFIX: Final = "models"
+ARCHIVE_NAME: Final = "model.tar.gz"
+#: Metadata keys of a model package (CustomerMetadataProperties) written here and read by verify.
+SHA256_KEY: Final = "sha256"
+OFFLINE_KEY: Final = "offline"
+#: Files read from the stream: they decide whether the container needs the network at start.
+_REQUIREMENTS = "code/requirements.txt"
+_META = "textclf_meta.json"
+_SMALL_FILE = 1024 * 1024
+_CHUNK = 1024 * 1024
+
+
+class ArtifactError(Exception):
+    """The archive cannot be trusted or read; the message says why (it goes into the job's record)."""
+
+
+@dataclass(frozen=True)
+class Artifact:
+    uri: str
+    sha256: str
+    #: True when ``code/`` installs nothing from an index (no requirements, or vendored wheels
+    #: with ``--no-index``): the model can then run with network isolation.
+    offline: bool
+    runtime: str | None = None
+
+    def metadata(self) -> dict[str, str]:
+        return {SHA256_KEY: self.sha256, OFFLINE_KEY: "true" if self.offline else "false"}
+
+
+class _HashingReader(io.RawIOBase):
+    """A file-like view of a byte stream that hashes everything read through it, and checks it is
+    one complete gzip stream: tarfile stops at the end-of-archive blocks and never reads the gzip
+    trailer, so an archive cut after its last member would otherwise pass."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self.digest = hashlib.sha256()
+        self.size = 0
+        self._gzip = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+
+    def readable(self) -> bool:
+        return True
+
+    def _take(self, data: bytes) -> None:
+        self.digest.update(data)
+        self.size += len(data)
+        if data and not self._gzip.eof:
+            self._gzip.decompress(data, _CHUNK)
+            while self._gzip.unconsumed_tail and not self._gzip.eof:
+                self._gzip.decompress(self._gzip.unconsumed_tail, _CHUNK)
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._stream.read(len(buffer))
+        self._take(data)
+        buffer[: len(data)] = data
+        return len(data)
+
+    def drain(self) -> None:
+        while chunk := self._stream.read(_CHUNK):
+            self._take(chunk)
+        if not self._gzip.eof:
+            raise ArtifactError("the model artifact is truncated (its gzip stream does not end)")
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    if not uri.startswith("s3://") or "/" not in uri[5:]:
+        raise ArtifactError(f"the model artifact {uri!r} is not an s3://bucket/key URI")
+    bucket, key = uri[5:].split("/", 1)
+    return bucket, key
+
+
+def admitted_key(sha256: str) -> str:
+    return f"{MODELS_PREFIX}/{sha256[:16]}/{ARCHIVE_NAME}"
+
+
+def read_archive(stream: Any) -> tuple[str, int, dict[str, bytes]]:
+    """(sha256 hex, size, the small files this module reads) of a ``model.tar.gz`` byte stream."""
+    reader = _HashingReader(stream)
+    found: dict[str, bytes] = {}
+    try:
+        with tarfile.open(fileobj=io.BufferedReader(reader, _CHUNK), mode="r|gz") as tar:
+            for member in tar:
+                name = member.name.removeprefix("./")
+                if name in (_REQUIREMENTS, _META) and member.isfile() and member.size <= _SMALL_FILE:
+                    handle = tar.extractfile(member)
+                    found[name] = handle.read() if handle is not None else b""
+        reader.drain()  # the gzip trailer and tar padding after the last member count too
+    except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
+        raise ArtifactError(f"the model artifact is not a readable model.tar.gz ({exc})") from exc
+    return reader.digest.hexdigest(), reader.size, found
+
+
+def is_offline(requirements: bytes | None) -> bool:
+    if requirements is None:
+        return True
+    lines = [ln.split("#", 1)[0].strip() for ln in requirements.decode("utf-8", "replace").splitlines()]
+    wanted = [ln for ln in lines if ln]
+    return not wanted or "--no-index" in wanted
+
+
+def admit(source_uri: str, bucket: str) -> Artifact:
+    """Hash and inspect ``source_uri``, then copy it to ``models/`` under its hash (see module doc)."""
+    src_bucket, src_key = split_s3_uri(source_uri)
+    s3 = aws.artifact_s3()
+    body = s3.get_object(Bucket=src_bucket, Key=src_key)["Body"]
+    sha256, _size, files = read_archive(body)
+    if _META not in files:
+        raise ArtifactError(f"the model artifact has no {_META}: it was not written by train.py")
+    try:
+        runtime = json.loads(files[_META]).get("runtime")
+    except (ValueError, AttributeError) as exc:
+        raise ArtifactError(f"the model artifact's {_META} is not a JSON object") from exc
+    key = admitted_key(sha256)
+    copied = s3.copy_object(
+        Bucket=bucket,
+        Key=key,
+        CopySource={"Bucket": src_bucket, "Key": src_key},
+        ChecksumAlgorithm="SHA256",
+        MetadataDirective="COPY",
+    )
+    checksum = (copied.get("CopyObjectResult") or {}).get("ChecksumSHA256")
+    if checksum != _b64(sha256):
+        # Someone rewrote the source between the read and the copy: admit nothing.
+        s3.delete_object(Bucket=bucket, Key=key)
+        raise ArtifactError("the model artifact changed while it was being admitted; not served")
+    return Artifact(
+        uri=f"s3://{bucket}/{key}",
+        sha256=sha256,
+        offline=is_offline(files.get(_REQUIREMENTS)),
+        runtime=str(runtime) if runtime else None,
+    )
+
+
+def verify(model_data: str, metadata: dict[str, str]) -> None:
+    """Raise :class:`ArtifactError` unless ``model_data`` is an admitted copy whose S3 SHA-256 is
+    the one recorded at admission."""
+    expected = metadata.get(SHA256_KEY)
+    if not expected:
+        raise ArtifactError(
+            "the model package records no sha256: only versions registered by the deploy loop are served"
+        )
+    bucket, key = split_s3_uri(model_data)
+    if key != admitted_key(expected):
+        raise ArtifactError(f"the model package points outside {MODELS_PREFIX}/: not an admitted artifact")
+    head = aws.artifact_s3().head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+    if head.get("ChecksumSHA256") != _b64(expected):
+        raise ArtifactError(
+            f"{model_data} no longer has the sha256 recorded when it was admitted; not served"
+        )
+
+
+def _b64(sha256_hex: str) -> str:
+    return base64.b64encode(bytes.fromhex(sha256_hex)).decode("ascii")
