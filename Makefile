@@ -5,6 +5,8 @@ SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
 TOOLS := .venv-tools
+# checkov pins packages aws-sam-cli and cfn-lint conflict with: a virtualenv of its own.
+CHECKOV := .venv-checkov
 BIN := $(VENV)/bin
 ART ?= artifacts
 # Offline data: DATA=<zip or newsCorpora.csv>; empty means download from UCI (cached).
@@ -36,8 +38,14 @@ $(TOOLS)/bin/.installed:
 	$(TOOLS)/bin/python -m pip install -q aws-sam-cli cfn-lint
 	touch $@
 
+$(CHECKOV)/bin/.installed:
+	test -x $(CHECKOV)/bin/python || $(PYTHON) -m venv $(CHECKOV)
+	$(CHECKOV)/bin/python -m pip install -q --upgrade pip
+	$(CHECKOV)/bin/python -m pip install -q checkov
+	touch $@
+
 venv: $(BIN)/.installed
-tools: $(TOOLS)/bin/.installed
+tools: $(TOOLS)/bin/.installed $(CHECKOV)/bin/.installed
 
 lint: venv
 	$(BIN)/ruff check .
@@ -48,6 +56,8 @@ typecheck: venv
 
 template-check: tools
 	$(TOOLS)/bin/cfn-lint template.yaml
+	# Every finding is fixed or skipped in the template's Metadata with a one-line reason.
+	$(CHECKOV)/bin/checkov -f template.yaml --framework cloudformation --quiet --compact
 	PATH="$(SAM_PATH)" $(TOOLS)/bin/sam validate --lint --region us-east-1 --template-file template.yaml
 	PATH="$(SAM_PATH)" SAM_CLI_TELEMETRY=0 $(TOOLS)/bin/sam build --template-file template.yaml
 

@@ -406,7 +406,7 @@ def parse_json(input_data: Any) -> Any:
     if _json_depth(input_data) > MAX_JSON_DEPTH:
         raise PayloadError(f"body nests deeper than {MAX_JSON_DEPTH} levels")
     try:
-        return json.loads(input_data, object_pairs_hook=_unique_keys, parse_constant=_not_json)
+        document = json.loads(input_data, object_pairs_hook=_unique_keys, parse_constant=_not_json)
     except json.JSONDecodeError as exc:
         raise PayloadError(
             f"body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
@@ -415,6 +415,12 @@ def parse_json(input_data: Any) -> Any:
         raise
     except ValueError as exc:  # an integer literal longer than Python converts (4,300 digits)
         raise PayloadError("body holds a number too large to read") from exc
+    try:
+        # A "\ud800" escape decodes to half a surrogate pair, which no UTF-8 text can hold.
+        json.dumps(document, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise PayloadError("body holds an unpaired surrogate escape (\\ud800-\\udfff)") from exc
+    return document
 
 
 def validate_texts(inputs: Any) -> list[str]:
@@ -438,10 +444,6 @@ def validate_texts(inputs: Any) -> list[str]:
             raise PayloadError(f"{name} is blank: send a non-empty headline")
         if len(text) > MAX_TEXT_CHARS:
             raise PayloadError(f"{name} has {len(text)} characters; at most {MAX_TEXT_CHARS}")
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError as exc:  # a "\ud800" escape: half a surrogate pair
-            raise PayloadError(f"{name} holds an unpaired surrogate escape at character {exc.start}") from exc
     return list(texts)
 
 

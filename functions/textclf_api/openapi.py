@@ -17,8 +17,10 @@ TITLE = "textclf API"
 VERSION = "1.0.0"
 DESCRIPTION = (
     "Classifies news headlines into business, science_and_technology, entertainment and health "
-    "through a SageMaker endpoint, and starts SageMaker training jobs. `/train` routes need AWS "
-    "IAM (SigV4) authentication. Every error is a JSON object with `message` and `error`."
+    "through a SageMaker endpoint, and starts SageMaker training jobs. `/predict` needs an API key "
+    "(`x-api-key`; the stack's PredictAuth parameter can switch it to SigV4 or off), `/train` routes "
+    "need AWS IAM (SigV4) authentication, `/health` is public. Every error is a JSON object with "
+    "`message` and `error`."
 )
 
 
@@ -35,6 +37,14 @@ def openapi_document() -> dict[str, Any]:
         description=DESCRIPTION,
         servers=[Server(url="https://{api_id}.execute-api.{region}.amazonaws.com/{stage}")],
         security_schemes={
+            "api_key": APIKey.model_validate(
+                {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "x-api-key",
+                    "description": "An API key of the stack's usage plan (output ApiKeyId; see the README).",
+                }
+            ),
             # API Gateway's own OpenAPI extension for AWS_IAM (SigV4) authorization.
             "sigv4": APIKey.model_validate(
                 {
@@ -44,7 +54,7 @@ def openapi_document() -> dict[str, Any]:
                     "description": "AWS Signature Version 4 (API Gateway AWS_IAM authorization).",
                     "x-amazon-apigateway-authtype": "awsSigv4",
                 }
-            )
+            ),
         },
     )
     document: dict[str, Any] = json.loads(schema)

@@ -77,7 +77,13 @@ def _not_blank(value: str) -> str:
 # Texts are kept exactly as sent (no stripping): the model sees what the client asked about.
 Headline = Annotated[
     str,
-    Field(min_length=1, max_length=MAX_TEXT_CHARS, description="A news headline (1-2,000 characters)."),
+    Field(
+        min_length=1,
+        max_length=MAX_TEXT_CHARS,
+        description="A news headline (1-2,000 characters, not only whitespace).",
+        # Documents _not_blank (which gives the clearer message) for schema-driven clients.
+        json_schema_extra={"pattern": r"\S"},
+    ),
     AfterValidator(_not_blank),
 ]
 
@@ -88,19 +94,29 @@ class _Strict(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid")
 
 
+def _predict_request_schema(schema: dict[str, Any]) -> None:
+    """Exactly one of the two fields, neither of them null (pydantic documents ``X | None`` as
+    nullable; here None only means "not sent")."""
+    for prop in schema.get("properties", {}).values():
+        options = prop.pop("anyOf", None)
+        if options is not None:
+            (kept,) = [o for o in options if o.get("type") != "null"]
+            prop.update(kept)
+        prop.pop("default", None)
+    schema["oneOf"] = [{"required": ["text"]}, {"required": ["texts"]}]
+    schema["examples"] = [
+        {"text": "Fed raises interest rates by a quarter point"},
+        {"texts": ["Apple unveils new iPhone", "Ebola outbreak spreads in West Africa"]},
+    ]
+
+
 class PredictRequest(_Strict):
     """Exactly one of ``text`` (one headline) or ``texts`` (a batch of 1-64 headlines)."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "oneOf": [{"required": ["text"]}, {"required": ["texts"]}],
-            "examples": [
-                {"text": "Fed raises interest rates by a quarter point"},
-                {"texts": ["Apple unveils new iPhone", "Ebola outbreak spreads in West Africa"]},
-            ],
-        }
-    )
+    model_config = ConfigDict(json_schema_extra=lambda schema, _cls: _predict_request_schema(schema))
 
+    # None only as "not sent": an explicit null is refused below, and the documented schema has
+    # no null either (_without_null), so the OpenAPI document says exactly what the API accepts.
     text: Headline | None = None
     texts: (
         Annotated[
@@ -112,7 +128,8 @@ class PredictRequest(_Strict):
 
     @model_validator(mode="after")
     def _exactly_one(self) -> PredictRequest:
-        if (self.text is None) == (self.texts is None):
+        sent = {"text", "texts"} & self.model_fields_set
+        if len(sent) != 1 or getattr(self, sent.pop()) is None:
             raise ValueError("send exactly one of 'text' (a string) or 'texts' (a list of strings)")
         return self
 

@@ -67,6 +67,7 @@ RETRY_AFTER_HEADER: dict[str, Any] = {
 def error_responses(*statuses: int) -> dict[int, Any]:
     descriptions = {
         400: "The body is not valid JSON.",
+        403: "No API key, or not one of the stack's (`x-api-key`); answered by API Gateway.",
         404: "Not found.",
         409: "A prerequisite is missing (the message names the command that creates it).",
         413: f"The body is larger than {MAX_BODY_BYTES} bytes.",

@@ -33,13 +33,14 @@ router = APIGatewayRouter()
     description="Send `text` (one headline) or `texts` (1-64 headlines); one prediction per input, in order.",
     tags=["predict"],
     operation_id="predict",
+    security=[{"api_key": []}],
     responses={
         200: {
             "description": "One prediction per input, in input order.",
             "content": {"application/json": {"model": PredictResponse}},
         }
     }
-    | error_responses(400, 413, 415, 422, 502, 503, 504),
+    | error_responses(400, 403, 413, 415, 422, 502, 503, 504),
 )
 @tracer.capture_method
 def predict_route(request: Annotated[PredictRequest, Body()]) -> PredictResponse:

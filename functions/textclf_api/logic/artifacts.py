@@ -168,7 +168,7 @@ def verify(model_data: str, metadata: dict[str, str]) -> None:
     bucket, key = split_s3_uri(model_data)
     if key != admitted_key(expected):
         raise ArtifactError(f"the model package points outside {MODELS_PREFIX}/: not an admitted artifact")
-    head = aws.artifact_s3().head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+    head = aws.s3().head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
     if head.get("ChecksumSHA256") != _b64(expected):
         raise ArtifactError(
             f"{model_data} no longer has the sha256 recorded when it was admitted; not served"

@@ -31,7 +31,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route as StarletteRoute
+from starlette.types import Receive, Scope, Send
 
 from textclf.local import apigw
 from textclf.local.functions import LocalFunction
@@ -75,21 +75,24 @@ class LocalApiGateway:
             self.functions.setdefault(
                 route.function, LocalFunction(route.function, route.handler, route.timeout_s, route.memory_mb)
             )
+        # Every path and method reaches ``handle`` (a router default, not a route pattern: a
+        # pattern would leave paths with encoded newlines to Starlette's plain-text 404); API
+        # Gateway's own answers for unknown routes come from ``apigw.find_route``.
         self.app = Starlette(
-            middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))],
-            routes=[
-                StarletteRoute(
-                    "/{path:path}",
-                    self.handle,
-                    methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
-                )
-            ],
+            middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))]
         )
+        self.app.router.default = self._asgi
 
     def warm_up(self) -> None:
         """Import every handler now (Lambda init), so a broken import fails at start, not per call."""
         for function in self.functions.values():
             function.handler()
+
+    async def _asgi(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        response = await self.handle(Request(scope, receive))
+        await response(scope, receive, send)
 
     async def handle(self, request: Request) -> Response:
         started = time.perf_counter()

@@ -35,10 +35,13 @@ def test_routes_methods_and_auth() -> None:
     paths = document["paths"]
     assert paths["/train"]["post"]["security"] == [{"sigv4": []}]
     assert paths["/train/{job_name}"]["get"]["security"] == [{"sigv4": []}]
-    assert "security" not in paths["/predict"]["post"]
+    assert paths["/predict"]["post"]["security"] == [{"api_key": []}]
+    assert document["components"]["securitySchemes"]["api_key"]["name"] == "x-api-key"
+    assert "security" not in paths["/health"]["get"]  # public
     assert set(paths["/predict"]["post"]["responses"]) == {
         "200",
         "400",
+        "403",
         "413",
         "415",
         "422",
@@ -61,7 +64,9 @@ def test_request_limits_are_documented() -> None:
     schemas = openapi_document()["components"]["schemas"]
     predict = schemas["PredictRequest"]
     assert predict["additionalProperties"] is False
-    texts = next(s for s in predict["properties"]["texts"]["anyOf"] if s.get("type") == "array")
+    texts = predict["properties"]["texts"]
+    assert texts["type"] == "array"  # never null: an explicit null is refused (422)
+    assert predict["properties"]["text"]["type"] == "string"
     assert (texts["minItems"], texts["maxItems"]) == (1, 64)
     assert texts["items"]["maxLength"] == 2000
     train = schemas["TrainRequest"]["properties"]

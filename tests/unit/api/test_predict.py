@@ -393,3 +393,17 @@ def test_endpoint_latency_is_the_invoke_time_in_ms(
     assert invoke(predict_handler, "predict_single").status == 200
     emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"EndpointLatency"' in line]
     assert emf[0]["EndpointLatency"] == [250.0]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"texts": None}, {"text": None}, {"text": "a", "texts": None}, {"text": None, "texts": ["a"]}],
+    ids=str,
+)
+def test_an_explicit_null_is_refused_as_the_schema_says(
+    body: dict[str, Any], invoke: Invoke, sent: list[dict[str, Any]]
+) -> None:
+    response = invoke(predict_handler, with_body(load_event("predict_single"), body))
+    assert response.status == 422, response.body
+    assert "exactly one of 'text'" in response.body["message"]
+    assert sent == []

@@ -121,6 +121,44 @@ def test_a_missing_model_is_a_user_error(tmp_path: Path) -> None:
         resolve_model_dir(tmp_path / "junk.tar.gz")
 
 
+def test_package_records_the_archives_sha256_beside_it(archive: Path) -> None:
+    from textclf.hashing import recorded_checksum, sha256_file
+
+    assert recorded_checksum(archive) == sha256_file(archive)
+    assert (archive.parent / "model.tar.gz.sha256").read_text().endswith("  model.tar.gz\n")  # sha256sum -c
+
+
+@pytest.mark.parametrize("cut", [40, 4000], ids=["trailer", "middle"])
+def test_a_truncated_archive_is_refused_in_one_line(
+    archive: Path, tmp_path: Path, cut: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from textclf.cli import main
+
+    data = archive.read_bytes()
+    cut_copy = tmp_path / "model.tar.gz"
+    cut_copy.write_bytes(data[: len(data) - cut])  # no recorded digest beside it
+    with pytest.raises(UserError, match=r"corrupt or truncated|could not be extracted"):
+        extract_archive(cut_copy, cache=tmp_path / "cache")
+    # What a user sees from `textclf serve-endpoint`: one line, no traceback.
+    code = main(["serve-endpoint", "--model", str(cut_copy), "--port", "0"])
+    err = capsys.readouterr().err
+    assert code != 0 and "Traceback" not in err
+    assert "corrupt or truncated" in err or "could not be extracted" in err
+
+
+def test_an_archive_changed_after_packaging_is_refused(archive: Path, tmp_path: Path) -> None:
+    from textclf.hashing import checksum_path
+
+    copy = tmp_path / "model.tar.gz"
+    copy.write_bytes(archive.read_bytes() + b"\0" * 512)  # still a valid tar.gz stream? irrelevant
+    checksum_path(copy).write_text(checksum_path(archive).read_text())
+    with pytest.raises(UserError, match="does not match its recorded sha256"):
+        resolve_model_dir(copy)
+    # ... and what the local control plane asks for by S3's checksum is checked the same way.
+    with pytest.raises(UserError, match="does not match its recorded sha256"):
+        resolve_model_dir(archive, expected_sha256="0" * 64)
+
+
 def test_container_contract(served: Served) -> None:
     url = served.url
     assert httpx.get(f"{url}/ping").status_code == 200
@@ -250,6 +288,14 @@ def test_swapping_the_model_drops_no_request(served: Served, archive: Path, tmp_
     broken.write_bytes(b"not an archive")
     refused = httpx.post(f"{served.url}/admin/model", json={"model": str(broken), "version": "8"}, timeout=30)
     assert refused.status_code == 400 and "is not a tar archive" in refused.json()["message"]
+    assert httpx.post(url, json={"inputs": "x"}, timeout=30).json()["model_version"] == "7"
+    # Bytes other than the ones S3 checksummed (the control plane sends that digest): refused.
+    tampered = httpx.post(
+        f"{served.url}/admin/model",
+        json={"model": str(archive), "version": "9", "sha256": "0" * 64},
+        timeout=30,
+    )
+    assert tampered.status_code == 400 and "does not match its recorded sha256" in tampered.json()["message"]
     assert httpx.post(url, json={"inputs": "x"}, timeout=30).json()["model_version"] == "7"
     bad = httpx.post(f"{served.url}/admin/model", content=b"{}", timeout=30)
     assert bad.status_code == 400 and "send" in bad.json()["message"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -118,6 +119,7 @@ def test_the_stack_swaps_the_environment_in_and_restores_it(
     monkeypatch.setenv("TEXTCLF_ARTIFACTS", str(tmp_path))
     monkeypatch.setenv("BUCKET_NAME", "the-users-own-bucket")
     monkeypatch.delenv("AWS_ENDPOINT_URL_SAGEMAKER", raising=False)
+    monkeypatch.delenv("TEXTCLF_API_KEY", raising=False)
     before_client = aws.s3()
     # An endpoint that is not there: nothing loads a model; the stack still starts.
     stack = LocalStack(StackOptions(endpoint_url="http://127.0.0.1:9", api_port=0, watch_interval_s=60))
@@ -130,9 +132,120 @@ def test_the_stack_swaps_the_environment_in_and_restores_it(
         assert get_settings().bucket_name == "textclf-local"  # the cache was rebuilt
         assert aws.s3() is not before_client
         assert aws.s3().meta.endpoint_url == stack.control_plane.url  # type: ignore[union-attr]
+        # No TEXTCLF_API_KEY: a key made for this start, shown in the banner and the state file.
+        assert len(stack.api_key) >= 32
+        assert stack.state()["api_key"] == stack.api_key
+        assert stack.api_key in stack.banner()
+        forbidden = httpx.post(f"{stack.api.url}/predict", json={"text": "x"}, timeout=30)  # type: ignore[union-attr]
+        assert forbidden.status_code == 403
     finally:
         stack.stop()
     assert os.environ["BUCKET_NAME"] == "the-users-own-bucket"
     assert "AWS_ENDPOINT_URL_SAGEMAKER" not in os.environ
     assert "DEPLOYMENTS_TABLE" not in os.environ
     assert get_settings().bucket_name == "the-users-own-bucket"
+
+
+# ------------------------------------------------------------------------------------------------
+# Back-pressure, dropped work, API keys and Host names
+# ------------------------------------------------------------------------------------------------
+
+HELD = threading.Event()  # set: the held handler may return
+HELD_RUNS: list[str] = []  # the request bodies the held handler ran
+HELD_RUNNING = threading.Event()
+
+
+def held(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    HELD_RUNS.append(str(event["body"]))
+    HELD_RUNNING.set()
+    HELD.wait(20)
+    return ok(event, context)
+
+
+@pytest.fixture
+def guarded() -> Iterator[str]:
+    keyed = route("POST", "/keyed", "ok")
+    keyed = tpl.Route(**{**keyed.__dict__, "api_key_required": True})
+    gateway = LocalApiGateway(
+        [route("POST", "/held", "held", timeout_s=20), keyed],
+        stage="test",
+        region="us-east-1",
+        api_key="s3cret",
+        max_waiting=2,
+    )
+    gateway.warm_up()
+    server = ServerThread(gateway.app, bind_socket("127.0.0.1", 0, what="API", flag="--port"), name="api")
+    server.start()
+    HELD.clear()
+    HELD_RUNNING.clear()
+    HELD_RUNS.clear()
+    try:
+        yield server.url
+    finally:
+        HELD.set()
+        server.stop()
+
+
+def _post_in_background(url: str, body: str, timeout: float, replies: list[Any]) -> threading.Thread:
+    def send() -> None:
+        try:
+            replies.append(httpx.post(url, content=body, timeout=timeout))
+        except httpx.TimeoutException as exc:
+            replies.append(exc)
+
+    thread = threading.Thread(target=send, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_full_function_answers_503_with_retry_after_at_once(guarded: str) -> None:
+    replies: list[Any] = []
+    threads = [_post_in_background(f"{guarded}/held", "first", 30, replies)]
+    assert HELD_RUNNING.wait(10)
+    threads += [_post_in_background(f"{guarded}/held", f"waiting-{i}", 30, replies) for i in range(3)]
+    deadline = time.monotonic() + 10
+    while not replies and time.monotonic() < deadline:  # the one beyond max_waiting, at once
+        time.sleep(0.05)
+    (refused,) = replies
+    assert refused.status_code == 503
+    assert refused.headers["Retry-After"] == "1"
+    assert "at capacity" in refused.json()["message"]
+    HELD.set()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(r.status_code for r in replies) == [200, 200, 200, 503]
+
+
+def test_a_request_whose_client_left_is_dropped_not_run(guarded: str) -> None:
+    replies: list[Any] = []
+    first = _post_in_background(f"{guarded}/held", "first", 30, replies)
+    assert HELD_RUNNING.wait(10)
+    gone = _post_in_background(f"{guarded}/held", "gave-up", 0.5, replies)
+    gone.join(10)
+    assert isinstance(replies[-1], httpx.TimeoutException)  # the client left while waiting
+    HELD.set()
+    first.join(30)
+    time.sleep(0.5)  # the waiting request's turn comes and goes
+    assert HELD_RUNS == ["first"]
+
+
+def test_a_route_that_requires_an_api_key_is_forbidden_without_it(guarded: str) -> None:
+    for headers in ({}, {"x-api-key": "wrong"}):
+        reply = httpx.post(f"{guarded}/keyed", content=b"{}", headers=headers, timeout=30)
+        assert reply.status_code == 403 and reply.json() == {"message": "Forbidden"}
+        assert reply.headers["x-amzn-ErrorType"] == "ForbiddenException"
+    reply = httpx.post(f"{guarded}/keyed", content=b"{}", headers={"x-api-key": "s3cret"}, timeout=30)
+    assert reply.status_code == 200
+
+
+def test_only_loopback_host_names_are_served(guarded: str) -> None:
+    reply = httpx.post(f"{guarded}/keyed", content=b"{}", headers={"Host": "evil.example:3000"}, timeout=30)
+    assert reply.status_code == 400
+    port = guarded.rsplit(":", 1)[1]
+    reply = httpx.post(
+        f"{guarded}/keyed",
+        content=b"{}",
+        headers={"Host": f"localhost:{port}", "x-api-key": "s3cret"},
+        timeout=30,
+    )
+    assert reply.status_code == 200

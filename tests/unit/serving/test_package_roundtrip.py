@@ -81,7 +81,11 @@ def test_handlers_round_trip(runtime: str, unpacked: dict[str, Path], tiny_model
         for label, probe in PROBE_HEADLINES.items():
             if text == probe:
                 assert pred["label"] == label, text
-    assert predictions[0] == predictions[6]
+    # Equal up to float rounding: the two copies may sit in forward passes of other padded widths
+    # (seen at 1e-10 on an AMD EPYC with torch).
+    assert predictions[0]["label"] == predictions[6]["label"]
+    for label in LABELS:
+        assert predictions[0]["scores"][label] == pytest.approx(predictions[6]["scores"][label], abs=1e-7)
 
     # A single string gives one prediction, equal to the same text inside a batch. Not exactly
     # for int8: dynamic quantisation scales activations per batch, so batch-mates shift the

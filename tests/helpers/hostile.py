@@ -1,0 +1,95 @@
+"""A table of hostile request bodies and a leak check, shared by the unit and HTTP attack tests.
+
+Each body is built for a field pair: the API's (``text``/``texts``) or the model container's
+(``inputs``/``inputs``), so the same attack reaches both parsers in the shape each one reads.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+API_FIELDS = ("text", "texts")
+CONTAINER_FIELDS = ("inputs", "inputs")
+FIVE_MB = 5 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class HostileBody:
+    name: str
+    build: Callable[[str, str], bytes]  # (single-text field, list field) -> body bytes
+    content_type: str = "application/json"
+
+    @property
+    def raw(self) -> bytes:
+        """The body as the model container receives it."""
+        return self.build(*CONTAINER_FIELDS)
+
+    @property
+    def api_raw(self) -> bytes:
+        return self.build(*API_FIELDS)
+
+    def event_body(self) -> tuple[str, bool]:
+        """(body, isBase64Encoded) of the API Gateway event: non-UTF-8 bytes arrive base64-encoded."""
+        data = self.api_raw
+        try:
+            return data.decode("utf-8"), False
+        except UnicodeDecodeError:
+            return base64.b64encode(data).decode("ascii"), True
+
+
+def _utf8(text: str) -> bytes:
+    return text.encode("utf-8")
+
+
+HOSTILE_BODIES: list[HostileBody] = [
+    HostileBody("nested-arrays-10k", lambda s, m: b"[" * 10_000 + b"]" * 10_000),
+    HostileBody("nested-objects-10k", lambda s, m: b'{"a":' * 10_000 + b"1" + b"}" * 10_000),
+    HostileBody("nested-in-the-field", lambda s, m: _utf8(f'{{"{s}": ' + "[" * 5000 + "]" * 5000 + "}")),
+    HostileBody("utf-16", lambda s, m: json.dumps({s: "stocks rally"}).encode("utf-16")),
+    HostileBody("utf-32", lambda s, m: json.dumps({s: "stocks rally"}).encode("utf-32")),
+    HostileBody("utf-8-bom", lambda s, m: b"\xef\xbb\xbf" + _utf8(json.dumps({s: "stocks rally"}))),
+    HostileBody("latin-1", lambda s, m: f'{{"{s}": "café prices soar"}}'.encode("latin-1")),
+    HostileBody("integer-5000-digits", lambda s, m: _utf8(f'{{"{s}": {"9" * 5000}}}')),
+    HostileBody("float-overflow", lambda s, m: _utf8(f'{{"{s}": 1e999999}}')),
+    HostileBody("nan", lambda s, m: _utf8(f'{{"{s}": NaN}}')),
+    HostileBody("infinity", lambda s, m: _utf8(f'{{"{s}": -Infinity}}')),
+    HostileBody("duplicate-keys", lambda s, m: _utf8(f'{{"{s}": "stocks rally", "{s}": "ebola spreads"}}')),
+    HostileBody("string-5mb", lambda s, m: _utf8(json.dumps({s: "x" * FIVE_MB}))),
+    HostileBody("array-10k", lambda s, m: _utf8(json.dumps({m: ["stocks rally"] * 10_000}))),
+    HostileBody("lone-surrogate", lambda s, m: _utf8(f'{{"{s}": "stocks \\ud800 rally"}}')),
+    HostileBody("not-json", lambda s, m: b"text=stocks+rally"),
+    HostileBody("truncated", lambda s, m: _utf8(f'{{"{s}": "stocks ral')),
+    HostileBody("top-level-array", lambda s, m: _utf8(json.dumps(["stocks rally"]))),
+    HostileBody("top-level-null", lambda s, m: b"null"),
+    HostileBody("binary-garbage", lambda s, m: bytes(range(256)) * 8),
+]
+
+#: Strange but legitimate headlines: classified like any other (never a 5xx, never refused).
+VALID_ODD_BODIES: list[HostileBody] = [
+    HostileBody("nul-character", lambda s, m: _utf8(json.dumps({s: "stocks\u0000rally"}))),
+    HostileBody("bidi-override", lambda s, m: _utf8(json.dumps({s: "\u202eyllar skcots\u202c on earnings"}))),
+    HostileBody("zero-width-and-emoji", lambda s, m: _utf8(json.dumps({s: "stocks\u200b rally 📈"}))),
+    HostileBody("escaped-surrogate-pair", lambda s, m: _utf8(f'{{"{s}": "stocks \\ud83d\\udcc8 rally"}}')),
+]
+
+# What must never reach a client: internals an attacker could use.
+_LEAK_PATTERNS = {
+    "account id": re.compile(r"(?<!\d)\d{12}(?!\d)"),
+    "ARN": re.compile(r"arn:aws[a-z-]*:"),
+    "traceback": re.compile(r"Traceback|File \"[^\"]+\", line \d+"),
+    "Python exception name": re.compile(
+        r"\b(RecursionError|UnicodeDecodeError|UnicodeEncodeError|KeyError|TypeError|AttributeError|"
+        r"ValueError|EOFError|ClientError|BotoCoreError|ValidationError:|JSONDecodeError)\b"
+    ),
+    "file path": re.compile(r"(/site-packages/|/work/|/home/|/tmp/|\.py\b)"),
+    "AWS error text": re.compile(r"(of account|Could not assume role|is not authorized to perform)"),
+}
+
+
+def leaks(text: str) -> list[str]:
+    """Names of the internals ``text`` gives away (empty when it gives none)."""
+    return [name for name, pattern in _LEAK_PATTERNS.items() if pattern.search(text)]
