@@ -14,6 +14,7 @@ variant by instance type, from the DLC account of the region (table below from
 
 from __future__ import annotations
 
+import base64
 import secrets
 import time
 from collections.abc import Callable
@@ -130,26 +131,39 @@ def parse_s3_uri(uri: str) -> tuple[str, str]:
 
 
 def upload_model_data(s3: Any, archive: Path, prefix_uri: str, echo: Callable[[str], None] = print) -> str:
-    """Upload ``archive`` to ``<prefix>/<sha256[:12]>/model.tar.gz`` (skipped if already there)."""
+    """Upload ``archive`` to ``<prefix>/<sha256[:12]>/model.tar.gz`` with its SHA-256 (S3 refuses
+    bytes that do not match it), unless S3 already holds exactly these bytes there.
+
+    The archive is code the endpoint runs, so "already there" means S3's own SHA-256 of the object
+    equals the local file's -- not merely the same size.
+    """
     if not archive.is_file():
         raise UserError(f"{archive} does not exist (build it with textclf package)")
     bucket, prefix = parse_s3_uri(prefix_uri.rstrip("/"))
+    digest = sha256_file(archive)
+    checksum = base64.b64encode(bytes.fromhex(digest)).decode("ascii")
     # Content-addressed: a new archive never overwrites the one a running endpoint was built from.
-    key = "/".join(p for p in (prefix, sha256_file(archive)[:12], "model.tar.gz") if p)
+    key = "/".join(p for p in (prefix, digest[:12], "model.tar.gz") if p)
     uri = f"s3://{bucket}/{key}"
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
-        head = s3.head_object(Bucket=bucket, Key=key)
-        if int(head.get("ContentLength", -1)) == archive.stat().st_size:
-            echo(f"{uri} already uploaded")
+        head = s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+        if head.get("ChecksumSHA256") == checksum:
+            echo(f"{uri} already uploaded (same sha256)")
             return uri
+        echo(f"{uri} exists with other or unverified bytes: uploading again")
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
             raise UserError(f"cannot read {uri}: {exc}") from exc
-    echo(f"uploading {archive} ({archive.stat().st_size / 1e6:.1f} MB) to {uri}")
+    echo(f"uploading {archive} ({archive.stat().st_size / 1e6:.1f} MB, sha256 {digest[:16]}...) to {uri}")
     try:
-        s3.upload_file(str(archive), bucket, key)
+        # One PUT (S3 takes up to 5 GB so): its ChecksumSHA256 is the whole file's, which S3
+        # verifies on receipt and reports on every HEAD after.
+        with archive.open("rb") as body:
+            s3.put_object(
+                Bucket=bucket, Key=key, Body=body, ChecksumAlgorithm="SHA256", ChecksumSHA256=checksum
+            )
     except (BotoCoreError, ClientError) as exc:
         raise UserError(f"upload to {uri} failed: {exc}") from exc
     return uri

@@ -555,7 +555,8 @@ class LocalSageMaker:
         s3 = self._client("s3")
         checksum = s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED").get("ChecksumSHA256")
         s3.download_file(bucket, key, str(dest))
-        sha256 = base64.b64decode(checksum).hex() if checksum else None
+        # A multipart upload's checksum is of its parts ("<b64>-<n>"), not of the file: unusable here.
+        sha256 = base64.b64decode(checksum).hex() if checksum and "-" not in checksum else None
         return dest, (container.get("Environment") or {}).get("TEXTCLF_MODEL_VERSION"), sha256
 
     # -- registry events -------------------------------------------------------------------

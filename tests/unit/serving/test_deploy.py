@@ -126,7 +126,13 @@ def test_cli_uploads_a_local_archive_then_deploys(
     )
     # The same archive again: not uploaded twice (content-addressed key).
     assert main([*argv, "--upload-to", "s3://artefacts/models", "--endpoint-name", "second"]) == 0
-    assert "already uploaded" in capsys.readouterr().out
+    assert "already uploaded (same sha256)" in capsys.readouterr().out
+    # Same key, other bytes (same size): uploaded again, never trusted by size.
+    data = archive.read_bytes()
+    s3.put_object(Bucket="artefacts", Key=keys[0], Body=data[:-1] + bytes([data[-1] ^ 1]))
+    assert main([*argv, "--upload-to", "s3://artefacts/models", "--endpoint-name", "third"]) == 0
+    assert "exists with other or unverified bytes" in capsys.readouterr().out
+    assert s3.get_object(Bucket="artefacts", Key=keys[0])["Body"].read() == data
     # Without --upload-to a local archive cannot be deployed.
     assert main(argv) == 2
     assert "needs --upload-to" in capsys.readouterr().err
