@@ -47,6 +47,8 @@ ONNX_FILE = "model.onnx"
 RUNTIMES = ("torch", "onnx-fp32", "onnx-int8")
 JSON_CONTENT_TYPE = "application/json"
 MODEL_VERSION_ENV = "TEXTCLF_MODEL_VERSION"
+#: "off" serves every headline through the transformer even when the archive has a cascade.
+CASCADE_ENV = "TEXTCLF_CASCADE"
 
 #: Longest accepted input in characters: the API's own limit (textclf_api.schemas.MAX_TEXT_CHARS).
 #: Tokens past ``max_length`` are cut anyway; this bound only stops huge strings from costing
@@ -134,6 +136,9 @@ class Classifier:
     lexical_head: Any = None
     #: Reported with every answer (see :func:`model_version`).
     model_version: str = "unversioned"
+    #: Lexical-head confidence at or above which the transformer is skipped for a headline (the
+    #: confidence cascade; ``textclf_meta.json`` "cascade", chosen on validation). None: off.
+    cascade_threshold: float | None = None
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -272,7 +277,17 @@ def load_classifier(model_dir: str | Path, runtime: str | None = None) -> Classi
         meta=meta,
         lexical_head=head,
         model_version=model_version(meta),
+        cascade_threshold=cascade_threshold(meta) if head is not None else None,
     )
+
+
+def cascade_threshold(meta: dict[str, Any]) -> float | None:
+    """The archive's cascade threshold, unless ``TEXTCLF_CASCADE=off`` (or it has none)."""
+    if os.environ.get(CASCADE_ENV, "on").strip().lower() in ("off", "0", "false", "no"):
+        return None
+    cascade = meta.get("cascade")
+    threshold = cascade.get("threshold") if isinstance(cascade, dict) else None
+    return float(threshold) if isinstance(threshold, int | float) else None
 
 
 # --------------------------------------------------------------------------------------------
@@ -296,14 +311,24 @@ def _pad(rows: Sequence[Sequence[int]], pad_value: int) -> np.ndarray:
     return out
 
 
-def predict_proba(model: Classifier, texts: Sequence[str], *, lexical: bool = True) -> np.ndarray:
+def predict_proba(
+    model: Classifier, texts: Sequence[str], *, lexical: bool = True, cascade: bool = True
+) -> np.ndarray:
     """Class probabilities ``[len(texts), labels]`` in input order (no payload validation).
 
     ``lexical=False`` leaves the lexical head out: ``textclf evaluate`` reports the transformer
-    alone beside the served blend.
+    alone beside the served blend. With a cascade (``model.cascade_threshold``; ``cascade=False``
+    ignores it), the lexical head answers the headlines it is sure of -- at ~100,000 headlines/s --
+    and only the rest go through the transformer (and the blend), in batches of their own.
     """
     if not texts:
         return np.zeros((0, len(model.labels)), dtype=np.float64)
+    if cascade and lexical and model.cascade_threshold is not None and model.lexical_head is not None:
+        lexical_probs = model.lexical_head.probabilities(texts)
+        unsure = np.flatnonzero(lexical_probs.max(axis=1) < model.cascade_threshold)
+        if len(unsure):
+            lexical_probs[unsure] = predict_proba(model, [texts[int(i)] for i in unsure], cascade=False)
+        return lexical_probs
     # Explicit truncation to the max_length the model was trained with; headlines longer than
     # that lose their tail (the EDA chose max_length to cover >= 99.5% of headlines).
     encoded = model.tokenizer(

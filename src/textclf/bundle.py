@@ -38,6 +38,7 @@ PACKAGE_MODULES: Final[tuple[str, ...]] = (
     "textclf/evaluation/metrics.py",
     "textclf/packaging/__init__.py",
     "textclf/packaging/build.py",
+    "textclf/packaging/cascade.py",
     "textclf/packaging/fidelity.py",
     "textclf/packaging/onnx_export.py",
     "textclf/packaging/optimise.py",

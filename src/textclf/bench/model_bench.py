@@ -58,6 +58,15 @@ def inference_runtime(name: str, model_dir: Path) -> Runtime:
     return Runtime(name, predict, predict, load_s, str(model_dir), model)
 
 
+def cascade_runtime(name: str, model_dir: Path, threshold: float) -> Runtime:
+    """:func:`inference_runtime` with the confidence cascade at ``threshold`` (the packaged one)."""
+    runtime = inference_runtime(name, model_dir)
+    if runtime.model.lexical_head is None:
+        raise ValueError(f"{model_dir} has no lexical head: a cascade needs one")
+    runtime.model.cascade_threshold = threshold
+    return runtime
+
+
 def pipeline_runtime(model_dir: Path, batch_size: int = 32) -> Runtime:
     """The Hugging Face ``pipeline`` baseline (CPU)."""
     from transformers import pipeline

@@ -162,6 +162,7 @@ def prepare_onnx_dirs(cfg: BenchConfig) -> dict[str, Path]:
 
 def run_model_level(cfg: BenchConfig, texts: list[str], labels: list[str]) -> dict[str, Any]:
     from textclf.bench.model_bench import (
+        cascade_runtime,
         inference_runtime,
         measure_accuracy,
         pipeline_runtime,
@@ -172,6 +173,10 @@ def run_model_level(cfg: BenchConfig, texts: list[str], labels: list[str]) -> di
     onnx_dirs = prepare_onnx_dirs(cfg)
     runtimes = [pipeline_runtime(cfg.model_dir), inference_runtime("torch", cfg.model_dir)]
     runtimes += [inference_runtime(name, onnx_dirs[name]) for name in ("onnx-fp32", "onnx-int8")]
+    threshold = packaged_cascade_threshold(cfg.package)
+    if threshold is not None:
+        # The threshold the packaged archive serves with, on the int8 model: "int8 + cascade".
+        runtimes.append(cascade_runtime(CASCADE_RUNTIME, onnx_dirs["onnx-int8"], threshold))
     log.info("model bench: timing %s", ", ".join(r.name for r in runtimes))
     timings = time_runtimes(
         runtimes,
@@ -196,18 +201,31 @@ def run_model_level(cfg: BenchConfig, texts: list[str], labels: list[str]) -> di
         texts[: 32 * max(cfg.batch_calls, 1)],
         batch_calls=max(cfg.batch_calls, 1),
     )
-    quantized = [r for r in runtimes if r.name in ("onnx-fp32", "onnx-int8")]
-    if len(quantized) == 2:
+    quantized = [r for r in runtimes if r.name in ("onnx-fp32", "onnx-int8", CASCADE_RUNTIME)]
+    if len(quantized) >= 2:
         n = len(texts) if cfg.accuracy_sample is None else min(cfg.accuracy_sample, len(texts))
         log.info("model bench: accuracy of onnx-fp32 and onnx-int8 on %d test headlines", n)
         accuracy = measure_accuracy(
-            sorted(quantized, key=lambda r: r.name),  # fp32 first: agreement is int8 vs fp32
+            quantized,  # fp32 first: agreement is int8 vs fp32
             texts[:n],
             labels[:n],
             sampled=n < len(texts),
         )
         result["accuracy"] = accuracy.to_dict()
     return result
+
+
+#: The model-level row of the int8 model with the packaged archive's confidence cascade.
+CASCADE_RUNTIME = "onnx-int8+cascade"
+
+
+def packaged_cascade_threshold(package: Path) -> float | None:
+    """The cascade threshold recorded in the packaged archive (None: it has no cascade)."""
+    from textclf.packaging.build import read_archive_meta
+
+    meta = read_archive_meta(package) if package.is_file() else None
+    cascade = (meta or {}).get("cascade")
+    return float(cascade["threshold"]) if isinstance(cascade, dict) and "threshold" in cascade else None
 
 
 def model_ceiling(model_dir: Path, model: Any, texts: list[str]) -> dict[str, Any]:
@@ -227,7 +245,9 @@ def model_ceiling(model_dir: Path, model: Any, texts: list[str]) -> dict[str, An
 # -- servers ---------------------------------------------------------------------------------
 
 
-def _server_on_its_socket(cfg: BenchConfig, name: str, argv: list[str]) -> ServerProcess:
+def _server_on_its_socket(
+    cfg: BenchConfig, name: str, argv: list[str], env: Mapping[str, str] | None = None
+) -> ServerProcess:
     """One server process answering ``/ping`` on a socket bound here (``--fd``)."""
     sock, port = listening(HOST, name)
     return ServerProcess(
@@ -238,12 +258,22 @@ def _server_on_its_socket(cfg: BenchConfig, name: str, argv: list[str]) -> Serve
         ready_path="/ping",
         log_path=cfg.out / "logs" / f"{name}.log",
         sockets=[("--fd", sock)],
+        env=env,
     )
 
 
 def endpoint_server(cfg: BenchConfig) -> ServerProcess:
     argv = python_module_argv("textclf", "serve-endpoint", "--host", HOST, "--model", str(cfg.package))
     return _server_on_its_socket(cfg, "endpoint", argv)
+
+
+#: The same archive served with its confidence cascade switched off (inference.py CASCADE_ENV).
+NO_CASCADE_SERVER = "endpoint-no-cascade"
+
+
+def endpoint_server_without_cascade(cfg: BenchConfig) -> ServerProcess:
+    argv = python_module_argv("textclf", "serve-endpoint", "--host", HOST, "--model", str(cfg.package))
+    return _server_on_its_socket(cfg, NO_CASCADE_SERVER, argv, {**os.environ, "TEXTCLF_CASCADE": "off"})
 
 
 def baseline_server(cfg: BenchConfig) -> ServerProcess:
@@ -341,8 +371,11 @@ def run_endpoint_level(cfg: BenchConfig, bodies: list[bytes]) -> list[dict[str, 
     """
     records: list[dict[str, Any]] = []
     servers: list[ServerProcess] = []
+    factories = [endpoint_server, baseline_server]
+    if packaged_cascade_threshold(cfg.package) is not None:
+        factories.insert(1, endpoint_server_without_cascade)  # what the cascade buys, same run
     try:
-        for factory in (endpoint_server, baseline_server):
+        for factory in factories:
             servers.append(factory(cfg).launch())
         for server in servers:
             server.wait_ready()

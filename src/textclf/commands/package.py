@@ -39,17 +39,31 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=art / "data" / "validation",
         help="split dir, .parquet or raw corpus file for the fidelity check (default: %(default)s)",
     )
-    parser.add_argument(
-        "--min-agreement",
-        type=float,
-        default=fidelity.MIN_AGREEMENT,
-        help="least argmax agreement with torch, a fraction (default: %(default)s)",
-    )
+    defaults = fidelity.Thresholds()
     parser.add_argument(
         "--max-accuracy-drop",
         type=float,
-        default=fidelity.MAX_ACCURACY_DROP,
-        help="largest accuracy drop vs torch, a fraction: 0.003 = 0.3 points (default: %(default)s)",
+        default=defaults.max_accuracy_drop,
+        help="largest drop of accuracy and of macro-F1 vs torch, a fraction: 0.002 = 0.2 points "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-worst-case-drop",
+        type=float,
+        default=defaults.max_worst_case_drop,
+        help="largest upper 95%% bound of the paired accuracy drop (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-ece-increase",
+        type=float,
+        default=defaults.max_ece_increase,
+        help="largest rise of the expected calibration error (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--no-cascade",
+        action="store_true",
+        help="do not record a confidence cascade (the lexical head answering the headlines it is "
+        "sure of); TEXTCLF_CASCADE=off also switches it off at serving time",
     )
     parser.add_argument(
         "--fidelity-rows",
@@ -72,15 +86,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
-    from textclf.packaging import build_package
+    from textclf.packaging import build_package, fidelity
 
     build_package(
         args.model.resolve(),
         args.out.resolve(),
         runtime=args.runtime,
         validation_data=args.validation_data.resolve() if args.runtime != "torch" else None,
-        min_agreement=args.min_agreement,
-        max_accuracy_drop=args.max_accuracy_drop,
+        thresholds=fidelity.Thresholds(
+            args.max_accuracy_drop, args.max_worst_case_drop, args.max_ece_increase
+        ),
+        cascade=not args.no_cascade,
         sample_size=args.fidelity_rows,
         vendor=args.vendor_wheels,
         wheel_dir=args.wheel_dir.resolve() if args.wheel_dir else None,

@@ -28,7 +28,7 @@ import tarfile
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ from textclf import __version__
 from textclf.bundle import SERVING_CODE
 from textclf.errors import UserError
 from textclf.hashing import sha256_file, write_checksum
+from textclf.packaging import cascade as choose_cascade
 from textclf.packaging import fidelity, wheels
 from textclf.packaging.runtime import inference_script, load_model
 
@@ -281,8 +282,8 @@ def assemble(
     *,
     runtime: str,
     sample: ValidationSample | None,
-    min_agreement: float = fidelity.MIN_AGREEMENT,
-    max_accuracy_drop: float = fidelity.MAX_ACCURACY_DROP,
+    thresholds: fidelity.Thresholds | None = None,
+    cascade: bool = True,
     vendor: str = "auto",
     wheel_dir: Path | None = None,
     packaging: dict[str, Any] | None = None,
@@ -305,6 +306,7 @@ def assemble(
     log.info("staged in %.1f s", timings["stage_s"])
 
     report: fidelity.FidelityReport | None = None
+    cascade_record: dict[str, Any] | None = None
     if runtime != "torch":
         if sample is None:
             raise UserError(f"--runtime {runtime} needs validation data for its fidelity check")
@@ -313,20 +315,29 @@ def assemble(
             f"fidelity check: {runtime} vs torch on {len(sample.texts)} of {sample.rows_available} "
             f"rows of {sample.source}"
         )
-        report = fidelity.measure(
+        candidate = load_model(dest)
+        comparison = fidelity.compare(
             load_model(model_dir, "torch"),
-            load_model(dest),
+            candidate,
             sample.texts,
             sample.labels,
             data=sample.source,
             rows_available=sample.rows_available,
             sample_seed=sample.seed,
-            min_agreement=min_agreement,
-            max_accuracy_drop=max_accuracy_drop,
+            thresholds=thresholds,
         )
+        report = comparison.report
         timings["fidelity_s"] = time.perf_counter() - started
         echo(report.summary())
         fidelity.check(report)
+        if cascade and candidate.lexical_head is not None:
+            cascade_record = choose_cascade.choose(
+                comparison.candidate_probabilities,
+                candidate.lexical_head.probabilities(sample.texts),
+                comparison.gold,
+                candidate.labels,
+            )
+            echo(choose_cascade.summary(cascade_record))
 
     requirements = add_code(dest, runtime, vendor, wheel_dir)
     if runtime != "torch" and not requirements.vendored:
@@ -336,6 +347,7 @@ def assemble(
         )
     meta = json.loads((dest / META_FILE).read_text(encoding="utf-8"))
     meta["fidelity"] = report.to_dict() if report else None
+    meta["cascade"] = cascade_record
     meta["packaging"] = {
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "textclf": __version__,
@@ -393,8 +405,8 @@ def build_package(
     *,
     runtime: str = DEFAULT_RUNTIME,
     validation_data: Path | None = None,
-    min_agreement: float = fidelity.MIN_AGREEMENT,
-    max_accuracy_drop: float = fidelity.MAX_ACCURACY_DROP,
+    thresholds: fidelity.Thresholds | None = None,
+    cascade: bool = True,
     sample_size: int = fidelity.SAMPLE_SIZE,
     seed: int = fidelity.SAMPLE_SEED,
     vendor: str = "auto",
@@ -407,12 +419,8 @@ def build_package(
         raise UserError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
     if vendor not in VENDOR_MODES:
         raise UserError(f"--vendor-wheels must be one of {', '.join(VENDOR_MODES)}")
-    if not 0.0 <= min_agreement <= 1.0:
-        raise UserError(f"--min-agreement must lie in [0, 1], got {min_agreement}")
-    if not 0.0 <= max_accuracy_drop <= 1.0:
-        raise UserError(
-            f"--max-accuracy-drop is a fraction in [0, 1] (0.003 = 0.3 points), got {max_accuracy_drop}"
-        )
+    thresholds = thresholds or fidelity.Thresholds()
+    thresholds.check()
     if sample_size < 1:
         raise UserError(f"--fidelity-rows must be >= 1, got {sample_size}")
     check_model_dir(model_dir)
@@ -431,8 +439,8 @@ def build_package(
             )
     settings = {
         "runtime": runtime,
-        "min_agreement": min_agreement,
-        "max_accuracy_drop": max_accuracy_drop,
+        **asdict(thresholds),
+        "cascade": cascade,
         "sample_size": sample_size,
         "seed": seed,
         "vendor": vendor,
@@ -445,8 +453,8 @@ def build_package(
             recorded = existing.get("fidelity")
             if recorded:
                 echo(
-                    f"fidelity (recorded): agreement {recorded['agreement']:.2%}, accuracy "
-                    f"{recorded['accuracy_reference']:.2%} -> {recorded['accuracy_candidate']:.2%}"
+                    f"fidelity (recorded): accuracy {recorded['accuracy_reference']:.2%} -> "
+                    f"{recorded['accuracy_candidate']:.2%}, agreement {recorded['agreement']:.2%}"
                 )
             return PackageResult(out, runtime, True, out.stat().st_size, existing)
 
@@ -463,8 +471,8 @@ def build_package(
             staging,
             runtime=runtime,
             sample=sample,
-            min_agreement=min_agreement,
-            max_accuracy_drop=max_accuracy_drop,
+            thresholds=thresholds,
+            cascade=cascade,
             vendor=vendor,
             wheel_dir=wheel_dir,
             packaging={"fingerprint": print_fp, "settings": settings},

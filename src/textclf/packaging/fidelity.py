@@ -1,14 +1,25 @@
-"""Fidelity gate: does an exported/quantised runtime still behave like the torch model?
+"""Fidelity gate: is an exported/quantised runtime as good as the torch model it came from?
 
-Both models classify the same validation headlines; the candidate passes when its argmax agrees
-with torch's on at least ``min_agreement`` of them and its accuracy is at most
-``max_accuracy_drop`` below torch's. The sample is deterministic: all rows when the split has
-at most ``sample_size``, else ``sample_size`` rows drawn without replacement by
-``numpy.random.default_rng(seed)`` (default 2,000 rows, seed 0), kept in file order.
+What users care about is accuracy and calibration, not whether two runtimes agree row by row (on
+2,000 rows a 98.95% agreement refused an int8 model whose accuracy on 50,866 held-out headlines
+was *higher* than fp32's). Both models classify the same validation headlines, and the
+candidate passes when, against the reference:
+
+- its accuracy and its macro-F1 are at most ``max_accuracy_drop`` lower (point estimates);
+- the worst plausible accuracy loss -- the upper end of the 95% confidence interval of the
+  paired difference -- is at most ``max_worst_case_drop``; the pairing (the same rows, scored
+  by both) makes the interval narrow: only the rows where one is right and the other wrong
+  count (McNemar's setting; its exact p-value is reported too);
+- its expected calibration error rises by at most ``max_ece_increase``.
+
+Argmax agreement and the largest probability difference are reported as information. The sample
+is deterministic: all rows when the split has at most ``sample_size``, else ``sample_size`` rows
+drawn without replacement by ``numpy.random.default_rng(seed)``, kept in file order.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -16,16 +27,34 @@ from typing import Any
 import numpy as np
 
 from textclf.errors import UserError
+from textclf.evaluation.metrics import confusion_matrix, expected_calibration_error, per_class_scores
 from textclf.packaging.runtime import load_inference_module
 
-SAMPLE_SIZE = 2000
+#: Rows compared by default: the whole validation split of the real corpus has ~37,000; 20,000
+#: paired rows bound the accuracy difference to about +-0.2 points (95%) at int8's discordance.
+SAMPLE_SIZE = 20_000
 SAMPLE_SEED = 0
-MIN_AGREEMENT = 0.995
-MAX_ACCURACY_DROP = 0.003
+#: z of a two-sided 95% normal interval.
+Z_95 = 1.959963984540054
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """The gate's bars (fractions: 0.002 = 0.2 points). The one place their defaults live."""
+
+    max_accuracy_drop: float = 0.002
+    max_worst_case_drop: float = 0.005
+    max_ece_increase: float = 0.01
+
+    def check(self) -> None:
+        for name, value in asdict(self).items():
+            if not 0.0 <= value <= 1.0:
+                flag = "--" + name.replace("_", "-")
+                raise UserError(f"{flag} is a fraction in [0, 1] (0.002 = 0.2 points), got {value}")
 
 
 class FidelityError(UserError):
-    """The candidate runtime disagrees with the torch model beyond the thresholds."""
+    """The candidate runtime is worse than the reference beyond the thresholds."""
 
 
 @dataclass(frozen=True)
@@ -38,26 +67,50 @@ class FidelityReport:
     rows_available: int
     rows: int
     sample_seed: int
-    agreement: float
     accuracy_reference: float
     accuracy_candidate: float
     accuracy_drop: float
+    #: Upper end of the 95% interval of the paired accuracy drop: the worst plausible loss.
+    accuracy_drop_upper95: float
+    macro_f1_reference: float
+    macro_f1_candidate: float
+    macro_f1_drop: float
+    ece_reference: float
+    ece_candidate: float
+    ece_increase: float
+    #: Rows only the reference got right / only the candidate got right.
+    only_reference_right: int
+    only_candidate_right: int
+    mcnemar_p: float
+    agreement: float
     max_abs_prob_diff: float
-    min_agreement: float
     max_accuracy_drop: float
+    max_worst_case_drop: float
+    max_ece_increase: float
 
     def failures(self) -> list[str]:
         """Human-readable reasons the candidate fails; empty when it passes."""
         out = []
-        if self.agreement < self.min_agreement:
-            out.append(
-                f"argmax agreement with {self.reference_runtime} is {self.agreement:.2%} "
-                f"(< {self.min_agreement:.2%} required)"
-            )
         if self.accuracy_drop > self.max_accuracy_drop:
             out.append(
                 f"accuracy drops {self.accuracy_drop * 100:.2f} points, {self.accuracy_reference:.2%} -> "
                 f"{self.accuracy_candidate:.2%} (at most {self.max_accuracy_drop * 100:.2f} allowed)"
+            )
+        if self.macro_f1_drop > self.max_accuracy_drop:
+            out.append(
+                f"macro-F1 drops {self.macro_f1_drop * 100:.2f} points, {self.macro_f1_reference:.4f} -> "
+                f"{self.macro_f1_candidate:.4f} (at most {self.max_accuracy_drop * 100:.2f} allowed)"
+            )
+        if self.accuracy_drop_upper95 > self.max_worst_case_drop:
+            out.append(
+                f"the accuracy loss may be up to {self.accuracy_drop_upper95 * 100:.2f} points (95% bound; "
+                f"at most {self.max_worst_case_drop * 100:.2f} allowed): score more rows or improve the "
+                "runtime"
+            )
+        if self.ece_increase > self.max_ece_increase:
+            out.append(
+                f"calibration error rises {self.ece_increase:.4f}, {self.ece_reference:.4f} -> "
+                f"{self.ece_candidate:.4f} (at most {self.max_ece_increase:.4f} allowed)"
             )
         return out
 
@@ -70,11 +123,14 @@ class FidelityReport:
 
     def summary(self) -> str:
         return (
-            f"fidelity {self.candidate_runtime} vs {self.reference_runtime} "
-            f"on {self.rows} rows of {self.data}: "
-            f"agreement {self.agreement:.2%}, accuracy {self.accuracy_reference:.2%} -> "
-            f"{self.accuracy_candidate:.2%} (drop {self.accuracy_drop * 100:+.2f} points), "
-            f"max |prob diff| {self.max_abs_prob_diff:.4f}"
+            f"fidelity {self.candidate_runtime} vs {self.reference_runtime} on {self.rows} rows of "
+            f"{self.data}: accuracy {self.accuracy_reference:.2%} -> {self.accuracy_candidate:.2%} "
+            f"(drop {self.accuracy_drop * 100:+.2f} points, "
+            f"95% bound {self.accuracy_drop_upper95 * 100:+.2f}; "
+            f"{self.only_reference_right} vs {self.only_candidate_right} discordant rows, McNemar p "
+            f"{self.mcnemar_p:.3f}), "
+            f"macro-F1 {self.macro_f1_reference:.4f} -> {self.macro_f1_candidate:.4f}, "
+            f"ECE {self.ece_reference:.4f} -> {self.ece_candidate:.4f}; agreement {self.agreement:.2%}"
         )
 
 
@@ -100,7 +156,49 @@ def sample_frame(
     return [str(t) for t in frame["text"]], [str(label) for label in frame["label"]], total
 
 
-def measure(
+def paired_accuracy_drop(ref_right: np.ndarray, cand_right: np.ndarray) -> tuple[float, float]:
+    """(drop, upper end of its 95% interval): the mean of ``ref_right - cand_right`` per row and
+    the normal-approximation bound from the variance of those paired differences."""
+    diff = ref_right.astype(float) - cand_right.astype(float)
+    n = len(diff)
+    mean = float(diff.mean()) if n else 0.0
+    se = float(diff.std(ddof=1) / math.sqrt(n)) if n > 1 else 0.0
+    return mean, mean + Z_95 * se
+
+
+def mcnemar_p(only_reference_right: int, only_candidate_right: int) -> float:
+    """Exact two-sided McNemar p-value: a binomial test of the discordant rows at 1/2.
+
+    Stdlib only: this module runs inside the training job, whose image may lack scipy.
+    """
+    n = only_reference_right + only_candidate_right
+    if n == 0:
+        return 1.0
+    k = min(only_reference_right, only_candidate_right)
+    # Exact tail in log space (lgamma): a sum of comb(n, i) / 2**n overflows floats past n ~ 1,000.
+    tail = sum(
+        math.exp(math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) - n * math.log(2))
+        for i in range(k + 1)
+    )
+    return min(1.0, 2.0 * tail)
+
+
+def macro_f1(gold: np.ndarray, predicted: np.ndarray, num_labels: int) -> float:
+    """Mean F1 over every label (absent ones count as 0, sklearn's ``zero_division=0``)."""
+    _, _, f1, _ = per_class_scores(confusion_matrix(gold, predicted, num_labels))
+    return float(f1.mean())
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A report and the candidate's probabilities on the sample (the cascade reuses them)."""
+
+    report: FidelityReport
+    candidate_probabilities: np.ndarray
+    gold: np.ndarray
+
+
+def compare(
     reference: Any,
     candidate: Any,
     texts: list[str],
@@ -109,10 +207,10 @@ def measure(
     data: str,
     rows_available: int,
     sample_seed: int = SAMPLE_SEED,
-    min_agreement: float = MIN_AGREEMENT,
-    max_accuracy_drop: float = MAX_ACCURACY_DROP,
-) -> FidelityReport:
-    """Compare two loaded ``Classifier`` objects (``inference.load_classifier``) on ``texts``."""
+    thresholds: Thresholds | None = None,
+) -> Comparison:
+    """Score two loaded ``Classifier`` objects (``inference.load_classifier``) on ``texts``."""
+    thresholds = thresholds or Thresholds()
     if list(reference.labels) != list(candidate.labels):
         raise FidelityError(f"label order differs: {reference.labels} vs {candidate.labels}")
     index = {name: i for i, name in enumerate(reference.labels)}
@@ -121,26 +219,44 @@ def measure(
         raise UserError(f"{data}: labels {unknown} are not among the model's labels {list(reference.labels)}")
     gold = np.array([index[name] for name in labels])
     inference = load_inference_module()
-    p_ref = inference.predict_proba(reference, texts)
-    p_cand = inference.predict_proba(candidate, texts)
+    # The served probabilities of each, cascade off: the gate judges the runtime, not the cascade.
+    p_ref = inference.predict_proba(reference, texts, cascade=False)
+    p_cand = inference.predict_proba(candidate, texts, cascade=False)
     a_ref, a_cand = p_ref.argmax(axis=1), p_cand.argmax(axis=1)
-    acc_ref = float((a_ref == gold).mean())
-    acc_cand = float((a_cand == gold).mean())
-    return FidelityReport(
+    ref_right, cand_right = a_ref == gold, a_cand == gold
+    drop, drop_upper = paired_accuracy_drop(ref_right, cand_right)
+    f1_ref = macro_f1(gold, a_ref, len(reference.labels))
+    f1_cand = macro_f1(gold, a_cand, len(reference.labels))
+    ece_ref = expected_calibration_error(p_ref.max(axis=1), ref_right)
+    ece_cand = expected_calibration_error(p_cand.max(axis=1), cand_right)
+    only_ref, only_cand = int((ref_right & ~cand_right).sum()), int((cand_right & ~ref_right).sum())
+    report = FidelityReport(
         candidate_runtime=candidate.runtime,
         reference_runtime=reference.runtime,
         data=data,
         rows_available=rows_available,
         rows=len(texts),
         sample_seed=sample_seed,
+        accuracy_reference=float(ref_right.mean()),
+        accuracy_candidate=float(cand_right.mean()),
+        accuracy_drop=drop,
+        accuracy_drop_upper95=drop_upper,
+        macro_f1_reference=f1_ref,
+        macro_f1_candidate=f1_cand,
+        macro_f1_drop=f1_ref - f1_cand,
+        ece_reference=ece_ref,
+        ece_candidate=ece_cand,
+        ece_increase=ece_cand - ece_ref,
+        only_reference_right=only_ref,
+        only_candidate_right=only_cand,
+        mcnemar_p=mcnemar_p(only_ref, only_cand),
         agreement=float((a_ref == a_cand).mean()),
-        accuracy_reference=acc_ref,
-        accuracy_candidate=acc_cand,
-        accuracy_drop=acc_ref - acc_cand,
         max_abs_prob_diff=float(np.abs(p_ref - p_cand).max()),
-        min_agreement=min_agreement,
-        max_accuracy_drop=max_accuracy_drop,
+        max_accuracy_drop=thresholds.max_accuracy_drop,
+        max_worst_case_drop=thresholds.max_worst_case_drop,
+        max_ece_increase=thresholds.max_ece_increase,
     )
+    return Comparison(report, p_cand, gold)
 
 
 def check(report: FidelityReport) -> None:

@@ -49,10 +49,11 @@ def test_stops_by_itself_at_the_deadline(counting_server: CountingServer) -> Non
     assert 2 <= result.sent <= 24
     assert result.errors == {}
     assert min(result.latencies_s) >= 0.05
-    # Closed loop: the last requests end at most one request after the deadline. The run's own
-    # clock is asserted tightly; the whole call (which first collects garbage in a process that
-    # holds every earlier test's objects) only has to come back.
-    assert result.wall_s < 0.5 + 0.5
+    # Closed loop: the last requests end about one request (50 ms) after the deadline; the slack
+    # is for a loaded 2-core machine (it failed at +0.5 s with a second suite running), still far
+    # below a run that ignored its deadline (10**6 requests). The whole call (which first collects
+    # garbage in a process that holds every earlier test's objects) only has to come back.
+    assert result.wall_s < 0.5 + 1.5
     assert elapsed < 0.5 + 10.0
     assert sum(counting_server.received.values()) == result.sent
 

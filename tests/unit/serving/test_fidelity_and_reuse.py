@@ -12,7 +12,7 @@ from onnx import numpy_helper
 from textclf.cli import main
 from textclf.errors import UserError
 from textclf.packaging import FidelityError, FidelityReport, build_package, onnx_export, read_archive_meta
-from textclf.packaging.fidelity import sample_validation
+from textclf.packaging.fidelity import Thresholds, sample_validation
 from textclf.packaging.wheels import pinned
 
 pytestmark = pytest.mark.heavy  # real models, exports, servers or tools: not in `make unit`
@@ -57,8 +57,9 @@ def test_gate_refuses_a_corrupted_model_and_writes_nothing(
             echo=lambda _: None,
         )
     message = str(err.value)
-    assert f"refusing to package {runtime}: argmax agreement with torch is" in message
-    assert "accuracy drops" in message and "Nothing was written" in message
+    assert f"refusing to package {runtime}: accuracy drops" in message
+    assert "macro-F1 drops" in message and "may be up to" in message and "calibration error rises" in message
+    assert "Nothing was written" in message
     assert not out.exists()
     assert not out.parent.exists() or not list(out.parent.iterdir())
 
@@ -82,7 +83,7 @@ def test_cli_exits_2_with_a_clear_message(
     ]
     assert main([*argv, "--vendor-wheels", "no"]) == 2
     last_line = capsys.readouterr().err.strip().splitlines()[-1]
-    assert last_line.startswith("textclf package: error: refusing to package onnx-int8: argmax agreement")
+    assert last_line.startswith("textclf package: error: refusing to package onnx-int8: accuracy drops")
     assert not out.exists()
 
 
@@ -90,16 +91,21 @@ def test_thresholds_are_what_decides(packages: dict[str, Path]) -> None:
     """The recorded figures of a healthy int8 model fail once the bar is set above them."""
     meta = read_archive_meta(packages["onnx-int8"])
     assert meta is not None
-    agreement = meta["fidelity"]["agreement"]
-    assert agreement >= 0.995
+    fid = meta["fidelity"]
+    assert fid["rows"] == 72 and fid["accuracy_drop"] <= fid["max_accuracy_drop"]
     # Probability differences are non-zero for int8, so the report is measured, not assumed.
-    assert meta["fidelity"]["max_abs_prob_diff"] > 0
-    report = FidelityReport(**{k: v for k, v in meta["fidelity"].items() if k != "passed"})
+    assert fid["max_abs_prob_diff"] > 0
+    report = FidelityReport(**{k: v for k, v in fid.items() if k != "passed"})
     assert report.passed
-    strict = FidelityReport(**(report.__dict__ | {"accuracy_drop": 0.004, "accuracy_candidate": 0.5}))
+    worse = report.__dict__ | {"accuracy_drop": 0.004, "accuracy_candidate": 0.5, "ece_increase": 0.02}
+    strict = FidelityReport(**worse)
     assert strict.failures() == [
-        f"accuracy drops 0.40 points, {strict.accuracy_reference:.2%} -> 50.00% (at most 0.30 allowed)"
+        f"accuracy drops 0.40 points, {strict.accuracy_reference:.2%} -> 50.00% (at most 0.20 allowed)",
+        f"calibration error rises 0.0200, {strict.ece_reference:.4f} -> {strict.ece_candidate:.4f} "
+        "(at most 0.0100 allowed)",
     ]
+    # Agreement alone decides nothing any more: a report at 90% agreement with no loss passes.
+    assert FidelityReport(**(report.__dict__ | {"agreement": 0.9})).passed
 
 
 def test_missing_validation_data_is_a_user_error(tiny_model: Path, tmp_path: Path) -> None:
@@ -139,9 +145,9 @@ def test_reuse_and_force(tiny_model: Path, validation_split: Path, tmp_path: Pat
     assert out.stat().st_mtime_ns == first
     assert any("is up to date" in line for line in lines)
     assert build(force=True) is False
-    assert build(min_agreement=0.99) is False, "changed settings must rebuild"
+    assert build(thresholds=Thresholds(max_ece_increase=0.02)) is False, "changed settings must rebuild"
     meta = read_archive_meta(out)
-    assert meta is not None and meta["fidelity"]["min_agreement"] == 0.99
+    assert meta is not None and meta["fidelity"]["max_ece_increase"] == 0.02
 
 
 def test_vendored_wheels_travel_in_code_wheels(

@@ -78,4 +78,48 @@ def test_archive_carries_the_head_and_its_code(
     body = inference.output_fn(inference.predict_fn(data, model, None), "application/json", None)
     served = np.array([[p["scores"][name] for name in LABELS] for p in json.loads(body)["predictions"]])
     reference = load_inference_module().predict_proba(load_model(with_head, "torch"), PROBES)
-    np.testing.assert_allclose(served, reference, atol=1e-4)
+    # The archive records a cascade chosen on validation: headlines the head is sure of get the
+    # head's answer, the rest the blend -- each exactly as computed without the cascade.
+    assert model.cascade_threshold is not None
+    lexical = model.lexical_head.probabilities(PROBES)
+    covered = lexical.max(axis=1) >= model.cascade_threshold
+    expected = np.where(covered[:, None], lexical, reference)
+    np.testing.assert_allclose(served, expected, atol=1e-4)
+
+
+def test_the_cascade_sends_only_unsure_headlines_to_the_transformer(
+    with_head: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inference = load_inference_module()
+    model = load_model(with_head, "torch")
+    blend = inference.predict_proba(model, PROBES)
+    lexical = model.lexical_head.probabilities(PROBES)
+    # A threshold between the head's confidences: some headlines covered, some not.
+    threshold = float(np.sort(lexical.max(axis=1))[1]) + 1e-9
+    model.cascade_threshold = threshold
+    rows_seen: list[int] = []
+    forward = model.forward
+
+    def counting(batch: dict[str, np.ndarray]) -> np.ndarray:
+        rows_seen.append(len(batch["input_ids"]))
+        return forward(batch)
+
+    model.forward = counting
+    served = inference.predict_proba(model, PROBES)
+    covered = lexical.max(axis=1) >= threshold
+    assert 0 < covered.sum() < len(PROBES)
+    assert sum(rows_seen) == (~covered).sum()  # the transformer saw only the unsure ones
+    np.testing.assert_allclose(served[covered], lexical[covered], rtol=1e-12)
+    # Up to float rounding: the unsure rows are padded in batches of their own.
+    np.testing.assert_allclose(served[~covered], blend[~covered], atol=1e-6)
+    # The gate and the evaluation can ask for the cascade-free answer.
+    np.testing.assert_allclose(inference.predict_proba(model, PROBES, cascade=False), blend, rtol=1e-9)
+
+
+def test_textclf_cascade_off_switches_it_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    inference = load_inference_module()
+    meta = {"cascade": {"threshold": 0.9}}
+    assert inference.cascade_threshold(meta) == 0.9
+    assert inference.cascade_threshold({"cascade": None}) is None
+    monkeypatch.setenv("TEXTCLF_CASCADE", "off")
+    assert inference.cascade_threshold(meta) is None
