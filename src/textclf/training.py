@@ -101,11 +101,10 @@ def default_base_model() -> str:
 
 
 def default_num_threads() -> int:
-    """All cores this process may use (the affinity mask, not the host's count)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - macOS has no sched_getaffinity
-        return max(1, os.cpu_count() or 1)
+    """All cores this process may use (training keeps every logical core busy)."""
+    from textclf.threads import available_cores
+
+    return available_cores()
 
 
 def train_script() -> Path:

@@ -254,12 +254,14 @@ class AccuracyResult:
     accuracy: dict[str, float]
     agreement: float  # argmax agreement between the first two runtimes
     seconds: dict[str, float]
+    macro_f1: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "n": self.n,
             "sampled": self.sampled,
             "accuracy": dict(self.accuracy),
+            "macro_f1": dict(self.macro_f1),
             "agreement": self.agreement,
             "seconds": dict(self.seconds),
         }
@@ -291,13 +293,17 @@ def measure_accuracy(
                 preds[i] = label
         seconds[runtime.name] = time.perf_counter() - t0
         predictions[runtime.name] = preds
-    accuracy = {
-        name: sum(p == y for p, y in zip(preds, labels, strict=True)) / len(labels)
+    from sklearn.metrics import accuracy_score, f1_score
+
+    gold = list(labels)
+    names_seen = sorted(set(gold))  # macro over the labels present, as the evaluation reports
+    accuracy = {name: float(accuracy_score(gold, preds)) for name, preds in predictions.items()}
+    macro_f1 = {
+        name: float(f1_score(gold, preds, labels=names_seen, average="macro", zero_division=0))
         for name, preds in predictions.items()
     }
     names = list(predictions)
     agreement = 1.0
     if len(names) >= 2:
-        a, b = predictions[names[0]], predictions[names[1]]
-        agreement = sum(x == y for x, y in zip(a, b, strict=True)) / len(a)
-    return AccuracyResult(len(texts), sampled, accuracy, agreement, seconds)
+        agreement = float(accuracy_score(predictions[names[0]], predictions[names[1]]))
+    return AccuracyResult(len(texts), sampled, accuracy, agreement, seconds, macro_f1)

@@ -4,7 +4,7 @@ The report is built from one ``results`` dict (the same one written to ``bench.j
 table, the JSON and the plots can never disagree, and a saved ``bench.json`` can be rendered
 again (``render_table(json.load(...))``) without rerunning anything.
 
-Targets come from issue 5; each is checked against the measured figures of the same run and
+Targets come from issues 5 and 12; each is checked against the measured figures of the same run and
 reported as pass, FAIL, or n/a (level not run).
 """
 
@@ -28,6 +28,13 @@ TARGET_RSS_MB = 600.0
 TARGET_API_P50_MS = 10.0
 TARGET_ACCURACY_DROP_POINTS = 0.3
 TARGET_CONCURRENCY = 64
+# Issue 12: the served configuration against the pipeline baseline at TARGET_CONCURRENCY, at
+# accuracy (and macro-F1) no more than 0.1 point below the fp32 model on the test split.
+TARGET_SERVED_SPEEDUP = 15.0
+TARGET_SERVED_P99_SHARE = 0.1
+TARGET_SERVED_ACCURACY_DROP_POINTS = 0.1
+#: The model-level row that is what the endpoint serves (int8 + the packaged cascade), else int8.
+SERVED_RUNTIMES = ("onnx-int8+cascade", "onnx-int8")
 
 
 def _fmt(value: Any, digits: int = 2) -> str:
@@ -226,6 +233,53 @@ def check_targets(results: Mapping[str, Any]) -> list[dict[str, Any]]:
         api_p50 = float(api["latency"]["p50_ms"])
         api_ok = api_p50 <= TARGET_API_P50_MS and api["error_count"] == 0
     add("full local API path p50 at concurrency 1 (ms)", api_p50, f"<= {TARGET_API_P50_MS}", api_ok)
+    checks += served_targets(results)
+    return checks
+
+
+def served_targets(results: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Issue 12: the served endpoint vs the baseline server at concurrency 64, and the served
+    runtime's test-split accuracy and macro-F1 vs fp32."""
+    checks: list[dict[str, Any]] = []
+
+    def add(name: str, measured: float | None, target: str, ok: bool | None) -> None:
+        status = "n/a" if ok is None else ("pass" if ok else "FAIL")
+        checks.append({"target": name, "measured": measured, "threshold": target, "status": status})
+
+    endpoint = _find_run(results, "endpoint", TARGET_CONCURRENCY)
+    baseline = _find_run(results, "baseline", TARGET_CONCURRENCY)
+    speedup = share = None
+    if endpoint is not None and baseline is not None:
+        if baseline["throughput_rps"]:
+            speedup = endpoint["throughput_rps"] / baseline["throughput_rps"]
+        if baseline["latency"]["p99_ms"]:
+            share = endpoint["latency"]["p99_ms"] / baseline["latency"]["p99_ms"]
+    add(
+        f"served / baseline headlines/s at concurrency {TARGET_CONCURRENCY}",
+        speedup,
+        f">= {TARGET_SERVED_SPEEDUP:.0f}x",
+        None if speedup is None else speedup >= TARGET_SERVED_SPEEDUP,
+    )
+    add(
+        f"served p99 / baseline p99 at concurrency {TARGET_CONCURRENCY}",
+        share,
+        f"<= {TARGET_SERVED_P99_SHARE}",
+        None if share is None else share <= TARGET_SERVED_P99_SHARE,
+    )
+    acc = (results.get("model") or {}).get("accuracy") or {}
+    served = next((name for name in SERVED_RUNTIMES if name in acc.get("accuracy", {})), None)
+    for metric, label in (("accuracy", "accuracy"), ("macro_f1", "macro-F1")):
+        figures = acc.get(metric) or {}
+        drop = None
+        if served and "onnx-fp32" in figures and served in figures:
+            drop = 100.0 * (figures["onnx-fp32"] - figures[served])
+        add(
+            f"served ({served or 'n/a'}) {label} drop vs onnx-fp32 (points)",
+            drop,
+            f"<= {TARGET_SERVED_ACCURACY_DROP_POINTS}",
+            # A hair of float slack: 0.910 - 0.909 is 0.10000000000000009 points.
+            None if drop is None else drop <= TARGET_SERVED_ACCURACY_DROP_POINTS + 1e-9,
+        )
     return checks
 
 
@@ -288,9 +342,11 @@ def render_table(results: Mapping[str, Any], *, markdown: bool = False) -> str:
         if acc:
             what = f"sample of {acc['n']:,}" if acc["sampled"] else f"full split, {acc['n']:,} headlines"
             accs = ", ".join(f"{k} {100 * v:.2f}%" for k, v in acc["accuracy"].items())
+            f1s = ", ".join(f"{k} {v:.4f}" for k, v in (acc.get("macro_f1") or {}).items())
             parts.append(
-                f"Accuracy on the STORY-grouped test split ({what}): {accs}; "
-                f"argmax agreement {100 * acc['agreement']:.2f}%"
+                f"Accuracy on the STORY-grouped test split ({what}): {accs}"
+                + (f"; macro-F1: {f1s}" if f1s else "")
+                + f"; argmax agreement (first two) {100 * acc['agreement']:.2f}%"
             )
         sweep = model.get("sub_batch")
         if sweep:
@@ -320,7 +376,7 @@ def render_table(results: Mapping[str, Any], *, markdown: bool = False) -> str:
             f"end {soak['rss_end_bytes'] / MB:.0f} MB, peak {soak['peak_rss_bytes'] / MB:.0f} MB, "
             f"slope {soak['rss_slope_mb_per_min']:+.2f} MB/min"
         )
-    parts.append("Targets (issue 5)")
+    parts.append("Targets (issue 5: the model and the endpoint; issue 12: the served configuration)")
     parts.append(table(*target_rows(results)))
     return "\n\n".join(parts) + "\n"
 

@@ -1,33 +1,27 @@
-"""Percentiles and latency summaries shared by every bench level.
+"""Percentiles and latency summaries shared by every bench level: the one latency summary.
 
-Percentiles use linear interpolation between closest ranks (numpy's default, "type 7"), so
-the figures match what ``numpy.percentile`` would print for the same samples.
+numpy computes them (``numpy.percentile``'s default linear interpolation between closest ranks,
+"type 7"); this module only fixes which figures every level reports and in which unit.
 """
 
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
+
+import numpy as np
 
 
 def percentile(samples: Sequence[float], q: float) -> float:
     """The ``q``-th percentile (0..100) of ``samples``; NaN for an empty sequence."""
     if not 0.0 <= q <= 100.0:
         raise ValueError(f"percentile must be within 0..100, got {q}")
-    if not samples:
+    if len(samples) == 0:
         return math.nan
-    ordered = sorted(samples)
-    if len(ordered) == 1:
-        return float(ordered[0])
-    rank = (len(ordered) - 1) * q / 100.0
-    low = math.floor(rank)
-    high = math.ceil(rank)
-    if low == high:
-        return float(ordered[low])
-    weight = rank - low
-    return float(ordered[low] * (1.0 - weight) + ordered[high] * weight)
+    return float(np.percentile(np.asarray(samples, dtype=float), q))
 
 
 @dataclass(frozen=True)
@@ -47,17 +41,18 @@ class LatencySummary:
 
 def summarize(latencies_s: Sequence[float]) -> LatencySummary:
     """Summarise latencies given in seconds; an empty input gives NaN figures and count 0."""
-    if not latencies_s:
+    if len(latencies_s) == 0:
         nan = math.nan
         return LatencySummary(0, nan, nan, nan, nan, nan)
-    ordered = sorted(latencies_s)
+    ms = 1000.0 * np.asarray(latencies_s, dtype=float)
+    p50, p90, p99 = np.percentile(ms, [50, 90, 99])
     return LatencySummary(
-        count=len(ordered),
-        mean_ms=1000.0 * sum(ordered) / len(ordered),
-        p50_ms=1000.0 * percentile(ordered, 50),
-        p90_ms=1000.0 * percentile(ordered, 90),
-        p99_ms=1000.0 * percentile(ordered, 99),
-        max_ms=1000.0 * ordered[-1],
+        count=len(ms),
+        mean_ms=float(ms.mean()),
+        p50_ms=float(p50),
+        p90_ms=float(p90),
+        p99_ms=float(p99),
+        max_ms=float(ms.max()),
     )
 
 
@@ -83,15 +78,8 @@ def cdf_points(latencies_s: Sequence[float], max_points: int = 400) -> tuple[lis
 
 def linear_slope(xs: Sequence[float], ys: Sequence[float]) -> float:
     """Least-squares slope of ``ys`` over ``xs`` (0 with fewer than two distinct xs)."""
-    n = len(xs)
-    if n != len(ys):
+    if len(xs) != len(ys):
         raise ValueError("xs and ys must have the same length")
-    if n < 2:
+    if len(set(xs)) < 2:
         return 0.0
-    mx = sum(xs) / n
-    my = sum(ys) / n
-    sxx = sum((x - mx) ** 2 for x in xs)
-    if sxx == 0:
-        return 0.0
-    sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True))
-    return sxy / sxx
+    return float(statistics.linear_regression(xs, ys).slope)

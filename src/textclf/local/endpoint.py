@@ -43,6 +43,7 @@ from textclf.local import LOCAL_ACCOUNT_ID
 from textclf.local.batcher import BatcherClosedError, MicroBatcher, QueueFullError
 from textclf.local.model_store import import_inference, inference_script, resolve_model_dir
 from textclf.local.servers import ServerThread, read_body
+from textclf.threads import physical_cores
 
 log = logging.getLogger(__name__)
 
@@ -55,22 +56,8 @@ DEFAULT_ENDPOINT_NAME = "textclf"
 
 
 def serving_threads() -> int:
-    """Intra-op threads for the one inference thread: the physical cores this process may use.
-
-    Hyper-threads share execution units, so counting them only adds contention; the affinity
-    mask (taskset, cgroups) caps what is really available.
-    """
-    try:
-        available = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        available = os.cpu_count() or 1
-    try:
-        import psutil
-
-        physical = psutil.cpu_count(logical=False) or available
-    except ImportError:
-        physical = available
-    return max(1, min(available, physical))
+    """Intra-op threads for the one inference thread: the physical cores this process may use."""
+    return physical_cores()
 
 
 def configure_threads(threads: int) -> None:

@@ -61,7 +61,15 @@ def _runtime(name: str, p50_ms: float, batch_rps: float) -> dict[str, Any]:
 
 
 def _results(
-    *, int8_p50: float, endpoint_ok: int, endpoint_p99_s: float, fp32_acc: float, int8_acc: float
+    *,
+    int8_p50: float,
+    endpoint_ok: int,
+    endpoint_p99_s: float,
+    fp32_acc: float,
+    int8_acc: float,
+    baseline_ok: int = 600,
+    fp32_f1: float = 0.90,
+    int8_f1: float = 0.8995,
 ) -> dict[str, Any]:
     xs, ys = cdf_points([0.001, 0.002, 0.003])
     return {
@@ -79,6 +87,7 @@ def _results(
                 "n": 1000,
                 "sampled": True,
                 "accuracy": {"onnx-fp32": fp32_acc, "onnx-int8": int8_acc},
+                "macro_f1": {"onnx-fp32": fp32_f1, "onnx-int8": int8_f1},
                 "agreement": 0.995,
                 "seconds": {},
             },
@@ -87,7 +96,7 @@ def _results(
             _load("endpoint", 1, latency_s=0.002, ok=800, errors=0, rss_mb=400),
             _load("baseline", 1, latency_s=0.006, ok=300, errors=0, rss_mb=500),
             _load("endpoint", 64, latency_s=endpoint_p99_s / 2, ok=endpoint_ok, errors=0, rss_mb=450),
-            _load("baseline", 64, latency_s=0.2, ok=600, errors=0, rss_mb=520),
+            _load("baseline", 64, latency_s=0.2, ok=baseline_ok, errors=0, rss_mb=520),
         ],
         "api_level": [
             {**_load("api", 1, latency_s=0.004, ok=200, errors=0, rss_mb=900), "path": "POST /predict"}
@@ -102,11 +111,36 @@ def _status(checks: list[dict[str, Any]], prefix: str) -> str:
 
 def test_targets_pass_when_the_figures_meet_them() -> None:
     checks = report.check_targets(
-        _results(int8_p50=0.6, endpoint_ok=4000, endpoint_p99_s=0.02, fp32_acc=0.91, int8_acc=0.909)
+        _results(
+            int8_p50=0.6,
+            endpoint_ok=4000,
+            endpoint_p99_s=0.02,
+            fp32_acc=0.91,
+            int8_acc=0.909,
+            baseline_ok=200,
+        )
     )
     assert {c["status"] for c in checks} == {"pass"}, checks
     ratio = next(c for c in checks if c["target"].startswith("endpoint / baseline"))
-    assert ratio["measured"] == pytest.approx(4000 / 600)
+    assert ratio["measured"] == pytest.approx(4000 / 200)
+    served = next(c for c in checks if c["target"].startswith("served (onnx-int8) accuracy"))
+    assert served["measured"] == pytest.approx(0.1)  # 91.0% -> 90.9%
+
+
+def test_issue_12_targets_read_the_served_configuration() -> None:
+    results = _results(
+        int8_p50=0.6, endpoint_ok=4000, endpoint_p99_s=0.02, fp32_acc=0.91, int8_acc=0.9085, int8_f1=0.89
+    )
+    # The served row is int8 + cascade when the bench measured one.
+    results["model"]["accuracy"]["accuracy"]["onnx-int8+cascade"] = 0.9105
+    results["model"]["accuracy"]["macro_f1"]["onnx-int8+cascade"] = 0.8995
+    checks = report.check_targets(results)
+    assert _status(checks, "served / baseline headlines/s") == "FAIL"  # 2,000/s vs 300/s: 6.7x
+    assert _status(checks, "served p99 / baseline p99") == "pass"
+    assert _status(checks, "served (onnx-int8+cascade) accuracy drop") == "pass"  # -0.05 points
+    assert _status(checks, "served (onnx-int8+cascade) macro-F1 drop") == "pass"  # 0.05 points
+    results["model"]["accuracy"]["macro_f1"]["onnx-int8+cascade"] = 0.898
+    assert _status(report.check_targets(results), "served (onnx-int8+cascade) macro-F1 drop") == "FAIL"
 
 
 def test_targets_fail_on_each_missed_figure() -> None:

@@ -74,3 +74,26 @@ def test_invocation_bodies_are_the_endpoint_and_api_payloads() -> None:
         {"inputs": "é"},
     ]
     assert json.loads(invocation_bodies(["x"], key="text")[0]) == {"text": "x"}
+
+
+def _archive(path: Path, meta: dict[str, object] | None) -> Path:
+    import io
+    import tarfile
+
+    with tarfile.open(path, "w:gz") as tar:
+        if meta is not None:
+            data = json.dumps(meta).encode()
+            info = tarfile.TarInfo("textclf_meta.json")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_the_cascade_row_uses_the_threshold_the_package_serves_with(tmp_path: Path) -> None:
+    from textclf.bench.runner import packaged_cascade_threshold
+
+    with_cascade = _archive(tmp_path / "a.tar.gz", {"runtime": "onnx-int8", "cascade": {"threshold": 0.74}})
+    assert packaged_cascade_threshold(with_cascade) == 0.74
+    assert packaged_cascade_threshold(_archive(tmp_path / "b.tar.gz", {"cascade": None})) is None
+    assert packaged_cascade_threshold(_archive(tmp_path / "c.tar.gz", None)) is None
+    assert packaged_cascade_threshold(tmp_path / "absent.tar.gz") is None
