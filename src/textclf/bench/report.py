@@ -139,7 +139,7 @@ def api_rows(results: Mapping[str, Any]) -> tuple[list[str], list[list[Any]]]:
     return headers, rows
 
 
-def _find_run(results: Mapping[str, Any], server: str, concurrency: int) -> Mapping[str, Any] | None:
+def find_run(results: Mapping[str, Any], server: str, concurrency: int) -> Mapping[str, Any] | None:
     for run in results.get("endpoint_level") or []:
         if run["server"] == server and run["concurrency"] == concurrency:
             return run
@@ -182,8 +182,8 @@ def check_targets(results: Mapping[str, Any]) -> list[dict[str, Any]]:
         None if drop is None else drop <= TARGET_ACCURACY_DROP_POINTS,
     )
 
-    endpoint = _find_run(results, "endpoint", TARGET_CONCURRENCY)
-    baseline = _find_run(results, "baseline", TARGET_CONCURRENCY)
+    endpoint = find_run(results, "endpoint", TARGET_CONCURRENCY)
+    baseline = find_run(results, "baseline", TARGET_CONCURRENCY)
     rps = endpoint["throughput_rps"] if endpoint else None
     add(
         f"endpoint headlines/s at concurrency {TARGET_CONCURRENCY}",
@@ -246,8 +246,8 @@ def served_targets(results: Mapping[str, Any]) -> list[dict[str, Any]]:
         status = "n/a" if ok is None else ("pass" if ok else "FAIL")
         checks.append({"target": name, "measured": measured, "threshold": target, "status": status})
 
-    endpoint = _find_run(results, "endpoint", TARGET_CONCURRENCY)
-    baseline = _find_run(results, "baseline", TARGET_CONCURRENCY)
+    endpoint = find_run(results, "endpoint", TARGET_CONCURRENCY)
+    baseline = find_run(results, "baseline", TARGET_CONCURRENCY)
     speedup = share = None
     if endpoint is not None and baseline is not None:
         if baseline["throughput_rps"]:
@@ -329,7 +329,8 @@ def render_table(results: Mapping[str, Any], *, markdown: bool = False) -> str:
             f"Machine: {machine.get('cpu_model')}, {machine.get('logical_cpus')} logical CPUs "
             f"({machine.get('physical_cpus')} physical), {machine.get('memory_gb')} GB RAM; "
             f"load average (1 min) {_fmt(load[0]) if load else '?'} at start, "
-            f"{_fmt(end[0]) if end else '?'} at end"
+            f"{_fmt(end[0]) if end else '?'} at end; int8 instructions: "
+            f"{', '.join(machine.get('int8_instructions') or []) or 'unknown'}"
         )
     model = results.get("model")
     if model:
@@ -385,120 +386,3 @@ def write_json(results: Mapping[str, Any], path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=2, allow_nan=True) + "\n", encoding="utf-8")
     return path
-
-
-# -- plots -----------------------------------------------------------------------------------
-
-
-def _log_ms_axis(ax: Any) -> None:
-    """Log-scale x axis labelled in plain milliseconds (1, 2, 5, 10 ...), not 2x10^0."""
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
-
-    ax.set_xscale("log")
-    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _pos: f"{value:g}"))
-    ax.xaxis.set_minor_formatter(NullFormatter())
-
-
-def write_plots(results: Mapping[str, Any], out_dir: Path) -> list[Path]:
-    """PNG plots for whatever levels ran; returns the files written."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display; also keeps the bench usable over ssh
-    import matplotlib.pyplot as plt
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
-    # Small figures at dpi 100 keep each PNG well under 100 KB for the docs.
-    dpi = 100
-
-    model = results.get("model") or {}
-    cdfs = model.get("cdf") or {}
-    if cdfs:
-        fig, ax = plt.subplots(figsize=(7, 4))
-        for name, points in cdfs.items():
-            ax.plot(points["ms"], points["fraction"], label=name)
-        _log_ms_axis(ax)
-        ax.set_xlabel("single-headline latency (ms, log scale)")
-        ax.set_ylabel("fraction of calls")
-        ax.set_title("Model level: single-headline latency CDF")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend()
-        fig.tight_layout()
-        path = out_dir / "model_latency_cdf.png"
-        fig.savefig(path, dpi=dpi)
-        plt.close(fig)
-        written.append(path)
-
-    runs = results.get("endpoint_level") or []
-    if runs:
-        servers = list(dict.fromkeys(r["server"] for r in runs))
-        colors = {s: f"C{i}" for i, s in enumerate(servers)}
-        concurrencies = sorted({r["concurrency"] for r in runs})
-        styles = ["-", "--", "-.", ":"]
-        fig, ax = plt.subplots(figsize=(7, 4))
-        for run in runs:
-            cdf = run.get("cdf") or {}
-            if not cdf.get("ms"):
-                continue
-            style = styles[concurrencies.index(run["concurrency"]) % len(styles)]
-            ax.plot(
-                cdf["ms"],
-                cdf["fraction"],
-                style,
-                color=colors[run["server"]],
-                label=f"{run['server']} c={run['concurrency']}",
-            )
-        _log_ms_axis(ax)
-        ax.set_xlabel("request latency (ms, log scale)")
-        ax.set_ylabel("fraction of requests")
-        ax.set_title("Endpoint level: latency CDF by server and concurrency")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8, ncol=2)
-        fig.tight_layout()
-        path = out_dir / "latency_cdf.png"
-        fig.savefig(path, dpi=dpi)
-        plt.close(fig)
-        written.append(path)
-
-        fig, ax = plt.subplots(figsize=(7, 4))
-        width = 0.8 / len(servers)
-        xs = list(range(len(concurrencies)))
-        for i, server in enumerate(servers):
-            values = []
-            for c in concurrencies:
-                run = _find_run(results, server, c)
-                values.append(run["throughput_rps"] if run else 0.0)
-            bars = ax.bar([x + (i - (len(servers) - 1) / 2) * width for x in xs], values, width, label=server)
-            ax.bar_label(bars, fmt="%.0f", fontsize=7)
-        ax.set_xticks(xs, [str(c) for c in concurrencies])
-        ax.set_xlabel("concurrent clients (closed loop)")
-        ax.set_ylabel("headlines / s")
-        ax.set_title("Endpoint level: throughput by concurrency")
-        ax.grid(True, axis="y", alpha=0.3)
-        ax.legend()
-        fig.tight_layout()
-        path = out_dir / "throughput.png"
-        fig.savefig(path, dpi=dpi)
-        plt.close(fig)
-        written.append(path)
-
-    soak = results.get("soak")
-    if soak and soak.get("rss_series"):
-        ts = [p[0] for p in soak["rss_series"]]
-        mbs = [p[1] / MB for p in soak["rss_series"]]
-        fig, ax = plt.subplots(figsize=(7, 3.5))
-        ax.plot(ts, mbs, label="endpoint RSS")
-        ax.axhline(TARGET_RSS_MB, color="red", linestyle="--", label=f"target {TARGET_RSS_MB:.0f} MB")
-        ax.set_ylim(0, max(TARGET_RSS_MB, *mbs) * 1.1)
-        ax.set_xlabel("seconds")
-        ax.set_ylabel("RSS (MB)")
-        ax.set_title(f"Soak: endpoint RSS at concurrency {soak['concurrency']}")
-        ax.grid(True, alpha=0.3)
-        ax.legend()
-        fig.tight_layout()
-        path = out_dir / "soak_rss.png"
-        fig.savefig(path, dpi=dpi)
-        plt.close(fig)
-        written.append(path)
-    return written

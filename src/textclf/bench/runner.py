@@ -25,6 +25,7 @@ import psutil
 
 from textclf.bench import report
 from textclf.bench.loadgen import LoadResult, run_load
+from textclf.bench.plots import write_plots
 from textclf.bench.servers import (
     RssSampler,
     ServerProcess,
@@ -77,14 +78,22 @@ class BenchConfig:
         }
 
 
+#: The CPU features that decide which int8 GEMM kernels onnxruntime picks at run time.
+INT8_FEATURES = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
+
+
 def describe_machine() -> dict[str, Any]:
     """What the figures were measured on, and how busy it was when the run began."""
     cpu_model = platform.processor() or ""
+    flags: set[str] = set()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
                 cpu_model = line.split(":", 1)[1].strip()
-                break
+            elif line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+            if flags and line.startswith("model name"):
+                break  # the first processor's entry is enough
     except OSError:
         pass
     try:
@@ -99,6 +108,8 @@ def describe_machine() -> dict[str, Any]:
         "platform": platform.platform(),
         "python": sys.version.split()[0],
         "loadavg_1_5_15": load,
+        # A speed figure holds only beside its baseline on the same CPU kind: say which kind.
+        "int8_instructions": [name for name in INT8_FEATURES if name in flags],
     }
 
 
@@ -522,7 +533,7 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] | None = None) -
         results["machine"]["loadavg_at_end"] = list(os.getloadavg())
     results["targets"] = report.check_targets(results)
 
-    plots = report.write_plots(results, cfg.out)
+    plots = write_plots(results, cfg.out)
     results["plots"] = [p.name for p in plots]
     report.write_json(results, cfg.out / "bench.json")
     if cfg.docs_img is not None:

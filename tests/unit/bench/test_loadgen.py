@@ -48,7 +48,9 @@ def test_stops_by_itself_at_the_deadline(counting_server: CountingServer) -> Non
     # Each request takes >= 50 ms: two users cannot send more than ~2 * (0.5 / 0.05 + 1).
     assert 2 <= result.sent <= 24
     assert result.errors == {}
-    assert min(result.latencies_s) >= 0.05
+    # The server's asyncio.sleep(0.05) may end up to one event-loop clock tick early (seen:
+    # 49.92 ms on 1 run in 15); a latency far below 50 ms would mean a reply without the sleep.
+    assert min(result.latencies_s) >= 0.05 - 0.002
     # Closed loop: the last requests end about one request (50 ms) after the deadline; the slack
     # is for a loaded 2-core machine (it failed at +0.5 s with a second suite running), still far
     # below a run that ignored its deadline (10**6 requests). The whole call (which first collects

@@ -10,6 +10,7 @@ import pytest
 
 from textclf.bench import report
 from textclf.bench.loadgen import LoadResult
+from textclf.bench.plots import write_plots
 from textclf.bench.runner import LoadedRun
 from textclf.bench.servers import RssSampler
 from textclf.bench.stats import cdf_points
@@ -174,7 +175,7 @@ def test_table_json_and_plots(tmp_path: Path) -> None:
     again = json.loads(path.read_text())
     assert report.render_table(again) == text
 
-    plots = report.write_plots(results, tmp_path)
+    plots = write_plots(results, tmp_path)
     assert {p.name for p in plots} == {"model_latency_cdf.png", "latency_cdf.png", "throughput.png"}
     for plot in plots:
         data = plot.read_bytes()
@@ -200,7 +201,7 @@ def test_soak_plot_and_flatness(tmp_path: Path) -> None:
     checks = report.check_targets(results)
     assert _status(checks, "endpoint peak RSS") == "FAIL"  # 700 MB peak
     assert "Soak: 10 s at concurrency 64" in report.render_table(results)
-    assert [p.name for p in report.write_plots(results, tmp_path)] == ["soak_rss.png"]
+    assert [p.name for p in write_plots(results, tmp_path)] == ["soak_rss.png"]
 
 
 def test_run_record_server_cpu_figures() -> None:
