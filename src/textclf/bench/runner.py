@@ -231,10 +231,15 @@ CASCADE_RUNTIME = "onnx-int8+cascade"
 
 
 def packaged_cascade_threshold(package: Path) -> float | None:
-    """The cascade threshold recorded in the packaged archive (None: it has no cascade)."""
-    from textclf.packaging.build import read_archive_meta
+    """The cascade threshold recorded in the package -- an archive or a model folder, as the
+    endpoint takes either (None: it has no cascade)."""
+    from textclf.packaging.build import META_FILE, read_archive_meta
 
-    meta = read_archive_meta(package) if package.is_file() else None
+    if package.is_dir():
+        meta_file = package / META_FILE
+        meta = json.loads(meta_file.read_text(encoding="utf-8")) if meta_file.is_file() else None
+    else:
+        meta = read_archive_meta(package) if package.is_file() else None
     cascade = (meta or {}).get("cascade")
     return float(cascade["threshold"]) if isinstance(cascade, dict) and "threshold" in cascade else None
 

@@ -108,7 +108,9 @@ def stage_runtime(model_dir: Path, runtime: str, dest: Path) -> Path:
         if runtime != "torch" and path.name.endswith(_TORCH_WEIGHTS):
             continue
         shutil.copy2(path, dest / path.name)
-    meta = dict(meta) | {"runtime": runtime}
+    # A staged runtime is a new artefact: its gate figures and cascade are decided by assemble,
+    # never inherited from the folder it was staged from (an extracted archive has both).
+    meta = {k: v for k, v in meta.items() if k not in ("fidelity", "cascade")} | {"runtime": runtime}
     if runtime != "torch":
         with tempfile.TemporaryDirectory(prefix="textclf-export-") as tmp:
             fp32 = Path(tmp) / "model.fp32.onnx"

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -12,7 +14,7 @@ import pytest
 from tests.helpers.tiny_model import KEYWORD_HEADLINES, make_tiny_model_dir
 from textclf.cli import main
 from textclf.data.parse import SCHEMA
-from textclf.labels import CATEGORY_TO_LABEL
+from textclf.labels import CATEGORY_TO_LABEL, LABELS
 
 pytestmark = [pytest.mark.integration, pytest.mark.heavy]
 
@@ -40,6 +42,29 @@ def write_split(path: Path) -> Path:
     return path
 
 
+def with_lexical_head(model_dir: Path) -> Path:
+    """The tiny model with a lexical head fitted on its keyword headlines (what train.py adds)."""
+    from textclf.packaging.runtime import load_inference_module
+
+    lexical = load_inference_module().lexical
+    rows = [(text, label) for label, texts in KEYWORD_HEADLINES.items() for text in texts]
+    y = np.array([LABELS.index(label) for _, label in rows])
+    vectorizer, weight, bias = lexical.fit([t for t, _ in rows], y, len(LABELS), min_df=1)
+    lexical.LexicalHead(vectorizer, weight, bias, (0.5, 1.0)).save(model_dir)
+    return model_dir
+
+
+def package_with_cascade(model_dir: Path, dest: Path) -> Path:
+    """A package folder recording a cascade threshold, as `textclf package` writes it into the
+    archive: the bench then adds its int8 + cascade row and the cascade-off endpoint."""
+    shutil.copytree(model_dir, dest)
+    meta_file = dest / "textclf_meta.json"
+    meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    meta["cascade"] = {"threshold": 0.6}
+    meta_file.write_text(json.dumps(meta), encoding="utf-8")
+    return dest
+
+
 def test_bench_smoke_all_levels(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -47,7 +72,8 @@ def test_bench_smoke_all_levels(
     # gains nothing from more, and CI shares its cores.
     monkeypatch.setenv("TEXTCLF_NUM_THREADS", "1")
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    model = make_tiny_model_dir(tmp_path / "model", trained=True)
+    model = with_lexical_head(make_tiny_model_dir(tmp_path / "model", trained=True))
+    package = package_with_cascade(model, tmp_path / "package")
     data = write_split(tmp_path / "data" / "test")
     out = tmp_path / "bench"
     code = main(
@@ -55,7 +81,7 @@ def test_bench_smoke_all_levels(
             "bench",
             "--quick",
             "--model", str(model),
-            "--package", str(model),  # the endpoint serves a model folder as well as an archive
+            "--package", str(package),  # the endpoint serves a model folder as well as an archive
             "--data", str(data),
             "--out", str(out),
             "--duration", "0.5",
@@ -72,10 +98,14 @@ def test_bench_smoke_all_levels(
 
     results = json.loads((out / "bench.json").read_text())
     names = [r["name"] for r in results["model"]["runtimes"]]
-    assert names == ["pipeline", "torch", "onnx-fp32", "onnx-int8"]
+    assert names == ["pipeline", "torch", "onnx-fp32", "onnx-int8", "onnx-int8+cascade"]
     accuracy = results["model"]["accuracy"]
     assert accuracy["n"] == 24 and not accuracy["sampled"]  # --quick samples 500: the whole tiny split
-    assert set(accuracy["accuracy"]) == {"onnx-fp32", "onnx-int8"}
+    assert (
+        set(accuracy["accuracy"])
+        == set(accuracy["macro_f1"])
+        == {"onnx-fp32", "onnx-int8", "onnx-int8+cascade"}
+    )
     # ONNX exports are cached by the weights' digest for the next run.
     assert (out / "runtimes" / "onnx-int8" / "model.onnx").is_file()
     sweep = results["model"]["sub_batch"]
@@ -92,7 +122,8 @@ def test_bench_smoke_all_levels(
 
     runs = results["endpoint_level"]
     assert [(r["server"], r["concurrency"]) for r in runs] == [
-        ("endpoint", 1), ("baseline", 1), ("endpoint", 4), ("baseline", 4)
+        ("endpoint", 1), ("endpoint-no-cascade", 1), ("baseline", 1),
+        ("endpoint", 4), ("endpoint-no-cascade", 4), ("baseline", 4),
     ]  # fmt: skip
     for run in runs:
         assert run["ok"] > 0, run
