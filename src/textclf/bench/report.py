@@ -317,6 +317,38 @@ def ceiling_line(ceiling: Mapping[str, Any], runtimes: Mapping[str, Any]) -> str
     return line + " (no server can beat this model on this machine)"
 
 
+def cost_lines(results: Mapping[str, Any]) -> str:
+    """Cost per million predictions of each server at its best measured throughput, on one
+    instance of the configured type (price from ``prices.PRICES`` or ``--price-per-hour``)."""
+    from textclf.bench.prices import PRICES, cost_per_million
+    from textclf.deploy import DEFAULT_INSTANCE_TYPE
+
+    cfg = results.get("config") or {}
+    instance = str(cfg.get("instance_type") or DEFAULT_INSTANCE_TYPE)
+    override = cfg.get("price_per_hour")
+    known = PRICES.get(instance)
+    if override is None and known is None:
+        return f"Cost per million predictions: no price for {instance}; pass --price-per-hour"
+    if override is not None:
+        price, where = float(override), "--price-per-hour"
+    else:
+        assert known is not None
+        price, where = known.usd_per_hour, f"{known.region} on-demand, {known.source}, {known.as_of}"
+    best: dict[str, Mapping[str, Any]] = {}
+    for run in results.get("endpoint_level") or []:
+        if run["server"] not in best or run["throughput_rps"] > best[run["server"]]["throughput_rps"]:
+            best[run["server"]] = run
+    items = [
+        f"{name} ${cost_per_million(run['throughput_rps'], price):,.3f} "
+        f"({run['throughput_rps']:,.0f}/s at concurrency {run['concurrency']})"
+        for name, run in best.items()
+    ]
+    return (
+        f"Cost per million predictions on one {instance} at ${price:.3f}/h ({where}), at each server's "
+        f"best measured throughput: " + "; ".join(items)
+    )
+
+
 def render_table(results: Mapping[str, Any], *, markdown: bool = False) -> str:
     """The whole report as text (stdout) or markdown (docs)."""
     table = markdown_table if markdown else format_table
@@ -365,6 +397,9 @@ def render_table(results: Mapping[str, Any], *, markdown: bool = False) -> str:
             f"after {cfg.get('warmup_s')} s warm-up; servers in their own processes)"
         )
         parts.append(table(*load_rows(results)))
+        costs = cost_lines(results)
+        if costs:
+            parts.append(costs)
     if results.get("api_level"):
         parts.append("Full local API path (HTTP -> Lambda handler -> boto3 -> endpoint)")
         parts.append(table(*api_rows(results)))

@@ -69,6 +69,10 @@ class BenchConfig:
     api_duration_s: float | None = None
     seed: int = 0
     docs_img: Path | None = None
+    #: What the cost line prices the measured throughput on (the deploy default) and at what
+    #: hourly rate (None: the documented table, ``bench.prices``).
+    instance_type: str = "ml.m5.large"
+    price_per_hour: float | None = None
     onnx_dirs: dict[str, Path] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:

@@ -102,6 +102,17 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--docs-img", type=Path, default=None, help="also copy the PNGs here (e.g. docs/img)")
     parser.add_argument(
+        "--instance-type",
+        default=None,
+        help="instance type the cost line prices throughput on (default: the deploy default)",
+    )
+    parser.add_argument(
+        "--price-per-hour",
+        type=float,
+        default=None,
+        help="USD per instance-hour for the cost line (default: textclf.bench.prices)",
+    )
+    parser.add_argument(
         "--quick", action="store_true", help="seconds, not minutes: a smoke run (figures not meaningful)"
     )
     parser.set_defaults(func=run)
@@ -141,6 +152,10 @@ def config_from_args(args: argparse.Namespace) -> Any:
     onnx_dirs = {
         k: v for k, v in (("onnx-fp32", args.onnx_fp32), ("onnx-int8", args.onnx_int8)) if v is not None
     }
+    from textclf.deploy import DEFAULT_INSTANCE_TYPE
+
+    if args.price_per_hour is not None and args.price_per_hour <= 0:
+        raise UserError("--price-per-hour must be > 0")
     return BenchConfig(
         model_dir=(args.model or art / "model").resolve(),
         package=(args.package or art / "package" / "model.tar.gz").resolve(),
@@ -158,6 +173,8 @@ def config_from_args(args: argparse.Namespace) -> Any:
         # Quick runs are smoke runs: their figures must never replace the documented ones.
         docs_img=args.docs_img.resolve() if args.docs_img and not args.quick else None,
         onnx_dirs=onnx_dirs,
+        instance_type=args.instance_type or DEFAULT_INSTANCE_TYPE,
+        price_per_hour=args.price_per_hour,
     )
 
 

@@ -210,3 +210,31 @@ def test_run_record_server_cpu_figures() -> None:
     assert record["server_cpu_ms_per_request"] == pytest.approx(1000.0 / 100)  # sent = 100
     assert record["peak_rss_bytes"] == 300 * MB
     assert record["error_count"] == 10 and record["errors"] == {"http_503": 10}
+
+
+def test_cost_per_million_prices_each_servers_best_throughput() -> None:
+    from textclf.bench.prices import PRICES, cost_per_million
+
+    assert cost_per_million(1000.0, 3.6) == pytest.approx(1.0)  # 3.6 M predictions per $3.60 hour
+    results = _results(int8_p50=0.6, endpoint_ok=4000, endpoint_p99_s=0.02, fp32_acc=0.91, int8_acc=0.909)
+    line = report.cost_lines(results)
+    price = PRICES["ml.m5.large"].usd_per_hour
+    # endpoint: best 2,000/s (c=64); baseline: best 300/s (c=64 vs 150/s at c=1).
+    assert f"endpoint ${cost_per_million(2000.0, price):,.3f} (2,000/s at concurrency 64)" in line
+    assert f"baseline ${cost_per_million(300.0, price):,.3f}" in line
+    results["config"] |= {"instance_type": "ml.c6i.large"}
+    assert "no price for ml.c6i.large; pass --price-per-hour" in report.cost_lines(results)
+    results["config"] |= {"price_per_hour": 0.1}
+    assert "at $0.100/h (--price-per-hour)" in report.cost_lines(results)
+
+
+def test_the_priced_default_is_the_templates_default_instance_type() -> None:
+    from textclf import config
+    from textclf.deploy import DEFAULT_INSTANCE_TYPE
+    from textclf.local.template import load_template
+
+    template = load_template(config.REPO_ROOT / "template.yaml")
+    assert template["Parameters"]["EndpointInstanceType"]["Default"] == DEFAULT_INSTANCE_TYPE
+    from textclf.bench.prices import PRICES
+
+    assert DEFAULT_INSTANCE_TYPE in PRICES
