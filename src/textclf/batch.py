@@ -1,0 +1,215 @@
+"""Score a whole file of headlines with a packaged model: ``textclf predict --input --output``.
+
+Streams: rows are read, scored and written in chunks, so memory stays flat whatever the file's
+size, and the output has one JSON line per input row, in input order, with the answer the
+endpoint would give (``inference.predict_texts`` of the same archive: runtime, lexical blend and
+confidence cascade included) and the model's version. Input formats:
+
+- ``corpus``: the raw UCI ``newsCorpora.csv`` (8 tab-separated fields; the title is the 2nd), or
+  the dataset's ``.zip``;
+- ``csv`` / ``tsv``: a header row with a ``title`` or ``text`` column;
+- ``jsonl``: one JSON object per line with ``text`` or ``title`` (or a bare JSON string);
+- ``lines``: one headline per line.
+
+A malformed row (wrong field count, no text column, invalid JSON, blank or over-long text) stops
+the run with its line number, or with ``--skip-bad-rows`` is counted and skipped.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from textclf.errors import UserError
+
+FORMATS = ("auto", "corpus", "csv", "tsv", "jsonl", "lines")
+TEXT_COLUMNS = ("text", "title")
+#: The endpoint's own limit (inference.MAX_TEXT_CHARS): a longer "headline" is a malformed row.
+MAX_TEXT_CHARS = 2000
+CORPUS_FIELDS = 8
+#: Rows per model call: big enough to amortise Python overhead, small enough to stay in cache.
+CHUNK_ROWS = 512
+
+
+class BadRowError(UserError):
+    """A row that cannot be scored; the message names its line."""
+
+
+@dataclass
+class Summary:
+    rows: int = 0
+    skipped: int = 0
+    seconds: float = 0.0
+    skipped_lines: list[int] = field(default_factory=list)
+
+    @property
+    def rows_per_s(self) -> float:
+        return self.rows / self.seconds if self.seconds > 0 else 0.0
+
+
+def detect_format(path: Path) -> str:
+    """The format a file's name (and, for .csv, its first line) says it is in."""
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".ndjson"):
+        return "jsonl"
+    if suffix == ".zip":
+        return "corpus"
+    if suffix == ".tsv":
+        return "tsv"
+    if suffix == ".txt":
+        return "lines"
+    if suffix == ".csv":
+        with path.open("r", encoding="utf-8", errors="replace") as handle:
+            first = handle.readline()
+        fields = first.rstrip("\r\n").split("\t")
+        # newsCorpora.csv: no header, tab-separated, a numeric id first.
+        return "corpus" if len(fields) == CORPUS_FIELDS and fields[0].strip().isdigit() else "csv"
+    raise UserError(f"cannot tell the format of {path.name}; pass --format ({', '.join(FORMATS[1:])})")
+
+
+def _open_text(path: Path) -> IO[str]:
+    if path.suffix.lower() == ".zip":
+        from textclf.config import UCI_MEMBER
+
+        archive = zipfile.ZipFile(path)
+        names = [n for n in archive.namelist() if n.endswith(UCI_MEMBER)]
+        if not names:
+            raise UserError(f"{path} has no {UCI_MEMBER}")
+        return io.TextIOWrapper(archive.open(names[0]), encoding="utf-8", errors="strict", newline="")
+    return path.open("r", encoding="utf-8", errors="strict", newline="")
+
+
+def _check(text: Any, line: int) -> str:
+    if not isinstance(text, str) or not text.strip():
+        raise BadRowError(f"line {line}: the headline is missing or blank")
+    if len(text) > MAX_TEXT_CHARS:
+        raise BadRowError(f"line {line}: the headline has {len(text)} characters; at most {MAX_TEXT_CHARS}")
+    return text
+
+
+def _corpus_rows(handle: IO[str]) -> Iterator[tuple[int, Callable[[], str]]]:
+    for number, raw in enumerate(handle, start=1):
+        fields = raw.rstrip("\r\n").split("\t")
+
+        def text(fields: list[str] = fields, number: int = number) -> str:
+            if len(fields) != CORPUS_FIELDS:
+                raise BadRowError(
+                    f"line {number}: {len(fields)} tab-separated fields, expected {CORPUS_FIELDS}"
+                )
+            return _check(fields[1], number)
+
+        yield number, text
+
+
+def _table_rows(handle: IO[str], delimiter: str) -> Iterator[tuple[int, Callable[[], str]]]:
+    reader = csv.reader(handle, delimiter=delimiter)
+    header = next(reader, None)
+    if header is None:
+        return
+    names = [h.strip().lower() for h in header]
+    column = next((names.index(c) for c in TEXT_COLUMNS if c in names), None)
+    if column is None:
+        raise UserError(f"the header {header} has no {' or '.join(TEXT_COLUMNS)} column")
+    for row in reader:
+        number = reader.line_num
+
+        def text(row: list[str] = row, number: int = number) -> str:
+            if len(row) != len(names):
+                raise BadRowError(f"line {number}: {len(row)} fields, the header has {len(names)}")
+            return _check(row[column], number)
+
+        yield number, text
+
+
+def _jsonl_rows(handle: IO[str]) -> Iterator[tuple[int, Callable[[], str]]]:
+    for number, raw in enumerate(handle, start=1):
+
+        def text(raw: str = raw, number: int = number) -> str:
+            try:
+                value = json.loads(raw)
+            except ValueError as exc:
+                raise BadRowError(f"line {number}: not JSON ({exc})") from exc
+            if isinstance(value, dict):
+                value = next((value[c] for c in TEXT_COLUMNS if c in value), None)
+            return _check(value, number)
+
+        yield number, text
+
+
+def _plain_rows(handle: IO[str]) -> Iterator[tuple[int, Callable[[], str]]]:
+    for number, raw in enumerate(handle, start=1):
+
+        def text(raw: str = raw, number: int = number) -> str:
+            return _check(raw.rstrip("\r\n"), number)
+
+        yield number, text
+
+
+def iter_rows(path: Path, fmt: str) -> Iterator[tuple[int, Callable[[], str]]]:
+    """(line number, a function giving the row's headline or raising BadRowError), streamed."""
+    handle = _open_text(path)
+    try:
+        readers = {
+            "corpus": lambda: _corpus_rows(handle),
+            "csv": lambda: _table_rows(handle, ","),
+            "tsv": lambda: _table_rows(handle, "\t"),
+            "jsonl": lambda: _jsonl_rows(handle),
+            "lines": lambda: _plain_rows(handle),
+        }
+        try:
+            yield from readers[fmt]()
+        except UnicodeDecodeError as exc:
+            raise UserError(f"{path} is not UTF-8 text (byte {exc.start} of a read block)") from exc
+    finally:
+        handle.close()
+
+
+def predict_file(
+    model: Any,
+    inference: Any,
+    source: Path,
+    out: IO[str],
+    *,
+    fmt: str = "auto",
+    skip_bad_rows: bool = False,
+    version: str,
+    progress: Callable[[int], None] | None = None,
+) -> Summary:
+    """Score every row of ``source`` with a loaded ``inference.Classifier`` into ``out`` (JSONL)."""
+    if fmt == "auto":
+        fmt = detect_format(source)
+    summary = Summary()
+    started = time.perf_counter()
+    chunk: list[str] = []
+
+    def flush() -> None:
+        for answer in inference.predict_texts(model, chunk):
+            out.write(json.dumps({**answer, "model_version": version}, ensure_ascii=False) + "\n")
+        summary.rows += len(chunk)
+        if progress is not None:
+            progress(len(chunk))
+        chunk.clear()
+
+    for number, text in iter_rows(source, fmt):
+        try:
+            chunk.append(text())
+        except BadRowError:
+            if not skip_bad_rows:
+                raise
+            summary.skipped += 1
+            if len(summary.skipped_lines) < 20:
+                summary.skipped_lines.append(number)
+            continue
+        if len(chunk) >= CHUNK_ROWS:
+            flush()
+    if chunk:
+        flush()
+    summary.seconds = time.perf_counter() - started
+    return summary

@@ -1,0 +1,98 @@
+"""``textclf predict``: score a file of headlines (any size) into JSON Lines with a packaged model."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from textclf.errors import UserError
+
+
+def register(subparsers: Any) -> None:
+    from textclf.batch import FORMATS
+
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "predict",
+        help="score a file of headlines into JSON Lines (label, score, scores, model_version per row)",
+        description="Stream a file through the packaged model: raw newsCorpora.csv or its .zip, CSV/TSV "
+        "with a title or text column, JSON Lines, or plain lines. One output line per input row, in "
+        "order; the answers are the endpoint's (same archive, same inference.py).",
+    )
+    # Strings, not Paths: Path("s3://b/k") would fold the URI's "//".
+    parser.add_argument("--input", required=True, help="file to score")
+    parser.add_argument("--output", required=True, help="JSON Lines to write ('-' for stdout)")
+    parser.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        help="model.tar.gz or model folder (default: <artifacts>/package/model.tar.gz)",
+    )
+    parser.add_argument("--format", choices=FORMATS, default="auto", help="input format (default: by name)")
+    parser.add_argument(
+        "--skip-bad-rows",
+        action="store_true",
+        help="count and skip malformed rows instead of stopping at the first one",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from textclf.batch import predict_file
+    from textclf.local.endpoint import ServingModel, default_model_path
+
+    if args.input.startswith("s3://") or args.output.startswith("s3://"):
+        raise UserError(
+            "s3:// input or output needs SageMaker Batch Transform, which textclf does not run yet"
+        )
+    source, output = Path(args.input), Path(args.output)
+    if not source.is_file():
+        raise UserError(f"--input {source} does not exist")
+    model = ServingModel.load(default_model_path(args.model))
+    progress_bar = _progress(source, disabled=args.no_progress)
+    partial = None if args.output == "-" else output.with_name(f".{output.name}.partial")
+    target = sys.stdout if partial is None else partial.open("w", encoding="utf-8")
+    try:
+        summary = predict_file(
+            model.model,
+            model.module,
+            source,
+            target,
+            fmt=args.format,
+            skip_bad_rows=args.skip_bad_rows,
+            version=model.version,
+            progress=progress_bar.update if progress_bar else None,
+        )
+    except BaseException:
+        if partial is not None:
+            target.close()
+            partial.unlink(missing_ok=True)  # no half-written output under the real name
+        raise
+    finally:
+        if progress_bar:
+            progress_bar.close()
+    if partial is not None:
+        target.close()
+        os.replace(partial, output)
+    skipped = (
+        f"; skipped {summary.skipped} malformed rows (lines {summary.skipped_lines}...)"
+        if summary.skipped
+        else ""
+    )
+    print(
+        f"scored {summary.rows:,} rows in {summary.seconds:.1f} s ({summary.rows_per_s:,.0f} rows/s) with "
+        f"model {model.version}{skipped}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _progress(source: Path, *, disabled: bool) -> Any:
+    if disabled or not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    return tqdm(unit=" rows", desc=source.name, file=sys.stderr)
