@@ -78,7 +78,9 @@ VALID_ODD_BODIES: list[HostileBody] = [
 
 # What must never reach a client: internals an attacker could use.
 _LEAK_PATTERNS = {
-    "account id": re.compile(r"(?<!\d)\d{12}(?!\d)"),
+    # 12 digits standing alone (an ARN's ":123456789012:", "account 123456789012"), not the last
+    # group of a request id's UUID, which is 12 hex digits and sometimes only decimal ones.
+    "account id": re.compile(r"(?<![0-9A-Za-z-])\d{12}(?![0-9A-Za-z])"),
     "ARN": re.compile(r"arn:aws[a-z-]*:"),
     "traceback": re.compile(r"Traceback|File \"[^\"]+\", line \d+"),
     "Python exception name": re.compile(

@@ -86,3 +86,16 @@ def test_depth_is_measured_without_recursion_and_outside_strings() -> None:
     assert jsonbody.nesting_depth("[" * 100_000) == jsonbody.MAX_DEPTH + 1  # stops counting
     assert jsonbody.nesting_depth("[[[]]]" + "[]" * 40) == 3
     assert jsonbody.loads(b'{"texts": [["x"]]}') == {"texts": [["x"]]}
+
+
+def test_the_leak_check_finds_internals_but_not_request_ids() -> None:
+    # A request id's last UUID group can be 12 decimal digits: not an account id.
+    assert leaks('{"message": "x", "request_id": "9cb4478e-fe68-4d4d-82a5-229466954609"}') == []
+    assert "account id" in leaks("Endpoint textclf of account 123456789012 not found.")
+    assert {"account id", "ARN"} <= set(
+        leaks("User: arn:aws:iam::123456789012:role/textclf is not authorized")
+    )
+    assert "traceback" in leaks(
+        'Traceback (most recent call last):\n  File "/opt/ml/model/code/inference.py", line 3'
+    )
+    assert "Python exception name" in leaks("RecursionError: maximum recursion depth exceeded")
