@@ -33,6 +33,12 @@ def per_class_scores(cm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return precision, recall, f1, support.astype(np.int64)
 
 
+def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, num_labels: int) -> float:
+    """Mean F1 over all ``num_labels`` labels (absent ones count 0, sklearn's ``zero_division=0``)."""
+    _, _, f1, _ = per_class_scores(confusion_matrix(y_true, y_pred, num_labels))
+    return float(f1.mean())
+
+
 def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, n_bins: int = ECE_BINS) -> float:
     """ECE = sum over bins of (share of rows in bin) * |accuracy in bin - mean confidence in bin|.
 

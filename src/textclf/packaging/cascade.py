@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from textclf.evaluation.metrics import confusion_matrix, per_class_scores
+from textclf.evaluation.metrics import macro_f1
 
 #: Largest accuracy (and macro-F1) loss the cascade may cost on validation: 0.1 point.
 MAX_DROP = 0.001
@@ -36,17 +36,6 @@ _MAX_F1_CHECKS = 400
 class CascadeLimits:
     max_drop: float = MAX_DROP
     max_class_recall_drop: float = MAX_CLASS_RECALL_DROP
-
-
-def _macro_f1(gold: np.ndarray, predicted: np.ndarray, num_labels: int) -> float:
-    _, _, f1, _ = per_class_scores(confusion_matrix(gold, predicted, num_labels))
-    return float(f1.mean())
-
-
-def _recalls(gold: np.ndarray, right: np.ndarray, num_labels: int) -> np.ndarray:
-    support = np.bincount(gold, minlength=num_labels).astype(float)
-    hits = np.bincount(gold, weights=right.astype(float), minlength=num_labels)
-    return np.divide(hits, support, out=np.zeros(num_labels), where=support > 0)
 
 
 def choose(
@@ -98,12 +87,12 @@ def choose(
         & (accuracy_k >= accuracy_full - limits.max_drop - 1e-12)
         & (recall_drop_k <= limits.max_class_recall_drop + 1e-12)
     )
-    f1_full = _macro_f1(gold, served_pred, num_labels)
+    f1_full = macro_f1(gold, served_pred, num_labels)
     for k in np.flatnonzero(eligible)[::-1][:_MAX_F1_CHECKS]:
         mixed = served_pred.copy()
         covered = order[:k]
         mixed[covered] = lexical_pred[covered]
-        f1_k = _macro_f1(gold, mixed, num_labels)
+        f1_k = macro_f1(gold, mixed, num_labels)
         if f1_k >= f1_full - limits.max_drop - 1e-12:
             return _record(
                 k=int(k),

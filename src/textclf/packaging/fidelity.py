@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from textclf.errors import UserError
-from textclf.evaluation.metrics import confusion_matrix, expected_calibration_error, per_class_scores
+from textclf.evaluation.metrics import expected_calibration_error, macro_f1
 from textclf.packaging.runtime import load_inference_module
 
 #: Rows compared by default: the whole validation split of the real corpus has ~37,000; 20,000
@@ -181,12 +181,6 @@ def mcnemar_p(only_reference_right: int, only_candidate_right: int) -> float:
         for i in range(k + 1)
     )
     return min(1.0, 2.0 * tail)
-
-
-def macro_f1(gold: np.ndarray, predicted: np.ndarray, num_labels: int) -> float:
-    """Mean F1 over every label (absent ones count as 0, sklearn's ``zero_division=0``)."""
-    _, _, f1, _ = per_class_scores(confusion_matrix(gold, predicted, num_labels))
-    return float(f1.mean())
 
 
 @dataclass(frozen=True)

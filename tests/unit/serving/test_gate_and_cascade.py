@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from scipy.stats import binomtest
 
+from textclf.evaluation.metrics import confusion_matrix, macro_f1, per_class_scores
 from textclf.packaging import cascade
 from textclf.packaging.fidelity import mcnemar_p, paired_accuracy_drop
 
@@ -52,13 +53,17 @@ def _scores(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray, n
     return served, lexical, gold
 
 
+def _recalls(gold: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    return per_class_scores(confusion_matrix(gold, predicted, 4))[1]
+
+
 def _brute_force(served: np.ndarray, lexical: np.ndarray, gold: np.ndarray) -> float:
     """Highest coverage over every distinct threshold that meets all three limits."""
     limits = cascade.CascadeLimits()
     full_pred = served.argmax(1)
     acc_full = (full_pred == gold).mean()
-    f1_full = cascade._macro_f1(gold, full_pred, 4)
-    rec_full = cascade._recalls(gold, full_pred == gold, 4)
+    f1_full = macro_f1(gold, full_pred, 4)
+    rec_full = _recalls(gold, full_pred)
     best = 0.0
     for t in np.unique(lexical.max(1)):
         covered = lexical.max(1) >= t
@@ -66,8 +71,8 @@ def _brute_force(served: np.ndarray, lexical: np.ndarray, gold: np.ndarray) -> f
         right = mixed == gold
         ok = (
             right.mean() >= acc_full - limits.max_drop - 1e-12
-            and cascade._macro_f1(gold, mixed, 4) >= f1_full - limits.max_drop - 1e-12
-            and (rec_full - cascade._recalls(gold, right, 4)).max() <= limits.max_class_recall_drop + 1e-12
+            and macro_f1(gold, mixed, 4) >= f1_full - limits.max_drop - 1e-12
+            and (rec_full - _recalls(gold, mixed)).max() <= limits.max_class_recall_drop + 1e-12
         )
         if ok:
             best = max(best, covered.mean())
