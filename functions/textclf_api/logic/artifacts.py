@@ -53,37 +53,47 @@ class Artifact:
         return {SHA256_KEY: self.sha256, OFFLINE_KEY: "true" if self.offline else "false"}
 
 
-class _HashingReader(io.RawIOBase):
-    """A file-like view of a byte stream that hashes everything read through it, and checks it is
-    one complete gzip stream: tarfile stops at the end-of-archive blocks and never reads the gzip
-    trailer, so an archive cut after its last member would otherwise pass."""
+class _GunzipHashingReader(io.RawIOBase):
+    """The decompressed bytes of a gzip byte stream, read once: the compressed bytes are hashed
+    as they arrive and inflated in the same pass (tarfile reads the result as a plain tar stream).
+    ``drain`` reads to the end of the stream and checks the gzip trailer was there: tarfile stops
+    at the end-of-archive blocks, so an archive cut after its last member would otherwise pass."""
 
     def __init__(self, stream: Any) -> None:
         self._stream = stream
         self.digest = hashlib.sha256()
         self.size = 0
         self._gzip = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        self._pending = memoryview(b"")
 
     def readable(self) -> bool:
         return True
 
-    def _take(self, data: bytes) -> None:
-        self.digest.update(data)
-        self.size += len(data)
-        if data and not self._gzip.eof:
-            self._gzip.decompress(data, _CHUNK)
-            while self._gzip.unconsumed_tail and not self._gzip.eof:
-                self._gzip.decompress(self._gzip.unconsumed_tail, _CHUNK)
+    def _next_chunk(self) -> bool:
+        """Hash and inflate the next compressed chunk; False at the end of the compressed stream."""
+        raw = self._stream.read(_CHUNK)
+        if not raw:
+            return False
+        self.digest.update(raw)
+        self.size += len(raw)
+        # Only called once the previous chunk's output is used up (readinto) or no longer wanted.
+        self._pending = memoryview(self._gzip.decompress(raw) if not self._gzip.eof else b"")
+        return True
 
     def readinto(self, buffer: Any) -> int:
-        data = self._stream.read(len(buffer))
-        self._take(data)
-        buffer[: len(data)] = data
-        return len(data)
+        while not self._pending:
+            if self._gzip.eof or not self._next_chunk():
+                return 0
+        n = min(len(buffer), len(self._pending))
+        buffer[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
 
     def drain(self) -> None:
-        while chunk := self._stream.read(_CHUNK):
-            self._take(chunk)
+        """Hash the rest (tar padding, gzip trailer); what it inflates to is not needed."""
+        while self._next_chunk():
+            pass
+        self._pending = memoryview(b"")
         if not self._gzip.eof:
             raise ArtifactError("the model artifact is truncated (its gzip stream does not end)")
 
@@ -101,10 +111,11 @@ def admitted_key(sha256: str) -> str:
 
 def read_archive(stream: Any) -> tuple[str, int, dict[str, bytes]]:
     """(sha256 hex, size, the small files this module reads) of a ``model.tar.gz`` byte stream."""
-    reader = _HashingReader(stream)
+    reader = _GunzipHashingReader(stream)
     found: dict[str, bytes] = {}
     try:
-        with tarfile.open(fileobj=io.BufferedReader(reader, _CHUNK), mode="r|gz") as tar:
+        # "r|": a plain tar stream -- the reader has already inflated it (one decompression).
+        with tarfile.open(fileobj=io.BufferedReader(reader, _CHUNK), mode="r|") as tar:
             for member in tar:
                 name = member.name.removeprefix("./")
                 if name in (_REQUIREMENTS, _META) and member.isfile() and member.size <= _SMALL_FILE:
