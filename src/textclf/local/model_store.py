@@ -63,23 +63,21 @@ def extract_archive(archive: Path, *, cache: Path | None = None, expected_sha256
         log.info("model archive %s already extracted in %s", archive, target)
         return target
     try:
-        if not tarfile.is_tarfile(archive):
-            raise UserError(f"{archive} is not a tar archive (expected model.tar.gz from `textclf package`)")
-        _check_whole_gzip(archive)
-    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, OSError) as exc:
+        is_tar = tarfile.is_tarfile(archive)
+    except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
         raise UserError(f"{archive} is corrupt or truncated ({exc}); package or download it again") from exc
+    if not is_tar:
+        raise UserError(f"{archive} is not a tar archive (expected model.tar.gz from `textclf package`)")
     root.mkdir(parents=True, exist_ok=True)
     # Extract beside the target and rename: a crash mid-way never leaves a half folder that
     # a later start would take for a complete one.
     staging = Path(tempfile.mkdtemp(prefix=".extract-", dir=root))
     try:
         try:
-            with tarfile.open(archive, "r:*") as tar:
-                # The "data" filter refuses absolute paths, "..", devices and links out of the folder.
-                tar.extractall(staging, filter="data")
+            _extract(archive, staging)
         except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
             raise UserError(
-                f"{archive} could not be extracted ({exc}); package or download it again"
+                f"{archive} is corrupt or truncated ({exc}); package or download it again"
             ) from exc
         (staging / ".complete").write_text(str(archive.resolve()) + "\n", encoding="utf-8")
         try:
@@ -95,14 +93,21 @@ def extract_archive(archive: Path, *, cache: Path | None = None, expected_sha256
     return target
 
 
-def _check_whole_gzip(archive: Path) -> None:
-    """Read a gzip archive to its end: tar extraction stops at the end-of-archive blocks and never
-    checks the gzip trailer, so an archive cut there would otherwise pass."""
+def _extract(archive: Path, dest: Path) -> None:
+    """Extract ``archive`` into ``dest`` in one pass. A gzip archive is then read on to its end:
+    tar stops at its end-of-archive blocks and never reaches the gzip trailer, so an archive cut
+    there would otherwise pass. The "data" filter refuses absolute paths, "..", devices and links
+    out of the folder."""
     with archive.open("rb") as head:
-        if head.read(2) != b"\x1f\x8b":
-            return  # an uncompressed tar
+        gzipped = head.read(2) == b"\x1f\x8b"
+    if not gzipped:
+        with tarfile.open(archive, "r:") as tar:
+            tar.extractall(dest, filter="data")
+        return
     with gzip.open(archive, "rb") as stream:
-        while stream.read(1 << 20):
+        with tarfile.open(fileobj=stream, mode="r|") as tar:
+            tar.extractall(dest, filter="data")
+        while stream.read(1 << 20):  # padding and the trailer: EOFError when it is missing
             pass
 
 

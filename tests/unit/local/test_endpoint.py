@@ -137,13 +137,13 @@ def test_a_truncated_archive_is_refused_in_one_line(
     data = archive.read_bytes()
     cut_copy = tmp_path / "model.tar.gz"
     cut_copy.write_bytes(data[: len(data) - cut])  # no recorded digest beside it
-    with pytest.raises(UserError, match=r"corrupt or truncated|could not be extracted"):
+    with pytest.raises(UserError, match="corrupt or truncated"):
         extract_archive(cut_copy, cache=tmp_path / "cache")
     # What a user sees from `textclf serve-endpoint`: one line, no traceback.
     code = main(["serve-endpoint", "--model", str(cut_copy), "--port", "0"])
     err = capsys.readouterr().err
     assert code != 0 and "Traceback" not in err
-    assert "corrupt or truncated" in err or "could not be extracted" in err
+    assert "corrupt or truncated" in err
 
 
 def test_an_archive_changed_after_packaging_is_refused(archive: Path, tmp_path: Path) -> None:
