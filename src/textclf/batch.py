@@ -23,7 +23,9 @@ import json
 import time
 import zipfile
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
@@ -74,16 +76,18 @@ def detect_format(path: Path) -> str:
     raise UserError(f"cannot tell the format of {path.name}; pass --format ({', '.join(FORMATS[1:])})")
 
 
-def _open_text(path: Path) -> IO[str]:
+def _open_text(path: Path, stack: ExitStack) -> IO[str]:
+    """The file as UTF-8 text (the corpus member for a .zip); closed with ``stack``."""
     if path.suffix.lower() == ".zip":
         from textclf.config import UCI_MEMBER
 
-        archive = zipfile.ZipFile(path)
+        archive = stack.enter_context(zipfile.ZipFile(path))
         names = [n for n in archive.namelist() if n.endswith(UCI_MEMBER)]
         if not names:
             raise UserError(f"{path} has no {UCI_MEMBER}")
-        return io.TextIOWrapper(archive.open(names[0]), encoding="utf-8", errors="strict", newline="")
-    return path.open("r", encoding="utf-8", errors="strict", newline="")
+        member = stack.enter_context(archive.open(names[0]))
+        return stack.enter_context(io.TextIOWrapper(member, encoding="utf-8", errors="strict", newline=""))
+    return stack.enter_context(path.open("r", encoding="utf-8", errors="strict", newline=""))
 
 
 def _check(text: Any, line: int) -> str:
@@ -94,18 +98,30 @@ def _check(text: Any, line: int) -> str:
     return text
 
 
-def _corpus_rows(handle: IO[str]) -> Iterator[tuple[int, Callable[[], str]]]:
+def _corpus_text(raw: str, line: int) -> str:
+    fields = raw.rstrip("\r\n").split("\t")
+    if len(fields) != CORPUS_FIELDS:
+        raise BadRowError(f"line {line}: {len(fields)} tab-separated fields, expected {CORPUS_FIELDS}")
+    return _check(fields[1], line)
+
+
+def _jsonl_text(raw: str, line: int) -> str:
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise BadRowError(f"line {line}: not JSON ({exc})") from exc
+    if isinstance(value, dict):
+        value = next((value[c] for c in TEXT_COLUMNS if c in value), None)
+    return _check(value, line)
+
+
+def _plain_text(raw: str, line: int) -> str:
+    return _check(raw.rstrip("\r\n"), line)
+
+
+def _lines(handle: IO[str], parse: Callable[[str, int], str]) -> Iterator[tuple[int, Callable[[], str]]]:
     for number, raw in enumerate(handle, start=1):
-        fields = raw.rstrip("\r\n").split("\t")
-
-        def text(fields: list[str] = fields, number: int = number) -> str:
-            if len(fields) != CORPUS_FIELDS:
-                raise BadRowError(
-                    f"line {number}: {len(fields)} tab-separated fields, expected {CORPUS_FIELDS}"
-                )
-            return _check(fields[1], number)
-
-        yield number, text
+        yield number, partial(parse, raw, number)
 
 
 def _table_rows(handle: IO[str], delimiter: str) -> Iterator[tuple[int, Callable[[], str]]]:
@@ -117,58 +133,32 @@ def _table_rows(handle: IO[str], delimiter: str) -> Iterator[tuple[int, Callable
     column = next((names.index(c) for c in TEXT_COLUMNS if c in names), None)
     if column is None:
         raise UserError(f"the header {header} has no {' or '.join(TEXT_COLUMNS)} column")
+
+    def text(row: list[str], line: int) -> str:
+        if len(row) != len(names):
+            raise BadRowError(f"line {line}: {len(row)} fields, the header has {len(names)}")
+        return _check(row[column], line)
+
     for row in reader:
-        number = reader.line_num
-
-        def text(row: list[str] = row, number: int = number) -> str:
-            if len(row) != len(names):
-                raise BadRowError(f"line {number}: {len(row)} fields, the header has {len(names)}")
-            return _check(row[column], number)
-
-        yield number, text
-
-
-def _jsonl_rows(handle: IO[str]) -> Iterator[tuple[int, Callable[[], str]]]:
-    for number, raw in enumerate(handle, start=1):
-
-        def text(raw: str = raw, number: int = number) -> str:
-            try:
-                value = json.loads(raw)
-            except ValueError as exc:
-                raise BadRowError(f"line {number}: not JSON ({exc})") from exc
-            if isinstance(value, dict):
-                value = next((value[c] for c in TEXT_COLUMNS if c in value), None)
-            return _check(value, number)
-
-        yield number, text
-
-
-def _plain_rows(handle: IO[str]) -> Iterator[tuple[int, Callable[[], str]]]:
-    for number, raw in enumerate(handle, start=1):
-
-        def text(raw: str = raw, number: int = number) -> str:
-            return _check(raw.rstrip("\r\n"), number)
-
-        yield number, text
+        yield reader.line_num, partial(text, row, reader.line_num)
 
 
 def iter_rows(path: Path, fmt: str) -> Iterator[tuple[int, Callable[[], str]]]:
-    """(line number, a function giving the row's headline or raising BadRowError), streamed."""
-    handle = _open_text(path)
-    try:
-        readers = {
-            "corpus": lambda: _corpus_rows(handle),
+    """(line number, a function giving the row's headline or raising BadRowError), streamed: the
+    caller decides whether a bad row stops the run or is skipped."""
+    with ExitStack() as stack:
+        handle = _open_text(path, stack)
+        rows = {
+            "corpus": lambda: _lines(handle, _corpus_text),
             "csv": lambda: _table_rows(handle, ","),
             "tsv": lambda: _table_rows(handle, "\t"),
-            "jsonl": lambda: _jsonl_rows(handle),
-            "lines": lambda: _plain_rows(handle),
-        }
+            "jsonl": lambda: _lines(handle, _jsonl_text),
+            "lines": lambda: _lines(handle, _plain_text),
+        }[fmt]
         try:
-            yield from readers[fmt]()
+            yield from rows()
         except UnicodeDecodeError as exc:
             raise UserError(f"{path} is not UTF-8 text (byte {exc.start} of a read block)") from exc
-    finally:
-        handle.close()
 
 
 def predict_file(
