@@ -11,7 +11,19 @@ laptop CPU (``textclf train`` starts it as a subprocess). Contract (docs/DESIGN.
   the config), ``textclf_meta.json``, ``metrics.json`` and ``training_curve.png``;
 * checkpoints go to ``/opt/ml/checkpoints`` when it exists (SageMaker syncs it to S3 for spot
   training) or ``--checkpoint_dir``; a restarted job resumes from the last one;
-* metrics are printed as ``METRIC name=value`` lines for ``MetricDefinitions`` regexes.
+* metrics are printed as ``METRIC name=value`` lines for ``MetricDefinitions`` regexes;
+* distributed: started by ``torchrun`` (the toolkit's launcher when the job sets
+  ``sagemaker_torch_distributed_enabled``; by hand ``torchrun --standalone --nproc_per_node=N``),
+  every process trains its shard of each epoch with ``--batch_size`` rows per step, DDP averages
+  the gradients (NCCL on GPUs, gloo on CPUs), validation is split over the processes and summed,
+  and rank 0 alone fits the lexical head and writes the model, archive, metrics and checkpoints.
+  Effective batch = ``batch_size x processes``; the learning rate is used as given.
+
+The script reads top to bottom: arguments, data, model, the loop (``build_loop``/``run_epochs``
+over a ``Loop`` state), then what rank 0 leaves behind (``write_outputs``). The loop is our own
+rather than ``transformers.Trainer`` because it trains on the logits plus a prior-shift offset,
+replays a length-bucketed (seed, epoch) batch order on resume and hands its validation
+probabilities to the lexical-head blend; DDP, autocast and GradScaler are torch's.
 
 Only stdlib, torch, transformers (4.x or 5.x), numpy, pandas/pyarrow, tqdm (a transformers
 dependency) are imported; matplotlib is used when present.
@@ -20,6 +32,7 @@ dependency) are imported; matplotlib is used when present.
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib.util
 import json
 import math
@@ -29,6 +42,7 @@ import shutil
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -37,7 +51,12 @@ import numpy as np
 import pandas as pd
 import torch
 from tqdm import tqdm
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
+from transformers import (
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    PreTrainedModel,
+    get_linear_schedule_with_warmup,
+)
 
 
 def _load_sibling(name: str) -> ModuleType:
@@ -125,7 +144,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     # should still train; the unknown names are printed so a typo is visible in the log.
     args, unknown = p.parse_known_args(argv)
     if unknown:
-        print(f"train.py: ignoring unknown arguments {unknown}", flush=True)
+        say(f"ignoring unknown arguments {unknown}")
     if not args.checkpoint_dir and Path(SAGEMAKER_CHECKPOINT_DIR).is_dir():
         args.checkpoint_dir = SAGEMAKER_CHECKPOINT_DIR
     if args.epochs <= 0 or args.batch_size <= 0 or args.max_length < 8 or args.evals_per_epoch < 1:
@@ -134,7 +153,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def metric(name: str, value: float) -> None:
-    """One line per metric, matched by SageMaker's regex ``METRIC <name>=([0-9.eE+-]+)``."""
+    """One line per metric, matched by SageMaker's regex ``METRIC <name>=([0-9.eE+-]+)``; rank 0's
+    only (every rank holds the same figures)."""
+    if not is_main_process():
+        return
     line = f"METRIC {name}={value:.6g}"
     if sys.stderr.isatty():
         tqdm.write(line, file=sys.stdout)  # keeps the live progress bar intact
@@ -243,43 +265,37 @@ def macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     return float(np.mean(scores))
 
 
-def evaluate(
+def score_rows(
     model: torch.nn.Module,
     ids: list[list[int]],
     labels: np.ndarray,
+    rows: np.ndarray,
     *,
-    args: argparse.Namespace,
+    batch_size: int,
     pad_id: int,
-    device: torch.device,
-    amp_dtype: torch.dtype | None,
-    probs_out: np.ndarray | None = None,
-) -> dict[str, float]:
-    """Validation loss, accuracy and macro-F1; class probabilities go to ``probs_out`` if given."""
+    rt: Runtime,
+    probs_out: np.ndarray,
+) -> float:
+    """Class probabilities of ``rows`` into ``probs_out[rows]``; returns their summed cross-entropy."""
     model.eval()
-    lengths = np.array([len(x) for x in ids])
-    preds = np.empty(len(ids), dtype=np.int64)
+    lengths = np.array([len(ids[i]) for i in rows])
     loss_sum = 0.0
     with torch.inference_mode():
-        for rows in tqdm(
-            make_batches(lengths, args.batch_size * 2, None),
+        for part in tqdm(
+            make_batches(lengths, batch_size, None),
             desc="validate",
             leave=False,
-            disable=not sys.stderr.isatty(),
+            disable=not (sys.stderr.isatty() and rt.cluster.is_main),
         ):
-            batch = {k: v.to(device) for k, v in collate(ids, rows, pad_id).items()}
-            target = torch.as_tensor(labels[rows], device=device)
-            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            chunk = rows[part]
+            batch = {k: v.to(rt.device) for k, v in collate(ids, chunk, pad_id).items()}
+            target = torch.as_tensor(labels[chunk], device=rt.device)
+            with torch.autocast(rt.device.type, dtype=rt.amp_dtype, enabled=rt.amp_dtype is not None):
                 logits = model(**batch).logits.float()
             loss_sum += float(torch.nn.functional.cross_entropy(logits, target, reduction="sum"))
-            preds[rows] = logits.argmax(-1).cpu().numpy()
-            if probs_out is not None:
-                probs_out[rows] = torch.softmax(logits, dim=-1).cpu().numpy()
+            probs_out[chunk] = torch.softmax(logits, dim=-1).cpu().numpy()
     model.train()
-    return {
-        "validation_loss": loss_sum / len(ids),
-        "validation_accuracy": float(np.mean(preds == labels)),
-        "validation_macro_f1": macro_f1(labels, preds),
-    }
+    return loss_sum
 
 
 def fit_lexical_head(
@@ -341,10 +357,15 @@ def make_grad_scaler() -> Any:
     return torch.cuda.amp.GradScaler()
 
 
-def fingerprint(args: argparse.Namespace, n_train: int, labels: list[str]) -> dict[str, Any]:
-    """What must match for a checkpoint to be resumed (a reused checkpoint URI must not mix runs)."""
-    hp = {k: v for k, v in vars(args).items() if k not in PATH_FLAGS}
-    return {"hyperparameters": hp, "train_rows": n_train, "labels": labels}
+def fingerprint(args: argparse.Namespace, n_train: int, labels: list[str], world_size: int) -> dict[str, Any]:
+    """What must match for a checkpoint to be resumed (a reused checkpoint URI must not mix runs;
+    another process count cuts epochs into other steps)."""
+    return {
+        "hyperparameters": hyperparameters_of(args),
+        "train_rows": n_train,
+        "labels": labels,
+        "world_size": world_size,
+    }
 
 
 def read_checkpoint(path: Path) -> dict[str, Any] | None:
@@ -356,9 +377,7 @@ def read_checkpoint(path: Path) -> dict[str, Any] | None:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # UnpicklingError for a forbidden global, EOFError/RuntimeError when cut
-        print(
-            f"train.py: ignoring checkpoint {path}: not a plain checkpoint ({type(exc).__name__})", flush=True
-        )
+        say(f"ignoring checkpoint {path}: not a plain checkpoint ({type(exc).__name__})")
         return None
     return state if isinstance(state, dict) else None
 
@@ -498,25 +517,139 @@ def evaluate_on_test(
     return evaluation
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    started = time.time()
-    random.seed(args.seed)
-    np.random.seed(args.seed)
-    torch.manual_seed(args.seed)
-    if args.num_threads > 0:
-        torch.set_num_threads(args.num_threads)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+# -- where this process runs -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """This process's place in the job. ``torchrun`` (the SageMaker toolkit's launcher when the
+    job has ``sagemaker_torch_distributed_enabled``) sets ``RANK``/``WORLD_SIZE``/``LOCAL_RANK``;
+    a plain ``python train.py`` is rank 0 of 1 and never touches torch.distributed."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    backend: str | None = None
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+@dataclass(frozen=True)
+class Runtime:
+    cluster: Cluster
+    device: torch.device
+    amp_dtype: torch.dtype | None
+
+
+def is_main_process() -> bool:
+    # Read from torchrun's variables, so helpers need no cluster argument to stay quiet off rank 0.
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def say(line: str) -> None:
+    """A log line from rank 0 only: N ranks would print every line N times."""
+    if is_main_process():
+        print(f"train.py: {line}", flush=True)
+
+
+def join_cluster() -> Cluster:
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1:
+        return Cluster()
+    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    # NCCL between GPUs; gloo is the CPU backend (a laptop, the local stack, CPU instances).
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    if backend == "nccl":
+        torch.cuda.set_device(local_rank)
+    torch.distributed.init_process_group(backend=backend)
+    return Cluster(rank=rank, world_size=world_size, local_rank=local_rank, backend=backend)
+
+
+def release_ddp(loop: Loop) -> None:
+    """Drop the DDP wrapper while every rank is still in the group.
+
+    Its reducer holds the gloo process group; freed at interpreter exit, the group's destructor
+    joins gloo's worker thread while holding the GIL, and that thread may still need the GIL to
+    free the tensors of the last collective: the process never exits. A barrier (the worker
+    has then finished every earlier collective) and an explicit release avoid it.
+    """
+    if loop.net is loop.model:
+        return
+    torch.distributed.barrier()
+    loop.net = loop.model
+    gc.collect()
+
+
+def leave_cluster(cluster: Cluster) -> None:
+    if cluster.backend is not None and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+
+
+def make_runtime(cluster: Cluster) -> Runtime:
+    device = torch.device("cpu")
     amp_dtype: torch.dtype | None = None
-    if device.type == "cuda":
+    if torch.cuda.is_available():
+        device = torch.device("cuda", cluster.local_rank)
         # bf16 needs no loss scaling (Ampere and newer); fp16 + GradScaler on older GPUs.
         amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    print(
-        f"train.py: device={device} amp={amp_dtype} threads={torch.get_num_threads()} "
-        f"torch={torch.__version__} base_model={args.base_model}",
-        flush=True,
-    )
+    return Runtime(cluster=cluster, device=device, amp_dtype=amp_dtype)
 
+
+def sum_over_ranks(cluster: Cluster, values: np.ndarray) -> np.ndarray:
+    """Element-wise sum of every rank's ``values`` (the values themselves on one process)."""
+    if cluster.world_size == 1:
+        return values
+    tensor = torch.as_tensor(values, dtype=torch.float64)
+    if cluster.backend == "nccl":
+        tensor = tensor.cuda()
+    torch.distributed.all_reduce(tensor)
+    return tensor.cpu().numpy()
+
+
+def gather_from_ranks(cluster: Cluster, value: Any) -> list[Any]:
+    if cluster.world_size == 1:
+        return [value]
+    gathered: list[Any] = [None] * cluster.world_size
+    torch.distributed.all_gather_object(gathered, value)
+    return gathered
+
+
+def shard(batches: list[np.ndarray], cluster: Cluster) -> list[np.ndarray]:
+    """This rank's batches of an epoch: every ``world_size``-th one, starting at its rank.
+
+    Every rank builds the same epoch order from (seed, epoch), so the shards are disjoint and
+    together cover the epoch; the last ``len % world_size`` batches are dropped so that all ranks
+    take the same number of steps (DDP's gradient all-reduce needs every rank at every step).
+    """
+    usable = len(batches) // cluster.world_size * cluster.world_size
+    return batches[cluster.rank : usable : cluster.world_size]
+
+
+# -- data -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Data:
+    """The channels, sampled and tokenised once; rows are addressed by position."""
+
+    labels: list[str]
+    all_train: pd.DataFrame  # every training row: the lexical head and the label prior use them
+    train: pd.DataFrame  # the transformer's rows (all, or the --max_train_samples sample)
+    valid: pd.DataFrame
+    train_ids: list[list[int]]
+    valid_ids: list[list[int]]
+    y_train: np.ndarray
+    y_valid: np.ndarray
+    offset: np.ndarray  # prior-shift correction added to the logits in the loss
+
+    @property
+    def label2id(self) -> dict[str, int]:
+        return {name: i for i, name in enumerate(self.labels)}
+
+
+def load_data(args: argparse.Namespace, tokenizer: Any) -> Data:
     labels = read_labels(args.train_dir)
     label2id = {name: i for i, name in enumerate(labels)}
     train = read_channel(args.train_dir)
@@ -534,43 +667,54 @@ def main(argv: list[str] | None = None) -> int:
     if 0 < args.max_eval_samples < len(valid):
         # Uniform (not per-story) sample: validation accuracy should estimate per-headline accuracy.
         valid = valid.sample(n=args.max_eval_samples, random_state=args.seed).reset_index(drop=True)
-    print(
-        f"train.py: {len(train)} train rows ({train['story'].nunique() if 'story' in train else '?'} "
-        f"stories), {len(valid)} validation rows, labels={labels}",
-        flush=True,
-    )
-
-    tokenizer = AutoTokenizer.from_pretrained(args.base_model)
+    stories = train["story"].nunique() if "story" in train else "?"
+    say(f"{len(train)} train rows ({stories} stories), {len(valid)} validation rows, labels={labels}")
     # Tokenise once; batches are padded on the fly to their longest row (dynamic padding).
-    train_ids = tokenizer(train["text"].tolist(), truncation=True, max_length=args.max_length)["input_ids"]
-    valid_ids = tokenizer(valid["text"].tolist(), truncation=True, max_length=args.max_length)["input_ids"]
-    valid_probs = np.zeros((len(valid), len(labels)))
-    y_train = train["label"].map(label2id).to_numpy(dtype=np.int64)
+    tokenize = lambda frame: tokenizer(  # noqa: E731 - two calls, one set of options
+        frame["text"].tolist(), truncation=True, max_length=args.max_length
+    )["input_ids"]
     offset = (
         prior_offset(full_prior, train["label"], label2id) if args.prior_correction else np.zeros(len(labels))
     )
-    logit_offset = torch.tensor(offset, dtype=torch.float32, device=device)
-    y_valid = valid["label"].map(label2id).to_numpy(dtype=np.int64)
-    train_lengths = np.array([len(x) for x in train_ids])
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    return Data(
+        labels=labels,
+        all_train=all_train,
+        train=train,
+        valid=valid,
+        train_ids=tokenize(train),
+        valid_ids=tokenize(valid),
+        y_train=train["label"].map(label2id).to_numpy(dtype=np.int64),
+        y_valid=valid["label"].map(label2id).to_numpy(dtype=np.int64),
+        offset=offset,
+    )
 
+
+# -- model and optimiser ----------------------------------------------------------------------
+
+
+def load_model(args: argparse.Namespace, labels: list[str]) -> PreTrainedModel:
     model = AutoModelForSequenceClassification.from_pretrained(
         args.base_model,
         num_labels=len(labels),
         id2label=dict(enumerate(labels)),
-        label2id=label2id,
+        label2id={name: i for i, name in enumerate(labels)},
         ignore_mismatched_sizes=True,  # a base model with another head (or label count) is fine
         use_safetensors=True,  # weights as data: a pickled .bin could run code while loading
     )
-    model.to(device)
+    freeze(model, args)
+    return model
+
+
+def freeze(model: PreTrainedModel, args: argparse.Namespace) -> None:
     if args.freeze_layers > 0:
         # Backpropagation stops at the lowest trainable layer, so freezing the bottom layers
         # (and everything under them) shortens every step on a CPU; the top layers adapt.
         layers = encoder_layers(model)
         n_frozen = min(args.freeze_layers, max(len(layers) - 1, 0))  # the top layer always trains
         if n_frozen < args.freeze_layers:
-            print(f"train.py: the model has {len(layers)} layers; freezing {n_frozen}", flush=True)
-        frozen = [getattr(model.base_model, "embeddings", model.get_input_embeddings())]
+            say(f"the model has {len(layers)} layers; freezing {n_frozen}")
+        base: Any = model.base_model
+        frozen = [getattr(base, "embeddings", model.get_input_embeddings())]
         for module in frozen + layers[:n_frozen]:
             for param in module.parameters():
                 param.requires_grad = False
@@ -579,6 +723,9 @@ def main(argv: list[str] | None = None) -> int:
         # little from moving it and its gradient and optimiser update cost time on a CPU.
         for param in model.get_input_embeddings().parameters():
             param.requires_grad = False
+
+
+def make_optimizer(model: torch.nn.Module, args: argparse.Namespace) -> torch.optim.Optimizer:
     # No weight decay on biases and layer norms (BERT's "LayerNorm", DistilBERT's "*_layer_norm").
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     no_decay = [p for n, p in trainable if n.endswith("bias") or "norm" in n.lower()]
@@ -586,212 +733,401 @@ def main(argv: list[str] | None = None) -> int:
     groups = [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     try:
         # The fused kernel makes the CPU optimiser step ~10x cheaper (torch >= 2.4; CUDA earlier).
-        optimizer = torch.optim.AdamW(groups, lr=args.learning_rate, fused=True)
+        return torch.optim.AdamW(groups, lr=args.learning_rate, fused=True)
     except (RuntimeError, TypeError, ValueError):
-        optimizer = torch.optim.AdamW(groups, lr=args.learning_rate)
-    steps_per_epoch = len(make_batches(train_lengths, args.batch_size, np.random.default_rng(0)))
+        return torch.optim.AdamW(groups, lr=args.learning_rate)
+
+
+# -- the training loop ----------------------------------------------------------------------
+
+
+@dataclass
+class Progress:
+    """What advances step by step and what a checkpoint restores (``global_step`` counts this
+    rank's optimiser steps; every rank takes the same number)."""
+
+    global_step: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    log_history: list[dict[str, Any]] = field(default_factory=list)
+    train_seconds: float = 0.0
+    # Not checkpointed: this attempt's running loss and the rows this rank trained, per epoch.
+    running_loss: float = 0.0
+    running_steps: int = 0
+    valid_scored: bool = False
+    rows_by_epoch: dict[int, list[np.ndarray]] = field(default_factory=dict)
+
+
+@dataclass
+class Loop:
+    args: argparse.Namespace
+    rt: Runtime
+    data: Data
+    model: PreTrainedModel  # the plain module: what is saved and evaluated
+    net: torch.nn.Module  # what is stepped: the model, or DDP around it
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    scaler: Any
+    pad_id: int
+    steps_per_epoch: int
+    total_steps: int
+    eval_every: int
+    fingerprint: dict[str, Any]
+    checkpoint_dir: Path | None
+    valid_probs: np.ndarray
+    progress: Progress = field(default_factory=Progress)
+
+    @property
+    def epoch(self) -> float:
+        return self.progress.global_step / self.steps_per_epoch
+
+
+def build_loop(args: argparse.Namespace, rt: Runtime, data: Data, pad_id: int) -> Loop:
+    model = load_model(args, data.labels)
+    # Module.to itself: PreTrainedModel.to's decorator hides its signature from type checkers.
+    torch.nn.Module.to(model, rt.device)
+    optimizer = make_optimizer(model, args)
+    n_batches = len(make_batches(np.ones(len(data.train_ids)), args.batch_size, np.random.default_rng(0)))
+    steps_per_epoch = n_batches // rt.cluster.world_size
+    if steps_per_epoch == 0:
+        sys.exit(
+            f"train.py: {len(data.train_ids)} rows make {n_batches} batches of {args.batch_size}, fewer "
+            f"than the {rt.cluster.world_size} processes; lower --batch_size or use fewer processes"
+        )
     total_steps = max(1, math.ceil(steps_per_epoch * args.epochs))
     scheduler = get_linear_schedule_with_warmup(optimizer, int(args.warmup_ratio * total_steps), total_steps)
-    scaler = make_grad_scaler() if amp_dtype == torch.float16 else None
-    eval_every = max(1, math.ceil(steps_per_epoch / args.evals_per_epoch))
+    loop = Loop(
+        args=args,
+        rt=rt,
+        data=data,
+        model=model,
+        net=model,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        scaler=make_grad_scaler() if rt.amp_dtype == torch.float16 else None,
+        pad_id=pad_id,
+        steps_per_epoch=steps_per_epoch,
+        total_steps=total_steps,
+        eval_every=max(1, math.ceil(steps_per_epoch / args.evals_per_epoch)),
+        fingerprint=fingerprint(args, len(data.train), data.labels, rt.cluster.world_size),
+        checkpoint_dir=Path(args.checkpoint_dir) if args.checkpoint_dir else None,
+        valid_probs=np.zeros((len(data.valid), len(data.labels))),
+    )
+    # Dropout differs per rank (one seed for all would mask the same units on every shard); a
+    # resumed run then restores the generator it checkpointed.
+    torch.manual_seed(args.seed + rt.cluster.rank)
+    resume(loop)
+    if rt.cluster.world_size > 1:
+        # Wrapped after the resume: DDP broadcasts rank 0's weights to every rank when it is built,
+        # then averages the gradients of every step across ranks.
+        device_ids = [rt.device.index] if rt.device.type == "cuda" else None
+        loop.net = torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+    return loop
 
-    # Resume: global_step counts optimiser steps; the batch order of every epoch is a pure
-    # function of (seed, epoch), so a restarted job replays it and skips what was done.
-    global_step = 0
-    history: list[dict[str, Any]] = []
-    log_history: list[dict[str, Any]] = []
-    train_seconds = 0.0
-    fp = fingerprint(args, len(train), labels)
-    ckpt_dir = Path(args.checkpoint_dir) if args.checkpoint_dir else None
-    state = read_checkpoint(ckpt_dir / CHECKPOINT_FILE) if ckpt_dir else None
-    if ckpt_dir is not None and state is not None:
-        if state.get("fingerprint") == fp:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            if scaler is not None and state.get("scaler"):
-                scaler.load_state_dict(state["scaler"])
-            torch.set_rng_state(state["torch_rng"])
-            global_step, history, log_history = state["global_step"], state["history"], state["log_history"]
-            train_seconds = state["train_seconds"]
-            print(f"train.py: resumed from {ckpt_dir / CHECKPOINT_FILE} at step {global_step}", flush=True)
-        else:
-            print(f"train.py: ignoring {ckpt_dir / CHECKPOINT_FILE}: it belongs to another run", flush=True)
 
-    def checkpoint() -> None:
-        if ckpt_dir is None:
-            return
-        save_checkpoint(
-            ckpt_dir,
-            {
-                "fingerprint": fp,
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "scaler": scaler.state_dict() if scaler is not None else None,
-                "torch_rng": torch.get_rng_state(),
-                "global_step": global_step,
-                "history": history,
-                "log_history": log_history,
-                "train_seconds": train_seconds + (time.time() - segment_start),
-            },
-        )
+def resume(loop: Loop) -> None:
+    """Restore a spot checkpoint of this very run: the batch order of every epoch is a pure
+    function of (seed, epoch), so a restarted job replays it and skips what was done."""
+    if loop.checkpoint_dir is None:
+        return
+    path = loop.checkpoint_dir / CHECKPOINT_FILE
+    state = read_checkpoint(path)
+    if state is None:
+        return
+    if state.get("fingerprint") != loop.fingerprint:
+        say(f"ignoring {path}: it belongs to another run")
+        return
+    loop.model.load_state_dict(state["model"])
+    loop.optimizer.load_state_dict(state["optimizer"])
+    loop.scheduler.load_state_dict(state["scheduler"])
+    if loop.scaler is not None and state.get("scaler"):
+        loop.scaler.load_state_dict(state["scaler"])
+    torch.set_rng_state(state["torch_rng"])
+    if loop.rt.cluster.rank > 0:
+        # Only rank 0's generator is checkpointed; the others get their own stream back.
+        torch.manual_seed(loop.args.seed + loop.rt.cluster.rank + 7919 * state["global_step"])
+    loop.progress = Progress(
+        global_step=state["global_step"],
+        history=state["history"],
+        log_history=state["log_history"],
+        train_seconds=state["train_seconds"],
+    )
+    say(f"resumed from {path} at step {loop.progress.global_step}")
 
-    valid_scored = False
 
-    def validate() -> dict[str, Any]:
-        """One validation pass; keeps its class probabilities for the lexical-head blend."""
-        nonlocal valid_scored
-        valid_scored = True
-        scores = evaluate(
-            model,
-            valid_ids,
-            y_valid,
-            args=args,
-            pad_id=pad_id,
-            device=device,
-            amp_dtype=amp_dtype,
-            probs_out=valid_probs,
-        )
-        return {"step": global_step, "epoch": global_step / steps_per_epoch, **scores}
+def checkpoint(loop: Loop, segment_start: float) -> None:
+    # Rank 0's state is every rank's (DDP keeps weights and optimiser state identical).
+    if loop.checkpoint_dir is None or not loop.rt.cluster.is_main:
+        return
+    p = loop.progress
+    save_checkpoint(
+        loop.checkpoint_dir,
+        {
+            "fingerprint": loop.fingerprint,
+            "model": loop.model.state_dict(),
+            "optimizer": loop.optimizer.state_dict(),
+            "scheduler": loop.scheduler.state_dict(),
+            "scaler": loop.scaler.state_dict() if loop.scaler is not None else None,
+            "torch_rng": torch.get_rng_state(),
+            "global_step": p.global_step,
+            "history": p.history,
+            "log_history": p.log_history,
+            "train_seconds": p.train_seconds + (time.time() - segment_start),
+        },
+    )
 
-    model.train()
-    running, running_n = 0.0, 0
+
+def train_step(loop: Loop, rows: np.ndarray) -> float:
+    rt, data = loop.rt, loop.data
+    batch = {k: v.to(rt.device) for k, v in collate(data.train_ids, rows, loop.pad_id).items()}
+    target = torch.as_tensor(data.y_train[rows], device=rt.device)
+    offset = torch.as_tensor(data.offset, dtype=torch.float32, device=rt.device)
+    with torch.autocast(rt.device.type, dtype=rt.amp_dtype, enabled=rt.amp_dtype is not None):
+        logits = loop.net(**batch).logits
+    loss = torch.nn.functional.cross_entropy(logits.float() + offset, target)
+    loop.optimizer.zero_grad(set_to_none=True)
+    if loop.scaler is not None:
+        loop.scaler.scale(loss).backward()
+        loop.scaler.unscale_(loop.optimizer)
+        torch.nn.utils.clip_grad_norm_(loop.model.parameters(), 1.0)
+        loop.scaler.step(loop.optimizer)
+        loop.scaler.update()
+    else:
+        loss.backward()  # under DDP the gradients arrive here averaged over every rank
+        torch.nn.utils.clip_grad_norm_(loop.model.parameters(), 1.0)
+        loop.optimizer.step()
+    loop.scheduler.step()
+    return float(loss.item())
+
+
+def validate(loop: Loop) -> dict[str, Any]:
+    """One validation pass, split over the ranks and summed: every rank ends with the whole
+    split's class probabilities (kept for the lexical-head blend) and the same figures."""
+    data, cluster = loop.data, loop.rt.cluster
+    n, k = len(data.valid_ids), len(data.labels)
+    probs = np.zeros((n, k))
+    mine = np.arange(cluster.rank, n, cluster.world_size)
+    loss_sum = score_rows(
+        loop.model,
+        data.valid_ids,
+        data.y_valid,
+        mine,
+        batch_size=loop.args.batch_size * 2,
+        pad_id=loop.pad_id,
+        rt=loop.rt,
+        probs_out=probs,
+    )
+    # Each row was scored by exactly one rank and is zero elsewhere: the sum is every row once.
+    total = sum_over_ranks(cluster, np.append(probs.ravel(), loss_sum))
+    loop.valid_probs[:] = total[:-1].reshape(n, k)
+    preds = loop.valid_probs.argmax(1)
+    loop.progress.valid_scored = True
+    return {
+        "step": loop.progress.global_step,
+        "epoch": loop.epoch,
+        "validation_loss": float(total[-1]) / n,
+        "validation_accuracy": float(np.mean(preds == data.y_valid)),
+        "validation_macro_f1": macro_f1(data.y_valid, preds),
+    }
+
+
+def log_train_loss(loop: Loop) -> None:
+    p = loop.progress
+    loss_sum, steps = sum_over_ranks(loop.rt.cluster, np.array([p.running_loss, p.running_steps]))
+    loss = float(loss_sum / steps)  # a Python float: checkpoints hold plain types only (weights_only)
+    p.log_history.append({"step": p.global_step, "epoch": loop.epoch, "train_loss": loss})
+    metric("train_loss", loss)
+    p.running_loss, p.running_steps = 0.0, 0
+
+
+def run_epochs(loop: Loop) -> None:
+    args, p, cluster = loop.args, loop.progress, loop.rt.cluster
+    lengths = np.array([len(x) for x in loop.data.train_ids])
     tty = sys.stderr.isatty()
     bar = tqdm(
-        total=total_steps, initial=global_step, unit="step", desc="train", mininterval=1 if tty else 30
+        total=loop.total_steps,
+        initial=p.global_step,
+        unit="step",
+        desc="train",
+        mininterval=1 if tty else 30,
+        disable=not cluster.is_main,
     )
+    loop.net.train()
     segment_start = time.time()
-    while global_step < total_steps:
-        epoch = global_step // steps_per_epoch
-        batches = make_batches(train_lengths, args.batch_size, np.random.default_rng(args.seed + epoch))
-        for step in range(global_step - epoch * steps_per_epoch, steps_per_epoch):
-            if global_step >= total_steps:
+    while p.global_step < loop.total_steps:
+        epoch = p.global_step // loop.steps_per_epoch
+        batches = shard(
+            make_batches(lengths, args.batch_size, np.random.default_rng(args.seed + epoch)), cluster
+        )
+        for step in range(p.global_step - epoch * loop.steps_per_epoch, loop.steps_per_epoch):
+            if p.global_step >= loop.total_steps:
                 break
-            rows = batches[step]
-            batch = {k: v.to(device) for k, v in collate(train_ids, rows, pad_id).items()}
-            target = torch.as_tensor(y_train[rows], device=device)
-            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                logits = model(**batch).logits
-            loss = torch.nn.functional.cross_entropy(logits.float() + logit_offset, target)
-            optimizer.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                optimizer.step()
-            scheduler.step()
-            global_step += 1
-            running += loss.item()
-            running_n += 1
+            p.running_loss += train_step(loop, batches[step])
+            p.rows_by_epoch.setdefault(epoch, []).append(batches[step])
+            p.global_step += 1
+            p.running_steps += 1
             bar.update(1)
             bar.set_postfix(
-                loss=f"{running / running_n:.4f}", epoch=f"{global_step / steps_per_epoch:.2f}", refresh=False
+                loss=f"{p.running_loss / p.running_steps:.4f}", epoch=f"{loop.epoch:.2f}", refresh=False
             )
-            done_with_epoch = step == steps_per_epoch - 1 or global_step == total_steps
-            evaluate_now = (step + 1) % eval_every == 0 or done_with_epoch
-            # Log the running training loss every logging_steps and before every evaluation,
-            # so each validation point has a training point beside it.
-            if global_step % args.logging_steps == 0 or (evaluate_now and running_n):
-                log_history.append(
-                    {
-                        "step": global_step,
-                        "epoch": global_step / steps_per_epoch,
-                        "train_loss": running / running_n,
-                    }
-                )
-                metric("train_loss", running / running_n)
-                running, running_n = 0.0, 0
+            done_with_epoch = step == loop.steps_per_epoch - 1 or p.global_step == loop.total_steps
+            evaluate_now = (step + 1) % loop.eval_every == 0 or done_with_epoch
+            # The running training loss every logging_steps and before every evaluation, so each
+            # validation point has a training point beside it.
+            if p.global_step % args.logging_steps == 0 or (evaluate_now and p.running_steps):
+                log_train_loss(loop)
             if evaluate_now:
-                record = validate()
-                history.append(record)
+                record = validate(loop)
+                p.history.append(record)
                 for name in ("epoch", "validation_loss", "validation_accuracy", "validation_macro_f1"):
                     metric(name, record[name])
-                checkpoint()
-            elif args.save_steps and global_step % args.save_steps == 0:
-                checkpoint()
+                checkpoint(loop, segment_start)
+            elif args.save_steps and p.global_step % args.save_steps == 0:
+                checkpoint(loop, segment_start)
     bar.close()
-    train_seconds += time.time() - segment_start
-    if not valid_scored:
-        # Resumed after the last evaluation (a spot restart): the blend below needs this model's
+    p.train_seconds += time.time() - segment_start
+    if not p.valid_scored:
+        # Resumed after the last evaluation (a spot restart): the blend needs this model's
         # validation probabilities, which the checkpoint does not hold.
-        record = validate()
-        if not history:
-            history.append(record)
-    lexical_report = (
-        fit_lexical_head(args, all_train, valid, valid_probs, label2id) if args.lexical_head else None
-    )
+        record = validate(loop)
+        if not p.history:
+            p.history.append(record)
 
-    # The job's output is the serving archive: the trained files go to a scratch folder first and
-    # are then assembled (runtime chosen, gated, code/ added) into the model directory.
-    serving_dir = Path(args.model_dir)
-    serving_dir.mkdir(parents=True, exist_ok=True)
-    scratch = tempfile.TemporaryDirectory(prefix="textclf-trained-")
-    model_dir = serving_dir if args.serving_runtime == "none" else Path(scratch.name)
-    model.to("cpu")
-    model.save_pretrained(model_dir)
+
+def distribution_report(loop: Loop) -> dict[str, Any]:
+    """Who trained what, from the rows each rank really stepped on (gathered from every rank)."""
+    cluster = loop.rt.cluster
+    mine = {e: np.unique(np.concatenate(parts)) for e, parts in loop.progress.rows_by_epoch.items()}
+    every = gather_from_ranks(cluster, {e: rows.tolist() for e, rows in mine.items()})
+    visits = gather_from_ranks(
+        cluster, sum(len(b) for parts in loop.progress.rows_by_epoch.values() for b in parts)
+    )
+    shared = 0
+    for epoch in mine:
+        seen: set[int] = set()
+        for rank_rows in every:
+            rows = set(rank_rows.get(epoch, []))
+            shared += len(seen & rows)
+            seen |= rows
+    return {
+        "world_size": cluster.world_size,
+        "backend": cluster.backend,
+        "per_device_batch_size": loop.args.batch_size,
+        "effective_batch_size": loop.args.batch_size * cluster.world_size,
+        "steps_per_epoch": loop.steps_per_epoch,
+        # Row visits of this attempt (a resumed job counts from its restart).
+        "rows_per_rank": [int(v) for v in visits],
+        "rows_trained_by_two_ranks_in_one_epoch": shared,
+    }
+
+
+# -- what the job leaves behind (rank 0) ------------------------------------------------------
+
+
+def save_trained(
+    loop: Loop,
+    tokenizer: Any,
+    lexical_report: tuple[Any, dict[str, Any]] | None,
+    dest: Path,
+    dist: dict[str, Any],
+) -> dict[str, Any]:
+    """The plain model folder: weights, tokenizer, lexical head, ``textclf_meta.json``."""
+    args = loop.args
+    torch.nn.Module.to(loop.model, "cpu")
+    loop.model.save_pretrained(dest)
     # Inference truncates to the trained length unless told otherwise.
     tokenizer.model_max_length = args.max_length
-    tokenizer.save_pretrained(model_dir)
-    hyperparameters = {k: v for k, v in vars(args).items() if k not in PATH_FLAGS}
-    meta = {
+    tokenizer.save_pretrained(dest)
+    meta: dict[str, Any] = {
         "max_length": args.max_length,
         "base_model": args.base_model,
-        "labels": labels,
+        "labels": loop.data.labels,
         "runtime": "torch",
-        "hyperparameters": hyperparameters,
+        "hyperparameters": hyperparameters_of(args),
+        "distributed": {k: dist[k] for k in ("world_size", "effective_batch_size", "rows_per_rank")},
     }
     if lexical_report is not None:
         head, lexical_scores = lexical_report
-        head.save(model_dir)
+        head.save(dest)
         meta["lexical_head"] = lexical_scores
-    (model_dir / "textclf_meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    final = dict(history[-1]) if history else {}
+    (dest / "textclf_meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    return meta
+
+
+def hyperparameters_of(args: argparse.Namespace) -> dict[str, Any]:
+    return {k: v for k, v in vars(args).items() if k not in PATH_FLAGS}
+
+
+def metrics_report(
+    loop: Loop,
+    meta: dict[str, Any],
+    lexical_report: tuple[Any, dict[str, Any]] | None,
+    dist: dict[str, Any],
+    started: float,
+) -> dict[str, Any]:
+    p, data = loop.progress, loop.data
+    final = dict(p.history[-1]) if p.history else {}
     if lexical_report is not None:
         # The served model is the blend: its validation figures are the headline ones.
         final["transformer_validation_accuracy"] = final.get("validation_accuracy")
-        final["transformer_validation_macro_f1"] = final.get("validation_macro_f1")
         final.update(
             validation_accuracy=lexical_report[1]["blend_accuracy"],
             validation_macro_f1=lexical_report[1]["blend_macro_f1"],
             validation_loss=lexical_report[1]["blend_log_loss"],
         )
-    metrics = {
+    world = loop.rt.cluster.world_size
+    return {
         "validation_accuracy": final.get("validation_accuracy"),
         "validation_macro_f1": final.get("validation_macro_f1"),
         "validation_loss": final.get("validation_loss"),
         "transformer_validation_accuracy": final.get("transformer_validation_accuracy"),
         "lexical_head": meta.get("lexical_head"),
-        "evaluations": history,
-        "train_loss_log": log_history,
-        "train_time_s": round(train_seconds, 2),
+        "evaluations": p.history,
+        "train_loss_log": p.log_history,
+        "train_time_s": round(p.train_seconds, 2),
         "wall_time_s": round(time.time() - started, 2),
-        "train_samples": len(train),
-        "label_prior_offset": dict(zip(labels, offset.round(4).tolist(), strict=True)),
-        "train_stories": int(train["story"].nunique()) if "story" in train.columns else None,
-        "validation_samples": len(valid),
-        "steps": global_step,
-        "train_examples_per_s": round(global_step * args.batch_size / max(train_seconds, 1e-9), 2),
-        "device": str(device),
-        "amp_dtype": str(amp_dtype) if amp_dtype else None,
+        "train_samples": len(data.train),
+        "label_prior_offset": dict(zip(data.labels, data.offset.round(4).tolist(), strict=True)),
+        "train_stories": int(data.train["story"].nunique()) if "story" in data.train.columns else None,
+        "validation_samples": len(data.valid),
+        "steps": p.global_step,
+        "train_examples_per_s": round(
+            p.global_step * loop.args.batch_size * world / max(p.train_seconds, 1e-9), 2
+        ),
+        "device": str(loop.rt.device),
+        "amp_dtype": str(loop.rt.amp_dtype) if loop.rt.amp_dtype else None,
         "num_threads": torch.get_num_threads(),
         "torch_version": torch.__version__,
-        "hyperparameters": hyperparameters,
+        "distributed": dist,
+        "hyperparameters": hyperparameters_of(loop.args),
     }
-    (model_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-    plotted = plot_curve(history, log_history, model_dir / "training_curve.png")
-    if args.serving_runtime != "none":
-        package_for_serving(args, model_dir, serving_dir, valid)
-    scratch.cleanup()
+
+
+def write_outputs(
+    loop: Loop,
+    tokenizer: Any,
+    lexical_report: tuple[Any, dict[str, Any]] | None,
+    dist: dict[str, Any],
+    started: float,
+) -> dict[str, Any]:
+    """Model dir = the serving archive (or the plain model with ``--serving_runtime none``);
+    output data = the figures; the test channel scored through the archive when given."""
+    args = loop.args
+    serving_dir = Path(args.model_dir)
+    serving_dir.mkdir(parents=True, exist_ok=True)
+    # The trained files go to a scratch folder first and are then assembled (runtime chosen,
+    # gated, code/ added) into the model directory.
+    with tempfile.TemporaryDirectory(prefix="textclf-trained-") as scratch:
+        trained = serving_dir if args.serving_runtime == "none" else Path(scratch)
+        meta = save_trained(loop, tokenizer, lexical_report, trained, dist)
+        metrics = metrics_report(loop, meta, lexical_report, dist, started)
+        (trained / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+        plotted = plot_curve(loop.progress.history, loop.progress.log_history, trained / "training_curve.png")
+        if args.serving_runtime != "none":
+            package_for_serving(args, trained, serving_dir, loop.data.valid)
     evaluation = None
     if args.test_dir:
         baseline = lexical_report[0] if lexical_report is not None else None
-        evaluation = evaluate_on_test(args, serving_dir, all_train, labels, baseline)
+        evaluation = evaluate_on_test(args, serving_dir, loop.data.all_train, loop.data.labels, baseline)
     if args.output_data_dir:
         # output.tar.gz of the job: the figures without downloading the model.
         out = Path(args.output_data_dir)
@@ -801,10 +1137,47 @@ def main(argv: list[str] | None = None) -> int:
             (out / EVALUATION_FILE).write_text(json.dumps(evaluation, indent=2) + "\n", encoding="utf-8")
         if plotted:
             (out / "training_curve.png").write_bytes((serving_dir / "training_curve.png").read_bytes())
-    print(
-        f"train.py: done in {train_seconds:.0f}s training ({time.time() - started:.0f}s total); "
-        f"validation accuracy {final.get('validation_accuracy', float('nan')):.4f}; model in {serving_dir}",
-        flush=True,
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = time.time()
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    if args.num_threads > 0:
+        torch.set_num_threads(args.num_threads)
+    cluster = join_cluster()
+    rt = make_runtime(cluster)
+    say(
+        f"device={rt.device} amp={rt.amp_dtype} threads={torch.get_num_threads()} torch={torch.__version__} "
+        f"base_model={args.base_model} processes={cluster.world_size} backend={cluster.backend}"
+    )
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(args.base_model)
+        data = load_data(args, tokenizer)
+        pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        loop = build_loop(args, rt, data, pad_id)
+        run_epochs(loop)
+        dist = distribution_report(loop)
+        release_ddp(loop)
+    finally:
+        # Past this point only rank 0 works (lexical head, archive, test scoring): no collective
+        # call is left, so the other ranks leave now instead of waiting on a timeout.
+        leave_cluster(cluster)
+    if not cluster.is_main:
+        return 0
+    lexical_report = (
+        fit_lexical_head(args, data.all_train, data.valid, loop.valid_probs, data.label2id)
+        if args.lexical_head
+        else None
+    )
+    metrics = write_outputs(loop, tokenizer, lexical_report, dist, started)
+    say(
+        f"done in {loop.progress.train_seconds:.0f}s training ({time.time() - started:.0f}s total); "
+        f"validation accuracy {metrics.get('validation_accuracy') or float('nan'):.4f}; "
+        f"model in {args.model_dir}"
     )
     return 0
 

@@ -1,0 +1,154 @@
+"""``model/train.py`` under torchrun: data-parallel training with gloo on this CPU, for real.
+
+The SageMaker training toolkit starts the script with ``torchrun`` when the job has
+``sagemaker_torch_distributed_enabled``; these tests start it the same way with two processes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from tests.helpers.tiny_data import make_tiny_dataset, shared_zip
+from textclf import config
+
+METRIC_RE = re.compile(r"^METRIC (\w+)=([0-9.eE+-]+)$", re.MULTILINE)
+
+
+def torchrun(processes: int, args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``torchrun --standalone --nproc_per_node=N train.py ...`` (the toolkit's command on one host)."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"]
+    return subprocess.run(
+        [*command, str(config.model_code_dir() / "train.py"), *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def plain(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(config.model_code_dir() / "train.py"), *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def job_env(data: Path, out: Path) -> dict[str, str]:
+    return {
+        "SM_MODEL_DIR": str(out / "model"),
+        "SM_CHANNEL_TRAIN": str(data / "train"),
+        "SM_CHANNEL_VALIDATION": str(data / "validation"),
+        "SM_OUTPUT_DATA_DIR": str(out / "output"),
+    }
+
+
+@pytest.mark.parametrize("world_size", [1, 2, 3])
+def test_shards_are_disjoint_equal_and_cover_the_epoch(train_module: ModuleType, world_size: int) -> None:
+    lengths = np.random.default_rng(0).integers(5, 30, size=1_003)
+    batches = train_module.make_batches(lengths, 16, np.random.default_rng(7))
+    shards = [
+        train_module.shard(batches, train_module.Cluster(rank=r, world_size=world_size))
+        for r in range(world_size)
+    ]
+    assert len({len(s) for s in shards}) == 1  # every rank takes the same number of steps
+    assert len(shards[0]) == len(batches) // world_size
+    rows = [np.concatenate(s) for s in shards]
+    together = np.concatenate(rows)
+    assert len(np.unique(together)) == len(together)  # no row on two ranks
+    dropped = len(batches) - world_size * len(shards[0])
+    assert len(together) >= len(lengths) - dropped * 16  # at most the remainder batches are left out
+
+
+@pytest.mark.heavy
+def test_torchrun_two_processes_train_one_archive(tiny_model: Path, tiny_data: Path, tmp_path: Path) -> None:
+    args = ["--base_model", str(tiny_model), "--epochs", "2", "--batch_size", "16", "--max_length", "24"]
+    args += [
+        "--learning_rate",
+        "1e-3",
+        "--serving_runtime",
+        "torch",
+        "--checkpoint_dir",
+        str(tmp_path / "ckpt"),
+    ]
+    proc = torchrun(2, args, job_env(tiny_data, tmp_path))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+    # Rank 0 alone prints the metrics: one line per evaluation, not one per rank.
+    printed = METRIC_RE.findall(proc.stdout)
+    assert [float(v) for name, v in printed if name == "epoch"] == [1.0, 2.0]
+    assert [name for name, _ in printed].count("blend_accuracy") == 1
+
+    model_dir = tmp_path / "model"
+    meta = json.loads((model_dir / "textclf_meta.json").read_text())
+    report = json.loads((model_dir / "metrics.json").read_text())
+    dist = report["distributed"]
+    assert meta["distributed"] == {
+        k: dist[k] for k in ("world_size", "effective_batch_size", "rows_per_rank")
+    }
+    assert dist["world_size"] == 2 and dist["backend"] == "gloo" and dist["effective_batch_size"] == 32
+    # Both ranks trained, on disjoint rows: half an epoch's batches each, every epoch.
+    n_train = report["train_samples"]
+    steps = dist["steps_per_epoch"]
+    assert steps == math.ceil(n_train / 16) // 2 and report["steps"] == 2 * steps
+    assert dist["rows_per_rank"][0] > 0 and dist["rows_per_rank"][1] > 0
+    assert sum(dist["rows_per_rank"]) <= 2 * n_train
+    assert sum(dist["rows_per_rank"]) >= 2 * (n_train - 16)  # only the odd batch out is left
+    assert dist["rows_trained_by_two_ranks_in_one_epoch"] == 0
+    # One archive, written once: the serving layout, the lexical head fitted once on rank 0.
+    assert (model_dir / "code" / "inference.py").is_file() and meta["runtime"] == "torch"
+    assert meta["lexical_head"]["train_rows"] == n_train
+    assert (tmp_path / "output" / "metrics.json").is_file()
+    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == ["checkpoint.pt"]
+
+    # A restarted job (spot): every rank resumes from rank 0's checkpoint at the last step and
+    # the archive it writes holds the same weights.
+    first = load_file(model_dir / "model.safetensors")
+    again = torchrun(2, args, job_env(tiny_data, tmp_path / "again"))
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert f"resumed from {tmp_path / 'ckpt' / 'checkpoint.pt'} at step {2 * steps}" in again.stdout
+    second = load_file(tmp_path / "again" / "model" / "model.safetensors")
+    for key, tensor in first.items():
+        torch.testing.assert_close(second[key], tensor, msg=key)
+
+
+@pytest.mark.heavy
+def test_two_processes_reach_the_accuracy_of_one(tmp_path: Path) -> None:
+    """The local base model on ~2,400 real headlines: one process with batch 32 against two with
+    16 each (the same effective batch, so the same number of optimiser steps and learning rate).
+    Their validation accuracies must agree within sampling noise of the validation split."""
+    data = make_tiny_dataset(tmp_path / "data", shared_zip(), n_rows=3_000)
+    base = [
+        *("--base_model", str(config.local_base_model()), "--epochs", "1", "--max_length", "32"),
+        *("--learning_rate", "2e-4", "--freeze_layers", "3", "--lexical_head", "0"),
+        *("--serving_runtime", "none", "--evals_per_epoch", "1"),
+    ]
+    one = plain([*base, "--batch_size", "32"], job_env(data, tmp_path / "one"))
+    assert one.returncode == 0, one.stdout[-2000:] + one.stderr[-2000:]
+    two = torchrun(2, [*base, "--batch_size", "16"], job_env(data, tmp_path / "two"))
+    assert two.returncode == 0, two.stdout[-2000:] + two.stderr[-2000:]
+    reports = [json.loads((tmp_path / n / "model" / "metrics.json").read_text()) for n in ("one", "two")]
+    assert reports[0]["steps"] == reports[1]["steps"]
+    accuracy = [r["validation_accuracy"] for r in reports]
+    n_valid = reports[0]["validation_samples"]
+    p = float(np.mean(accuracy))
+    assert p > 0.6, accuracy  # both learned (4 labels: chance is ~0.25-0.4)
+    # Three standard errors of the difference of two accuracies measured on n_valid rows.
+    tolerance = 3 * math.sqrt(2 * p * (1 - p) / n_valid)
+    assert abs(accuracy[0] - accuracy[1]) <= tolerance, (accuracy, tolerance)
