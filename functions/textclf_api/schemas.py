@@ -40,28 +40,41 @@ BaseModelName = Literal[
     "sentence-transformers/all-MiniLM-L6-v2",
 ]
 
-# GPU training instance types. The default training image is built for CUDA 13, which dropped
-# Volta (V100, ml.p3.*), so only Turing (T4) and newer families are offered.
-GPU_INSTANCE_TYPES: Final[tuple[str, ...]] = (
-    "ml.g4dn.xlarge",
-    "ml.g4dn.2xlarge",
-    "ml.g5.xlarge",
-    "ml.g5.2xlarge",
-    "ml.g5.4xlarge",
-    "ml.g6.xlarge",
-    "ml.g6.2xlarge",
-    "ml.g6e.xlarge",
-)
+# GPU training instance types and their GPUs. The default training image is built for CUDA 13,
+# which dropped Volta (V100, ml.p3.*), so only Turing (T4) and newer families are offered. A job
+# with more than one GPU in all is launched with torchrun, one process per GPU (train.py's DDP).
+GPUS_PER_INSTANCE: Final[dict[str, int]] = {
+    "ml.g4dn.xlarge": 1,
+    "ml.g4dn.2xlarge": 1,
+    "ml.g4dn.12xlarge": 4,
+    "ml.g5.xlarge": 1,
+    "ml.g5.2xlarge": 1,
+    "ml.g5.4xlarge": 1,
+    "ml.g5.12xlarge": 4,
+    "ml.g5.48xlarge": 8,
+    "ml.g6.xlarge": 1,
+    "ml.g6.2xlarge": 1,
+    "ml.g6.12xlarge": 4,
+    "ml.g6e.xlarge": 1,
+}
+GPU_INSTANCE_TYPES: Final[tuple[str, ...]] = tuple(GPUS_PER_INSTANCE)
+# The same names for the OpenAPI enum (a unit test keeps the two equal).
 GpuInstanceType = Literal[
     "ml.g4dn.xlarge",
     "ml.g4dn.2xlarge",
+    "ml.g4dn.12xlarge",
     "ml.g5.xlarge",
     "ml.g5.2xlarge",
     "ml.g5.4xlarge",
+    "ml.g5.12xlarge",
+    "ml.g5.48xlarge",
     "ml.g6.xlarge",
     "ml.g6.2xlarge",
+    "ml.g6.12xlarge",
     "ml.g6e.xlarge",
 ]
+#: Instances one training job may use at most (the stack's MaxTrainingInstanceCount may be lower).
+MAX_TRAINING_INSTANCE_COUNT: Final = 16
 
 # SageMaker training-job names: letters, digits and single/multiple hyphens, at most 63 characters.
 TRAINING_JOB_NAME_PATTERN: Final = r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$"
@@ -244,6 +257,16 @@ class TrainRequest(_Strict):
     use_spot: Annotated[
         bool, Field(description="Managed spot training (checkpointed to S3, resumes after interruption).")
     ] = False
+    instance_count: Annotated[
+        int,
+        Field(
+            ge=1,
+            le=MAX_TRAINING_INSTANCE_COUNT,
+            description="Instances of the job (at most the stack's MaxTrainingInstanceCount). With more "
+            "than one GPU in all, train.py runs under torchrun, one process per GPU: `batch_size` is per "
+            "GPU, so the effective batch is batch_size x GPUs; `learning_rate` is used as given.",
+        ),
+    ] = 1
 
 
 class TrainStartedResponse(BaseModel):
@@ -251,6 +274,10 @@ class TrainStartedResponse(BaseModel):
     training_job_arn: str
     status: str = Field(description="SageMaker TrainingJobStatus; `InProgress` right after the start.")
     dataset_uri: str = Field(description="The dataset the job trains on (from the dataset pointer).")
+    processes: int = Field(default=1, description="Training processes: instance_count x GPUs per instance.")
+    effective_batch_size: int | None = Field(
+        default=None, description="Rows per optimiser step over all processes: batch_size x processes."
+    )
 
 
 DeploymentStatus = Literal["pending", "deploying", "deployed", "rejected", "failed", "rolled_back"]
@@ -277,6 +304,7 @@ class TrainStatusResponse(BaseModel):
     )
     model_artifact_uri: str | None = Field(default=None, description="s3://.../model.tar.gz once completed.")
     instance_type: str | None = None
+    instance_count: int | None = None
     use_spot: bool = False
     created_at: datetime | None = None
     started_at: datetime | None = None

@@ -15,7 +15,7 @@ from functools import lru_cache
 from typing import Final
 
 from textclf_api.errors import ConfigurationError
-from textclf_api.schemas import BASE_MODELS, GPU_INSTANCE_TYPES
+from textclf_api.schemas import BASE_MODELS, GPU_INSTANCE_TYPES, MAX_TRAINING_INSTANCE_COUNT
 
 # Job names are "<prefix>-<YYYYmmdd-HHMMSS>-<6 hex>" (23 characters after the prefix) and SageMaker
 # allows 63, so the prefix may use 40. Lower case because SageMaker lower-cases names in ARNs, and
@@ -61,6 +61,7 @@ class Settings:
     rollback_alarms: tuple[str, ...] = ()
     canary_wait_seconds: int = 300
     max_concurrent_training_jobs: int = 2
+    max_training_instance_count: int = 1
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -151,6 +152,9 @@ class Settings:
             rollback_alarms=tuple(a.strip() for a in (text("ROLLBACK_ALARMS") or "").split(",") if a.strip()),
             canary_wait_seconds=integer("CANARY_WAIT_SECONDS", 300, 0, 3600),
             max_concurrent_training_jobs=integer("MAX_CONCURRENT_TRAINING_JOBS", 2, 1, 100),
+            max_training_instance_count=integer(
+                "MAX_TRAINING_INSTANCE_COUNT", 1, 1, MAX_TRAINING_INSTANCE_COUNT
+            ),
         )
 
     def require(self, attribute: str) -> str:

@@ -46,6 +46,7 @@ from textclf_api.errors import (
 from textclf_api.labels import LABELS
 from textclf_api.logic.deployment import deployment_of
 from textclf_api.schemas import (
+    GPUS_PER_INSTANCE,
     MIN_MAX_LENGTH,
     TRAINING_JOB_NAME_PATTERN,
     Deployment,
@@ -78,6 +79,12 @@ METRIC_DEFINITIONS: Final[list[dict[str, str]]] = [
     {"Name": name, "Regex": f"METRIC {name}=([0-9.eE+-]+)"} for name in METRIC_NAMES
 ]
 CHECKPOINT_LOCAL_PATH: Final = "/opt/ml/checkpoints"
+#: The SageMaker Python SDK's HuggingFace estimator sends this hyperparameter for
+#: ``distribution={"torch_distributed": {"enabled": True}}`` (``LAUNCH_TORCH_DISTRIBUTED_ENV_NAME``);
+#: the training toolkit then starts the program with torchrun, one process per GPU on every host.
+TORCHRUN_LAUNCHER: Final = "sagemaker_torch_distributed_enabled"
+#: Sent beside it, as the SDK does (the toolkit reads it for its EFA settings).
+INSTANCE_TYPE_HYPERPARAMETER: Final = "sagemaker_instance_type"
 #: Dataset folders the job reads; train.py scores the archive it writes on "test".
 CHANNELS: Final = ("train", "validation", "test")
 _JOB_NAME_RE: Final = re.compile(TRAINING_JOB_NAME_PATTERN)
@@ -192,6 +199,11 @@ def start_training(
     bucket = settings.require("bucket_name")
     settings.require("sagemaker_role_arn")
     settings.require("training_image_uri")
+    if request.instance_count > settings.max_training_instance_count:
+        raise InvalidRequestError(
+            f"instance_count {request.instance_count} is above this stack's MaxTrainingInstanceCount "
+            f"({settings.max_training_instance_count})"
+        )
     dataset = read_dataset_pointer(settings, bucket)
     dataset_uri = dataset.uri
     check_capacity(settings)
@@ -226,10 +238,24 @@ def start_training(
             raise aws.translate(exc, what, settings.retry_after_seconds) from exc
     except Exception as exc:
         raise aws.translate(exc, what, settings.retry_after_seconds) from exc
-    logger.info("training job started", training_job_name=job_name, dataset_uri=dataset_uri)
-    return TrainStartedResponse(
-        training_job_name=job_name, training_job_arn=str(arn), status="InProgress", dataset_uri=dataset_uri
+    processes = training_processes(job)
+    logger.info(
+        "training job started", training_job_name=job_name, dataset_uri=dataset_uri, processes=processes
     )
+    return TrainStartedResponse(
+        training_job_name=job_name,
+        training_job_arn=str(arn),
+        status="InProgress",
+        dataset_uri=dataset_uri,
+        processes=processes,
+        effective_batch_size=request.batch_size * processes,
+    )
+
+
+def training_processes(job: dict[str, Any]) -> int:
+    """Processes a CreateTrainingJob request trains with: one per GPU on every instance."""
+    resources = job["ResourceConfig"]
+    return int(resources["InstanceCount"]) * GPUS_PER_INSTANCE[str(resources["InstanceType"])]
 
 
 @dataclass(frozen=True)
@@ -337,6 +363,9 @@ def build_training_job_request(
         "sagemaker_job_name": job_name,
         "sagemaker_region": region,
     }
+    if request.instance_count * GPUS_PER_INSTANCE[instance_type] > 1:
+        # Several GPUs: torchrun starts one train.py per GPU on each instance (data-parallel).
+        hyperparameters |= {TORCHRUN_LAUNCHER: True, INSTANCE_TYPE_HYPERPARAMETER: instance_type}
 
     def channel(name: str) -> dict[str, Any]:
         return {
@@ -367,7 +396,7 @@ def build_training_job_request(
         "OutputDataConfig": {"S3OutputPath": f"s3://{bucket}/{settings.training_output_prefix}/"},
         "ResourceConfig": {
             "InstanceType": instance_type,
-            "InstanceCount": 1,
+            "InstanceCount": request.instance_count,
             "VolumeSizeInGB": settings.training_volume_size_gb,
         },
         "StoppingCondition": stopping,
@@ -414,6 +443,7 @@ def get_training_status(job_name: str, settings: Settings | None = None) -> Trai
         metrics=metrics,
         model_artifact_uri=(job.get("ModelArtifacts") or {}).get("S3ModelArtifacts"),
         instance_type=(job.get("ResourceConfig") or {}).get("InstanceType"),
+        instance_count=(job.get("ResourceConfig") or {}).get("InstanceCount"),
         use_spot=bool(job.get("EnableManagedSpotTraining", False)),
         created_at=job.get("CreationTime"),
         started_at=job.get("TrainingStartTime"),

@@ -43,6 +43,7 @@ import anyio.to_thread
 import httpx
 from botocore.exceptions import ClientError
 from starlette.types import ASGIApp, Receive, Scope, Send
+from textclf_api.logic.training import TORCHRUN_LAUNCHER
 
 from textclf.local import LOCAL_ACCOUNT_ID
 from textclf.local.events import LocalEventBus
@@ -374,7 +375,8 @@ class LocalSageMaker:
         """Run the program like the training toolkit; parse metrics as SageMaker does."""
         hyperparameters = {k: json.loads(v) for k, v in job.request.get("HyperParameters", {}).items()}
         program = str(hyperparameters.get("sagemaker_program", "train.py"))
-        argv = [sys.executable, str(root / "code" / program)]
+        processes = self._processes(job, hyperparameters)
+        argv = [*_launcher(processes), str(root / "code" / program)]
         for name, value in hyperparameters.items():
             if name.startswith("sagemaker_"):
                 continue
@@ -392,6 +394,8 @@ class LocalSageMaker:
                 "SM_OUTPUT_DATA_DIR": str(root / "output" / "data"),
                 "SM_CHANNELS": json.dumps(channels),
                 "SM_TRAINING_ENV": json.dumps({"job_name": job.name, "hyperparameters": hyperparameters}),
+                "SM_HOSTS": json.dumps(["algo-1"]),
+                "SM_CURRENT_HOST": "algo-1",
                 "HF_HUB_OFFLINE": "1",
                 "TOKENIZERS_PARALLELISM": "false",
                 "PYTHONUNBUFFERED": "1",
@@ -430,6 +434,14 @@ class LocalSageMaker:
             returncode = job.process.wait()
         log.info("training job %s: train.py exited %d (log %s)", job.name, returncode, log_path)
         return returncode, list(tail)
+
+    @staticmethod
+    def _processes(job: TrainingJob, hyperparameters: dict[str, Any]) -> int:
+        """Processes of the job here: with the toolkit's torchrun launcher on, one per instance
+        (a CPU is one device; in the cloud it is one per GPU of every instance), else one."""
+        if hyperparameters.get(TORCHRUN_LAUNCHER) is not True:
+            return 1
+        return max(1, int(job.request.get("ResourceConfig", {}).get("InstanceCount", 1)))
 
     def _upload_outputs(self, job: TrainingJob, root: Path) -> str:
         """``<S3OutputPath>/<job>/output/model.tar.gz`` (and ``output.tar.gz``), as SageMaker does."""
@@ -583,6 +595,13 @@ class LocalSageMaker:
             "ModelPackageStatus": desc.get("ModelPackageStatus", "Completed"),
         }
         self._publish(PACKAGE_EVENT, detail, arn)
+
+
+def _launcher(processes: int) -> list[str]:
+    """How the toolkit starts the program: plain python, or torchrun on this one host (gloo)."""
+    if processes == 1:
+        return [sys.executable]
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"]
 
 
 def _split_s3(uri: str) -> tuple[str, str]:

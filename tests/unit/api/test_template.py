@@ -11,12 +11,12 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 import yaml
 from textclf_api import aws
-from textclf_api.schemas import BASE_MODELS, GPU_INSTANCE_TYPES
+from textclf_api.schemas import BASE_MODELS, GPU_INSTANCE_TYPES, MAX_TRAINING_INSTANCE_COUNT, GpuInstanceType
 
 from tests.helpers.prerequisites import missing_prerequisite
 
@@ -343,6 +343,10 @@ def test_parameters_defaults_and_allow_lists_match_the_api(template: dict[str, A
     params = template["Parameters"]
     assert params["TrainingInstanceType"]["Default"] == "ml.g5.xlarge"
     assert tuple(params["TrainingInstanceType"]["AllowedValues"]) == GPU_INSTANCE_TYPES
+    assert get_args(GpuInstanceType) == GPU_INSTANCE_TYPES  # the OpenAPI enum is the same list
+    assert params["MaxTrainingInstanceCount"]["MaxValue"] == MAX_TRAINING_INSTANCE_COUNT
+    train_env = template["Resources"]["TrainingFunction"]["Properties"]["Environment"]["Variables"]
+    assert train_env["MAX_TRAINING_INSTANCE_COUNT"] == {"Ref": "MaxTrainingInstanceCount"}
     assert params["BaseModel"]["Default"] == "distilbert-base-uncased"
     assert tuple(params["BaseModel"]["AllowedValues"]) == BASE_MODELS
     assert params["TrainingImageTag"]["Default"].startswith("2.9.0-transformers5")

@@ -151,6 +151,68 @@ def test_train_without_a_body_uses_the_stack_defaults(
     ]
 
 
+@pytest.mark.parametrize(
+    ("instance_type", "instance_count", "processes"),
+    [("ml.g5.xlarge", 2, 2), ("ml.g5.12xlarge", 1, 4), ("ml.g4dn.12xlarge", 3, 12)],
+)
+def test_several_gpus_turn_on_the_toolkits_torchrun_launcher(  # noqa: PLR0917 - fixtures
+    bucket: Any,
+    invoke: Invoke,
+    created: list[dict[str, Any]],
+    monkeypatch: pytest.MonkeyPatch,
+    instance_type: str,
+    instance_count: int,
+    processes: int,
+) -> None:
+    from textclf_api.settings import get_settings
+
+    monkeypatch.setenv("MAX_TRAINING_INSTANCE_COUNT", "4")
+    get_settings.cache_clear()
+    body = {"instance_type": instance_type, "instance_count": instance_count, "batch_size": 16}
+    response = invoke(training_handler, with_body(load_event("train"), body))
+    assert response.status == 202, response.body
+    assert response.body["processes"] == processes
+    assert response.body["effective_batch_size"] == 16 * processes
+    (job,) = created
+    assert job["ResourceConfig"]["InstanceCount"] == instance_count
+    hp = job["HyperParameters"]
+    # The SageMaker Python SDK's HuggingFace estimator, distribution={"torch_distributed":
+    # {"enabled": True}}, sends exactly these two (LAUNCH_TORCH_DISTRIBUTED_ENV_NAME and
+    # INSTANCE_TYPE_ENV_NAME, JSON-encoded by _json_encode_hyperparameters); the training toolkit
+    # then runs `torchrun --nnodes <hosts> --nproc_per_node <GPUs> train.py ...`.
+    assert hp["sagemaker_torch_distributed_enabled"] == "true"
+    assert hp["sagemaker_instance_type"] == f'"{instance_type}"'
+    assert json.loads(hp["batch_size"]) == 16  # per GPU, as train.py reads it
+    # Every instance gets all the data; train.py shards it by rank.
+    assert {c["DataSource"]["S3DataSource"]["S3DataDistributionType"] for c in job["InputDataConfig"]} == {
+        "FullyReplicated"
+    }
+    event = load_event("train_status")
+    event["pathParameters"] = {"job_name": response.body["training_job_name"]}
+    event["path"] = event["path"].rsplit("/", 1)[0] + "/" + response.body["training_job_name"]
+    status = invoke(training_handler, event)
+    assert status.status == 200, status.body
+    assert status.body["instance_count"] == instance_count
+
+
+def test_one_gpu_leaves_the_launcher_off(bucket: Any, invoke: Invoke, created: list[dict[str, Any]]) -> None:
+    response = invoke(training_handler, with_body(load_event("train"), {"instance_type": "ml.g6.xlarge"}))
+    assert response.status == 202, response.body
+    assert response.body["processes"] == 1
+    assert not any(k in created[0]["HyperParameters"] for k in ("sagemaker_torch_distributed_enabled",))
+
+
+@pytest.mark.parametrize("count", [2, 17, 0])
+def test_instance_count_beyond_the_stack_limit_is_refused(
+    bucket: Any, invoke: Invoke, created: list[dict[str, Any]], count: int
+) -> None:
+    # The stack's MaxTrainingInstanceCount is 1 by default; the schema's own bound is 16.
+    response = invoke(training_handler, with_body(load_event("train"), {"instance_count": count}))
+    assert response.status == 422, response.body
+    assert "instance_count" in json.dumps(response.body)
+    assert created == []
+
+
 def test_an_empty_object_body_also_means_defaults(
     bucket: Any, invoke: Invoke, created: list[dict[str, Any]]
 ) -> None:
@@ -499,6 +561,7 @@ def test_status_of_a_completed_job(invoke: Invoke) -> None:
         "metrics": {"validation_accuracy": 0.951, "validation_macro_f1": 0.948, "epoch": 3.0},
         "model_artifact_uri": f"s3://{BUCKET}/training-output/{name}/output/model.tar.gz",
         "instance_type": "ml.g5.xlarge",
+        "instance_count": 1,
         "use_spot": True,
         "created_at": "2025-01-01T12:00:00Z",
         "started_at": "2025-01-01T12:03:00Z",

@@ -31,11 +31,14 @@ args = p.parse_args()
 time.sleep(args.sleep)
 model = pathlib.Path(os.environ["SM_MODEL_DIR"])
 rows = sorted(pathlib.Path(os.environ["SM_CHANNEL_TRAIN"]).rglob("*.txt"))
-(model / "seen.json").write_text(json.dumps({
-    "epochs": args.epochs, "base_model": args.base_model, "rows": [r.read_text() for r in rows],
-    "channels": json.loads(os.environ["SM_CHANNELS"]),
-}))
-print("METRIC test_accuracy=0.5"); print("METRIC test_accuracy=0.75"); print("noise METRIC x=1")
+rank = os.environ.get("RANK", "0")  # set by torchrun
+(model / f"rank-{rank}-of-{os.environ.get('WORLD_SIZE', '1')}").write_text("")
+if rank == "0":
+    (model / "seen.json").write_text(json.dumps({
+        "epochs": args.epochs, "base_model": args.base_model, "rows": [r.read_text() for r in rows],
+        "channels": json.loads(os.environ["SM_CHANNELS"]),
+    }))
+    print("METRIC test_accuracy=0.5"); print("METRIC test_accuracy=0.75"); print("noise METRIC x=1")
 if args.exit_code:
     print("train.py: no .parquet files under /opt/ml/input/data/train", file=sys.stderr)
 sys.exit(args.exit_code)
@@ -136,6 +139,27 @@ def test_a_job_runs_the_bundle_like_the_training_toolkit(local: Any) -> None:
     assert bus.events[-1][0] == TRAINING_EVENT and bus.events[-1][1]["TrainingJobStatus"] == "Completed"
     listed = sagemaker.list_training_jobs({"NameContains": "job-", "StatusEquals": "Completed"})
     assert [j["TrainingJobName"] for j in listed["TrainingJobSummaries"]] == ["job-ok"]
+
+
+def archive_names(plane: Any, name: str) -> list[str]:
+    body = plane.client("s3").get_object(Bucket=BUCKET, Key=f"out/{name}/output/model.tar.gz")["Body"].read()
+    with tarfile.open(fileobj=io.BytesIO(body)) as tar:
+        return sorted(tar.getnames())
+
+
+def test_the_torchrun_launcher_starts_one_process_per_instance(local: Any) -> None:
+    sagemaker, _bus, plane = local
+    request = job_request("job-ddp", sagemaker_torch_distributed_enabled=True)
+    request["ResourceConfig"] = {"InstanceType": "ml.g5.xlarge", "InstanceCount": 2}
+    sagemaker.create_training_job(request)
+    assert wait(sagemaker, "job-ddp")["TrainingJobStatus"] == "Completed"
+    assert archive_names(plane, "job-ddp") == ["rank-0-of-2", "rank-1-of-2", "seen.json"]
+    # Without the launcher the program runs once, as a plain process.
+    request = job_request("job-one")
+    request["ResourceConfig"] = {"InstanceType": "ml.g5.xlarge", "InstanceCount": 1}
+    sagemaker.create_training_job(request)
+    assert wait(sagemaker, "job-one")["TrainingJobStatus"] == "Completed"
+    assert archive_names(plane, "job-one") == ["rank-0-of-1", "seen.json"]
 
 
 def test_a_failing_program_fails_the_job_with_its_last_lines(local: Any) -> None:
