@@ -46,6 +46,14 @@ META_FILE = "textclf_meta.json"
 ONNX_FILE = "model.onnx"
 RUNTIMES = ("torch", "onnx-fp32", "onnx-int8")
 JSON_CONTENT_TYPE = "application/json"
+#: Batch Transform's record format (SplitType Line): one JSON headline per line in, one JSON
+#: answer per line out (AssembleWith Line puts them back in input order).
+JSONLINES_CONTENT_TYPE = "application/jsonlines"
+#: Most lines in one JSON Lines request: a 1 MB mini-batch (MaxPayloadInMB) of headlines holds
+#: about 10,000; a bigger one is refused rather than held in memory.
+MAX_LINES = int(os.environ.get("TEXTCLF_MAX_LINES", "20000"))
+#: Fields a JSON Lines record may carry its headline in (the same as ``textclf predict`` reads).
+LINE_TEXT_FIELDS = ("text", "title", "inputs")
 MODEL_VERSION_ENV = "TEXTCLF_MODEL_VERSION"
 #: "off" serves every headline through the transformer even when the archive has a cascade.
 CASCADE_ENV = "TEXTCLF_CASCADE"
@@ -493,11 +501,15 @@ def model_fn(model_dir: str, context: Any = None) -> Classifier:
 
 
 def input_fn(input_data: str | bytes | bytearray, content_type: str | None, context: Any = None) -> list[str]:
-    """Parse ``{"inputs": str | [str, ...]}`` (``application/json``) into a list of headlines."""
+    """Parse ``{"inputs": str | [str, ...]}`` (``application/json``, also when no type is sent)
+    or JSON Lines (``application/jsonlines``) into a list of headlines."""
     media = _media_type(content_type)
-    # An absent Content-Type is read as JSON: it is the only format this endpoint speaks.
+    if media == JSONLINES_CONTENT_TYPE:
+        return parse_json_lines(input_data)
     if media not in ("", JSON_CONTENT_TYPE):
-        raise PayloadError(f"unsupported content type {content_type!r}: send {JSON_CONTENT_TYPE}")
+        raise PayloadError(
+            f"unsupported content type {content_type!r}: send {JSON_CONTENT_TYPE} or {JSONLINES_CONTENT_TYPE}"
+        )
     payload = parse_json(input_data)
     if not isinstance(payload, dict):
         raise PayloadError(f'body must be a JSON object like {{"inputs": [...]}}, got {_type_name(payload)}')
@@ -509,14 +521,58 @@ def input_fn(input_data: str | bytes | bytearray, content_type: str | None, cont
     return validate_texts(payload["inputs"])
 
 
+def parse_json_lines(input_data: str | bytes | bytearray) -> list[str]:
+    """One headline per non-blank line: a JSON string or an object with one of
+    ``LINE_TEXT_FIELDS``; each line is read with ``parse_json``'s rules and named when wrong."""
+    if isinstance(input_data, bytes | bytearray):
+        try:
+            input_data = bytes(input_data).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise PayloadError(f"body is not valid UTF-8 (byte {exc.start})") from exc
+    texts: list[str] = []
+    for number, line in enumerate(input_data.splitlines(), start=1):
+        if not line.strip():
+            continue
+        if len(texts) == MAX_LINES:
+            raise PayloadError(f"more than {MAX_LINES} lines in one request: send smaller mini-batches")
+        try:
+            texts.extend(validate_texts(_line_text(parse_json(line))))
+        except PayloadError as exc:
+            raise PayloadError(f"line {number}: {exc}") from exc
+    if not texts:
+        raise PayloadError("no lines: send one JSON headline per line")
+    return texts
+
+
+def _line_text(record: Any) -> str:
+    if isinstance(record, str):
+        return record
+    if isinstance(record, dict):
+        found = [name for name in LINE_TEXT_FIELDS if name in record]
+        if len(found) == 1 and isinstance(record[found[0]], str):
+            return str(record[found[0]])
+    fields = ", ".join(repr(f) for f in LINE_TEXT_FIELDS)
+    raise PayloadError(f"each line must be a JSON string or an object with one string field of {fields}")
+
+
 def predict_fn(data: list[str], model: Classifier, context: Any = None) -> dict[str, Any]:
     """``{"predictions": [...], "model_version": ...}`` for the texts ``input_fn`` returned."""
     return {"predictions": predict_texts(model, data), "model_version": model.model_version}
 
 
 def output_fn(prediction: dict[str, Any], accept: str | None, context: Any = None) -> str:
-    """Serialise as JSON (the only response format; ``*/*`` and no Accept mean JSON)."""
+    """JSON (``*/*`` and no Accept mean JSON), or JSON Lines: one answer per line, each with the
+    model version, in input order (what Batch Transform asks for with ``Accept``)."""
     media = _media_type(accept)
+    if media == JSONLINES_CONTENT_TYPE:
+        version = prediction["model_version"]
+        return "".join(
+            json.dumps({**row, "model_version": version}, ensure_ascii=False) + "\n"
+            for row in prediction["predictions"]
+        )
     if media not in ("", "*/*", JSON_CONTENT_TYPE):
-        raise PayloadError(f"unsupported Accept {accept!r}: this endpoint answers {JSON_CONTENT_TYPE}")
+        raise PayloadError(
+            f"unsupported Accept {accept!r}: this endpoint answers {JSON_CONTENT_TYPE} "
+            f"or {JSONLINES_CONTENT_TYPE}"
+        )
     return json.dumps(prediction, ensure_ascii=False)

@@ -1,6 +1,6 @@
 """Print the API's OpenAPI document: ``python -m textclf_api.openapi > docs/openapi.json``.
 
-Generated from the three functions' routers (and so from the pydantic models in ``schemas.py``);
+Generated from the API functions' routers (and so from the pydantic models in ``schemas.py``);
 ``tests/unit/api`` fails when the committed ``docs/openapi.json`` differs from this output.
 """
 
@@ -17,8 +17,9 @@ TITLE = "textclf API"
 VERSION = "1.0.0"
 DESCRIPTION = (
     "Classifies news headlines into business, science_and_technology, entertainment and health "
-    "through a SageMaker endpoint, and starts SageMaker training jobs. `/predict` needs an API key "
-    "(`x-api-key`; the stack's PredictAuth parameter can switch it to SigV4 or off), `/train` routes "
+    "through a SageMaker endpoint, starts SageMaker training jobs and Batch Transform jobs. `/predict` "
+    "needs an API key (`x-api-key`; the stack's PredictAuth parameter can switch it to SigV4 or off), "
+    "`/train` and `/batch` routes "
     "need AWS IAM (SigV4) authentication, `/health` is public. Every error is a JSON object with "
     "`message` and `error`."
 )
@@ -26,10 +27,10 @@ DESCRIPTION = (
 
 def openapi_document() -> dict[str, Any]:
     # Imported here so `python -m` does not import handler modules twice (as __main__ and by name).
-    from textclf_api.handlers import health, predict, training
+    from textclf_api.handlers import batch, health, predict, training
 
     app = APIGatewayRestResolver(enable_validation=True)
-    for router in (predict.router, health.router, training.router):
+    for router in (predict.router, health.router, training.router, batch.router):
         app.include_router(router)
     schema = app.get_openapi_json_schema(
         title=TITLE,

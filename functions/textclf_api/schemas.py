@@ -76,6 +76,33 @@ GpuInstanceType = Literal[
 #: Instances one training job may use at most (the stack's MaxTrainingInstanceCount may be lower).
 MAX_TRAINING_INSTANCE_COUNT: Final = 16
 
+# CPU instance types of Batch Transform jobs (the serving image is the CPU inference DLC).
+BATCH_INSTANCE_TYPES: Final[tuple[str, ...]] = (
+    "ml.m5.large",
+    "ml.m5.xlarge",
+    "ml.m5.2xlarge",
+    "ml.m5.4xlarge",
+    "ml.c5.xlarge",
+    "ml.c5.2xlarge",
+    "ml.c5.4xlarge",
+)
+BatchInstanceType = Literal[
+    "ml.m5.large",
+    "ml.m5.xlarge",
+    "ml.m5.2xlarge",
+    "ml.m5.4xlarge",
+    "ml.c5.xlarge",
+    "ml.c5.2xlarge",
+    "ml.c5.4xlarge",
+]
+DEFAULT_BATCH_INSTANCE_TYPE: Final = "ml.m5.xlarge"
+#: Instances one Batch Transform job may use at most (the stack's MaxBatchInstanceCount may be lower).
+MAX_BATCH_INSTANCE_COUNT: Final = 20
+#: Where POST /batch reads input and writes output in the stack's bucket (the serving role may
+#: read and write there and nowhere else but models/).
+BATCH_INPUT_PREFIX: Final = "batch/input/"
+BATCH_OUTPUT_PREFIX: Final = "batch/output/"
+
 # SageMaker training-job names: letters, digits and single/multiple hyphens, at most 63 characters.
 TRAINING_JOB_NAME_PATTERN: Final = r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$"
 
@@ -336,3 +363,59 @@ def error_body(
     return ErrorResponse(message=message, error=error, details=details, request_id=request_id).model_dump(
         exclude_none=True
     )
+
+
+class BatchRequest(_Strict):
+    """Score a JSON Lines file (or every file under a prefix) with the model the endpoint serves."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"input_uri": "s3://my-bucket/batch/input/headlines.jsonl"}]}
+    )
+
+    input_uri: Annotated[
+        str,
+        Field(
+            min_length=6,
+            max_length=1024,
+            pattern=r"^s3://\S+$",
+            description=f"s3://<stack bucket>/{BATCH_INPUT_PREFIX}... : a JSON Lines file or a prefix "
+            'of them; each line a JSON string or {"text": "..."}.',
+        ),
+    ]
+    instance_type: Annotated[BatchInstanceType, Field(description="CPU instance type of the job.")] = (
+        DEFAULT_BATCH_INSTANCE_TYPE
+    )
+    instance_count: Annotated[
+        int,
+        Field(
+            ge=1,
+            le=MAX_BATCH_INSTANCE_COUNT,
+            description="Instances scoring in parallel, files spread over them (at most the stack's "
+            "MaxBatchInstanceCount).",
+        ),
+    ] = 1
+
+
+class BatchStartedResponse(BaseModel):
+    transform_job_name: str
+    transform_job_arn: str
+    status: str = Field(description="SageMaker TransformJobStatus; `InProgress` right after the start.")
+    model_name: str = Field(description="The SageMaker Model the endpoint serves, which the job runs.")
+    model_version: str | None = Field(default=None, description="Its Model Registry version, when known.")
+    input_uri: str
+    output_uri: str = Field(description="Prefix of the results: one `<input file>.out` JSON Lines file each.")
+
+
+class BatchStatusResponse(BaseModel):
+    transform_job_name: str
+    transform_job_arn: str
+    status: str = Field(description="InProgress, Completed, Failed, Stopping or Stopped.")
+    failure_reason: str | None = None
+    model_name: str | None = None
+    input_uri: str | None = None
+    output_uri: str | None = None
+    instance_type: str | None = None
+    instance_count: int | None = None
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None

@@ -15,7 +15,12 @@ from functools import lru_cache
 from typing import Final
 
 from textclf_api.errors import ConfigurationError
-from textclf_api.schemas import BASE_MODELS, GPU_INSTANCE_TYPES, MAX_TRAINING_INSTANCE_COUNT
+from textclf_api.schemas import (
+    BASE_MODELS,
+    GPU_INSTANCE_TYPES,
+    MAX_BATCH_INSTANCE_COUNT,
+    MAX_TRAINING_INSTANCE_COUNT,
+)
 
 # Job names are "<prefix>-<YYYYmmdd-HHMMSS>-<6 hex>" (23 characters after the prefix) and SageMaker
 # allows 63, so the prefix may use 40. Lower case because SageMaker lower-cases names in ARNs, and
@@ -62,6 +67,7 @@ class Settings:
     canary_wait_seconds: int = 300
     max_concurrent_training_jobs: int = 2
     max_training_instance_count: int = 1
+    max_batch_instance_count: int = 1
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -155,6 +161,7 @@ class Settings:
             max_training_instance_count=integer(
                 "MAX_TRAINING_INSTANCE_COUNT", 1, 1, MAX_TRAINING_INSTANCE_COUNT
             ),
+            max_batch_instance_count=integer("MAX_BATCH_INSTANCE_COUNT", 1, 1, MAX_BATCH_INSTANCE_COUNT),
         )
 
     def require(self, attribute: str) -> str:

@@ -34,7 +34,7 @@ import tarfile
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +48,13 @@ from textclf_api.logic.training import TORCHRUN_LAUNCHER
 from textclf.local import LOCAL_ACCOUNT_ID
 from textclf.local.events import LocalEventBus
 from textclf.local.servers import read_body
+from textclf.local.transform import (
+    TRANSFORM_EVENT,
+    TransformError,
+    TransformJob,
+    load_model,
+    transform_objects,
+)
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +177,7 @@ class LocalSageMaker:
         self.base_model = base_model
         self.jobs: dict[str, TrainingJob] = {}
         self.endpoints: dict[str, Endpoint] = {}
+        self.transforms: dict[str, TransformJob] = {}
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._http = httpx.Client(timeout=60, trust_env=False)
@@ -183,6 +191,8 @@ class LocalSageMaker:
             "DescribeEndpoint": self.describe_endpoint,
             "DeleteEndpoint": self.delete_endpoint,
             "ListEndpoints": self.list_endpoints,
+            "CreateTransformJob": self.create_transform_job,
+            "DescribeTransformJob": self.describe_transform_job,
         }
 
     # -- HTTP ------------------------------------------------------------------------------
@@ -457,6 +467,72 @@ class LocalSageMaker:
             s3.upload_file(str(archive), bucket, f"{base}/{name}")
         return f"s3://{bucket}/{base}/model.tar.gz"
 
+    # -- transform jobs --------------------------------------------------------------------
+
+    def create_transform_job(self, request: dict[str, Any]) -> dict[str, Any]:
+        name = str(request.get("TransformJobName", ""))
+        # moto checks the request and that the model exists; the job itself runs here.
+        self._client("sagemaker").describe_model(ModelName=str(request.get("ModelName", "")))
+        with self._lock:
+            if name in self.transforms:
+                raise SageMakerError("ResourceInUse", f"Transform job {name} already exists")
+            job = TransformJob(name=name, request=request, region=self.region)
+            self.transforms[name] = job
+        self._background(self._run_transform, job, name=f"transform-{name}")
+        return {"TransformJobArn": job.arn}
+
+    def describe_transform_job(self, request: dict[str, Any]) -> dict[str, Any]:
+        job = self.transforms.get(str(request.get("TransformJobName")))
+        if job is None:
+            raise SageMakerError("ValidationException", "Could not find requested job with name")
+        return job.describe()
+
+    def _run_transform(self, job: TransformJob) -> None:
+        job.started = time.time()
+        try:
+            served = load_model(*self._fetch_model_of(str(job.request["ModelName"]), f"transform-{job.name}"))
+            job.records = transform_objects(served, self._input_objects(job), job.request, self._writer(job))
+            job.status = "Completed"
+        except TransformError as exc:
+            job.status, job.failure_reason = "Failed", f"ClientError: {exc}"[:1000]
+        except Exception as exc:  # S3, a broken archive: the job fails, the server lives
+            log.exception("transform job %s failed", job.name)
+            job.status, job.failure_reason = "Failed", f"ClientError: {type(exc).__name__}: {exc}"[:1000]
+        finally:
+            job.ended = time.time()
+        log.info("transform job %s %s: %d records", job.name, job.status, job.records)
+        detail = {
+            "TransformJobName": job.name,
+            "TransformJobStatus": job.status,
+            "ModelName": job.request.get("ModelName"),
+        }
+        if job.failure_reason:
+            detail["FailureReason"] = job.failure_reason
+        self._publish(TRANSFORM_EVENT, detail, job.arn)
+
+    def _input_objects(self, job: TransformJob) -> Iterator[tuple[str, str]]:
+        """``(name relative to the input prefix's folder, text)`` of every input object."""
+        uri = job.request["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"]
+        bucket, prefix = _split_s3(uri)
+        folder = prefix.rsplit("/", 1)[0] + "/" if "/" in prefix else ""
+        s3 = self._client("s3")
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                if obj["Key"].endswith("/"):
+                    continue
+                body = s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
+                yield obj["Key"][len(folder) :], body.decode("utf-8", errors="replace")
+
+    def _writer(self, job: TransformJob) -> Callable[[str, str], None]:
+        bucket, prefix = _split_s3(job.request["TransformOutput"]["S3OutputPath"])
+        s3 = self._client("s3")
+
+        def write(name: str, text: str) -> None:
+            key = "/".join(p for p in (prefix.rstrip("/"), f"{name}.out") if p)
+            s3.put_object(Bucket=bucket, Key=key, Body=text.encode("utf-8"))
+
+        return write
+
     # -- endpoints -------------------------------------------------------------------------
 
     def register_endpoint(self, name: str, config: str) -> None:
@@ -560,9 +636,13 @@ class LocalSageMaker:
         SHA-256 S3 holds for it (when it was stored with one), which the model server checks."""
         sagemaker = self._client("sagemaker")
         variant = sagemaker.describe_endpoint_config(EndpointConfigName=config)["ProductionVariants"][0]
-        container = sagemaker.describe_model(ModelName=variant["ModelName"])["PrimaryContainer"]
+        archive, version, sha256 = self._fetch_model_of(variant["ModelName"], config)
+        return archive, version, sha256
+
+    def _fetch_model_of(self, model_name: str, folder: str) -> tuple[Path, str | None, str | None]:
+        container = self._client("sagemaker").describe_model(ModelName=model_name)["PrimaryContainer"]
         bucket, key = _split_s3(container["ModelDataUrl"])
-        dest = self.workdir / "models" / config / "model.tar.gz"
+        dest = self.workdir / "models" / folder / "model.tar.gz"
         dest.parent.mkdir(parents=True, exist_ok=True)
         s3 = self._client("s3")
         checksum = s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED").get("ChecksumSHA256")

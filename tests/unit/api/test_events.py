@@ -24,7 +24,14 @@ PROXY_KEYS = {
     "body",
     "isBase64Encoded",
 }
-ROUTES = {("POST", "/predict"), ("GET", "/health"), ("POST", "/train"), ("GET", "/train/{job_name}")}
+ROUTES = {
+    ("POST", "/predict"),
+    ("GET", "/health"),
+    ("POST", "/train"),
+    ("GET", "/train/{job_name}"),
+    ("POST", "/batch"),
+    ("GET", "/batch/{job_name}"),
+}
 FILES = sorted(EVENTS.glob("*.json"))
 
 
@@ -41,8 +48,8 @@ def test_event_is_a_rest_proxy_event(path: object) -> None:
     assert event["body"] is None or isinstance(event["body"], str)
     assert {k: [v] for k, v in event["headers"].items()} == event["multiValueHeaders"]
     if "{job_name}" in event["resource"]:
-        assert event["path"] == f"/train/{event['pathParameters']['job_name']}"
-    if event["resource"].startswith("/train"):
+        assert event["path"] == event["resource"].replace("{job_name}", event["pathParameters"]["job_name"])
+    if event["resource"].startswith(("/train", "/batch")):
         # AWS_IAM routes: API Gateway passes the signed caller's identity.
         assert context["identity"]["userArn"].startswith("arn:aws:iam::")
         assert event["headers"]["Authorization"].startswith("AWS4-HMAC-SHA256 ")

@@ -31,10 +31,17 @@ def test_routes_methods_and_auth() -> None:
         ("/health", "get"),
         ("/train", "post"),
         ("/train/{job_name}", "get"),
+        ("/batch", "post"),
+        ("/batch/{job_name}", "get"),
     }
     paths = document["paths"]
     assert paths["/train"]["post"]["security"] == [{"sigv4": []}]
     assert paths["/train/{job_name}"]["get"]["security"] == [{"sigv4": []}]
+    assert (
+        paths["/batch"]["post"]["security"]
+        == paths["/batch/{job_name}"]["get"]["security"]
+        == [{"sigv4": []}]
+    )
     assert paths["/predict"]["post"]["security"] == [{"api_key": []}]
     assert document["components"]["securitySchemes"]["api_key"]["name"] == "x-api-key"
     assert "security" not in paths["/health"]["get"]  # public

@@ -84,6 +84,7 @@ def test_functions_runtime_handlers_and_tracing(template: dict[str, Any]) -> Non
         "textclf_api.handlers.predict.lambda_handler",
         "textclf_api.handlers.health.lambda_handler",
         "textclf_api.handlers.training.lambda_handler",
+        "textclf_api.handlers.batch.lambda_handler",
         "textclf_api.handlers.deploy.lambda_handler",
     }
     for function in functions.values():
@@ -106,6 +107,13 @@ def test_timeouts_cover_the_client_budgets_and_stay_below_api_gateway(template: 
         + 2 * aws.DYNAMODB_BUDGET.worst_case_seconds()
     )
     assert timeout["TrainingFunction"] > train_calls
+    # POST /batch: ListObjectsV2, DescribeEndpoint + DescribeEndpointConfig (quick), CreateTransformJob.
+    batch_calls = (
+        aws.S3_BUDGET.worst_case_seconds()
+        + 2 * aws.QUICK_BUDGET.worst_case_seconds()
+        + aws.SAGEMAKER_BUDGET.worst_case_seconds()
+    )
+    assert timeout["BatchFunction"] > batch_calls
     # GET /train/{job}: DescribeTrainingJob and the deployment record.
     assert timeout["TrainingFunction"] > aws.SAGEMAKER_BUDGET.worst_case_seconds() + 3
     # A training job's event, the longest path of the deploy function (logic/deployment.py):
@@ -139,6 +147,8 @@ def test_routes_and_iam_auth(template: dict[str, Any]) -> None:
         ("GET", "/health"): "HealthFunction",
         ("POST", "/train"): "TrainingFunction",
         ("GET", "/train/{job_name}"): "TrainingFunction",
+        ("POST", "/batch"): "BatchFunction",
+        ("GET", "/batch/{job_name}"): "BatchFunction",
     }
 
 
@@ -164,6 +174,8 @@ def test_predict_auth_follows_the_parameter_and_the_rest_stays_fixed(
         ("GET", "/health"): (None, False),  # public: load balancers and monitors call it
         ("POST", "/train"): ("AWS_IAM", False),
         ("GET", "/train/{job_name}"): ("AWS_IAM", False),
+        ("POST", "/batch"): ("AWS_IAM", False),
+        ("GET", "/batch/{job_name}"): ("AWS_IAM", False),
     }
     # LanguageExtensions must run before SAM, or SAM reads the Fn::If in Auth as a literal.
     assert template["Transform"] == ["AWS::LanguageExtensions", "AWS::Serverless-2016-10-31"]
@@ -215,8 +227,10 @@ def test_training_role_cannot_write_models_and_serving_role_reads_only_models(
 
     assert s3_resources("SageMakerTrainingRole", "s3:PutObject") == {"/training-output/*", "/checkpoints/*"}
     assert "/models/*" not in s3_resources("SageMakerTrainingRole", "s3:GetObject")
-    assert s3_resources("SageMakerServingRole", "s3:GetObject") == {"/models/*"}
-    assert s3_resources("SageMakerServingRole", "s3:PutObject") == set()
+    # Endpoints read admitted models; Batch Transform jobs (same role) read batch input only and
+    # write batch output only.
+    assert s3_resources("SageMakerServingRole", "s3:GetObject") == {"/models/*", "/batch/input/*"}
+    assert s3_resources("SageMakerServingRole", "s3:PutObject") == {"/batch/output/*"}
     # ECR: the DLC registry account, never any account.
     for role in ("SageMakerTrainingRole", "SageMakerServingRole"):
         for st in statements(role):

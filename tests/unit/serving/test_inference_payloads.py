@@ -120,3 +120,51 @@ def test_model_fn_needs_the_meta_file(inference: ModuleType, tmp_path: Any) -> N
     (tmp_path / "config.json").write_text('{"id2label": {"0": "a"}}')
     with pytest.raises(FileNotFoundError, match=r"textclf_meta\.json is missing"):
         inference.model_fn(str(tmp_path))
+
+
+JSONL = "application/jsonlines"
+
+
+def test_json_lines_records_for_batch_transform(inference: ModuleType) -> None:
+    body = '"Fed raises rates"\n{"text": "Apple unveils iPhone"}\n\n'
+    body += '{"title": "Ebola spreads"}\n{"inputs": "x"}\n'
+    assert inference.input_fn(body, JSONL) == [
+        "Fed raises rates",
+        "Apple unveils iPhone",
+        "Ebola spreads",
+        "x",
+    ]
+    assert inference.input_fn(body.encode(), "application/jsonlines; charset=utf-8")[0] == "Fed raises rates"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ('"ok"\nnot json\n', "line 2: body is not valid JSON"),
+        ('"ok"\n{"text": 3}\n', "line 2: each line must be a JSON string or an object"),
+        ('{"text": "a", "title": "b"}', "line 1: each line must be"),
+        ('"ok"\n"   "\n', "line 2: inputs is blank"),
+        ('["a", "b"]', "line 1: each line must be"),
+        ('{"text": "a", "text": "b"}', "line 1: body repeats the key 'text'"),
+        ("\n\n", "no lines"),
+        (b"\xff\n", "not valid UTF-8"),
+    ],
+)
+def test_a_bad_json_line_is_named(inference: ModuleType, body: str | bytes, message: str) -> None:
+    with pytest.raises(inference.PayloadError) as err:
+        inference.input_fn(body, JSONL)
+    assert message in str(err.value)
+
+
+def test_json_lines_are_bounded(inference: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(inference, "MAX_LINES", 3)
+    assert len(inference.input_fn('"a"\n"b"\n"c"\n', JSONL)) == 3
+    with pytest.raises(inference.PayloadError, match="more than 3 lines"):
+        inference.input_fn('"a"\n"b"\n"c"\n"d"\n', JSONL)
+
+
+def test_json_lines_answers_one_line_per_record_in_order(inference: ModuleType) -> None:
+    rows = [{"label": name, "score": 0.9, "scores": {name: 0.9}} for name in ("health", "business")]
+    rendered = inference.output_fn({"predictions": rows, "model_version": "7"}, JSONL)
+    assert rendered.endswith("\n")
+    assert [json.loads(line) for line in rendered.splitlines()] == [{**r, "model_version": "7"} for r in rows]

@@ -1,0 +1,91 @@
+"""POST /batch (score a JSON Lines file with SageMaker Batch Transform) and GET /batch/{job_name}.
+
+Both routes require IAM (SigV4) auth at API Gateway: a transform job runs paid instances.
+"""
+
+# No `from __future__ import annotations`: powertools reads the route signatures at runtime.
+from http import HTTPStatus
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+from aws_lambda_powertools.event_handler.router import APIGatewayRouter
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from textclf_api.handlers.common import create_app, error_responses, handle, logger, metrics, tracer
+from textclf_api.handlers.training import IAM_AUTH
+from textclf_api.logic.batch import get_batch_status, start_batch
+from textclf_api.schemas import (
+    TRAINING_JOB_NAME_PATTERN,
+    BatchRequest,
+    BatchStartedResponse,
+    BatchStatusResponse,
+)
+
+router = APIGatewayRouter()
+
+
+@router.post(
+    "/batch",
+    summary="Score a file with Batch Transform",
+    description="Starts a SageMaker Batch Transform job over JSON Lines in the stack's bucket with the "
+    "model the endpoint serves. Requires IAM (SigV4) auth.",
+    tags=["batch"],
+    operation_id="startBatch",
+    status_code=HTTPStatus.ACCEPTED,
+    security=IAM_AUTH,
+    responses={
+        202: {
+            "description": "The job was created; poll `Location` for its status.",
+            "content": {"application/json": {"model": BatchStartedResponse}},
+            "headers": {
+                "Location": {"description": "GET this for the job's status.", "schema": {"type": "string"}}
+            },
+        }
+    }
+    | error_responses(400, 409, 413, 415, 422, 429, 502, 503, 504),
+)
+@tracer.capture_method
+def start_batch_route(request: Annotated[BatchRequest, Body()]) -> Response[BatchStartedResponse]:
+    started = start_batch(request)
+    metrics.add_metric(name="BatchJobsStarted", unit=MetricUnit.Count, value=1)
+    tracer.put_annotation(key="transform_job_name", value=started.transform_job_name)
+    return Response(
+        status_code=HTTPStatus.ACCEPTED,
+        content_type=content_types.APPLICATION_JSON,
+        body=started,
+        headers={"Location": f"/batch/{started.transform_job_name}"},
+    )
+
+
+@router.get(
+    "/batch/<job_name>",
+    summary="Status of a batch job",
+    tags=["batch"],
+    operation_id="getBatchJob",
+    security=IAM_AUTH,
+    responses={
+        200: {
+            "description": "Status, instances and output prefix of the job.",
+            "content": {"application/json": {"model": BatchStatusResponse}},
+        }
+    }
+    | error_responses(404, 422, 502, 503, 504),
+)
+@tracer.capture_method
+def batch_status_route(
+    job_name: Annotated[str, Path(pattern=TRAINING_JOB_NAME_PATTERN, max_length=63)],
+) -> BatchStatusResponse:
+    return get_batch_status(job_name)
+
+
+app = create_app(router)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@tracer.capture_lambda_handler
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return handle(app, event, context)
