@@ -174,6 +174,60 @@ def test_a_trained_model_that_passes_the_gate_reaches_predict_by_itself(
         assert listed.returncode == 0, listed.stderr
         assert "*       1  Approved" in listed.stdout
         assert len(stack.client.get("/train/" + job).json()["metrics"]) >= 10
+        batch_scoring_with_the_deployed_model(stack, tmp_path)
+
+
+HEADLINES = ["ebola outbreak spreads", "new movie tops box office", "fed raises rates", "apple unveils phone"]
+
+
+def batch_scoring_with_the_deployed_model(stack: Stack, root: Path) -> None:
+    """POST /batch and `textclf predict s3:// s3://` run Batch Transform with version 1, for real."""
+    import json
+
+    import boto3
+
+    from textclf.local.control_plane import FAKE_CREDENTIALS
+
+    state = json.loads((root / "artifacts" / "local-stack" / "stack.json").read_text())
+    creds = {k.lower(): v for k, v in FAKE_CREDENTIALS.items()}
+    s3 = boto3.client("s3", endpoint_url=state["control_plane_url"], region_name=state["region"], **creds)
+    bucket = state["bucket"]
+    for name, part in (("part-1.jsonl", HEADLINES[:2]), ("part-2.jsonl", HEADLINES[2:])):
+        body = "".join(json.dumps({"text": h}) + "\n" for h in part)
+        s3.put_object(Bucket=bucket, Key=f"batch/input/{name}", Body=body.encode())
+
+    started = stack.client.post(
+        "/batch", json={"input_uri": f"s3://{bucket}/batch/input/", "instance_count": 2}
+    )
+    assert started.status_code == 202, started.text
+    assert started.json()["model_version"] == "1"
+    job = started.json()["transform_job_name"]
+    deadline = time.monotonic() + 120
+    while (status := stack.client.get(f"/batch/{job}").json())["status"] == "InProgress":
+        assert time.monotonic() < deadline, stack.server.tail(40)
+        time.sleep(0.5)
+    assert status["status"] == "Completed", status
+    answers = []
+    for name in ("part-1.jsonl", "part-2.jsonl"):
+        out = s3.get_object(Bucket=bucket, Key=f"batch/output/{job}/{name}.out")["Body"].read().decode()
+        answers += [json.loads(line) for line in out.splitlines()]
+    # The same answers /predict gives, in input order, from the deployed version.
+    online = stack.client.post("/predict", json={"texts": HEADLINES}).json()["predictions"]
+    assert [a["label"] for a in answers] == [p["label"] for p in online]
+    assert {a["model_version"] for a in answers} == {"1"}
+
+    # The CLI sends the same request and waits for it.
+    output = f"s3://{bucket}/batch/output/cli/"
+    done = stack.cli(
+        "predict", "--input", f"s3://{bucket}/batch/input/part-1.jsonl", "--output", output, "--local"
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Completed" in done.stderr
+    out = s3.get_object(Bucket=bucket, Key="batch/output/cli/part-1.jsonl.out")["Body"].read().decode()
+    assert len(out.splitlines()) == 2
+    # A bad request is a clear 4xx.
+    refused = stack.client.post("/batch", json={"input_uri": "s3://elsewhere/batch/input/x.jsonl"})
+    assert refused.status_code == 422 and "input_uri must be under" in refused.json()["message"]
 
 
 def test_a_gated_out_model_leaves_the_old_one_serving_until_promoted(

@@ -37,6 +37,18 @@ def register(subparsers: Any) -> None:
         help="count and skip malformed rows instead of stopping at the first one",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    cloud = parser.add_argument_group(
+        "s3:// input and output: a SageMaker Batch Transform job with the endpoint's model "
+        "(JSON Lines in, one <file>.out per input file)"
+    )
+    cloud.add_argument("--endpoint-name", default=None, help="endpoint whose model runs (default textclf)")
+    cloud.add_argument("--instance-type", default=None, help="CPU instance type (default ml.m5.xlarge)")
+    cloud.add_argument(
+        "--instance-count", type=int, default=1, help="instances; input files are spread over them"
+    )
+    cloud.add_argument("--no-wait", action="store_true", help="print the job name and return")
+    cloud.add_argument("--region", default=None, help="default: the AWS SDK's")
+    cloud.add_argument("--local", action="store_true", help="the running `textclf serve` instead of AWS")
     parser.set_defaults(func=run)
 
 
@@ -45,9 +57,7 @@ def run(args: argparse.Namespace) -> int:
     from textclf.local.endpoint import ServingModel, default_model_path
 
     if args.input.startswith("s3://") or args.output.startswith("s3://"):
-        raise UserError(
-            "s3:// input or output needs SageMaker Batch Transform, which textclf does not run yet"
-        )
+        return run_transform(args)
     source, output = Path(args.input), Path(args.output)
     if not source.is_file():
         raise UserError(f"--input {source} does not exist")
@@ -87,6 +97,40 @@ def run(args: argparse.Namespace) -> int:
         f"model {model.version}{skipped}",
         file=sys.stderr,
     )
+    return 0
+
+
+def run_transform(args: argparse.Namespace) -> int:
+    from textclf_api.schemas import BATCH_INSTANCE_TYPES, DEFAULT_BATCH_INSTANCE_TYPE
+
+    from textclf import batch_transform as bt
+    from textclf.aws_clients import target
+
+    bt.check_uris(args.input, args.output)
+    instance_type = args.instance_type or DEFAULT_BATCH_INSTANCE_TYPE
+    if instance_type not in BATCH_INSTANCE_TYPES:
+        raise UserError(f"--instance-type must be one of {', '.join(BATCH_INSTANCE_TYPES)}")
+    if not 1 <= args.instance_count <= 100:
+        raise UserError("--instance-count must be between 1 and 100")
+    where = target(local=args.local, region=args.region)
+    sagemaker = where.client("sagemaker")
+    spec = bt.TransformSpec(
+        input_uri=args.input,
+        output_uri=args.output,
+        endpoint_name=args.endpoint_name or where.state.get("endpoint_name") or "textclf",
+        instance_type=instance_type,
+        instance_count=args.instance_count,
+    )
+    name = bt.start(sagemaker, spec)
+    print(name)
+    if args.no_wait:
+        print(
+            f"started; follow it with `aws sagemaker describe-transform-job --transform-job-name {name}`",
+            file=sys.stderr,
+        )
+        return 0
+    job = bt.wait(sagemaker, name, lambda line: print(line, file=sys.stderr))
+    print(f"results: {job['TransformOutput']['S3OutputPath']}<input file>.out", file=sys.stderr)
     return 0
 
 

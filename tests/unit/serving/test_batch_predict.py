@@ -138,5 +138,8 @@ def test_unknown_names_and_s3_are_refused_clearly(
         == 2
     )
     assert "cannot tell the format of input.dat; pass --format" in capsys.readouterr().err
-    assert main(["predict", "--input", "s3://bucket/in.jsonl", "--output", "s3://bucket/out/"]) == 2
-    assert "Batch Transform" in capsys.readouterr().err
+    # s3:// means a Batch Transform job: both ends must be in S3 (the job reads and writes there).
+    assert main(["predict", "--input", str(source), "--output", "s3://bucket/out/"]) == 2
+    assert "--input must be an s3://bucket/key URI for a Batch Transform job" in capsys.readouterr().err
+    assert main(["predict", "--input", "s3://bucket/in.jsonl", "--output", "s3://"]) == 2
+    assert "--output must be an s3://bucket/key URI" in capsys.readouterr().err
