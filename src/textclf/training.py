@@ -68,14 +68,19 @@ class TrainSettings:
     # A SageMaker job (train.py's default, auto) writes the finished serving archive instead.
     serving_runtime: str = "none"
     num_threads: int = 0
+    #: Data-parallel processes (torchrun + gloo): ``batch_size`` rows each per step.
+    processes: int = 1
 
     def hyperparameters(self) -> dict[str, str]:
         """SageMaker-style hyperparameters: every value a string, names as ``train.py`` flags."""
-        return {k: str(v) for k, v in asdict(self).items()}
+        # The process count is the launcher's business (torchrun), not a flag of train.py.
+        return {k: str(v) for k, v in asdict(self).items() if k != "processes"}
 
     def identity(self) -> dict[str, str]:
-        # Thread count changes speed, not the model: a re-run on another machine reuses it.
-        return {k: v for k, v in self.hyperparameters().items() if k != "num_threads"}
+        # Thread count changes speed, not the model: a re-run on another machine reuses it. The
+        # process count changes the effective batch, so the model.
+        kept = {k: v for k, v in self.hyperparameters().items() if k != "num_threads"}
+        return kept | ({"processes": str(self.processes)} if self.processes > 1 else {})
 
 
 @dataclass(frozen=True)
@@ -144,8 +149,16 @@ def reusable(out: Path, record: dict[str, Any]) -> bool:
     return complete and same
 
 
+def launcher(processes: int) -> list[str]:
+    """What starts ``train.py``: python, or torchrun with ``processes`` on this one host -- what
+    the SageMaker training toolkit runs when a job has ``sagemaker_torch_distributed_enabled``."""
+    if processes <= 1:
+        return [sys.executable]
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"]
+
+
 def command(settings: TrainSettings, script: Path) -> list[str]:
-    cmd = [sys.executable, str(script)]
+    cmd = [*launcher(settings.processes), str(script)]
     for name, value in settings.hyperparameters().items():
         cmd += [f"--{name}", value]
     return cmd

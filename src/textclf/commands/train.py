@@ -69,7 +69,13 @@ def register(subparsers: Any) -> None:
         help="transformer only: skip the TF-IDF head fitted on every training row (model/lexical.py)",
     )
     parser.add_argument(
-        "--threads", type=int, default=None, help="CPU threads (default: all available cores)"
+        "--threads", type=int, default=None, help="CPU threads per process (default: cores / processes)"
+    )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="data-parallel processes under torchrun (gloo on CPU); --batch-size rows each per step",
     )
     parser.add_argument("--force", action="store_true", help="retrain even if an identical model exists")
     parser.set_defaults(func=run)
@@ -81,6 +87,8 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"--{name.replace('_', '-')} must be > 0")
     if args.max_train_samples < 0 or args.max_eval_samples < 0 or args.freeze_layers < 0:
         raise UserError("--max-train-samples, --max-eval-samples and --freeze-layers must be >= 0")
+    if not 1 <= args.processes <= 64:
+        raise UserError("--processes must be between 1 and 64")
     if args.max_length is not None and args.max_length < 8:
         raise UserError("--max-length must be >= 8")
     data = (args.data or artifacts_dir() / "data").resolve()
@@ -100,7 +108,8 @@ def run(args: argparse.Namespace) -> int:
         freeze_layers=args.freeze_layers,
         evals_per_epoch=args.evals_per_epoch,
         lexical_head=int(args.lexical_head),
-        num_threads=args.threads or training.default_num_threads(),
+        num_threads=args.threads or max(1, training.default_num_threads() // args.processes),
+        processes=args.processes,
     )
     result = training.run_training(data, out, settings, force=args.force)
     print(training.summary(result))

@@ -29,7 +29,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tarfile
 import threading
 import time
@@ -55,6 +54,7 @@ from textclf.local.transform import (
     load_model,
     transform_objects,
 )
+from textclf.training import launcher
 
 log = logging.getLogger(__name__)
 
@@ -386,7 +386,7 @@ class LocalSageMaker:
         hyperparameters = {k: json.loads(v) for k, v in job.request.get("HyperParameters", {}).items()}
         program = str(hyperparameters.get("sagemaker_program", "train.py"))
         processes = self._processes(job, hyperparameters)
-        argv = [*_launcher(processes), str(root / "code" / program)]
+        argv = [*launcher(processes), str(root / "code" / program)]
         for name, value in hyperparameters.items():
             if name.startswith("sagemaker_"):
                 continue
@@ -675,13 +675,6 @@ class LocalSageMaker:
             "ModelPackageStatus": desc.get("ModelPackageStatus", "Completed"),
         }
         self._publish(PACKAGE_EVENT, detail, arn)
-
-
-def _launcher(processes: int) -> list[str]:
-    """How the toolkit starts the program: plain python, or torchrun on this one host (gloo)."""
-    if processes == 1:
-        return [sys.executable]
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"]
 
 
 def _split_s3(uri: str) -> tuple[str, str]:

@@ -114,3 +114,39 @@ def test_command_and_environment_follow_the_sagemaker_contract(tmp_path: Path) -
     # Thread count is not part of the model's identity; everything else is.
     assert "num_threads" not in settings.identity()
     assert settings.identity() != training.TrainSettings(base_model="m", epochs=3.0, max_length=40).identity()
+
+
+def test_processes_run_train_py_under_torchrun(
+    tiny_model: Path, tiny_data: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    settings = training.TrainSettings(base_model="m", processes=2)
+    cmd = training.command(settings, Path("/code/train.py"))
+    assert cmd[1:5] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    assert "--processes" not in cmd  # the launcher's setting, not a train.py flag
+    # The effective batch changes, so the model does: not reused from a one-process run.
+    assert settings.identity() != training.TrainSettings(base_model="m").identity()
+
+    out = tmp_path / "model"
+    argv = ["train", "--data", str(tiny_data), "--out", str(out), "--base-model", str(tiny_model)]
+    assert main([*argv, *FAST, "--epochs", "1", "--processes", "2"]) == 0
+    assert "processes=2 backend=gloo" in capfd.readouterr().out
+    report = json.loads((out / "metrics.json").read_text())
+    assert report["distributed"]["world_size"] == 2 and report["distributed"]["effective_batch_size"] == 32
+    assert main([*argv, "--processes", "0"]) == 2
+    assert "--processes must be between 1 and 64" in capfd.readouterr().err
+
+
+def test_bench_train_runs_both_and_prints_them_side_by_side(
+    tiny_model: Path, tiny_data: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["bench-train", "--data", str(tiny_data), "--base-model", str(tiny_model), "--out", str(tmp_path)]
+    assert main([*argv, "--rows", "160", "--eval-rows", "100", "--batch-size", "16"]) == 0
+    out = capfd.readouterr().out
+    assert "int8 instructions:" in out  # the machine the figures hold for
+    rows = [line for line in out.splitlines() if line.startswith("| 1 |") or line.startswith("| 2 |")]
+    assert len(rows) == 2 and "| 16 |" in rows[0] and "| 8 |" in rows[1]  # per-process batch
+    report = json.loads((tmp_path / "bench_train.json").read_text())
+    assert [r["processes"] for r in report["runs"]] == [1, 2]
+    assert report["runs"][0]["steps"] == report["runs"][1]["steps"]  # the same optimiser steps
+    assert main([*argv, "--processes", "1"]) == 2
+    assert "--processes" in capfd.readouterr().err
