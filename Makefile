@@ -15,13 +15,14 @@ DATA ?=
 PY312_BIN := $(shell d=$$(ls -d $$(pyenv root 2>/dev/null)/versions/3.12.*/bin 2>/dev/null | tail -n 1); echo $$d)
 SAM_PATH := $(if $(PY312_BIN),$(PY312_BIN):,)$(CURDIR)/$(TOOLS)/bin:$(PATH)
 
-.PHONY: help venv tools lint typecheck template-check openapi pytest test unit integration demo serve bench mutation clean
+.PHONY: help venv tools browser lint typecheck template-check openapi pytest test unit integration demo serve bench screenshot mutation clean
 
 help:
 	@echo "make demo   - prepare data, EDA, train, evaluate, package, run the local stack and query it"
 	@echo "make test   - lint, type-check, template checks and the whole test suite"
 	@echo "make serve  - start the local stack (API on :3000, endpoint on :8080) and keep it up"
 	@echo "make bench  - serving benchmark (model, endpoint and API level) against the baseline"
+	@echo "make screenshot - docs/img/playground.png: the playground page with the packaged model"
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,6 +48,15 @@ $(CHECKOV)/bin/.installed:
 venv: $(BIN)/.installed
 tools: $(TOOLS)/bin/.installed $(CHECKOV)/bin/.installed
 
+# Debian's chromium and chromedriver for the playground's browser tests (root; apt-get update
+# first). Never a downloaded browser build. Without root it says what to run and moves on: the
+# tests then skip locally and fail under CI.
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium chromium-driver; \
+	else echo "browser tests need Debian's chromium: sudo apt-get update && sudo apt-get install chromium chromium-driver"; fi
+
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -66,7 +76,7 @@ openapi: venv
 
 # The suite runs the template checks itself (tests/unit/api/test_template.py), so it needs the tools.
 # Random order every run (pytest-randomly; the seed is printed to replay it), the 25 slowest listed.
-pytest: venv tools
+pytest: venv tools browser
 	$(BIN)/pytest --durations=25
 
 # The fast inner loop: no servers, no real training or export.
@@ -82,6 +92,11 @@ test: lint typecheck pytest
 # $(ART)/data/test. BENCH_ARGS adds flags, e.g. BENCH_ARGS="--soak 300" or "--quick".
 bench: venv
 	TEXTCLF_ARTIFACTS=$(ART) $(BIN)/textclf bench --docs-img docs/img $(BENCH_ARGS)
+
+# The README's picture of the playground page: the packaged model (make demo) in the local stack,
+# driven in Debian's headless chromium.
+screenshot: venv browser
+	TEXTCLF_ARTIFACTS=$(ART) $(BIN)/python -m textclf.screenshot --out docs/img/playground.png
 
 # End to end on this machine (docs/local-stack.md): data, EDA, train, evaluate, package, local
 # stack, HTTP requests. Finished steps are reused. Offline: make demo DATA=<zip or newsCorpora.csv>.

@@ -133,6 +133,19 @@ class LexicalHead:
             out[:, k] = self.bias[k] + np.bincount(row_of, weights=contrib[:, k], minlength=feats.rows)
         return out
 
+    def contributions(self, text: str, label: int) -> list[tuple[str, float]]:
+        """Each n-gram of ``text`` the head knows, with how far it moves the logit of ``label``
+        past the mean logit of the other labels (feature value x weight difference), largest
+        first: positive pushes toward ``label``, negative toward another."""
+        feats = self.vectorizer.transform([text])
+        rows = self.weight[feats.indices].astype(np.float64)
+        others = np.delete(rows, label, axis=1).mean(axis=1) if rows.shape[1] > 1 else 0.0
+        effect = feats.values.astype(np.float64) * (rows[:, label] - others)
+        pairs = [
+            (self.vectorizer.vocab[int(i)], float(e)) for i, e in zip(feats.indices, effect, strict=True)
+        ]
+        return sorted(pairs, key=lambda pair: -pair[1])
+
     def probabilities(self, texts: Sequence[str]) -> np.ndarray:
         """The head alone: a TF-IDF + logistic-regression classifier (the evaluation baseline)."""
         return np.exp(_log_softmax(self.logits(texts)))

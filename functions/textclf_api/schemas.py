@@ -238,6 +238,66 @@ EndpointState = Annotated[
 ]
 
 
+class ExplainRequest(_Strict):
+    """One headline to classify and explain."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"text": "Ebola outbreak spreads in West Africa"}]}
+    )
+
+    text: Headline
+
+
+class ExplainedToken(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(
+        description="A WordPiece (or BPE) piece as the tokenizer produced it; `##` continues a word."
+    )
+    special: bool = Field(description="A special token such as [CLS] or [SEP].")
+    truncated: bool = Field(description="Past max_length: shown, never seen by the model.")
+
+
+class LexicalEvidence(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ngram: str
+    weight: float = Field(description="Feature value x (weight for the label - mean weight for the others).")
+
+
+class LexicalExplanation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    toward: list[LexicalEvidence] = Field(
+        description="N-grams of the headline pushing toward the label, strongest first."
+    )
+    against: list[LexicalEvidence] = Field(
+        description="N-grams pushing toward other labels, strongest first."
+    )
+
+
+class ExplainResponse(Prediction):
+    """The prediction `/predict` would give, and what it rests on. Also the endpoint's reply."""
+
+    model_version: str
+    answered_by: str = Field(
+        description="Which part of the served model answered (the cascade may skip the transformer)."
+    )
+    tokens: list[ExplainedToken] = Field(max_length=4096)
+    attributions: list[float] = Field(
+        description="Per token, aligned with `tokens`: the drop in the transformer's log-odds of `label` "
+        "when the token is left out (occlusion); 0 for special and truncated tokens."
+    )
+    attribution_method: str
+    lexical: LexicalExplanation | None = Field(description="Null for a model without a lexical head.")
+
+    @model_validator(mode="after")
+    def _aligned(self) -> ExplainResponse:
+        if len(self.attributions) != len(self.tokens):
+            raise ValueError(f"{len(self.attributions)} attributions for {len(self.tokens)} tokens")
+        return self
+
+
 class EndpointHealth(BaseModel):
     name: str
     status: EndpointState

@@ -1,4 +1,5 @@
-"""GET /health: 200 when the SageMaker endpoint is InService, 503 otherwise."""
+"""GET /health (200 when the SageMaker endpoint is InService, 503 otherwise) and GET / (the
+playground page: public like /health, it holds no data; its calls carry the user's key)."""
 
 # No `from __future__ import annotations`: powertools reads the route signatures at runtime.
 from http import HTTPStatus
@@ -19,6 +20,7 @@ from textclf_api.handlers.common import (
     tracer,
 )
 from textclf_api.logic.health import check_health
+from textclf_api.logic.page import playground
 from textclf_api.schemas import HealthResponse
 from textclf_api.settings import get_settings
 
@@ -55,6 +57,14 @@ def health_route() -> Response[HealthResponse]:
         content_type=content_types.APPLICATION_JSON,
         body=health,
         headers={} if healthy else {"Retry-After": str(get_settings().retry_after_seconds)},
+    )
+
+
+@router.get("/", include_in_schema=False)
+def playground_route() -> Response[str]:
+    html, headers = playground()
+    return Response(
+        status_code=HTTPStatus.OK, content_type="text/html; charset=utf-8", body=html, headers=headers
     )
 
 

@@ -1,4 +1,5 @@
-"""POST /predict: classify one headline or a batch of up to 64."""
+"""POST /predict (classify one headline or a batch of up to 64) and POST /explain (one headline,
+with the tokens, attributions and n-grams behind the answer)."""
 
 # No `from __future__ import annotations`: powertools reads the route signatures at runtime.
 from collections import Counter
@@ -21,8 +22,8 @@ from textclf_api.handlers.common import (
     tracer,
 )
 from textclf_api.labels import LABELS
-from textclf_api.logic.predict import predict
-from textclf_api.schemas import PredictRequest, PredictResponse
+from textclf_api.logic.predict import explain, predict
+from textclf_api.schemas import ExplainRequest, ExplainResponse, PredictRequest, PredictResponse
 
 router = APIGatewayRouter()
 
@@ -56,6 +57,30 @@ def predict_route(request: Annotated[PredictRequest, Body()]) -> PredictResponse
                 metric.add_dimension(name="service", value=SERVICE)
                 metric.add_dimension(name="Label", value=label)
     logger.info("predicted", texts=request.count(), endpoint_ms=round(result.endpoint_ms, 1))
+    return result.response
+
+
+@router.post(
+    "/explain",
+    summary="Classify one headline and explain the answer",
+    description="The prediction `/predict` gives for `text`, with the tokens the transformer saw, each "
+    "token's occlusion attribution toward the label, and the lexical head's n-grams for and against it.",
+    tags=["predict"],
+    operation_id="explain",
+    security=[{"api_key": []}],
+    responses={
+        200: {
+            "description": "The prediction and what it rests on.",
+            "content": {"application/json": {"model": ExplainResponse}},
+        }
+    }
+    | error_responses(400, 403, 413, 415, 422, 502, 503, 504),
+)
+@tracer.capture_method
+def explain_route(request: Annotated[ExplainRequest, Body()]) -> ExplainResponse:
+    result = explain(request)
+    metrics.add_metric(name="ExplainLatency", unit=MetricUnit.Milliseconds, value=result.endpoint_ms)
+    logger.info("explained", tokens=len(result.response.tokens), endpoint_ms=round(result.endpoint_ms, 1))
     return result.response
 
 

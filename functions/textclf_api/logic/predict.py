@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from textclf_api import aws
 from textclf_api.errors import ApiError, ModelFailedError, ServiceUnavailableError
-from textclf_api.schemas import PredictRequest, PredictResponse
+from textclf_api.schemas import ExplainRequest, ExplainResponse, PredictRequest, PredictResponse
 from textclf_api.settings import Settings, get_settings
 
 # What clients call the endpoint: its name and account are internals.
@@ -30,23 +30,42 @@ class PredictResult:
     endpoint_ms: float
 
 
-def predict(request: PredictRequest, settings: Settings | None = None) -> PredictResult:
-    settings = settings or get_settings()
+@dataclass(frozen=True)
+class ExplainResult:
+    response: ExplainResponse
+    endpoint_ms: float
+
+
+def invoke(payload: dict[str, object], settings: Settings) -> tuple[bytes, float]:
+    """The endpoint's reply to ``payload`` and how long it took (ms); failures mapped to 4xx/5xx."""
     endpoint = settings.require("endpoint_name")
-    payload = json.dumps({"inputs": request.inputs()}, ensure_ascii=False).encode("utf-8")
     started = time.perf_counter()
     try:
         reply = aws.sagemaker_runtime().invoke_endpoint(
             EndpointName=endpoint,
             ContentType="application/json",
             Accept="application/json",
-            Body=payload,
+            Body=json.dumps(payload, ensure_ascii=False).encode("utf-8"),
         )
         body = aws.response_body(reply)
     except Exception as exc:  # boto3 raises ClientError / BotoCoreError subclasses; all are mapped
         raise _endpoint_failure(exc, endpoint, settings.retry_after_seconds) from exc
-    endpoint_ms = (time.perf_counter() - started) * 1000.0
+    return body, (time.perf_counter() - started) * 1000.0
 
+
+def explain(request: ExplainRequest, settings: Settings | None = None) -> ExplainResult:
+    """The endpoint's explanation of one headline (``inference.py``'s explain request), checked
+    against the schema the API documents: a reply that does not fit is the model's fault (502)."""
+    body, endpoint_ms = invoke({"inputs": request.text, "explain": True}, settings or get_settings())
+    try:
+        response = ExplainResponse.model_validate_json(body)
+    except ValidationError as exc:
+        raise ModelFailedError("the model answered with an invalid explanation") from exc
+    return ExplainResult(response=response, endpoint_ms=endpoint_ms)
+
+
+def predict(request: PredictRequest, settings: Settings | None = None) -> PredictResult:
+    body, endpoint_ms = invoke({"inputs": request.inputs()}, settings or get_settings())
     try:
         response = PredictResponse.model_validate_json(body)
     except ValidationError as exc:

@@ -121,6 +121,17 @@ class ServingModel:
     def predict(self, texts: list[str]) -> list[Any]:
         return list(self.module.predict_texts(self.model, texts))
 
+    def explain(self, texts: list[str], accept: str) -> bytes:
+        """The rendered answer to an explain request (``input_fn`` marked it): ``predict_fn`` then
+        ``output_fn``, as the toolkit runs them, with the version the host says it serves."""
+        explanation = dict(self.module.predict_fn(texts, self.model))
+        explanation["model_version"] = self.version
+        try:
+            rendered = self.module.output_fn(explanation, accept)
+        except ValueError as exc:
+            raise BadPayloadError(str(exc)) from exc
+        return rendered.encode("utf-8") if isinstance(rendered, str) else bytes(rendered)
+
     def render(self, predictions: Sequence[Any], accept: str) -> bytes:
         """The reply body: ``output_fn`` of what ``predict_fn`` returns for these predictions."""
         try:
@@ -163,6 +174,7 @@ class LocalEndpoint:
         self.endpoint_name = endpoint_name
         self.batching = batching or BatchingOptions()
         self._swap_lock = threading.Lock()
+        self._explain_slot = threading.Lock()
 
     @property
     def app(self) -> ASGIApp:
@@ -306,6 +318,8 @@ class LocalEndpoint:
                 texts = await anyio.to_thread.run_sync(model.texts, body, content_type)
             else:
                 texts = model.texts(body, content_type)
+            if getattr(texts, "explain", False):
+                return 200, await self._explain(model, texts, accept), ""
             try:
                 predictions = await batcher.predict(texts)
             except BatcherClosedError:
@@ -324,6 +338,17 @@ class LocalEndpoint:
             incident = uuid.uuid4().hex[:12]
             log.exception("inference failed (incident %s)", incident)
             return 500, b"", f"the model failed on this request (incident {incident} in the endpoint log)"
+
+    async def _explain(self, model: ServingModel, texts: list[str], accept: str) -> bytes:
+        """One explanation at a time, beside the batcher: its work is bounded (max_length + 1 rows
+        in one forward pass), and a second request while one runs is told to retry (503) instead
+        of queueing behind it."""
+        if not self._explain_slot.acquire(blocking=False):
+            raise QueueFullError("an explanation is being computed; retry in a moment")
+        try:
+            return await anyio.to_thread.run_sync(model.explain, texts, accept)
+        finally:
+            self._explain_slot.release()
 
 
 ADMIN_MODEL_PATH = "/admin/model"

@@ -20,7 +20,7 @@ def handler_for(event: dict[str, Any]) -> ModuleType:
     resource = event["resource"]
     if resource.startswith("/batch"):
         return batch
-    return training if resource.startswith("/train") else health if resource == "/health" else predict
+    return training if resource.startswith("/train") else health if resource in ("/health", "/") else predict
 
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in EVENTS.glob("*.json")))
@@ -28,6 +28,9 @@ def test_every_event_gets_a_json_answer_and_never_a_500(name: str, bucket: Any, 
     event = load_event(name)
     response = invoke(handler_for(event), event)
     assert response.status != 500
+    if name == "playground":  # the one HTML route (test_explain.py checks it)
+        assert response.status == 200 and response.headers["content-type"].startswith("text/html")
+        return
     assert response.headers["content-type"].startswith("application/json")
     assert isinstance(response.body, dict)
     text = json.dumps(response.body)

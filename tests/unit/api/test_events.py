@@ -31,6 +31,8 @@ ROUTES = {
     ("GET", "/train/{job_name}"),
     ("POST", "/batch"),
     ("GET", "/batch/{job_name}"),
+    ("POST", "/explain"),
+    ("GET", "/"),
 }
 FILES = sorted(EVENTS.glob("*.json"))
 

@@ -28,6 +28,7 @@ def test_routes_methods_and_auth() -> None:
     routes = {(path, method) for path, ops in document["paths"].items() for method in ops}
     assert routes == {
         ("/predict", "post"),
+        ("/explain", "post"),
         ("/health", "get"),
         ("/train", "post"),
         ("/train/{job_name}", "get"),
@@ -42,7 +43,7 @@ def test_routes_methods_and_auth() -> None:
         == paths["/batch/{job_name}"]["get"]["security"]
         == [{"sigv4": []}]
     )
-    assert paths["/predict"]["post"]["security"] == [{"api_key": []}]
+    assert paths["/predict"]["post"]["security"] == paths["/explain"]["post"]["security"] == [{"api_key": []}]
     assert document["components"]["securitySchemes"]["api_key"]["name"] == "x-api-key"
     assert "security" not in paths["/health"]["get"]  # public
     assert set(paths["/predict"]["post"]["responses"]) == {

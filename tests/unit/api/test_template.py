@@ -144,7 +144,9 @@ def test_routes_and_iam_auth(template: dict[str, Any]) -> None:
             routes[(props["Method"].upper(), props["Path"])] = name
     assert routes == {
         ("POST", "/predict"): "PredictFunction",
+        ("POST", "/explain"): "PredictFunction",
         ("GET", "/health"): "HealthFunction",
+        ("GET", "/"): "HealthFunction",
         ("POST", "/train"): "TrainingFunction",
         ("GET", "/train/{job_name}"): "TrainingFunction",
         ("POST", "/batch"): "BatchFunction",
@@ -171,7 +173,9 @@ def test_predict_auth_follows_the_parameter_and_the_rest_stays_fixed(
     routes = {(r.method, r.path): (r.auth, r.api_key_required) for r in tpl.routes(template, overrides)}
     assert routes == {
         ("POST", "/predict"): expected,
+        ("POST", "/explain"): expected,  # same auth as /predict
         ("GET", "/health"): (None, False),  # public: load balancers and monitors call it
+        ("GET", "/"): (None, False),  # the playground page: static; its calls carry the key
         ("POST", "/train"): ("AWS_IAM", False),
         ("GET", "/train/{job_name}"): ("AWS_IAM", False),
         ("POST", "/batch"): ("AWS_IAM", False),

@@ -105,11 +105,17 @@ def test_routes_are_the_templates_api_events(template: dict[str, Any]) -> None:
     routes = {(r.method, r.path): r for r in tpl.routes(template)}
     assert set(routes) == {
         ("POST", "/predict"),
+        ("POST", "/explain"),
         ("GET", "/health"),
+        ("GET", "/"),
         ("POST", "/train"),
         ("GET", "/train/{job_name}"),
+        ("POST", "/batch"),
+        ("GET", "/batch/{job_name}"),
     }
     assert routes[("POST", "/predict")].handler == "textclf_api.handlers.predict.lambda_handler"
+    assert routes[("POST", "/explain")].function == routes[("POST", "/predict")].function
+    assert routes[("GET", "/")].function == routes[("GET", "/health")].function
     assert routes[("GET", "/train/{job_name}")].function == routes[("POST", "/train")].function
     # Timeouts come from the functions (Globals otherwise) and stay under API Gateway's 29 s.
     assert all(0 < r.timeout_s < 29 for r in routes.values())

@@ -104,9 +104,10 @@ def test_every_file_under_the_prefix_is_scored_line_by_line_in_order(local: Any,
     s3 = plane.client("s3")
     first = "".join(json.dumps({"text": h}) + "\n" for h in HEADLINES[:3])
     second = "\n".join(json.dumps(h) for h in HEADLINES[3:])  # bare strings, no final newline
-    s3.put_object(Bucket=BUCKET, Key="batch/input/a.jsonl", Body=first.encode())
-    s3.put_object(Bucket=BUCKET, Key="batch/input/more/b.jsonl", Body=second.encode())
-    desc = run(sagemaker, "job-ok", f"s3://{BUCKET}/batch/input/")
+    # Its own prefix: moto's state is shared by every server in this process.
+    s3.put_object(Bucket=BUCKET, Key="batch/input/ok/a.jsonl", Body=first.encode())
+    s3.put_object(Bucket=BUCKET, Key="batch/input/ok/more/b.jsonl", Body=second.encode())
+    desc = run(sagemaker, "job-ok", f"s3://{BUCKET}/batch/input/ok/")
     assert desc["TransformJobStatus"] == "Completed", desc.get("FailureReason")
 
     def output(name: str) -> list[dict[str, Any]]:

@@ -1,0 +1,88 @@
+"""``python -m textclf.screenshot``: the README's picture of the playground, made for real.
+
+Starts ``textclf serve`` with the packaged model (``make demo``'s), opens ``GET /`` in Debian's
+headless chromium, types a headline, waits for the explanation and saves a PNG.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from textclf import browser
+from textclf.errors import UserError
+
+HEADLINE = "Ebola outbreak spreads in West Africa, WHO says"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--out", type=Path, default=Path("docs/img/playground.png"))
+    parser.add_argument("--headline", default=HEADLINE)
+    args = parser.parse_args(argv)
+    reason = browser.missing()
+    if reason:
+        raise SystemExit(f"{reason}: run `make browser`")
+    key = secrets.token_urlsafe(16)
+    api, endpoint = free_port(), free_port()
+    env = {**os.environ, "TEXTCLF_API_KEY": key}
+    command = [sys.executable, "-m", "textclf", "serve", "--port", str(api), "--endpoint-port", str(endpoint)]
+    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{api}"
+        deadline = time.monotonic() + 300
+        while True:
+            if server.poll() is not None:
+                raise UserError(
+                    "`textclf serve` stopped; run `make demo` first (it needs the packaged model)"
+                )
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise UserError("the local stack did not become healthy in 300 s")
+            time.sleep(1)
+        shoot(url, key, args.headline, args.out)
+    finally:
+        server.terminate()
+        server.wait(60)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def shoot(url: str, key: str, headline: str, out: Path) -> None:
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver = browser.chromium(1000, 1200)
+    try:
+        driver.get(url + "/")
+        driver.find_element("id", "key").send_keys(key)
+        driver.find_element("id", "headline").send_keys(headline)
+        driver.find_element("id", "classify").click()
+        WebDriverWait(driver, 60).until(lambda d: d.find_element("id", "result").is_displayed())
+        height = driver.execute_script("return document.documentElement.scrollHeight")
+        driver.set_window_size(1000, int(height) + 40)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        driver.save_screenshot(str(out))
+    finally:
+        driver.quit()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
