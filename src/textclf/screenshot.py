@@ -7,6 +7,7 @@ headless chromium, types a headline, waits for the explanation and saves a PNG.
 from __future__ import annotations
 
 import argparse
+import base64
 import os
 import secrets
 import socket
@@ -76,10 +77,12 @@ def shoot(url: str, key: str, headline: str, out: Path) -> None:
         driver.find_element("id", "headline").send_keys(headline)
         driver.find_element("id", "classify").click()
         WebDriverWait(driver, 60).until(lambda d: d.find_element("id", "result").is_displayed())
-        height = driver.execute_script("return document.documentElement.scrollHeight")
-        driver.set_window_size(1000, int(height) + 40)
+        # The whole page, not the window: chromium's own full-page capture.
+        shot = driver.execute_cdp_cmd(
+            "Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True}
+        )
         out.parent.mkdir(parents=True, exist_ok=True)
-        driver.save_screenshot(str(out))
+        out.write_bytes(base64.b64decode(shot["data"]))
     finally:
         driver.quit()
 
