@@ -299,3 +299,23 @@ def test_swapping_the_model_drops_no_request(served: Served, archive: Path, tmp_
     assert httpx.post(url, json={"inputs": "x"}, timeout=30).json()["model_version"] == "7"
     bad = httpx.post(f"{served.url}/admin/model", content=b"{}", timeout=30)
     assert bad.status_code == 400 and "send" in bad.json()["message"]
+
+
+def test_explanations_run_one_at_a_time_and_a_second_is_told_to_retry(served: Served) -> None:
+    body = {"inputs": "a headline", "explain": True}
+    answer = httpx.post(f"{served.url}/invocations", json=body)
+    assert answer.status_code == 200
+    assert len(answer.json()["tokens"]) == len(answer.json()["attributions"])
+    # Even while the batcher's thread is held, an explanation does not wait behind predictions.
+    served.gate.open.clear()
+    assert httpx.post(f"{served.url}/invocations", json=body).status_code == 200
+    served.gate.open.set()
+    # One is being computed (its slot held): the next answers 503 at once instead of queueing.
+    assert served.endpoint._explain_slot.acquire(blocking=False)
+    try:
+        busy = httpx.post(f"{served.url}/invocations", json=body, timeout=5)
+        runtime = httpx.post(f"{served.url}/endpoints/{ENDPOINT}/invocations", json=body, timeout=5)
+    finally:
+        served.endpoint._explain_slot.release()
+    assert busy.status_code == 503 and "explanation is being computed" in busy.json()["message"]
+    assert runtime.status_code == 503

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tests.helpers.bus import RecordingBus
 from textclf.local.control_plane import ControlPlane
 from textclf.local.sagemaker import ENDPOINT_EVENT, TRAINING_EVENT, LocalSageMaker, SageMakerError
 
@@ -45,17 +46,8 @@ sys.exit(args.exit_code)
 """
 
 
-class Bus:
-    def __init__(self) -> None:
-        self.events: list[tuple[str, dict[str, Any]]] = []
-
-    def put(self, detail_type: str, detail: dict[str, Any], resources: Any = ()) -> dict[str, Any]:
-        self.events.append((detail_type, detail))
-        return {}
-
-
 @pytest.fixture
-def local(tmp_path: Path) -> Iterator[tuple[LocalSageMaker, Bus, Any]]:
+def local(tmp_path: Path) -> Iterator[tuple[LocalSageMaker, RecordingBus, Any]]:
     plane = ControlPlane("us-east-1")
     plane.start()
     s3 = plane.client("s3")
@@ -69,7 +61,7 @@ def local(tmp_path: Path) -> Iterator[tuple[LocalSageMaker, Bus, Any]]:
         info.size = len(data)
         tar.addfile(info, io.BytesIO(data))
     s3.put_object(Bucket=BUCKET, Key="code/sourcedir.tar.gz", Body=raw.getvalue())
-    bus = Bus()
+    bus = RecordingBus()
     sagemaker = LocalSageMaker(
         moto_url=plane.url,
         region="us-east-1",

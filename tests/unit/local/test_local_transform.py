@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from textclf_api.logic.batch import build_transform_request
 
+from tests.helpers.bus import RecordingBus
 from tests.helpers.tiny_model import make_tiny_model_dir
 from textclf.local.control_plane import ControlPlane
 from textclf.local.endpoint import ServingModel
@@ -30,15 +31,6 @@ HEADLINES = [
 ]
 
 
-class Bus:
-    def __init__(self) -> None:
-        self.events: list[tuple[str, dict[str, Any]]] = []
-
-    def put(self, detail_type: str, detail: dict[str, Any], resources: Any = ()) -> dict[str, Any]:
-        self.events.append((detail_type, detail))
-        return {}
-
-
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from textclf.packaging import build_package
@@ -49,7 +41,7 @@ def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def local(tmp_path: Path, archive: Path) -> Iterator[tuple[LocalSageMaker, Bus, Any]]:
+def local(tmp_path: Path, archive: Path) -> Iterator[tuple[LocalSageMaker, RecordingBus, Any]]:
     plane = ControlPlane("us-east-1")
     plane.start()
     s3 = plane.client("s3")
@@ -64,7 +56,7 @@ def local(tmp_path: Path, archive: Path) -> Iterator[tuple[LocalSageMaker, Bus, 
             "Environment": {"TEXTCLF_MODEL_VERSION": "3"},
         },
     )
-    bus = Bus()
+    bus = RecordingBus()
     sagemaker = LocalSageMaker(
         moto_url=plane.url,
         region="us-east-1",

@@ -21,6 +21,7 @@ import torch
 from safetensors.torch import load_file
 
 from tests.helpers.tiny_data import make_tiny_dataset, shared_zip
+from tests.unit.training.test_train_script import run_script
 from textclf import config
 
 METRIC_RE = re.compile(r"^METRIC (\w+)=([0-9.eE+-]+)$", re.MULTILINE)
@@ -31,17 +32,6 @@ def torchrun(processes: int, args: list[str], env: dict[str, str]) -> subprocess
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"]
     return subprocess.run(
         [*command, str(config.model_code_dir() / "train.py"), *args],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-
-
-def plain(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(config.model_code_dir() / "train.py"), *args],
         env={**os.environ, **env},
         capture_output=True,
         text=True,
@@ -139,7 +129,7 @@ def test_two_processes_reach_the_accuracy_of_one(tmp_path: Path) -> None:
         *("--learning_rate", "2e-4", "--freeze_layers", "3", "--lexical_head", "0"),
         *("--serving_runtime", "none", "--evals_per_epoch", "1"),
     ]
-    one = plain([*base, "--batch_size", "32"], job_env(data, tmp_path / "one"))
+    one = run_script([*base, "--batch_size", "32"], job_env(data, tmp_path / "one"))
     assert one.returncode == 0, one.stdout[-2000:] + one.stderr[-2000:]
     two = torchrun(2, [*base, "--batch_size", "16"], job_env(data, tmp_path / "two"))
     assert two.returncode == 0, two.stdout[-2000:] + two.stderr[-2000:]
