@@ -7,14 +7,23 @@ Both routes require IAM (SigV4) auth at API Gateway: a transform job runs paid i
 from http import HTTPStatus
 from typing import Annotated, Any
 
-from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from textclf_api.handlers.common import create_app, error_responses, handle, logger, metrics, tracer
+from textclf_api.handlers.common import (
+    accepted,
+    accepted_responses,
+    create_app,
+    error_responses,
+    handle,
+    logger,
+    metrics,
+    tracer,
+)
 from textclf_api.handlers.training import IAM_AUTH
 from textclf_api.logic.batch import get_batch_status, start_batch
 from textclf_api.schemas import (
@@ -36,28 +45,14 @@ router = APIGatewayRouter()
     operation_id="startBatch",
     status_code=HTTPStatus.ACCEPTED,
     security=IAM_AUTH,
-    responses={
-        202: {
-            "description": "The job was created; poll `Location` for its status.",
-            "content": {"application/json": {"model": BatchStartedResponse}},
-            "headers": {
-                "Location": {"description": "GET this for the job's status.", "schema": {"type": "string"}}
-            },
-        }
-    }
-    | error_responses(400, 409, 413, 415, 422, 429, 502, 503, 504),
+    responses=accepted_responses(BatchStartedResponse, 400, 409, 413, 415, 422, 429, 502, 503, 504),
 )
 @tracer.capture_method
 def start_batch_route(request: Annotated[BatchRequest, Body()]) -> Response[BatchStartedResponse]:
     started = start_batch(request)
     metrics.add_metric(name="BatchJobsStarted", unit=MetricUnit.Count, value=1)
     tracer.put_annotation(key="transform_job_name", value=started.transform_job_name)
-    return Response(
-        status_code=HTTPStatus.ACCEPTED,
-        content_type=content_types.APPLICATION_JSON,
-        body=started,
-        headers={"Location": f"/batch/{started.transform_job_name}"},
-    )
+    return accepted(started, f"/batch/{started.transform_job_name}")
 
 
 @router.get(

@@ -29,6 +29,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel
 
 from textclf_api import aws, jsonbody
 from textclf_api.errors import (
@@ -62,6 +63,30 @@ ERROR_CONTENT: dict[str, Any] = {"application/json": {"model": ErrorResponse}}
 RETRY_AFTER_HEADER: dict[str, Any] = {
     "Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "integer"}}
 }
+
+
+def accepted_responses(model: type[BaseModel], *errors: int) -> dict[int, Any]:
+    """OpenAPI of a route that starts a job: 202 with the job and ``Location`` to poll, and ``errors``."""
+    started = {
+        202: {
+            "description": "The job was created; poll `Location` for its status.",
+            "content": {"application/json": {"model": model}},
+            "headers": {
+                "Location": {"description": "GET this for the job's status.", "schema": {"type": "string"}}
+            },
+        }
+    }
+    return started | error_responses(*errors)
+
+
+def accepted(body: BaseModel, location: str) -> Response[Any]:
+    """202 with the started job and where to poll it."""
+    return Response(
+        status_code=HTTPStatus.ACCEPTED,
+        content_type=content_types.APPLICATION_JSON,
+        body=body,
+        headers={"Location": location},
+    )
 
 
 def error_responses(*statuses: int) -> dict[int, Any]:

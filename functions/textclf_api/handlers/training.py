@@ -7,14 +7,23 @@ Both routes require IAM (SigV4) auth at API Gateway: starting GPU jobs costs mon
 from http import HTTPStatus
 from typing import Annotated, Any
 
-from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from textclf_api.handlers.common import create_app, error_responses, handle, logger, metrics, tracer
+from textclf_api.handlers.common import (
+    accepted,
+    accepted_responses,
+    create_app,
+    error_responses,
+    handle,
+    logger,
+    metrics,
+    tracer,
+)
 from textclf_api.logic.training import get_training_status, start_training_once
 from textclf_api.schemas import (
     TRAINING_JOB_NAME_PATTERN,
@@ -36,16 +45,7 @@ IAM_AUTH: list[dict[str, list[str]]] = [{"sigv4": []}]
     operation_id="startTraining",
     status_code=HTTPStatus.ACCEPTED,
     security=IAM_AUTH,
-    responses={
-        202: {
-            "description": "The job was created; poll `Location` for its status.",
-            "content": {"application/json": {"model": TrainStartedResponse}},
-            "headers": {
-                "Location": {"description": "GET this for the job's status.", "schema": {"type": "string"}}
-            },
-        }
-    }
-    | error_responses(400, 409, 413, 415, 422, 429, 502, 503, 504),
+    responses=accepted_responses(TrainStartedResponse, 400, 409, 413, 415, 422, 429, 502, 503, 504),
 )
 @tracer.capture_method
 def start_training_route(
@@ -63,12 +63,7 @@ def start_training_route(
     )
     metrics.add_metric(name="TrainingJobsStarted", unit=MetricUnit.Count, value=1)
     tracer.put_annotation(key="training_job_name", value=started.training_job_name)
-    return Response(
-        status_code=HTTPStatus.ACCEPTED,
-        content_type=content_types.APPLICATION_JSON,
-        body=started,
-        headers={"Location": f"/train/{started.training_job_name}"},
-    )
+    return accepted(started, f"/train/{started.training_job_name}")
 
 
 @router.get(
