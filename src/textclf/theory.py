@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -264,6 +265,12 @@ def make_figures(model_dir: Path, data: Path, out: Path, rows: int, seed: int = 
     if head is not None:
         report["blend"] = blend_and_calibration_figures(
             probs, head.logits(texts), y, head=head, lexical=inference.lexical, out=out
+        )
+    curve = model_dir / "training_curve.png"  # train.py draws it from the run's own losses
+    if curve.is_file():
+        shutil.copyfile(curve, out / "theory_training_curve.png")
+        report["training"] = json.loads((model_dir / "metrics.json").read_text(encoding="utf-8")).get(
+            "evaluations"
         )
     (out / "theory.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     return report

@@ -34,7 +34,7 @@ def test_every_quoted_line_is_in_the_file_it_names() -> None:
 
 def test_every_figure_is_in_the_repository() -> None:
     figures = re.findall(r"\]\((img/[^)]+\.png)\)", DOC.read_text(encoding="utf-8"))
-    assert len(figures) >= 6
+    assert len(figures) >= 7
     for figure in figures:
         assert (DOC.parent / figure).is_file(), figure
 
