@@ -10,7 +10,6 @@ import argparse
 import base64
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -20,14 +19,9 @@ import httpx
 
 from textclf import browser
 from textclf.errors import UserError
+from textclf.local.net import bind_socket
 
 HEADLINE = "Ebola outbreak spreads in West Africa, WHO says"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,12 +33,23 @@ def main(argv: list[str] | None = None) -> int:
     if reason:
         raise SystemExit(f"{reason}: run `make browser`")
     key = secrets.token_urlsafe(16)
-    api, endpoint = free_port(), free_port()
     env = {**os.environ, "TEXTCLF_API_KEY": key}
-    command = [sys.executable, "-m", "textclf", "serve", "--port", str(api), "--endpoint-port", str(endpoint)]
-    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    # Listening sockets bound here on ports the OS picks and inherited by the stack (--fd, as the
+    # integration tests start it): no window in which another process could take a port.
+    api = bind_socket("127.0.0.1", 0, what="API", flag="--fd")
+    endpoint = bind_socket("127.0.0.1", 0, what="endpoint", flag="--endpoint-fd")
+    command = [sys.executable, "-m", "textclf", "serve", "--fd", str(api.fileno())]
+    command += ["--endpoint-fd", str(endpoint.fileno())]
+    with api, endpoint:
+        server = subprocess.Popen(
+            command,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+            pass_fds=[api.fileno(), endpoint.fileno()],
+        )
+        url = f"http://127.0.0.1:{api.getsockname()[1]}"
     try:
-        url = f"http://127.0.0.1:{api}"
         deadline = time.monotonic() + 300
         while True:
             if server.poll() is not None:
