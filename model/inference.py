@@ -524,6 +524,18 @@ def _not_json(name: str) -> Any:
     raise PayloadError(f"body contains {name}, which is not valid JSON")
 
 
+def _utf8_text(input_data: Any) -> str:
+    """The body as text: bytes must be valid UTF-8."""
+    if isinstance(input_data, bytes | bytearray):
+        try:
+            return bytes(input_data).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise PayloadError(f"body is not valid UTF-8 (byte {exc.start})") from exc
+    if not isinstance(input_data, str):
+        raise PayloadError(f"body must be text, got {type(input_data).__name__}")
+    return input_data
+
+
 def parse_json(input_data: Any) -> Any:
     """The body as strict UTF-8 JSON: bounded depth, no duplicate keys, no NaN/Infinity.
 
@@ -531,13 +543,7 @@ def parse_json(input_data: Any) -> Any:
     self-contained, ``tests/unit/api/test_hostile.py`` holds both to one table), so a body the API
     passes on is one this endpoint reads the same way.
     """
-    if isinstance(input_data, bytes | bytearray):
-        try:
-            input_data = bytes(input_data).decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise PayloadError(f"body is not valid UTF-8 (byte {exc.start})") from exc
-    if not isinstance(input_data, str):
-        raise PayloadError(f"body must be text, got {type(input_data).__name__}")
+    input_data = _utf8_text(input_data)
     if input_data.startswith("\ufeff"):
         raise PayloadError("body starts with a byte-order mark; send UTF-8 JSON without one")
     if _json_depth(input_data) > MAX_JSON_DEPTH:
@@ -638,13 +644,8 @@ def input_fn(input_data: str | bytes | bytearray, content_type: str | None, cont
 def parse_json_lines(input_data: str | bytes | bytearray) -> list[str]:
     """One headline per non-blank line: a JSON string or an object with one of
     ``LINE_TEXT_FIELDS``; each line is read with ``parse_json``'s rules and named when wrong."""
-    if isinstance(input_data, bytes | bytearray):
-        try:
-            input_data = bytes(input_data).decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise PayloadError(f"body is not valid UTF-8 (byte {exc.start})") from exc
     texts: list[str] = []
-    for number, line in enumerate(input_data.splitlines(), start=1):
+    for number, line in enumerate(_utf8_text(input_data).splitlines(), start=1):
         if not line.strip():
             continue
         if len(texts) == MAX_LINES:
