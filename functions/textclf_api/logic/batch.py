@@ -62,7 +62,10 @@ def is_own_job(name: str, settings: Settings) -> bool:
 
 
 def split_s3(uri: str) -> tuple[str, str]:
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    """``s3://bucket/key/or/prefix`` -> ``(bucket, key)`` (the key may be empty)."""
+    if not uri.startswith("s3://"):
+        raise ValueError(f"not an s3:// URI: {uri!r}")
+    bucket, _, key = uri[5:].partition("/")
     return bucket, key
 
 

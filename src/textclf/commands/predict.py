@@ -101,7 +101,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_transform(args: argparse.Namespace) -> int:
-    from textclf_api.schemas import BATCH_INSTANCE_TYPES, DEFAULT_BATCH_INSTANCE_TYPE
+    from textclf_api.schemas import (
+        BATCH_INSTANCE_TYPES,
+        DEFAULT_BATCH_INSTANCE_TYPE,
+        MAX_BATCH_INSTANCE_COUNT,
+    )
 
     from textclf import batch_transform as bt
     from textclf.aws_clients import target
@@ -110,8 +114,8 @@ def run_transform(args: argparse.Namespace) -> int:
     instance_type = args.instance_type or DEFAULT_BATCH_INSTANCE_TYPE
     if instance_type not in BATCH_INSTANCE_TYPES:
         raise UserError(f"--instance-type must be one of {', '.join(BATCH_INSTANCE_TYPES)}")
-    if not 1 <= args.instance_count <= 100:
-        raise UserError("--instance-count must be between 1 and 100")
+    if not 1 <= args.instance_count <= MAX_BATCH_INSTANCE_COUNT:
+        raise UserError(f"--instance-count must be between 1 and {MAX_BATCH_INSTANCE_COUNT}")
     where = target(local=args.local, region=args.region)
     sagemaker = where.client("sagemaker")
     spec = bt.TransformSpec(

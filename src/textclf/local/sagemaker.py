@@ -42,6 +42,7 @@ import anyio.to_thread
 import httpx
 from botocore.exceptions import ClientError
 from starlette.types import ASGIApp, Receive, Scope, Send
+from textclf_api.logic.batch import split_s3
 from textclf_api.logic.training import TORCHRUN_LAUNCHER
 
 from textclf.local import LOCAL_ACCOUNT_ID
@@ -362,7 +363,7 @@ class LocalSageMaker:
         s3 = self._client("s3")
         for channel in job.request.get("InputDataConfig", []):
             uri = channel["DataSource"]["S3DataSource"]["S3Uri"]
-            bucket, prefix = _split_s3(uri)
+            bucket, prefix = split_s3(uri)
             dest = root / "input" / "data" / channel["ChannelName"]
             dest.mkdir(parents=True)
             for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
@@ -372,7 +373,7 @@ class LocalSageMaker:
                         (dest / relative).parent.mkdir(parents=True, exist_ok=True)
                         s3.download_file(bucket, obj["Key"], str(dest / relative))
         bundle_uri = json.loads(job.request["HyperParameters"]["sagemaker_submit_directory"])
-        bucket, key = _split_s3(bundle_uri)
+        bucket, key = split_s3(bundle_uri)
         archive = root / "sourcedir.tar.gz"
         archive.parent.mkdir(parents=True, exist_ok=True)
         s3.download_file(bucket, key, str(archive))
@@ -455,7 +456,7 @@ class LocalSageMaker:
 
     def _upload_outputs(self, job: TrainingJob, root: Path) -> str:
         """``<S3OutputPath>/<job>/output/model.tar.gz`` (and ``output.tar.gz``), as SageMaker does."""
-        bucket, prefix = _split_s3(job.request["OutputDataConfig"]["S3OutputPath"])
+        bucket, prefix = split_s3(job.request["OutputDataConfig"]["S3OutputPath"])
         base = "/".join(p for p in (prefix.rstrip("/"), job.name, "output") if p)
         s3 = self._client("s3")
         for folder, name in (("model", "model.tar.gz"), ("output/data", "output.tar.gz")):
@@ -513,7 +514,7 @@ class LocalSageMaker:
     def _input_objects(self, job: TransformJob) -> Iterator[tuple[str, str]]:
         """``(name relative to the input prefix's folder, text)`` of every input object."""
         uri = job.request["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"]
-        bucket, prefix = _split_s3(uri)
+        bucket, prefix = split_s3(uri)
         folder = prefix.rsplit("/", 1)[0] + "/" if "/" in prefix else ""
         s3 = self._client("s3")
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
@@ -524,7 +525,7 @@ class LocalSageMaker:
                 yield obj["Key"][len(folder) :], body.decode("utf-8", errors="replace")
 
     def _writer(self, job: TransformJob) -> Callable[[str, str], None]:
-        bucket, prefix = _split_s3(job.request["TransformOutput"]["S3OutputPath"])
+        bucket, prefix = split_s3(job.request["TransformOutput"]["S3OutputPath"])
         s3 = self._client("s3")
 
         def write(name: str, text: str) -> None:
@@ -636,12 +637,11 @@ class LocalSageMaker:
         SHA-256 S3 holds for it (when it was stored with one), which the model server checks."""
         sagemaker = self._client("sagemaker")
         variant = sagemaker.describe_endpoint_config(EndpointConfigName=config)["ProductionVariants"][0]
-        archive, version, sha256 = self._fetch_model_of(variant["ModelName"], config)
-        return archive, version, sha256
+        return self._fetch_model_of(variant["ModelName"], config)
 
     def _fetch_model_of(self, model_name: str, folder: str) -> tuple[Path, str | None, str | None]:
         container = self._client("sagemaker").describe_model(ModelName=model_name)["PrimaryContainer"]
-        bucket, key = _split_s3(container["ModelDataUrl"])
+        bucket, key = split_s3(container["ModelDataUrl"])
         dest = self.workdir / "models" / folder / "model.tar.gz"
         dest.parent.mkdir(parents=True, exist_ok=True)
         s3 = self._client("s3")
@@ -675,10 +675,3 @@ class LocalSageMaker:
             "ModelPackageStatus": desc.get("ModelPackageStatus", "Completed"),
         }
         self._publish(PACKAGE_EVENT, detail, arn)
-
-
-def _split_s3(uri: str) -> tuple[str, str]:
-    if not uri.startswith("s3://"):
-        raise ValueError(f"not an s3:// URI: {uri!r}")
-    bucket, _, key = uri[5:].partition("/")
-    return bucket, key
