@@ -14,8 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers.bus import RecordingBus
-from textclf.local.control_plane import ControlPlane
+from tests.helpers.local_sagemaker import RecordingBus, local_sagemaker
 from textclf.local.sagemaker import ENDPOINT_EVENT, TRAINING_EVENT, LocalSageMaker, SageMakerError
 
 pytestmark = pytest.mark.heavy  # real models, exports, servers or tools: not in `make unit`
@@ -48,34 +47,18 @@ sys.exit(args.exit_code)
 
 @pytest.fixture
 def local(tmp_path: Path) -> Iterator[tuple[LocalSageMaker, RecordingBus, Any]]:
-    plane = ControlPlane("us-east-1")
-    plane.start()
-    s3 = plane.client("s3")
-    s3.create_bucket(Bucket=BUCKET)
-    s3.put_object(Bucket=BUCKET, Key="data/train/a.txt", Body=b"row a")
-    s3.put_object(Bucket=BUCKET, Key="data/train/sub/b.txt", Body=b"row b")
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w:gz") as tar:
-        data = PROGRAM.encode()
-        info = tarfile.TarInfo("train.py")
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
-    s3.put_object(Bucket=BUCKET, Key="code/sourcedir.tar.gz", Body=raw.getvalue())
-    bus = RecordingBus()
-    sagemaker = LocalSageMaker(
-        moto_url=plane.url,
-        region="us-east-1",
-        bus=bus,  # type: ignore[arg-type]  # records what would be published
-        workdir=tmp_path,
-        client=plane.client,
-        model_server_url="http://127.0.0.1:9",  # nothing listens: a rollout must fail cleanly
-        base_model=tmp_path / "local-base",
-    )
-    try:
+    with local_sagemaker(tmp_path, BUCKET, base_model=tmp_path / "local-base") as (sagemaker, bus, plane):
+        s3 = plane.client("s3")
+        s3.put_object(Bucket=BUCKET, Key="data/train/a.txt", Body=b"row a")
+        s3.put_object(Bucket=BUCKET, Key="data/train/sub/b.txt", Body=b"row b")
+        raw = io.BytesIO()
+        with tarfile.open(fileobj=raw, mode="w:gz") as tar:
+            data = PROGRAM.encode()
+            info = tarfile.TarInfo("train.py")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        s3.put_object(Bucket=BUCKET, Key="code/sourcedir.tar.gz", Body=raw.getvalue())
         yield sagemaker, bus, plane
-    finally:
-        sagemaker.stop()
-        plane.stop()
 
 
 def job_request(name: str, **hyperparameters: Any) -> dict[str, Any]:

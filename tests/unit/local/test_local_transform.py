@@ -11,9 +11,8 @@ from typing import Any
 import pytest
 from textclf_api.logic.batch import build_transform_request
 
-from tests.helpers.bus import RecordingBus
+from tests.helpers.local_sagemaker import RecordingBus, local_sagemaker
 from tests.helpers.tiny_model import make_tiny_model_dir
-from textclf.local.control_plane import ControlPlane
 from textclf.local.endpoint import ServingModel
 from textclf.local.sagemaker import LocalSageMaker
 from textclf.local.transform import TRANSFORM_EVENT, mini_batches
@@ -42,34 +41,18 @@ def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def local(tmp_path: Path, archive: Path) -> Iterator[tuple[LocalSageMaker, RecordingBus, Any]]:
-    plane = ControlPlane("us-east-1")
-    plane.start()
-    s3 = plane.client("s3")
-    s3.create_bucket(Bucket=BUCKET)
-    s3.upload_file(str(archive), BUCKET, "models/abc/model.tar.gz")
-    plane.client("sagemaker").create_model(
-        ModelName=MODEL,
-        ExecutionRoleArn="arn:aws:iam::123456789012:role/serving",
-        PrimaryContainer={
-            "Image": "image",
-            "ModelDataUrl": f"s3://{BUCKET}/models/abc/model.tar.gz",
-            "Environment": {"TEXTCLF_MODEL_VERSION": "3"},
-        },
-    )
-    bus = RecordingBus()
-    sagemaker = LocalSageMaker(
-        moto_url=plane.url,
-        region="us-east-1",
-        bus=bus,  # type: ignore[arg-type]  # records what would be published
-        workdir=tmp_path,
-        client=plane.client,
-        model_server_url="http://127.0.0.1:9",
-    )
-    try:
+    with local_sagemaker(tmp_path, BUCKET) as (sagemaker, bus, plane):
+        plane.client("s3").upload_file(str(archive), BUCKET, "models/abc/model.tar.gz")
+        plane.client("sagemaker").create_model(
+            ModelName=MODEL,
+            ExecutionRoleArn="arn:aws:iam::123456789012:role/serving",
+            PrimaryContainer={
+                "Image": "image",
+                "ModelDataUrl": f"s3://{BUCKET}/models/abc/model.tar.gz",
+                "Environment": {"TEXTCLF_MODEL_VERSION": "3"},
+            },
+        )
         yield sagemaker, bus, plane
-    finally:
-        sagemaker.stop()
-        plane.stop()
 
 
 def run(sagemaker: LocalSageMaker, name: str, input_uri: str) -> dict[str, Any]:

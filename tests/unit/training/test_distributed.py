@@ -11,7 +11,6 @@ import math
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -22,16 +21,15 @@ from safetensors.torch import load_file
 
 from tests.helpers.tiny_data import make_tiny_dataset, shared_zip
 from tests.unit.training.test_train_script import run_script
-from textclf import config
+from textclf import config, training
 
 METRIC_RE = re.compile(r"^METRIC (\w+)=([0-9.eE+-]+)$", re.MULTILINE)
 
 
 def torchrun(processes: int, args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """``torchrun --standalone --nproc_per_node=N train.py ...`` (the toolkit's command on one host)."""
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"]
     return subprocess.run(
-        [*command, str(config.model_code_dir() / "train.py"), *args],
+        [*training.launcher(processes), str(config.model_code_dir() / "train.py"), *args],
         env={**os.environ, **env},
         capture_output=True,
         text=True,
