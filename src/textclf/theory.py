@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from textclf.bench.plots import save_figure
 from textclf.errors import UserError
 
 LABEL_COLOURS = {
@@ -23,6 +24,7 @@ LABEL_COLOURS = {
     "entertainment": "#2ca02c",
     "health": "#d62728",
 }
+DPI = 110
 ATTENTION_HEADLINE = "Ebola outbreak spreads in West Africa, WHO says"
 
 
@@ -67,9 +69,7 @@ def scaling_figure(out: Path, seed: int = 0) -> dict[str, Any]:
     b.set_xlabel("head dimension d")
     b.set_ylabel("mean largest attention weight (32 keys)")
     b.legend()
-    fig.tight_layout()
-    fig.savefig(out / "theory_scaling.png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, out / "theory_scaling.png", DPI)
     return {"dims": dims, "variance": variance, "peak_unscaled": peak_raw, "peak_scaled": peak_scaled}
 
 
@@ -90,9 +90,7 @@ def attention_figure(model: Any, tokenizer: Any, out: Path) -> dict[str, Any]:
     ax.set_ylabel("query")
     ax.set_title("last layer, mean over 12 heads (fine-tuned MiniLM)")
     fig.colorbar(image, ax=ax, fraction=0.046)
-    fig.tight_layout()
-    fig.savefig(out / "theory_attention.png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, out / "theory_attention.png", DPI)
     cls_row = {t: round(float(w), 3) for t, w in zip(tokens, last[0], strict=True)}
     return {"headline": ATTENTION_HEADLINE, "cls_attention_last_layer": cls_row}
 
@@ -126,9 +124,7 @@ def pooled_figure(
     ax.set_ylabel(f"PC2 ({explained[1]:.0%})")
     ax.set_title(f"pooled [CLS] vectors of {len(texts):,} test headlines")
     ax.legend(markerscale=4, fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "theory_cls_pca.png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, out / "theory_cls_pca.png", DPI)
     return {"rows": len(texts), "explained_variance_pc1_pc2": explained}
 
 
@@ -159,9 +155,7 @@ def lengths_figure(lengths: np.ndarray, max_length: int, out: Path) -> dict[str,
     ax.set_xlabel("tokens per headline, [CLS] and [SEP] included")
     ax.set_ylabel("training headlines")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(out / "theory_lengths.png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, out / "theory_lengths.png", DPI)
     return {"rows": len(lengths), "covered": float(np.mean(lengths <= max_length)), "max_length": max_length}
 
 
@@ -193,9 +187,7 @@ def blend_and_calibration_figures(
     b.set_xlabel("temperature t")
     b.set_ylabel("validation log loss")
     b.set_title(f"at the chosen w = {w}")
-    fig.tight_layout()
-    fig.savefig(out / "theory_blend.png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, out / "theory_blend.png", DPI)
 
     served = lexical.blend(probs, lexical_logits, w, head.temperature)
     curves = {"transformer alone": probs, f"served blend (w = {w}, t = {head.temperature})": served}
@@ -216,9 +208,7 @@ def blend_and_calibration_figures(
     ax.set_ylabel("accuracy")
     ax.set_title("reliability on validation headlines")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "theory_calibration.png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, out / "theory_calibration.png", DPI)
     return {
         "rows": len(y),
         "accuracy_by_weight": dict(zip(weights.tolist(), accuracy, strict=True)),

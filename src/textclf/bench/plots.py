@@ -23,6 +23,16 @@ def _log_ms_axis(ax: Any) -> None:
     ax.xaxis.set_minor_formatter(NullFormatter())
 
 
+def save_figure(fig: Any, path: Path, dpi: int) -> Path:
+    """Lay out, write and close ``fig``; returns ``path``."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
+
+
 def write_plots(results: Mapping[str, Any], out_dir: Path) -> list[Path]:
     """PNG plots for whatever levels ran; returns the files written."""
     import matplotlib
@@ -47,11 +57,7 @@ def write_plots(results: Mapping[str, Any], out_dir: Path) -> list[Path]:
         ax.set_title("Model level: single-headline latency CDF")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend()
-        fig.tight_layout()
-        path = out_dir / "model_latency_cdf.png"
-        fig.savefig(path, dpi=dpi)
-        plt.close(fig)
-        written.append(path)
+        written.append(save_figure(fig, out_dir / "model_latency_cdf.png", dpi))
 
     runs = results.get("endpoint_level") or []
     if runs:
@@ -78,11 +84,7 @@ def write_plots(results: Mapping[str, Any], out_dir: Path) -> list[Path]:
         ax.set_title("Endpoint level: latency CDF by server and concurrency")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8, ncol=2)
-        fig.tight_layout()
-        path = out_dir / "latency_cdf.png"
-        fig.savefig(path, dpi=dpi)
-        plt.close(fig)
-        written.append(path)
+        written.append(save_figure(fig, out_dir / "latency_cdf.png", dpi))
 
         fig, ax = plt.subplots(figsize=(7, 4))
         width = 0.8 / len(servers)
@@ -100,11 +102,7 @@ def write_plots(results: Mapping[str, Any], out_dir: Path) -> list[Path]:
         ax.set_title("Endpoint level: throughput by concurrency")
         ax.grid(True, axis="y", alpha=0.3)
         ax.legend()
-        fig.tight_layout()
-        path = out_dir / "throughput.png"
-        fig.savefig(path, dpi=dpi)
-        plt.close(fig)
-        written.append(path)
+        written.append(save_figure(fig, out_dir / "throughput.png", dpi))
 
     soak = results.get("soak")
     if soak and soak.get("rss_series"):
@@ -119,9 +117,5 @@ def write_plots(results: Mapping[str, Any], out_dir: Path) -> list[Path]:
         ax.set_title(f"Soak: endpoint RSS at concurrency {soak['concurrency']}")
         ax.grid(True, alpha=0.3)
         ax.legend()
-        fig.tight_layout()
-        path = out_dir / "soak_rss.png"
-        fig.savefig(path, dpi=dpi)
-        plt.close(fig)
-        written.append(path)
+        written.append(save_figure(fig, out_dir / "soak_rss.png", dpi))
     return written
