@@ -774,6 +774,7 @@ class Loop:
     fingerprint: dict[str, Any]
     checkpoint_dir: Path | None
     valid_probs: np.ndarray
+    logit_offset: torch.Tensor  # data.offset on the device, made once (added to every step's logits)
     progress: Progress = field(default_factory=Progress)
 
     @property
@@ -811,6 +812,7 @@ def build_loop(args: argparse.Namespace, rt: Runtime, data: Data, pad_id: int) -
         fingerprint=fingerprint(args, len(data.train), data.labels, rt.cluster.world_size),
         checkpoint_dir=Path(args.checkpoint_dir) if args.checkpoint_dir else None,
         valid_probs=np.zeros((len(data.valid), len(data.labels))),
+        logit_offset=torch.as_tensor(data.offset, dtype=torch.float32, device=rt.device),
     )
     # Dropout differs per rank (one seed for all would mask the same units on every shard); a
     # resumed run then restores the generator it checkpointed.
@@ -880,7 +882,7 @@ def train_step(loop: Loop, rows: np.ndarray) -> float:
     rt, data = loop.rt, loop.data
     batch = {k: v.to(rt.device) for k, v in collate(data.train_ids, rows, loop.pad_id).items()}
     target = torch.as_tensor(data.y_train[rows], device=rt.device)
-    offset = torch.as_tensor(data.offset, dtype=torch.float32, device=rt.device)
+    offset = loop.logit_offset
     with torch.autocast(rt.device.type, dtype=rt.amp_dtype, enabled=rt.amp_dtype is not None):
         logits = loop.net(**batch).logits
     loss = torch.nn.functional.cross_entropy(logits.float() + offset, target)
