@@ -814,9 +814,11 @@ def build_loop(args: argparse.Namespace, rt: Runtime, data: Data, pad_id: int) -
         valid_probs=np.zeros((len(data.valid), len(data.labels))),
         logit_offset=torch.as_tensor(data.offset, dtype=torch.float32, device=rt.device),
     )
-    # Dropout differs per rank (one seed for all would mask the same units on every shard); a
-    # resumed run then restores the generator it checkpointed.
-    torch.manual_seed(args.seed + rt.cluster.rank)
+    if rt.cluster.rank > 0:
+        # Dropout differs per rank (one seed for all would mask the same units on every shard).
+        # Rank 0 keeps the generator a single process has, so one process trains exactly the
+        # model the script trained before it learned DDP; a resumed run restores its generator.
+        torch.manual_seed(args.seed + rt.cluster.rank)
     resume(loop)
     if rt.cluster.world_size > 1:
         # Wrapped after the resume: DDP broadcasts rank 0's weights to every rank when it is built,
