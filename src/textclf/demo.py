@@ -28,7 +28,7 @@ import httpx
 from textclf import config
 from textclf.errors import UserError
 from textclf.local import API_KEY_ENV
-from textclf.local.net import bind_socket
+from textclf.serving.net import bind_socket
 
 #: Headlines of the kind the corpus holds (spring 2014), one or more per topic.
 HEADLINES: tuple[str, ...] = (

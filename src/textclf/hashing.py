@@ -21,7 +21,7 @@ def sha256_file(path: Path) -> str:
 
 
 #: ``model.tar.gz`` -> ``model.tar.gz.sha256`` (``sha256sum`` format): the digest recorded when the
-#: archive was written, which whoever serves it checks (``textclf.local.model_store``).
+#: archive was written, which whoever serves it checks (``textclf.serving.model_store``).
 CHECKSUM_SUFFIX = ".sha256"
 
 

@@ -19,7 +19,7 @@ import httpx
 
 from textclf import browser
 from textclf.errors import UserError
-from textclf.local.net import bind_socket
+from textclf.serving.net import bind_socket
 
 HEADLINE = "Ebola outbreak spreads in West Africa, WHO says"
 

@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from tests.helpers.tiny_model import make_tiny_model_dir
-from textclf.local.net import bind_socket
+from textclf.serving.net import bind_socket
 
 ENDPOINT_NAME = "textclf-it"
 START_TIMEOUT_S = 180.0  # cold imports of torch/transformers on a busy 2-core machine

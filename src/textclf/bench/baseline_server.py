@@ -66,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Access logs off: at thousands of requests per second they would cost CPU and disk that
     # the endpoint under test does not pay either.
     if args.fd is not None:
-        from textclf.local.net import inherited_socket
+        from textclf.serving.net import inherited_socket
 
         sock = inherited_socket(args.fd, flag="--fd")
         config = uvicorn.Config(create_app(args.model), log_level="warning", access_log=False)

@@ -242,7 +242,7 @@ def python_module_argv(module: str, *args: str) -> list[str]:
 
 def listening(host: str, what: str) -> tuple[socket.socket, int]:
     """A loopback socket on a port the OS picks, listening, to hand to a server process."""
-    from textclf.local.net import bind_socket
+    from textclf.serving.net import bind_socket
 
     sock = bind_socket(host, 0, what=what, flag="--port")
     return sock, int(sock.getsockname()[1])

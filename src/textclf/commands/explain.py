@@ -35,7 +35,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from textclf.local.endpoint import BadPayloadError, ServingModel, default_model_path
+    from textclf.serving.endpoint import BadPayloadError, ServingModel, default_model_path
 
     model = ServingModel.load(default_model_path(args.model))
     try:

@@ -54,7 +54,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from textclf.batch import predict_file
-    from textclf.local.endpoint import ServingModel, default_model_path
+    from textclf.serving.endpoint import ServingModel, default_model_path
 
     if args.input.startswith("s3://") or args.output.startswith("s3://"):
         return run_transform(args)

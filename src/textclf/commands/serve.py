@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from textclf.local.endpoint import add_endpoint_arguments
+from textclf.serving.endpoint import add_endpoint_arguments
 
 
 def register(subparsers: Any) -> None:
@@ -61,7 +61,6 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from textclf import config
     from textclf.cli_args import key_values
-    from textclf.local.endpoint import batching_from_args
     from textclf.local.stack import (
         LocalStack,
         StackOptions,
@@ -70,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
         state_file,
         stop_signals,
     )
+    from textclf.serving.endpoint import batching_from_args
 
     data = args.data if args.data is not None else config.artifacts_dir() / "data"
     options = StackOptions(

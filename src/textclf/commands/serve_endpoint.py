@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from textclf.local.endpoint import add_endpoint_arguments
+from textclf.serving.endpoint import add_endpoint_arguments
 
 
 def register(subparsers: Any) -> None:
@@ -27,9 +27,9 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from textclf.local.endpoint import batching_from_args, default_model_path, start_endpoint
-    from textclf.local.net import bind_socket, inherited_socket
     from textclf.local.stack import quiet_libraries, serve_forever, stop_signals
+    from textclf.serving.endpoint import batching_from_args, default_model_path, start_endpoint
+    from textclf.serving.net import bind_socket, inherited_socket
 
     batching = batching_from_args(args)
     quiet_libraries(args.verbose)

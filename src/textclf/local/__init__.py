@@ -1,7 +1,6 @@
 """The local stack: the deployed system on loopback, without AWS or Docker.
 
-- ``endpoint``: a SageMaker-compatible model server (container contract and runtime path)
-  with a micro-batcher (``batcher``) in front of ``model/inference.py``.
+- the model server it hosts is ``textclf.serving`` (also used outside the stack).
 - ``control_plane``: a moto server seeded with the bucket, dataset, role and endpoint that
   the Lambda handlers expect (DescribeEndpoint, CreateTrainingJob, S3).
 - ``apigw`` / ``api``: API Gateway REST proxy events built from HTTP requests and routed to the
@@ -9,7 +8,9 @@
 - ``stack``: starts and stops all of it (``textclf serve``).
 """
 
-#: moto's default account: every local ARN, the Lambda context and the endpoint's errors use it.
-LOCAL_ACCOUNT_ID = "123456789012"
+from textclf.serving import LOCAL_ACCOUNT_ID
+
+__all__ = ["API_KEY_ENV", "LOCAL_ACCOUNT_ID"]
+
 #: Environment variable that fixes the local stack's API key (otherwise one is made at start).
 API_KEY_ENV = "TEXTCLF_API_KEY"

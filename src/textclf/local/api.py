@@ -35,8 +35,8 @@ from starlette.types import Receive, Scope, Send
 
 from textclf.local import apigw
 from textclf.local.functions import LocalFunction
-from textclf.local.servers import read_body
 from textclf.local.template import GatewayResponse, Route
+from textclf.serving.servers import read_body
 
 log = logging.getLogger(__name__)
 

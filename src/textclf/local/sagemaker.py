@@ -47,7 +47,6 @@ from textclf_api.logic.training import TORCHRUN_LAUNCHER
 
 from textclf.local import LOCAL_ACCOUNT_ID
 from textclf.local.events import LocalEventBus
-from textclf.local.servers import read_body
 from textclf.local.transform import (
     TRANSFORM_EVENT,
     TransformError,
@@ -55,6 +54,7 @@ from textclf.local.transform import (
     load_model,
     transform_objects,
 )
+from textclf.serving.servers import read_body
 from textclf.training import launcher
 
 log = logging.getLogger(__name__)

@@ -32,17 +32,17 @@ from textclf.local.control_plane import (
     EndpointWatcher,
     Seed,
 )
-from textclf.local.endpoint import (
+from textclf.local.events import LocalEventBus
+from textclf.local.sagemaker import LocalSageMaker
+from textclf.serving.endpoint import (
     DEFAULT_ENDPOINT_NAME,
     BatchingOptions,
     RunningEndpoint,
     default_model_path,
     start_endpoint,
 )
-from textclf.local.events import LocalEventBus
-from textclf.local.net import bind_socket, check_loopback, inherited_socket
-from textclf.local.sagemaker import LocalSageMaker
-from textclf.local.servers import ServerThread
+from textclf.serving.net import bind_socket, check_loopback, inherited_socket
+from textclf.serving.servers import ServerThread
 
 log = logging.getLogger(__name__)
 

@@ -125,6 +125,6 @@ def _shift(message: str, offset: int) -> str:
 def load_model(archive: Path, version: str | None, sha256: str | None) -> Any:
     """The archive loaded as the container loads it (its own code/inference.py), checked against
     the SHA-256 S3 holds for it when there is one."""
-    from textclf.local.endpoint import ServingModel
+    from textclf.serving.endpoint import ServingModel
 
     return ServingModel.load(archive, version, sha256)

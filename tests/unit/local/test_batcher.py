@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 
 import pytest
 
-from textclf.local.batcher import BatcherClosedError, MicroBatcher, QueueFullError
+from textclf.serving.batcher import BatcherClosedError, MicroBatcher, QueueFullError
 
 
 class RecordingPredict:

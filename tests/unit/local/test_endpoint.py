@@ -19,11 +19,11 @@ from botocore.config import Config
 from tests.helpers.tiny_model import make_tiny_model_dir
 from textclf.errors import UserError
 from textclf.labels import LABELS
-from textclf.local.batcher import MicroBatcher
-from textclf.local.endpoint import LocalEndpoint, ServingModel
-from textclf.local.model_store import extract_archive, resolve_model_dir
-from textclf.local.net import bind_socket
-from textclf.local.servers import ServerThread
+from textclf.serving.batcher import MicroBatcher
+from textclf.serving.endpoint import LocalEndpoint, ServingModel
+from textclf.serving.model_store import extract_archive, resolve_model_dir
+from textclf.serving.net import bind_socket
+from textclf.serving.servers import ServerThread
 
 pytestmark = pytest.mark.heavy  # real models, exports, servers or tools: not in `make unit`
 

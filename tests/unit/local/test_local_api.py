@@ -20,8 +20,8 @@ import pytest
 from textclf.local import apigw
 from textclf.local import template as tpl
 from textclf.local.api import LocalApiGateway
-from textclf.local.net import bind_socket
-from textclf.local.servers import ServerThread
+from textclf.serving.net import bind_socket
+from textclf.serving.servers import ServerThread
 
 RELEASE = threading.Event()  # lets the slow handler end once the test has its answer
 

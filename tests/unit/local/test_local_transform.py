@@ -13,9 +13,9 @@ from textclf_api.logic.batch import build_transform_request
 
 from tests.helpers.local_sagemaker import RecordingBus, local_sagemaker
 from tests.helpers.tiny_model import make_tiny_model_dir
-from textclf.local.endpoint import ServingModel
 from textclf.local.sagemaker import LocalSageMaker
 from textclf.local.transform import TRANSFORM_EVENT, mini_batches
+from textclf.serving.endpoint import ServingModel
 
 pytestmark = pytest.mark.heavy  # a real model and a moto server
 

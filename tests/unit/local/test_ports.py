@@ -10,7 +10,7 @@ import pytest
 
 from textclf.cli import main
 from textclf.errors import UserError
-from textclf.local.net import bind_socket, check_loopback, inherited_socket
+from textclf.serving.net import bind_socket, check_loopback, inherited_socket
 
 
 @pytest.fixture

@@ -153,7 +153,7 @@ def test_job_output_is_the_archive_the_endpoint_serves(
 
     # The local endpoint serves the folder unchanged (its own code/inference.py), and the accuracy
     # it reaches on the test rows is the one the job reported.
-    from textclf.local.endpoint import ServingModel
+    from textclf.serving.endpoint import ServingModel
 
     served = ServingModel.load(model_dir)
     assert served.module.__file__ == str((model_dir / "code" / "inference.py").resolve())

@@ -39,10 +39,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from textclf import config
 from textclf.errors import UserError
-from textclf.local import LOCAL_ACCOUNT_ID
-from textclf.local.batcher import BatcherClosedError, MicroBatcher, QueueFullError
-from textclf.local.model_store import import_inference, inference_script, resolve_model_dir
-from textclf.local.servers import ServerThread, read_body
+from textclf.serving import LOCAL_ACCOUNT_ID
+from textclf.serving.batcher import BatcherClosedError, MicroBatcher, QueueFullError
+from textclf.serving.model_store import import_inference, inference_script, resolve_model_dir
+from textclf.serving.servers import ServerThread, read_body
 from textclf.threads import physical_cores
 
 log = logging.getLogger(__name__)
