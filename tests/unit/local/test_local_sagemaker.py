@@ -85,7 +85,7 @@ def job_request(name: str, **hyperparameters: Any) -> dict[str, Any]:
 def wait(sagemaker: LocalSageMaker, name: str) -> dict[str, Any]:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        desc = sagemaker.describe_training_job({"TrainingJobName": name})
+        desc = sagemaker.training.describe_training_job({"TrainingJobName": name})
         if desc["TrainingJobStatus"] not in ("InProgress", "Stopping"):
             return desc
         time.sleep(0.1)
@@ -94,7 +94,7 @@ def wait(sagemaker: LocalSageMaker, name: str) -> dict[str, Any]:
 
 def test_a_job_runs_the_bundle_like_the_training_toolkit(local: Any) -> None:
     sagemaker, bus, plane = local
-    sagemaker.create_training_job(job_request("job-ok"))
+    sagemaker.training.create_training_job(job_request("job-ok"))
     desc = wait(sagemaker, "job-ok")
     assert desc["TrainingJobStatus"] == "Completed"
     # The last value of each defined metric; lines that only contain METRIC elsewhere are ignored.
@@ -107,12 +107,12 @@ def test_a_job_runs_the_bundle_like_the_training_toolkit(local: Any) -> None:
         seen = json.loads(member.read())
     assert seen == {
         "epochs": "2",  # hyperparameters arrive as the flag strings SageMaker passes
-        "base_model": str(sagemaker.base_model),  # the hub id replaced by the local folder
+        "base_model": str(sagemaker.training.base_model),  # the hub id replaced by the local folder
         "rows": ["row a", "row b"],  # the channel, sub-folders included
         "channels": ["train"],
     }
     assert bus.events[-1][0] == TRAINING_EVENT and bus.events[-1][1]["TrainingJobStatus"] == "Completed"
-    listed = sagemaker.list_training_jobs({"NameContains": "job-", "StatusEquals": "Completed"})
+    listed = sagemaker.training.list_training_jobs({"NameContains": "job-", "StatusEquals": "Completed"})
     assert [j["TrainingJobName"] for j in listed["TrainingJobSummaries"]] == ["job-ok"]
 
 
@@ -126,20 +126,20 @@ def test_the_torchrun_launcher_starts_one_process_per_instance(local: Any) -> No
     sagemaker, _bus, plane = local
     request = job_request("job-ddp", sagemaker_torch_distributed_enabled=True)
     request["ResourceConfig"] = {"InstanceType": "ml.g5.xlarge", "InstanceCount": 2}
-    sagemaker.create_training_job(request)
+    sagemaker.training.create_training_job(request)
     assert wait(sagemaker, "job-ddp")["TrainingJobStatus"] == "Completed"
     assert archive_names(plane, "job-ddp") == ["rank-0-of-2", "rank-1-of-2", "seen.json"]
     # Without the launcher the program runs once, as a plain process.
     request = job_request("job-one")
     request["ResourceConfig"] = {"InstanceType": "ml.g5.xlarge", "InstanceCount": 1}
-    sagemaker.create_training_job(request)
+    sagemaker.training.create_training_job(request)
     assert wait(sagemaker, "job-one")["TrainingJobStatus"] == "Completed"
     assert archive_names(plane, "job-one") == ["rank-0-of-1", "seen.json"]
 
 
 def test_a_failing_program_fails_the_job_with_its_last_lines(local: Any) -> None:
     sagemaker, bus, _ = local
-    sagemaker.create_training_job(job_request("job-bad", exit_code=3))
+    sagemaker.training.create_training_job(job_request("job-bad", exit_code=3))
     desc = wait(sagemaker, "job-bad")
     assert desc["TrainingJobStatus"] == "Failed"
     assert desc["FailureReason"].startswith("AlgorithmError: train.py exited with 3: ")
@@ -150,13 +150,13 @@ def test_a_failing_program_fails_the_job_with_its_last_lines(local: Any) -> None
 
 def test_stop_and_duplicates_and_unknown_jobs(local: Any) -> None:
     sagemaker, _bus, _plane = local
-    sagemaker.create_training_job(job_request("job-slow", sleep=30))
+    sagemaker.training.create_training_job(job_request("job-slow", sleep=30))
     with pytest.raises(SageMakerError, match="already exists"):
-        sagemaker.create_training_job(job_request("job-slow"))
+        sagemaker.training.create_training_job(job_request("job-slow"))
     deadline = time.monotonic() + 30
     while sagemaker.jobs["job-slow"].process is None and time.monotonic() < deadline:
         time.sleep(0.05)
-    sagemaker.stop_training_job({"TrainingJobName": "job-slow"})
+    sagemaker.training.stop_training_job({"TrainingJobName": "job-slow"})
     assert wait(sagemaker, "job-slow")["TrainingJobStatus"] == "Stopped"
     status, _, reply = sagemaker.dispatch("DescribeTrainingJob", {}, {}, b'{"TrainingJobName": "nope"}')
     assert status == 400 and json.loads(reply) == {
@@ -179,13 +179,15 @@ def test_a_rollout_the_model_server_refuses_keeps_the_old_config(local: Any) -> 
         ProductionVariants=[{"VariantName": "AllTraffic", "ModelName": "m2", "InstanceType": "ml.m5.large"}],
     )
     sagemaker.register_endpoint("ep", "ep")
-    sagemaker.update_endpoint({"EndpointName": "ep", "EndpointConfigName": "ep-v2-20250101-000000"})
+    sagemaker.hosting.update_endpoint({"EndpointName": "ep", "EndpointConfigName": "ep-v2-20250101-000000"})
     with pytest.raises(SageMakerError, match="in-progress"):
-        sagemaker.update_endpoint({"EndpointName": "ep", "EndpointConfigName": "ep-v2-20250101-000000"})
+        sagemaker.hosting.update_endpoint(
+            {"EndpointName": "ep", "EndpointConfigName": "ep-v2-20250101-000000"}
+        )
     deadline = time.monotonic() + 30
     while sagemaker.endpoints["ep"].status == "Updating" and time.monotonic() < deadline:
         time.sleep(0.05)
-    desc = sagemaker.describe_endpoint({"EndpointName": "ep"})
+    desc = sagemaker.hosting.describe_endpoint({"EndpointName": "ep"})
     assert (desc["EndpointStatus"], desc["EndpointConfigName"]) == ("InService", "ep")
     assert "ConnectError" in desc["FailureReason"]
     assert bus.events[-1][0] == ENDPOINT_EVENT and bus.events[-1][1]["EndpointConfigName"] == "ep"
@@ -200,4 +202,4 @@ def test_a_rollout_the_model_server_refuses_keeps_the_old_config(local: Any) -> 
     # An unreachable model server: the endpoint is not found, as a deleted one.
     sagemaker.set_reachable("ep", False)
     with pytest.raises(SageMakerError, match="Could not find endpoint"):
-        sagemaker.describe_endpoint({"EndpointName": "ep"})
+        sagemaker.hosting.describe_endpoint({"EndpointName": "ep"})

@@ -14,7 +14,7 @@ from textclf_api.logic.batch import build_transform_request
 from tests.helpers.local_sagemaker import RecordingBus, local_sagemaker
 from tests.helpers.tiny_model import make_tiny_model_dir
 from textclf.local.sagemaker import LocalSageMaker
-from textclf.local.transform import TRANSFORM_EVENT, mini_batches
+from textclf.local.sagemaker.transform import TRANSFORM_EVENT, mini_batches
 from textclf.serving.endpoint import ServingModel
 
 pytestmark = pytest.mark.heavy  # a real model and a moto server
@@ -64,10 +64,12 @@ def run(sagemaker: LocalSageMaker, name: str, input_uri: str) -> dict[str, Any]:
         instance_type="ml.m5.xlarge",
         instance_count=1,
     )
-    assert sagemaker.create_transform_job(request)["TransformJobArn"].endswith(f"transform-job/{name}")
+    assert sagemaker.transform.create_transform_job(request)["TransformJobArn"].endswith(
+        f"transform-job/{name}"
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        desc = sagemaker.describe_transform_job({"TransformJobName": name})
+        desc = sagemaker.transform.describe_transform_job({"TransformJobName": name})
         if desc["TransformJobStatus"] != "InProgress":
             return desc
         time.sleep(0.1)
@@ -125,11 +127,11 @@ def test_unknown_model_and_jobs_are_validation_errors(local: Any) -> None:
         instance_count=1,
     )
     with pytest.raises(ClientError):
-        sagemaker.create_transform_job(request)
+        sagemaker.transform.create_transform_job(request)
     from textclf.local.sagemaker import SageMakerError
 
     with pytest.raises(SageMakerError, match="Could not find"):
-        sagemaker.describe_transform_job({"TransformJobName": "never"})
+        sagemaker.transform.describe_transform_job({"TransformJobName": "never"})
 
 
 def test_mini_batches_respect_the_payload_size_and_keep_line_numbers() -> None:

@@ -1,4 +1,4 @@
-"""Batch Transform on one machine: the local SageMaker runs transform jobs for real.
+"""Transform jobs of the local SageMaker: Batch Transform on one machine, for real.
 
 What SageMaker does with a ``CreateTransformJob`` request, on this machine: the job's Model
 archive is downloaded from (local) S3 and loaded as the container would load it (its own
@@ -18,7 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from textclf_api.logic.batch import split_s3
+
 from textclf.local import LOCAL_ACCOUNT_ID
+from textclf.local.sagemaker.common import SageMakerError, Services
 
 log = logging.getLogger(__name__)
 
@@ -128,3 +131,77 @@ def load_model(archive: Path, version: str | None, sha256: str | None) -> Any:
     from textclf.serving.endpoint import ServingModel
 
     return ServingModel.load(archive, version, sha256)
+
+
+class TransformJobs:
+    """CreateTransformJob, DescribeTransformJob."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.transforms: dict[str, TransformJob] = {}
+
+    def create_transform_job(self, request: dict[str, Any]) -> dict[str, Any]:
+        name = str(request.get("TransformJobName", ""))
+        # moto checks the request and that the model exists; the job itself runs here.
+        self.services.client("sagemaker").describe_model(ModelName=str(request.get("ModelName", "")))
+        with self.services.lock:
+            if name in self.transforms:
+                raise SageMakerError("ResourceInUse", f"Transform job {name} already exists")
+            job = TransformJob(name=name, request=request, region=self.services.region)
+            self.transforms[name] = job
+        self.services.background(self._run_transform, job, name=f"transform-{name}")
+        return {"TransformJobArn": job.arn}
+
+    def describe_transform_job(self, request: dict[str, Any]) -> dict[str, Any]:
+        job = self.transforms.get(str(request.get("TransformJobName")))
+        if job is None:
+            raise SageMakerError("ValidationException", "Could not find requested job with name")
+        return job.describe()
+
+    def _run_transform(self, job: TransformJob) -> None:
+        job.started = time.time()
+        try:
+            served = load_model(
+                *self.services.fetch_model_of(str(job.request["ModelName"]), f"transform-{job.name}")
+            )
+            job.records = transform_objects(served, self._input_objects(job), job.request, self._writer(job))
+            job.status = "Completed"
+        except TransformError as exc:
+            job.status, job.failure_reason = "Failed", f"ClientError: {exc}"[:1000]
+        except Exception as exc:  # S3, a broken archive: the job fails, the server lives
+            log.exception("transform job %s failed", job.name)
+            job.status, job.failure_reason = "Failed", f"ClientError: {type(exc).__name__}: {exc}"[:1000]
+        finally:
+            job.ended = time.time()
+        log.info("transform job %s %s: %d records", job.name, job.status, job.records)
+        detail = {
+            "TransformJobName": job.name,
+            "TransformJobStatus": job.status,
+            "ModelName": job.request.get("ModelName"),
+        }
+        if job.failure_reason:
+            detail["FailureReason"] = job.failure_reason
+        self.services.publish(TRANSFORM_EVENT, detail, job.arn)
+
+    def _input_objects(self, job: TransformJob) -> Iterator[tuple[str, str]]:
+        """``(name relative to the input prefix's folder, text)`` of every input object."""
+        uri = job.request["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"]
+        bucket, prefix = split_s3(uri)
+        folder = prefix.rsplit("/", 1)[0] + "/" if "/" in prefix else ""
+        s3 = self.services.client("s3")
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                if obj["Key"].endswith("/"):
+                    continue
+                body = s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
+                yield obj["Key"][len(folder) :], body.decode("utf-8", errors="replace")
+
+    def _writer(self, job: TransformJob) -> Callable[[str, str], None]:
+        bucket, prefix = split_s3(job.request["TransformOutput"]["S3OutputPath"])
+        s3 = self.services.client("s3")
+
+        def write(name: str, text: str) -> None:
+            key = "/".join(p for p in (prefix.rstrip("/"), f"{name}.out") if p)
+            s3.put_object(Bucket=bucket, Key=key, Body=text.encode("utf-8"))
+
+        return write
