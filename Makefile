@@ -104,9 +104,10 @@ demo: venv
 	TEXTCLF_ARTIFACTS=$(ART) $(BIN)/textclf demo $(if $(DATA),--data "$(DATA)")
 
 # The local stack (API on :3000, endpoint on :8080, moto control plane) serving
-# $(ART)/package/model.tar.gz until Ctrl-C.
+# $(ART)/package/model.tar.gz until Ctrl-C -- or, after a restart, what it had deployed
+# ($(ART)/local-stack/state; FRESH=1 discards it and starts empty).
 serve: venv
-	TEXTCLF_ARTIFACTS=$(ART) $(BIN)/textclf serve
+	TEXTCLF_ARTIFACTS=$(ART) $(BIN)/textclf serve $(if $(FRESH),--fresh)
 
 # Mutation testing of the deploy/API logic, the lexical head and the packaging fidelity gate
 # (.ci/mutation.sh; not part of `make test`: minutes per module). MODULES=deployment limits it.

@@ -146,6 +146,11 @@ class Demo:
                     str(self.options.endpoint_port),
                     "--model",
                     str(self.art / "package" / "model.tar.gz"),
+                    # A state of its own, empty each time: the demo shows the packaged model,
+                    # never what an earlier `make serve` deployed (that state is left alone).
+                    "--state-dir",
+                    str(self.art / "local-stack" / "demo-state"),
+                    "--fresh",
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 
-from textclf import browser
+from textclf import browser, config
 from textclf.errors import UserError
 from textclf.serving.net import bind_socket
 
@@ -40,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     endpoint = bind_socket("127.0.0.1", 0, what="endpoint", flag="--endpoint-fd")
     command = [sys.executable, "-m", "textclf", "serve", "--fd", str(api.fileno())]
     command += ["--endpoint-fd", str(endpoint.fileno())]
+    # The packaged model, not what an earlier `make serve` deployed (whose state is left alone).
+    command += ["--state-dir", str(config.artifacts_dir() / "local-stack" / "screenshot-state"), "--fresh"]
     with api, endpoint:
         server = subprocess.Popen(
             command,

@@ -34,6 +34,7 @@ from textclf.bench.servers import (
     python_module_argv,
 )
 from textclf.bench.stats import cdf_points, linear_slope
+from textclf.config import artifacts_dir
 from textclf.errors import UserError
 from textclf.local import API_KEY_ENV
 
@@ -309,6 +310,8 @@ def api_stack(cfg: BenchConfig) -> ServerProcess:
     api_sock, port = listening(HOST, "API")
     endpoint_sock, _ = listening(HOST, "endpoint")
     argv = python_module_argv("textclf", "serve", "--host", HOST, "--model", str(cfg.package))
+    # The benchmarked archive, not what an earlier `make serve` deployed (that state is left alone).
+    argv += ["--state-dir", str(artifacts_dir() / "local-stack" / "bench-state"), "--fresh"]
     env = {**os.environ, API_KEY_ENV: BENCH_API_KEY}
     # /health answers 200 only once the endpoint, the control plane and the API are all up.
     return ServerProcess(

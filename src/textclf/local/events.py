@@ -1,7 +1,8 @@
 """EventBridge on one machine: the template's ``EventBridgeRule`` events, matched against the
 events the local SageMaker emits and delivered to the same handlers.
 
-Delivery is asynchronous, as for a Lambda invoked by EventBridge: ``put`` returns at once and a
+Delivery is asynchronous, as for a Lambda invoked by EventBridge (and, with a state store, an event
+is stored until handled, so a restart delivers what a crash left in flight): ``put`` returns at once and a
 worker thread invokes the matching function with the event (one event at a time; a handler that
 raises is retried twice, as Lambda retries asynchronous invocations, then the event is logged as
 dropped -- where AWS would send it to the dead-letter queue).
@@ -24,6 +25,7 @@ from typing import Any
 from textclf.local import LOCAL_ACCOUNT_ID
 from textclf.local.apigw import LambdaContext
 from textclf.local.functions import LocalFunction
+from textclf.local.state import StateStore
 from textclf.local.template import EventRule, FunctionSpec
 
 log = logging.getLogger(__name__)
@@ -70,12 +72,21 @@ def _matches_one(expected: Any, value: Any) -> bool:
 class LocalEventBus:
     """Routes events to functions by the template's rules; ``put`` never blocks on a handler."""
 
-    def __init__(self, rules: Sequence[EventRule], functions: Sequence[FunctionSpec], *, region: str) -> None:
+    def __init__(
+        self,
+        rules: Sequence[EventRule],
+        functions: Sequence[FunctionSpec],
+        *,
+        region: str,
+        store: StateStore | None = None,
+    ) -> None:
         by_name = {f.name: f for f in functions}
         for rule in rules:
             check_pattern(rule.pattern, f"{rule.function}.{rule.name}")
         self.rules = list(rules)
         self.region = region
+        #: Events are stored until handled, so a restart delivers what a crash left undelivered.
+        self.store = store
         self.functions = {
             rule.function: LocalFunction(
                 rule.function,
@@ -118,10 +129,30 @@ class LocalEventBus:
         targets = {rule.function for rule in self.rules if matches(rule.pattern, event)}
         log.info("event %s %s -> %s", detail_type, _summary(detail), ", ".join(sorted(targets)) or "no rule")
         for name in sorted(targets):
-            with self._idle:
-                self._busy += 1
-            self._queue.put((self.functions[name], event))
+            if self.store is not None:
+                self.store.add_event(str(event["id"]), name, event)
+            self._enqueue(self.functions[name], event)
         return event
+
+    def redeliver(self) -> int:
+        """Queue the stored events a stopped stack had not handled (at least once, as EventBridge
+        delivers; the deploy function takes a repeat). Before :meth:`start` and new events."""
+        if self.store is None:
+            return 0
+        pending = self.store.pending_events()
+        for name, event in pending:
+            if name in self.functions:
+                self._enqueue(self.functions[name], event)
+            else:  # the template no longer routes it there
+                self.store.event_done(event["id"], name)
+        if pending:
+            log.info("redelivering %d event(s) a stopped stack had not handled", len(pending))
+        return len(pending)
+
+    def _enqueue(self, function: LocalFunction, event: dict[str, Any]) -> None:
+        with self._idle:
+            self._busy += 1
+        self._queue.put((function, event))
 
     def wait_idle(self, timeout: float) -> bool:
         """Block until every published event has been handled (tests, ``make demo``)."""
@@ -142,6 +173,8 @@ class LocalEventBus:
             function, event = item
             try:
                 self._deliver(function, event)
+                if self.store is not None:
+                    self.store.event_done(event["id"], function.name)
             finally:
                 with self._idle:
                     self._busy -= 1

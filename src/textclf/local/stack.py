@@ -34,6 +34,7 @@ from textclf.local.control_plane import (
 )
 from textclf.local.events import LocalEventBus
 from textclf.local.sagemaker import LocalSageMaker
+from textclf.local.state import StateError, StateStore, default_state_dir
 from textclf.serving.endpoint import (
     DEFAULT_ENDPOINT_NAME,
     BatchingOptions,
@@ -75,6 +76,10 @@ class StackOptions:
     endpoint_fd: int | None = None
     #: The x-api-key POST /predict takes (PredictAuth API_KEY); None: $TEXTCLF_API_KEY, else a new one.
     api_key: str | None = None
+    #: Where the stack keeps what it must remember across restarts (None: <artifacts>/local-stack/state).
+    state_dir: Path | None = None
+    #: Discard the state folder's contents and start empty (``textclf serve --fresh``).
+    fresh: bool = False
 
 
 #: Connections (and requests in flight) the local API accepts before uvicorn answers 503.
@@ -95,6 +100,8 @@ class LocalStack:
         self.api: ServerThread | None = None
         self.endpoint_url = ""
         self.api_key = ""
+        self.store: StateStore | None = None
+        self.restored: dict[str, int] = {}
         self._saved_env: dict[str, str | None] = {}
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -106,6 +113,8 @@ class LocalStack:
         tpl.check_parameters(template, opts.parameters)
         routes = tpl.routes(template, opts.parameters)
         self.api_key = opts.api_key or os.environ.get(API_KEY_ENV) or secrets.token_urlsafe(24)
+        # First: a state folder that cannot be used stops the start before anything else happens.
+        self.store = StateStore.open(self.state_dir, fresh=opts.fresh)
         if opts.api_fd is not None:
             api_sock = inherited_socket(opts.api_fd, flag="--fd")
         else:
@@ -138,26 +147,24 @@ class LocalStack:
     ) -> None:
         opts = self.options
         if endpoint_sock is not None:
-            self.endpoint = start_endpoint(
-                default_model_path(opts.model),
-                endpoint_sock,
-                endpoint_name=opts.endpoint_name,
-                batching=opts.batching,
-            )
-            self.endpoint_url = self.endpoint.url
+            self.endpoint_url = _socket_url(endpoint_sock)
         else:
             assert opts.endpoint_url is not None
             self.endpoint_url = opts.endpoint_url.rstrip("/")
 
-        self.control_plane = ControlPlane(opts.region, "127.0.0.1" if opts.host == "localhost" else opts.host)
+        host = "127.0.0.1" if opts.host == "localhost" else opts.host
+        self.control_plane = ControlPlane(opts.region, host, store=self.store)
         self.control_plane.start()
         # The deployed template takes the endpoint name as a parameter; locally it is ours.
         resources = local_resources(
             opts.region, opts.bucket, {**opts.parameters, "EndpointName": opts.endpoint_name}
         )
-        # EventBridge and SageMaker's training/hosting, for real (events.py, sagemaker.py).
+        # EventBridge and SageMaker's training/hosting, for real (events.py, sagemaker/).
         self.bus = LocalEventBus(
-            tpl.event_rules(template, resources), tpl.functions(template), region=opts.region
+            tpl.event_rules(template, resources),
+            tpl.functions(template),
+            region=opts.region,
+            store=self.store,
         )
         self.sagemaker = LocalSageMaker(
             moto_url=self.control_plane.url,
@@ -167,27 +174,36 @@ class LocalStack:
             client=self.control_plane.client,
             model_server_url=self.endpoint_url,
             base_model=opts.base_model if opts.base_model is not None else _packaged_base_model(),
+            store=self.store,
         )
         self.sagemaker_server = ServerThread(self.sagemaker.app, sagemaker_sock, name="local SageMaker")
         self.sagemaker_server.start()
         env = self._lambda_environment(template, resources)
-        self.control_plane.seed(
-            Seed(
-                region=opts.region,
-                bucket=opts.bucket,
-                role_name=LOCAL_ROLE_NAME,
-                endpoint_name=opts.endpoint_name,
-                data_dir=opts.data_dir,
-                model_archive=self._served_archive(),
-                dataset_pointer_key=env.get("DATASET_POINTER_KEY") or "datasets/latest.json",
-                source_bundle_key=env.get("SOURCE_BUNDLE_KEY") or "code/sourcedir.tar.gz",
-                tables=tuple(env[n] for n in ("DEPLOYMENTS_TABLE", "IDEMPOTENCY_TABLE") if env.get(n)),
-                model_package_group=env.get("MODEL_PACKAGE_GROUP"),
-                training_defaults=_training_defaults(),
-            )
+        seed = Seed(
+            region=opts.region,
+            bucket=opts.bucket,
+            role_name=LOCAL_ROLE_NAME,
+            endpoint_name=opts.endpoint_name,
+            data_dir=opts.data_dir,
+            model_archive=self._served_archive(endpoint_sock),
+            dataset_pointer_key=env.get("DATASET_POINTER_KEY") or "datasets/latest.json",
+            source_bundle_key=env.get("SOURCE_BUNDLE_KEY") or "code/sourcedir.tar.gz",
+            tables=tuple(env[n] for n in ("DEPLOYMENTS_TABLE", "IDEMPOTENCY_TABLE") if env.get(n)),
+            model_package_group=env.get("MODEL_PACKAGE_GROUP"),
+            training_defaults=_training_defaults(),
         )
-        # The endpoint the stack starts with: its model is the one already loaded.
-        self.sagemaker.register_endpoint(opts.endpoint_name, opts.endpoint_name)
+        self.control_plane.seed(seed)
+        # What the last run left: S3, DynamoDB, the registry, then jobs and endpoints (a job or
+        # rollout it stopped in ends now), then the events it had not delivered.
+        self.restored = self.control_plane.restore(seed)
+        self.bus.redeliver()
+        self.sagemaker.restore()
+        serving = self.sagemaker.endpoints.get(opts.endpoint_name)
+        if serving is None:
+            # The endpoint the stack starts with: its model is the --model archive.
+            self.sagemaker.register_endpoint(opts.endpoint_name, opts.endpoint_name)
+        if endpoint_sock is not None:
+            self.endpoint = self._start_endpoint(endpoint_sock, serving.config if serving else None)
         self._apply_environment(env)
 
         self.watcher = EndpointWatcher(
@@ -210,12 +226,46 @@ class LocalStack:
         self.api = ServerThread(gateway.app, api_sock, name="API", limit_concurrency=API_CONNECTION_LIMIT)
         self.api.start()
 
-    def _served_archive(self) -> Path | None:
-        """The archive the in-process endpoint serves (recorded as the model's S3 data)."""
-        if self.endpoint is None:
+    def _served_archive(self, endpoint_sock: socket.socket | None) -> Path | None:
+        """The ``--model`` archive of the in-process endpoint (recorded as the model's S3 data)."""
+        if endpoint_sock is None:
             return None
         path = default_model_path(self.options.model)
         return path if path.is_file() else None
+
+    def _start_endpoint(self, sock: socket.socket, config: str | None) -> RunningEndpoint:
+        """The in-process endpoint serving what the endpoint's config says: the ``--model``
+        archive on a first start, the version a rollout switched to after a restart."""
+        opts = self.options
+        model, version, sha256 = default_model_path(opts.model), None, None
+        if config is not None and config != opts.endpoint_name:
+            assert self.sagemaker is not None
+            try:
+                model, version, sha256 = self.sagemaker.hosting.fetch_model(config)
+            except Exception as exc:
+                raise StateError(
+                    f"the state folder {self.state_dir} says endpoint {opts.endpoint_name!r} serves "
+                    f"{config}, whose model cannot be read back ({type(exc).__name__}: {exc}); "
+                    "start with `textclf serve --fresh` to discard the state"
+                ) from exc
+            log.info(
+                "endpoint %r serves %s (version %s) as before the restart",
+                opts.endpoint_name,
+                config,
+                version,
+            )
+        return start_endpoint(
+            model,
+            sock,
+            endpoint_name=opts.endpoint_name,
+            batching=opts.batching,
+            version=version,
+            sha256=sha256,
+        )
+
+    @property
+    def state_dir(self) -> Path:
+        return self.options.state_dir or default_state_dir(config.artifacts_dir())
 
     def _lambda_environment(
         self, template: dict[str, object], resources: tpl.LocalResources
@@ -258,6 +308,9 @@ class LocalStack:
         if self.endpoint is not None:
             self.endpoint.stop()
             self.endpoint = None
+        if self.store is not None:
+            self.store.close()
+            self.store = None
         for name, value in self._saved_env.items():
             if value is None:
                 os.environ.pop(name, None)
@@ -295,6 +348,15 @@ class LocalStack:
 
     # -- presentation ----------------------------------------------------------------------
 
+    def _restored_summary(self) -> str:
+        if not any(self.restored.values()):
+            return "nothing to restore"
+        jobs = len(self.sagemaker.jobs) if self.sagemaker else 0
+        return (
+            f"restored {self.restored['objects']} S3 objects, {self.restored['items']} DynamoDB items, "
+            f"{self.restored['calls']} registry/model calls, {jobs} training jobs"
+        )
+
     def banner(self) -> str:
         assert self.api is not None and self.control_plane is not None
         model = str(self.endpoint.model.model_dir) if self.endpoint else "(external)"
@@ -308,11 +370,18 @@ class LocalStack:
                 f"  SageMaker      {self.sagemaker_server.url if self.sagemaker_server else ''}  "
                 "(training jobs run train.py; endpoint rollouts swap the served model)",
                 f"  control plane  {self.control_plane.url}  (moto: S3, DynamoDB, IAM, model registry)",
+                f"  state          {self.state_dir}  ({self._restored_summary()}; "
+                "`textclf serve --fresh` starts empty)",
                 f"  API key        {self.api_key}  (send it as x-api-key on POST /predict; also in "
                 f"{state_file()}; set {API_KEY_ENV} to choose it)",
                 "Press Ctrl-C to stop.",
             ]
         )
+
+
+def _socket_url(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def local_resources(region: str, bucket: str, parameters: dict[str, str]) -> tpl.LocalResources:

@@ -478,14 +478,21 @@ def start_batcher(model: ServingModel, batching: BatchingOptions) -> MicroBatche
 
 
 def start_endpoint(
-    model_path: Path, sock: socket.socket, *, endpoint_name: str, batching: BatchingOptions
+    model_path: Path,
+    sock: socket.socket,
+    *,
+    endpoint_name: str,
+    batching: BatchingOptions,
+    version: str | None = None,
+    sha256: str | None = None,
 ) -> RunningEndpoint:
-    """Load ``model_path`` and serve it on the already bound ``sock``."""
+    """Load ``model_path`` and serve it on the already bound ``sock`` (as ``version``, checked
+    against ``sha256`` when given: what a rollout would have loaded)."""
     # A missing or broken archive fails here, before torch is even imported.
-    model_dir = resolve_model_dir(model_path)
+    model_dir = resolve_model_dir(model_path, sha256)
     threads = batching.threads or serving_threads()
     configure_threads(threads)
-    model = ServingModel.load(model_dir)
+    model = ServingModel.load(model_dir, version)
     batcher = start_batcher(model, batching)
     app = LocalEndpoint(model, batcher, endpoint_name=endpoint_name, batching=batching)
     server = ServerThread(app.app, sock, name="endpoint")

@@ -33,6 +33,7 @@ from textclf.local.sagemaker.common import SageMakerError, Services
 from textclf.local.sagemaker.hosting import Endpoint, Endpoints
 from textclf.local.sagemaker.training import TrainingJob, TrainingJobs
 from textclf.local.sagemaker.transform import TransformJob, TransformJobs
+from textclf.local.state import StateStore
 from textclf.serving.servers import read_body
 
 log = logging.getLogger(__name__)
@@ -55,10 +56,11 @@ class LocalSageMaker:
         client: Callable[[str], Any],
         model_server_url: str,
         base_model: Path | None = None,
+        store: StateStore | None = None,
     ) -> None:
         self.moto_url = moto_url.rstrip("/")
         self.region = region
-        self.services = Services(region=region, workdir=workdir, client=client, bus=bus)
+        self.services = Services(region=region, workdir=workdir, client=client, bus=bus, store=store)
         self.training = TrainingJobs(self.services, base_model)
         self.hosting = Endpoints(self.services, model_server_url)
         self.transform = TransformJobs(self.services)
@@ -88,6 +90,12 @@ class LocalSageMaker:
     @property
     def transforms(self) -> dict[str, TransformJob]:
         return self.transform.transforms
+
+    def restore(self) -> None:
+        """Jobs and endpoints as the store recorded them (what was running ends; see each part)."""
+        self.training.restore()
+        self.transform.restore()
+        self.hosting.restore()
 
     def register_endpoint(self, name: str, config: str) -> None:
         self.hosting.register_endpoint(name, config)

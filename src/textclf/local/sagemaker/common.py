@@ -6,13 +6,17 @@ from __future__ import annotations
 import base64
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from textclf_api.logic.batch import split_s3
 
 from textclf.local.events import LocalEventBus
+from textclf.local.state import StateStore
+
+#: What a restart does to a job or rollout that was running when the stack stopped.
+INTERRUPTED = "the local stack stopped while this ran (restarted since); nothing resumed it"
 
 
 class SageMakerError(Exception):
@@ -31,6 +35,8 @@ class Services:
     workdir: Path
     client: Callable[[str], Any]
     bus: LocalEventBus | None
+    #: Where jobs and endpoints are recorded as they change (None: they live in memory only).
+    store: StateStore | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
     threads: list[threading.Thread] = field(default_factory=list)
 
@@ -47,6 +53,17 @@ class Services:
         if self.bus is not None:
             self.bus.put(detail_type, detail, [resource])
 
+    def save(self, kind: str, name: str, record: dict[str, Any]) -> None:
+        if self.store is not None:
+            self.store.save(kind, name, record)
+
+    def forget(self, kind: str, name: str) -> None:
+        if self.store is not None:
+            self.store.forget(kind, name)
+
+    def records(self, kind: str) -> list[dict[str, Any]]:
+        return [] if self.store is None else self.store.records(kind)
+
     def fetch_model_of(self, model_name: str, folder: str) -> tuple[Path, str | None, str | None]:
         """The archive of a SageMaker model, downloaded under ``models/<folder>``; the version its
         env names; the SHA-256 S3 holds for it (when it was stored with one), which the model
@@ -61,3 +78,8 @@ class Services:
         # A multipart upload's checksum is of its parts ("<b64>-<n>"), not of the file: unusable here.
         sha256 = base64.b64decode(checksum).hex() if checksum and "-" not in checksum else None
         return dest, (container.get("Environment") or {}).get("TEXTCLF_MODEL_VERSION"), sha256
+
+
+def record_of(item: Any, transient: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A dataclass's fields as a JSON-ready record, without the ``transient`` ones."""
+    return {f.name: getattr(item, f.name) for f in fields(item) if f.name not in transient}

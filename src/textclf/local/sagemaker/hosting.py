@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from textclf.local import LOCAL_ACCOUNT_ID
-from textclf.local.sagemaker.common import SageMakerError, Services
+from textclf.local.sagemaker.common import INTERRUPTED, SageMakerError, Services, record_of
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +33,15 @@ class Endpoint:
     failure_reason: str | None = None
     created: float = field(default_factory=time.time)
     modified: float = field(default_factory=time.time)
+    #: False from the moment a rollout settles until its state-change event is on the bus.
+    announced: bool = True
     #: False while the model server does not answer /ping (DescribeEndpoint then finds nothing).
     reachable: bool = True
+
+    KIND = "endpoint"
+
+    def record(self) -> dict[str, Any]:
+        return record_of(self, transient=("reachable",))
 
     @property
     def arn(self) -> str:
@@ -70,6 +77,32 @@ class Endpoints:
         """The endpoint the stack starts with (its model is already loaded in the model server)."""
         with self.services.lock:
             self.endpoints[name] = Endpoint(name=name, config=config, region=self.services.region)
+            self._save(self.endpoints[name])
+
+    def restore(self) -> None:
+        """The recorded endpoints. A rollout the stack stopped in never switched (the model
+        server lost the new model with the process): an update ends InService on the old config,
+        as SageMaker rolls back a failed update; a create ends Failed. Either is announced."""
+        for record in self.services.records(Endpoint.KIND):
+            endpoint = Endpoint(**record)
+            self.endpoints[endpoint.name] = endpoint
+            if endpoint.status in ("Creating", "Updating"):
+                endpoint.status = "Failed" if endpoint.status == "Creating" else "InService"
+                endpoint.failure_reason = f"InternalServerError: {INTERRUPTED}"
+                endpoint.modified = time.time()
+                endpoint.announced = False
+                log.warning(
+                    "endpoint %s: %s; now %s on %s",
+                    endpoint.name,
+                    INTERRUPTED,
+                    endpoint.status,
+                    endpoint.config,
+                )
+            if not endpoint.announced:
+                self._announce(endpoint)
+
+    def _save(self, endpoint: Endpoint) -> None:
+        self.services.save(Endpoint.KIND, endpoint.name, endpoint.record())
 
     def set_reachable(self, name: str, reachable: bool) -> None:
         endpoint = self.endpoints.get(name)
@@ -110,6 +143,7 @@ class Endpoints:
             )  # must exist
             endpoint = Endpoint(name=name, config=config, region=self.services.region, status="Creating")
             self.endpoints[name] = endpoint
+            self._save(endpoint)
         self.services.background(self._roll_out, endpoint, config, name=f"endpoint-{name}")
         return {"EndpointArn": endpoint.arn}
 
@@ -123,6 +157,7 @@ class Endpoints:
                 )
             self.services.client("sagemaker").describe_endpoint_config(EndpointConfigName=config)
             endpoint.status, endpoint.failure_reason, endpoint.modified = "Updating", None, time.time()
+            self._save(endpoint)
         self.services.background(self._roll_out, endpoint, config, name=f"endpoint-{name}")
         return {"EndpointArn": endpoint.arn}
 
@@ -130,6 +165,7 @@ class Endpoints:
         endpoint = self._endpoint(str(request.get("EndpointName")))
         with self.services.lock:
             self.endpoints.pop(endpoint.name, None)
+            self.services.forget(Endpoint.KIND, endpoint.name)
         detail = {"EndpointName": endpoint.name, "EndpointArn": endpoint.arn, "EndpointStatus": "DELETED"}
         self.services.publish(ENDPOINT_EVENT, detail, endpoint.arn)
         return {}
@@ -138,7 +174,7 @@ class Endpoints:
         """Load the config's model in the model server, then switch (SageMaker's blue/green)."""
         creating = endpoint.status == "Creating"
         try:
-            archive, version, sha256 = self._fetch_model(config)
+            archive, version, sha256 = self.fetch_model(config)
             reply = self._http.post(
                 f"{self.model_server_url}/admin/model",
                 json={"model": str(archive), "version": version, "sha256": sha256},
@@ -153,6 +189,12 @@ class Endpoints:
             endpoint.status = "Failed" if creating else "InService"
             endpoint.failure_reason = f"{type(exc).__name__}: {exc}"[:1000]
         endpoint.modified = time.time()
+        endpoint.announced = False
+        self._announce(endpoint)
+
+    def _announce(self, endpoint: Endpoint) -> None:
+        """Record the settled rollout, put its event on the bus, record that it went out."""
+        self._save(endpoint)
         status = {"InService": "IN_SERVICE", "Failed": "FAILED"}[endpoint.status]
         detail = {
             "EndpointName": endpoint.name,
@@ -163,8 +205,10 @@ class Endpoints:
         if endpoint.failure_reason:
             detail["FailureReason"] = endpoint.failure_reason
         self.services.publish(ENDPOINT_EVENT, detail, endpoint.arn)
+        endpoint.announced = True
+        self._save(endpoint)
 
-    def _fetch_model(self, config: str) -> tuple[Path, str | None, str | None]:
+    def fetch_model(self, config: str) -> tuple[Path, str | None, str | None]:
         """The archive of the config's (single) model, downloaded; the version its env names; the
         SHA-256 S3 holds for it (when it was stored with one), which the model server checks."""
         sagemaker = self.services.client("sagemaker")

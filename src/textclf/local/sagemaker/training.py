@@ -27,7 +27,7 @@ from textclf_api.logic.batch import split_s3
 from textclf_api.logic.training import TORCHRUN_LAUNCHER
 
 from textclf.local import LOCAL_ACCOUNT_ID
-from textclf.local.sagemaker.common import SageMakerError, Services
+from textclf.local.sagemaker.common import INTERRUPTED, SageMakerError, Services, record_of
 from textclf.training import launcher
 
 log = logging.getLogger(__name__)
@@ -50,8 +50,15 @@ class TrainingJob:
     started: float | None = None
     ended: float | None = None
     artifact: str | None = None
+    #: False from the moment the job ends until its state-change event is on the bus.
+    announced: bool = True
     process: subprocess.Popen[str] | None = None
     stop_requested: bool = False
+
+    KIND = "training-job"
+
+    def record(self) -> dict[str, Any]:
+        return record_of(self, transient=("process", "stop_requested"))
 
     @property
     def arn(self) -> str:
@@ -94,6 +101,24 @@ class TrainingJobs:
         self.base_model = base_model
         self.jobs: dict[str, TrainingJob] = {}
 
+    def restore(self) -> None:
+        """The recorded jobs; one that was running when the stack stopped ends Failed (its
+        process is gone), and every ended job whose event may not have gone out is announced."""
+        for record in self.services.records(TrainingJob.KIND):
+            job = TrainingJob(**record)
+            self.jobs[job.name] = job
+            if job.status in ("InProgress", "Stopping"):
+                job.status = job.secondary_status = "Stopped" if job.status == "Stopping" else "Failed"
+                job.failure_reason = f"InternalServerError: {INTERRUPTED}"
+                job.ended = time.time()
+                job.announced = False
+                log.warning("training job %s: %s; now %s", job.name, INTERRUPTED, job.status)
+            if not job.announced:
+                self._announce(job)
+
+    def _save(self, job: TrainingJob) -> None:
+        self.services.save(TrainingJob.KIND, job.name, job.record())
+
     def stop(self) -> None:
         """Terminate the running jobs (each then ends Stopped)."""
         with self.services.lock:
@@ -110,6 +135,7 @@ class TrainingJobs:
                 raise SageMakerError("ResourceInUse", f"Training job {name} already exists")
             job = TrainingJob(name=name, request=request, region=self.services.region)
             self.jobs[name] = job
+            self._save(job)
         self.services.background(self._run_job, job, name=f"training-{name}")
         return {"TrainingJobArn": job.arn}
 
@@ -140,6 +166,7 @@ class TrainingJobs:
             raise SageMakerError("ValidationException", "Requested resource not found.")
         job.stop_requested = True
         job.status = "Stopping"
+        self._save(job)
         if job.process is not None and job.process.poll() is None:
             job.process.terminate()
         return {}
@@ -149,6 +176,7 @@ class TrainingJobs:
         try:
             job.started = time.time()
             job.secondary_status = "Downloading"
+            self._save(job)
             self._prepare_job(job, root)
             job.secondary_status = "Training"
             returncode, tail = self._train(job, root)
@@ -168,7 +196,14 @@ class TrainingJobs:
         finally:
             job.ended = time.time()
             job.process = None
+            job.announced = False
         log.info("training job %s %s (%s)", job.name, job.status, job.failure_reason or "ok")
+        self._announce(job)
+
+    def _announce(self, job: TrainingJob) -> None:
+        """Record the job's state, put its event on the bus, then record that it went out: a
+        crash in between announces it again on restart (the deploy loop takes a repeat)."""
+        self._save(job)
         detail = {
             "TrainingJobName": job.name,
             "TrainingJobArn": job.arn,
@@ -180,6 +215,8 @@ class TrainingJobs:
         if job.failure_reason:
             detail["FailureReason"] = job.failure_reason
         self.services.publish(TRAINING_EVENT, detail, job.arn)
+        job.announced = True
+        self._save(job)
 
     def _prepare_job(self, job: TrainingJob, root: Path) -> None:
         """``/opt/ml`` for one job: channels, the unpacked source bundle, empty output folders."""

@@ -21,7 +21,7 @@ from typing import Any
 from textclf_api.logic.batch import split_s3
 
 from textclf.local import LOCAL_ACCOUNT_ID
-from textclf.local.sagemaker.common import SageMakerError, Services
+from textclf.local.sagemaker.common import INTERRUPTED, SageMakerError, Services, record_of
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,8 @@ class TransformJob:
     started: float | None = None
     ended: float | None = None
     records: int = 0
+
+    KIND = "transform-job"
 
     def __post_init__(self) -> None:
         self.created = self.created or time.time()
@@ -140,6 +142,19 @@ class TransformJobs:
         self.services = services
         self.transforms: dict[str, TransformJob] = {}
 
+    def restore(self) -> None:
+        """The recorded jobs; one that was running when the stack stopped ends Failed."""
+        for record in self.services.records(TransformJob.KIND):
+            job = TransformJob(**record)
+            self.transforms[job.name] = job
+            if job.status == "InProgress":
+                job.status, job.failure_reason = "Failed", f"InternalServerError: {INTERRUPTED}"
+                job.ended = time.time()
+                self._save(job)
+
+    def _save(self, job: TransformJob) -> None:
+        self.services.save(TransformJob.KIND, job.name, record_of(job))
+
     def create_transform_job(self, request: dict[str, Any]) -> dict[str, Any]:
         name = str(request.get("TransformJobName", ""))
         # moto checks the request and that the model exists; the job itself runs here.
@@ -149,6 +164,7 @@ class TransformJobs:
                 raise SageMakerError("ResourceInUse", f"Transform job {name} already exists")
             job = TransformJob(name=name, request=request, region=self.services.region)
             self.transforms[name] = job
+            self._save(job)
         self.services.background(self._run_transform, job, name=f"transform-{name}")
         return {"TransformJobArn": job.arn}
 
@@ -173,6 +189,7 @@ class TransformJobs:
             job.status, job.failure_reason = "Failed", f"ClientError: {type(exc).__name__}: {exc}"[:1000]
         finally:
             job.ended = time.time()
+            self._save(job)
         log.info("transform job %s %s: %d records", job.name, job.status, job.records)
         detail = {
             "TransformJobName": job.name,
