@@ -43,9 +43,18 @@ class Server:
     """
 
     def __init__(
-        self, name: str, args: list[str], env: dict[str, str], log: Path, listen: tuple[str, ...] = ()
+        self,
+        name: str,
+        args: list[str],
+        env: dict[str, str],
+        log: Path,
+        listen: tuple[str, ...] = (),
+        *,
+        own_group: bool = False,
     ) -> None:
         self.name = name
+        #: A process group of its own (with the training jobs it starts), so kill() takes them all.
+        self.own_group = own_group
         self.args = args
         self.env = env
         self.log = log
@@ -76,6 +85,7 @@ class Server:
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
                     pass_fds=[sock.fileno() for sock in sockets.values()],
+                    start_new_session=self.own_group,
                 )
         finally:
             for sock in sockets.values():
@@ -107,6 +117,12 @@ class Server:
             self.proc.kill()
             self.proc.wait(10)
             return None
+
+    def kill(self) -> None:
+        """SIGKILL to the whole process group: a crash, nothing runs on the way out."""
+        assert self.proc is not None and self.own_group
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(30)
 
     def tail(self, lines: int = 40) -> str:
         text = self.log.read_text(encoding="utf-8", errors="replace") if self.log.exists() else ""

@@ -59,7 +59,9 @@ class Stack:
         args = ["serve", "--model", str(inputs["archive"]), "--data", str(inputs["data"]), "--threads", "1"]
         args += ["--base-model", str(inputs["base"]), "--parameter-overrides", *overrides]
         listen = ("--fd", "--endpoint-fd")
-        self.server = Server("textclf serve", args, self.env, root / "serve.log", listen=listen)
+        self.server = Server(
+            "textclf serve", args, self.env, root / "serve.log", listen=listen, own_group=True
+        )
         self.api_url = self.server.url()
         self.client = httpx.Client(base_url=self.api_url, timeout=30, headers=KEY)
 
@@ -175,6 +177,25 @@ def test_a_trained_model_that_passes_the_gate_reaches_predict_by_itself(
         assert "*       1  Approved" in listed.stdout
         assert len(stack.client.get("/train/" + job).json()["metrics"]) >= 10
         batch_scoring_with_the_deployed_model(stack, tmp_path)
+        everything_survives_a_kill(stack, job, key)
+
+
+def everything_survives_a_kill(stack: Stack, job: str, key: dict[str, str]) -> None:
+    """SIGKILL to the whole process group, start again: the deployed version, its record, the
+    registry and the idempotency record are all still there (<artifacts>/local-stack/state)."""
+    stack.server.kill()
+    stack.server.start()
+    stack.server.wait_ready(f"{stack.api_url}/health")
+    assert "restored" in stack.server.tail(40)  # the banner says what came back
+    health = stack.client.get("/health").json()
+    assert (health["status"], health["model_version"]) == ("ok", "1")
+    assert stack.predict_version() == "1"
+    after = stack.client.get(f"/train/{job}").json()
+    assert (after["status"], after["deployment"]["status"]) == ("Completed", "deployed"), after
+    listed = stack.cli("models", "list", "--local")
+    assert listed.returncode == 0 and "*       1  Approved" in listed.stdout, listed.stdout + listed.stderr
+    again = stack.client.post("/train", json=TRAIN, headers=key)
+    assert (again.status_code, again.json()["training_job_name"]) == (202, job), again.text
 
 
 HEADLINES = ["ebola outbreak spreads", "new movie tops box office", "fed raises rates", "apple unveils phone"]

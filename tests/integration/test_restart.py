@@ -49,8 +49,8 @@ def artifacts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @contextmanager
-def stack_on(state: Path, archive: Path, *, crashed: threading.Event | None = None) -> Iterator[Any]:
-    """A stack on ``state``; when ``crashed`` is set at the end it is abandoned as a kill leaves it."""
+def stack_on(state: Path, archive: Path) -> Iterator[Any]:
+    """A stack on ``state``."""
     from textclf.local.stack import LocalStack, StackOptions
 
     stack = LocalStack(
@@ -67,14 +67,8 @@ def stack_on(state: Path, archive: Path, *, crashed: threading.Event | None = No
     try:
         yield stack
     finally:
-        if crashed is not None and crashed.is_set():
-            # What a kill leaves: moto's memory gone (it is process-wide here), no further write.
-            assert stack.control_plane is not None and stack.control_plane.recorder is not None
-            stack.control_plane.recorder.recording = False
-            httpx.post(f"{stack.control_plane.url}/moto-api/reset", timeout=30)
-        else:
-            assert stack.control_plane is not None
-            httpx.post(f"{stack.control_plane.url}/moto-api/reset", timeout=30)
+        # After a "kill" nothing more is written: the stop closes servers and writes no state,
+        # and the next start begins with an empty moto (ControlPlane.start resets it).
         stack.stop()
 
 
@@ -177,7 +171,7 @@ def test_a_rollout_killed_at_any_step_restarts_consistent(
             crash_after(patch, deployment, "register", crashed)
         else:  # UpdateEndpoint accepted and recorded, the model server never switched
             crash_before(patch, Endpoints, "_roll_out", crashed)
-        with stack_on(state, archive, crashed=crashed) as first:
+        with stack_on(state, archive) as first:
             before = state_of(first)["served"]
             assert before.startswith("sha256:")
             finish_job(first, archive)
@@ -226,8 +220,6 @@ def test_a_deployed_version_serves_again_after_a_restart(archive: Path, artifact
         again = state_of(fresh)
         assert again["served"].startswith("sha256:") and again["packages"] == [] and again["record"] is None
     finally:
-        assert fresh.control_plane is not None
-        httpx.post(f"{fresh.control_plane.url}/moto-api/reset", timeout=30)
         fresh.stop()
 
 

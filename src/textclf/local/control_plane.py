@@ -101,6 +101,9 @@ class ControlPlane:
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.url = f"http://{host}:{port}"
+        # moto's backends are process-wide: a stack started before in this process (tests, a
+        # restart in process) must leave nothing behind -- the stored state is the only memory.
+        httpx.post(f"{self.url}/moto-api/reset", timeout=30, trust_env=False).raise_for_status()
         log.info("control plane (moto) on %s", self.url)
 
     def stop(self) -> None:

@@ -42,6 +42,7 @@ from textclf.serving.endpoint import (
     default_model_path,
     start_endpoint,
 )
+from textclf.serving.model_store import require_model
 from textclf.serving.net import bind_socket, check_loopback, inherited_socket
 from textclf.serving.servers import ServerThread
 
@@ -113,8 +114,6 @@ class LocalStack:
         tpl.check_parameters(template, opts.parameters)
         routes = tpl.routes(template, opts.parameters)
         self.api_key = opts.api_key or os.environ.get(API_KEY_ENV) or secrets.token_urlsafe(24)
-        # First: a state folder that cannot be used stops the start before anything else happens.
-        self.store = StateStore.open(self.state_dir, fresh=opts.fresh)
         if opts.api_fd is not None:
             api_sock = inherited_socket(opts.api_fd, flag="--fd")
         else:
@@ -128,6 +127,10 @@ class LocalStack:
                 endpoint_sock = bind_socket(
                     opts.host, opts.endpoint_port, what="endpoint", flag="--endpoint-port"
                 )
+            if opts.endpoint_url is None:
+                require_model(default_model_path(opts.model))  # before any server starts
+            # A state folder that cannot be used stops the start before any server starts.
+            self.store = StateStore.open(self.state_dir, fresh=opts.fresh)
             self._start_all(template, routes, api_sock, endpoint_sock, sagemaker_sock)
         except BaseException:
             for sock in (api_sock, endpoint_sock, sagemaker_sock):

@@ -111,13 +111,18 @@ def _extract(archive: Path, dest: Path) -> None:
             pass
 
 
-def resolve_model_dir(model: Path, expected_sha256: str | None = None) -> Path:
-    """A model folder ready to serve: ``model`` itself, or its extraction when it is an archive."""
+def require_model(model: Path) -> None:
+    """Refuse a model path that does not exist, before anything is started for it."""
     if not model.exists():
         raise UserError(
             f"no model at {model}: run `textclf package` (or `make demo`) first, or pass --model "
             "<model.tar.gz or model folder>"
         )
+
+
+def resolve_model_dir(model: Path, expected_sha256: str | None = None) -> Path:
+    """A model folder ready to serve: ``model`` itself, or its extraction when it is an archive."""
+    require_model(model)
     if model.is_dir():
         if not (model / "config.json").exists():
             raise UserError(f"{model} is not a model folder (no config.json)")
