@@ -20,7 +20,7 @@ SAM_PATH := $(if $(PY312_BIN),$(PY312_BIN):,)$(CURDIR)/$(TOOLS)/bin:$(PATH)
 help:
 	@echo "make demo   - prepare data, EDA, train, evaluate, package, run the local stack and query it"
 	@echo "make test   - lint, type-check, template checks and the whole test suite"
-	@echo "make serve  - start the local stack (API on :3000, endpoint on :8080) and keep it up"
+	@echo "make serve  - start the local stack (API on :3000, endpoint on :8080) and keep it up; it remembers what it trained and deployed (FRESH=1 starts empty)"
 	@echo "make bench  - serving benchmark (model, endpoint and API level) against the baseline"
 	@echo "make screenshot - docs/img/playground.png: the playground page with the packaged model"
 
