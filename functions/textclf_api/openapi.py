@@ -15,6 +15,11 @@ from aws_lambda_powertools.event_handler.openapi.models import APIKey, Server
 
 TITLE = "textclf API"
 VERSION = "1.0.0"
+#: A route's ``security=``: the schemes below, by name.
+API_KEY_AUTH: list[dict[str, list[str]]] = [{"api_key": []}]
+#: Documents API Gateway's AWS_IAM authorizer.
+IAM_AUTH: list[dict[str, list[str]]] = [{"sigv4": []}]
+
 DESCRIPTION = (
     "Classifies news headlines into business, science_and_technology, entertainment and health "
     "through a SageMaker endpoint, starts SageMaker training jobs and Batch Transform jobs. `/predict` "

@@ -14,18 +14,11 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from textclf_api.handlers.common import (
-    accepted,
-    accepted_responses,
-    create_app,
-    error_responses,
-    handle,
-    logger,
-    metrics,
-    tracer,
-)
-from textclf_api.handlers.training import IAM_AUTH
+from textclf_api.handlers.error_responses import error_responses
+from textclf_api.handlers.observability import logger, metrics, tracer
+from textclf_api.handlers.resolver import accepted, accepted_responses, create_app, handle
 from textclf_api.logic.batch import get_batch_status, start_batch
+from textclf_api.openapi import IAM_AUTH
 from textclf_api.schemas import (
     TRAINING_JOB_NAME_PATTERN,
     BatchRequest,

@@ -11,14 +11,9 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from textclf_api.handlers.common import (
-    RETRY_AFTER_HEADER,
-    create_app,
-    handle,
-    logger,
-    metrics,
-    tracer,
-)
+from textclf_api.handlers.error_responses import RETRY_AFTER_HEADER
+from textclf_api.handlers.observability import logger, metrics, tracer
+from textclf_api.handlers.resolver import create_app, handle
 from textclf_api.logic.health import check_health
 from textclf_api.logic.page import playground
 from textclf_api.schemas import HealthResponse

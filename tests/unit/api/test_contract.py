@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from textclf_api.handlers import batch, health, predict, training
-from textclf_api.handlers.common import precheck
+from textclf_api.handlers.resolver import precheck
 
 from .conftest import EVENTS, ApiResponse, load_event, with_body
 
