@@ -32,10 +32,10 @@ DESCRIPTION = (
 
 def openapi_document() -> dict[str, Any]:
     # Imported here so `python -m` does not import handler modules twice (as __main__ and by name).
-    from textclf_api.handlers import batch, health, predict, training
+    from textclf_api.handlers import health, predict, training, transform
 
     app = APIGatewayRestResolver(enable_validation=True)
-    for router in (predict.router, health.router, training.router, batch.router):
+    for router in (predict.router, health.router, training.router, transform.router):
         app.include_router(router)
     schema = app.get_openapi_json_schema(
         title=TITLE,

@@ -42,8 +42,8 @@ import anyio.to_thread
 import httpx
 from botocore.exceptions import ClientError
 from starlette.types import ASGIApp, Receive, Scope, Send
-from textclf_api.logic.batch import split_s3
 from textclf_api.logic.training import TORCHRUN_LAUNCHER
+from textclf_api.logic.transform import split_s3
 
 from textclf.local import LOCAL_ACCOUNT_ID
 from textclf.local.events import LocalEventBus

@@ -17,7 +17,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from textclf_api.handlers.error_responses import error_responses
 from textclf_api.handlers.observability import logger, metrics, tracer
 from textclf_api.handlers.resolver import accepted, accepted_responses, create_app, handle
-from textclf_api.logic.batch import get_batch_status, start_batch
+from textclf_api.logic.transform import get_transform_status, start_transform
 from textclf_api.openapi import IAM_AUTH
 from textclf_api.schemas import (
     TRAINING_JOB_NAME_PATTERN,
@@ -41,8 +41,8 @@ router = APIGatewayRouter()
     responses=accepted_responses(BatchStartedResponse, 400, 409, 413, 415, 422, 429, 502, 503, 504),
 )
 @tracer.capture_method
-def start_batch_route(request: Annotated[BatchRequest, Body()]) -> Response[BatchStartedResponse]:
-    started = start_batch(request)
+def start_transform_route(request: Annotated[BatchRequest, Body()]) -> Response[BatchStartedResponse]:
+    started = start_transform(request)
     metrics.add_metric(name="BatchJobsStarted", unit=MetricUnit.Count, value=1)
     tracer.put_annotation(key="transform_job_name", value=started.transform_job_name)
     return accepted(started, f"/batch/{started.transform_job_name}")
@@ -63,10 +63,10 @@ def start_batch_route(request: Annotated[BatchRequest, Body()]) -> Response[Batc
     | error_responses(404, 422, 502, 503, 504),
 )
 @tracer.capture_method
-def batch_status_route(
+def transform_status_route(
     job_name: Annotated[str, Path(pattern=TRAINING_JOB_NAME_PATTERN, max_length=63)],
 ) -> BatchStatusResponse:
-    return get_batch_status(job_name)
+    return get_transform_status(job_name)
 
 
 app = create_app(router)
