@@ -3,17 +3,15 @@ with the tokens, attributions and n-grams behind the answer)."""
 
 # No `from __future__ import annotations`: powertools reads the route signatures at runtime.
 from collections import Counter
-from typing import Annotated, Any
+from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
-from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from textclf_api.handlers.error_responses import error_responses
 from textclf_api.handlers.observability import count_by, logger, metrics, tracer
-from textclf_api.handlers.resolver import create_app, handle
+from textclf_api.handlers.resolver import create_app, lambda_handler_for
 from textclf_api.labels import LABELS
 from textclf_api.logic.predict import explain, predict
 from textclf_api.openapi import API_KEY_AUTH
@@ -75,10 +73,4 @@ def explain_route(request: Annotated[ExplainRequest, Body()]) -> ExplainResponse
 
 
 app = create_app(router)
-
-
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
-@tracer.capture_lambda_handler
-@metrics.log_metrics(capture_cold_start_metric=True)
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return handle(app, event, context)
+lambda_handler = lambda_handler_for(app)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -24,6 +24,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestValidationError,
 )
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
+from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
@@ -42,8 +43,10 @@ from textclf_api.handlers.error_responses import (
     render_error,
     validation_details,
 )
-from textclf_api.handlers.observability import logger
+from textclf_api.handlers.observability import logger, metrics, tracer
 from textclf_api.schemas import MAX_BODY_BYTES, error_body
+
+LambdaHandler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _JSON_TYPES = ("application/json",)
@@ -99,6 +102,18 @@ def create_app(*routers: APIGatewayRouter) -> APIGatewayRestResolver:
         )
 
     return app
+
+
+def lambda_handler_for(app: APIGatewayRestResolver) -> LambdaHandler:
+    """The function's entry point: :func:`handle` with ``app``, logged, traced and measured."""
+
+    @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+    @tracer.capture_lambda_handler
+    @metrics.log_metrics(capture_cold_start_metric=True)
+    def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        return handle(app, event, context)
+
+    return lambda_handler
 
 
 def handle(app: APIGatewayRestResolver, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

@@ -5,18 +5,16 @@ Both routes require IAM (SigV4) auth at API Gateway: a transform job runs paid i
 
 # No `from __future__ import annotations`: powertools reads the route signatures at runtime.
 from http import HTTPStatus
-from typing import Annotated, Any
+from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
-from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from textclf_api.handlers.error_responses import error_responses
-from textclf_api.handlers.observability import logger, metrics, tracer
-from textclf_api.handlers.resolver import accepted, accepted_responses, create_app, handle
+from textclf_api.handlers.observability import metrics, tracer
+from textclf_api.handlers.resolver import accepted, accepted_responses, create_app, lambda_handler_for
 from textclf_api.logic.transform import get_transform_status, start_transform
 from textclf_api.openapi import IAM_AUTH
 from textclf_api.schemas import (
@@ -70,10 +68,4 @@ def transform_status_route(
 
 
 app = create_app(router)
-
-
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
-@tracer.capture_lambda_handler
-@metrics.log_metrics(capture_cold_start_metric=True)
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return handle(app, event, context)
+lambda_handler = lambda_handler_for(app)
