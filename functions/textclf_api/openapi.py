@@ -15,6 +15,11 @@ from aws_lambda_powertools.event_handler.openapi.models import APIKey, Server
 
 TITLE = "textclf API"
 VERSION = "1.0.0"
+#: A route's ``security=``: the schemes below, by name.
+API_KEY_AUTH: list[dict[str, list[str]]] = [{"api_key": []}]
+#: Documents API Gateway's AWS_IAM authorizer.
+IAM_AUTH: list[dict[str, list[str]]] = [{"sigv4": []}]
+
 DESCRIPTION = (
     "Classifies news headlines into business, science_and_technology, entertainment and health "
     "through a SageMaker endpoint, starts SageMaker training jobs and Batch Transform jobs. `/predict` "
@@ -27,10 +32,10 @@ DESCRIPTION = (
 
 def openapi_document() -> dict[str, Any]:
     # Imported here so `python -m` does not import handler modules twice (as __main__ and by name).
-    from textclf_api.handlers import batch, health, predict, training
+    from textclf_api.handlers import health, predict, training, transform
 
     app = APIGatewayRestResolver(enable_validation=True)
-    for router in (predict.router, health.router, training.router, batch.router):
+    for router in (predict.router, health.router, training.router, transform.router):
         app.include_router(router)
     schema = app.get_openapi_json_schema(
         title=TITLE,

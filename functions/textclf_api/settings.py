@@ -1,18 +1,34 @@
 """Environment configuration of the Lambda functions: the one place that reads ``os.environ``.
 
 ``template.yaml`` sets every variable; the local stack (``textclf serve``) and the tests set them
-too. Values are read once per process (``get_settings`` is cached) -- call
-``get_settings.cache_clear()`` after changing the environment.
+too. Each field of :class:`Settings` names its variable (the alias), its default and its check;
+a blank variable counts as unset. A bad value is a :class:`ConfigurationError` (503) naming the
+variable, never a pydantic traceback. Values are read once per process (``get_settings`` is cached)
+-- call ``get_settings.cache_clear()`` after changing the environment.
+
+Plain pydantic rather than pydantic-settings: the functions already ship pydantic, and reading
+one flat mapping of strings is all they need.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from functools import lru_cache
-from typing import Final
+from typing import Annotated, Any, Final
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_core import ErrorDetails
 
 from textclf_api.errors import ConfigurationError
 from textclf_api.schemas import (
@@ -28,141 +44,141 @@ from textclf_api.schemas import (
 TRAINING_JOB_PREFIX_PATTERN: Final = re.compile(r"^[a-z0-9](-*[a-z0-9]){0,39}$")
 #: The template's EndpointType values: a real-time endpoint on instances, or serverless inference.
 ENDPOINT_TYPES: Final = ("RealTime", "Serverless")
+#: SageMaker: MaxRuntimeInSeconds up to 28 days, and a spot job's MaxWaitTime at most as long.
+MAX_TRAINING_SECONDS: Final = 28 * 24 * 3600
+MAX_ENDPOINT_INSTANCES: Final = 100
 
 
-@dataclass(frozen=True)
-class Settings:
-    endpoint_name: str | None
-    bucket_name: str | None
-    sagemaker_role_arn: str | None
-    training_image_uri: str | None
-    training_instance_type: str
-    base_model: str
-    training_job_prefix: str
-    dataset_pointer_key: str
-    source_bundle_key: str
-    training_output_prefix: str
-    checkpoint_prefix: str
-    training_max_runtime_seconds: int
-    training_max_wait_seconds: int
-    training_volume_size_gb: int
-    retry_after_seconds: int
+def _check(test: Callable[[Any], bool], problem: str) -> AfterValidator:
+    def check(value: Any) -> Any:
+        if not test(value):
+            raise ValueError(problem)
+        return value
+
+    return AfterValidator(check)
+
+
+def _between(low: int, high: int) -> AfterValidator:
+    return _check(lambda value: low <= value <= high, f"is outside {low}..{high}")
+
+
+def _one_of(choices: tuple[str, ...]) -> AfterValidator:
+    return _check(lambda value: value in choices, f"is not one of {', '.join(choices)}")
+
+
+def _split_list(value: Any) -> Any:
+    return (
+        tuple(item.strip() for item in value.split(",") if item.strip()) if isinstance(value, str) else value
+    )
+
+
+def _var(name: str, default: Any = None) -> Any:
+    """A field read from the environment variable ``name``."""
+    return Field(default, alias=name)
+
+
+Fraction = Annotated[float, _check(lambda value: 0.0 <= value <= 1.0, "is outside 0..1 (a fraction)")]
+#: An S3 key (no leading slash) and a key prefix (no slash at either end).
+S3Key = Annotated[str, AfterValidator(lambda value: value.lstrip("/"))]
+S3Prefix = Annotated[str, AfterValidator(lambda value: value.strip("/"))]
+
+
+#: Fields whose lower bound is another field: (that field, the upper bound).
+_FLOORS: Final = {
+    "training_max_wait_seconds": ("training_max_runtime_seconds", MAX_TRAINING_SECONDS),
+    "endpoint_max_instances": ("endpoint_min_instances", MAX_ENDPOINT_INSTANCES),
+}
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, validate_by_name=True, extra="ignore")
+
+    endpoint_name: str | None = _var("ENDPOINT_NAME")
+    bucket_name: str | None = _var("BUCKET_NAME")
+    sagemaker_role_arn: str | None = _var("SAGEMAKER_ROLE_ARN")
+    training_image_uri: str | None = _var("TRAINING_IMAGE_URI")
+    training_instance_type: Annotated[str, _one_of(GPU_INSTANCE_TYPES)] = _var(
+        "TRAINING_INSTANCE_TYPE", "ml.g5.xlarge"
+    )
+    base_model: Annotated[str, _one_of(BASE_MODELS)] = _var("BASE_MODEL", BASE_MODELS[0])
+    training_job_prefix: Annotated[
+        str,
+        _check(
+            lambda value: TRAINING_JOB_PREFIX_PATTERN.match(value) is not None,
+            "must be 1-40 lower-case letters, digits or hyphens",
+        ),
+    ] = _var("TRAINING_JOB_PREFIX", "textclf")
+    dataset_pointer_key: S3Key = _var("DATASET_POINTER_KEY", "datasets/latest.json")
+    source_bundle_key: S3Key = _var("SOURCE_BUNDLE_KEY", "code/sourcedir.tar.gz")
+    training_output_prefix: S3Prefix = _var("TRAINING_OUTPUT_PREFIX", "training-output")
+    checkpoint_prefix: S3Prefix = _var("CHECKPOINT_PREFIX", "checkpoints")
+    training_max_runtime_seconds: Annotated[int, _between(60, MAX_TRAINING_SECONDS)] = _var(
+        "TRAINING_MAX_RUNTIME_SECONDS", 4 * 3600
+    )
+    # A spot job's MaxWaitTime must cover its MaxRuntime (_at_least_its_floor); by default twice it.
+    training_max_wait_seconds: Annotated[int, _between(60, MAX_TRAINING_SECONDS)] = Field(
+        alias="TRAINING_MAX_WAIT_SECONDS",
+        default_factory=lambda data: 2 * data.get("training_max_runtime_seconds", 0),
+    )
+    training_volume_size_gb: Annotated[int, _between(1, 16384)] = _var("TRAINING_VOLUME_SIZE_GB", 30)
+    retry_after_seconds: Annotated[int, _between(1, 3600)] = _var("RETRY_AFTER_SECONDS", 30)
     #: GET /health reuses its last DescribeEndpoint answer this long (0: ask every time).
-    health_cache_seconds: int = 5
+    health_cache_seconds: Annotated[int, _between(0, 300)] = _var("HEALTH_CACHE_SECONDS", 5)
     # The gated deploy loop (logic/deployment.py).
-    model_package_group: str | None = None
-    deployments_table: str | None = None
-    idempotency_table: str | None = None
-    inference_image_uri: str | None = None
-    gate_min_accuracy: float = 0.85
-    gate_max_drop: float = 0.005
-    endpoint_type: str = "RealTime"
-    endpoint_instance_type: str = "ml.m5.large"
-    endpoint_min_instances: int = 1
-    endpoint_max_instances: int = 1
-    autoscaling_target_invocations: int = 1000
-    serverless_memory_mb: int = 3072
-    serverless_max_concurrency: int = 10
-    rollback_alarms: tuple[str, ...] = ()
-    canary_wait_seconds: int = 300
-    max_concurrent_training_jobs: int = 2
-    max_training_instance_count: int = 1
-    max_batch_instance_count: int = 1
+    model_package_group: str | None = _var("MODEL_PACKAGE_GROUP")
+    deployments_table: str | None = _var("DEPLOYMENTS_TABLE")
+    idempotency_table: str | None = _var("IDEMPOTENCY_TABLE")
+    inference_image_uri: str | None = _var("INFERENCE_IMAGE_URI")
+    gate_min_accuracy: Fraction = _var("GATE_MIN_ACCURACY", 0.85)
+    gate_max_drop: Fraction = _var("GATE_MAX_DROP", 0.005)
+    endpoint_type: Annotated[str, _one_of(ENDPOINT_TYPES)] = _var("ENDPOINT_TYPE", "RealTime")
+    endpoint_instance_type: str = _var("ENDPOINT_INSTANCE_TYPE", "ml.m5.large")
+    endpoint_min_instances: Annotated[int, _between(1, MAX_ENDPOINT_INSTANCES)] = _var(
+        "ENDPOINT_MIN_INSTANCES", 1
+    )
+    # At least the minimum (_at_least_its_floor); by default equal to it.
+    endpoint_max_instances: Annotated[int, _between(1, MAX_ENDPOINT_INSTANCES)] = Field(
+        alias="ENDPOINT_MAX_INSTANCES", default_factory=lambda data: data.get("endpoint_min_instances", 1)
+    )
+    autoscaling_target_invocations: Annotated[int, _between(1, 1_000_000)] = _var(
+        "AUTOSCALING_TARGET_INVOCATIONS", 1000
+    )
+    # SageMaker serverless: 1024-6144 MB in 1 GB steps, concurrency 1-200.
+    serverless_memory_mb: Annotated[int, _between(1024, 6144)] = _var("SERVERLESS_MEMORY_MB", 3072)
+    serverless_max_concurrency: Annotated[int, _between(1, 200)] = _var("SERVERLESS_MAX_CONCURRENCY", 10)
+    #: Comma-separated CloudWatch alarm names in the environment.
+    rollback_alarms: Annotated[tuple[str, ...], BeforeValidator(_split_list)] = _var("ROLLBACK_ALARMS", ())
+    canary_wait_seconds: Annotated[int, _between(0, 3600)] = _var("CANARY_WAIT_SECONDS", 300)
+    max_concurrent_training_jobs: Annotated[int, _between(1, 100)] = _var("MAX_CONCURRENT_TRAINING_JOBS", 2)
+    max_training_instance_count: Annotated[int, _between(1, MAX_TRAINING_INSTANCE_COUNT)] = _var(
+        "MAX_TRAINING_INSTANCE_COUNT", 1
+    )
+    max_batch_instance_count: Annotated[int, _between(1, MAX_BATCH_INSTANCE_COUNT)] = _var(
+        "MAX_BATCH_INSTANCE_COUNT", 1
+    )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """The settings ``env`` (default ``os.environ``) describes; blank variables are unset."""
         env = os.environ if env is None else env
+        names = {field.alias for field in cls.model_fields.values()}
+        values = {name: value.strip() for name, value in env.items() if name in names and value.strip()}
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            # A field whose default depends on an invalid one reports that too; name only the cause.
+            errors = [e for e in exc.errors() if e["type"] != "default_factory_not_called"]
+            raise ConfigurationError("; ".join(_describe(error) for error in errors)) from None
 
-        def text(name: str, default: str | None = None) -> str | None:
-            value = env.get(name, "").strip()
-            return value or default
-
-        def integer(name: str, default: int, low: int, high: int) -> int:
-            raw = text(name)
-            if raw is None:
-                return default
-            try:
-                value = int(raw)
-            except ValueError:
-                raise ConfigurationError(f"environment variable {name}={raw!r} is not an integer") from None
-            if not low <= value <= high:
-                raise ConfigurationError(f"environment variable {name}={value} is outside {low}..{high}")
-            return value
-
-        instance_type = text("TRAINING_INSTANCE_TYPE", "ml.g5.xlarge") or ""
-        if instance_type not in GPU_INSTANCE_TYPES:
-            raise ConfigurationError(
-                f"TRAINING_INSTANCE_TYPE={instance_type!r} is not one of {', '.join(GPU_INSTANCE_TYPES)}"
-            )
-        base_model = text("BASE_MODEL", BASE_MODELS[0]) or ""
-        if base_model not in BASE_MODELS:
-            raise ConfigurationError(f"BASE_MODEL={base_model!r} is not one of {', '.join(BASE_MODELS)}")
-        prefix = text("TRAINING_JOB_PREFIX", "textclf") or ""
-        if not TRAINING_JOB_PREFIX_PATTERN.match(prefix):
-            raise ConfigurationError(
-                f"TRAINING_JOB_PREFIX={prefix!r} must be 1-40 lower-case letters, digits or hyphens"
-            )
-
-        def fraction(name: str, default: float) -> float:
-            raw = text(name)
-            if raw is None:
-                return default
-            try:
-                value = float(raw)
-            except ValueError:
-                raise ConfigurationError(f"environment variable {name}={raw!r} is not a number") from None
-            if not 0.0 <= value <= 1.0:
-                raise ConfigurationError(f"environment variable {name}={value} is outside 0..1 (a fraction)")
-            return value
-
-        endpoint_type = text("ENDPOINT_TYPE", "RealTime") or ""
-        if endpoint_type not in ENDPOINT_TYPES:
-            raise ConfigurationError(
-                f"ENDPOINT_TYPE={endpoint_type!r} is not one of {', '.join(ENDPOINT_TYPES)}"
-            )
-        min_instances = integer("ENDPOINT_MIN_INSTANCES", 1, 1, 100)
-        # SageMaker: MaxRuntimeInSeconds up to 28 days; spot MaxWaitTime must be >= MaxRuntime.
-        max_runtime = integer("TRAINING_MAX_RUNTIME_SECONDS", 4 * 3600, 60, 28 * 24 * 3600)
-        max_wait = integer("TRAINING_MAX_WAIT_SECONDS", 2 * max_runtime, max_runtime, 28 * 24 * 3600)
-        return cls(
-            endpoint_name=text("ENDPOINT_NAME"),
-            bucket_name=text("BUCKET_NAME"),
-            sagemaker_role_arn=text("SAGEMAKER_ROLE_ARN"),
-            training_image_uri=text("TRAINING_IMAGE_URI"),
-            training_instance_type=instance_type,
-            base_model=base_model,
-            training_job_prefix=prefix,
-            dataset_pointer_key=(text("DATASET_POINTER_KEY", "datasets/latest.json") or "").lstrip("/"),
-            source_bundle_key=(text("SOURCE_BUNDLE_KEY", "code/sourcedir.tar.gz") or "").lstrip("/"),
-            training_output_prefix=(text("TRAINING_OUTPUT_PREFIX", "training-output") or "").strip("/"),
-            checkpoint_prefix=(text("CHECKPOINT_PREFIX", "checkpoints") or "").strip("/"),
-            training_max_runtime_seconds=max_runtime,
-            training_max_wait_seconds=max_wait,
-            training_volume_size_gb=integer("TRAINING_VOLUME_SIZE_GB", 30, 1, 16384),
-            retry_after_seconds=integer("RETRY_AFTER_SECONDS", 30, 1, 3600),
-            health_cache_seconds=integer("HEALTH_CACHE_SECONDS", 5, 0, 300),
-            model_package_group=text("MODEL_PACKAGE_GROUP"),
-            deployments_table=text("DEPLOYMENTS_TABLE"),
-            idempotency_table=text("IDEMPOTENCY_TABLE"),
-            inference_image_uri=text("INFERENCE_IMAGE_URI"),
-            gate_min_accuracy=fraction("GATE_MIN_ACCURACY", 0.85),
-            gate_max_drop=fraction("GATE_MAX_DROP", 0.005),
-            endpoint_type=endpoint_type,
-            endpoint_instance_type=text("ENDPOINT_INSTANCE_TYPE", "ml.m5.large") or "",
-            endpoint_min_instances=min_instances,
-            endpoint_max_instances=integer("ENDPOINT_MAX_INSTANCES", min_instances, min_instances, 100),
-            autoscaling_target_invocations=integer("AUTOSCALING_TARGET_INVOCATIONS", 1000, 1, 1_000_000),
-            # SageMaker serverless: 1024-6144 MB in 1 GB steps, concurrency 1-200.
-            serverless_memory_mb=integer("SERVERLESS_MEMORY_MB", 3072, 1024, 6144),
-            serverless_max_concurrency=integer("SERVERLESS_MAX_CONCURRENCY", 10, 1, 200),
-            rollback_alarms=tuple(a.strip() for a in (text("ROLLBACK_ALARMS") or "").split(",") if a.strip()),
-            canary_wait_seconds=integer("CANARY_WAIT_SECONDS", 300, 0, 3600),
-            max_concurrent_training_jobs=integer("MAX_CONCURRENT_TRAINING_JOBS", 2, 1, 100),
-            max_training_instance_count=integer(
-                "MAX_TRAINING_INSTANCE_COUNT", 1, 1, MAX_TRAINING_INSTANCE_COUNT
-            ),
-            max_batch_instance_count=integer("MAX_BATCH_INSTANCE_COUNT", 1, 1, MAX_BATCH_INSTANCE_COUNT),
-        )
+    @field_validator("training_max_wait_seconds", "endpoint_max_instances")
+    @classmethod
+    def _at_least_its_floor(cls, value: int, info: ValidationInfo) -> int:
+        floor_field, high = _FLOORS[str(info.field_name)]
+        floor = info.data.get(floor_field)  # absent when that field was invalid itself
+        if floor is not None and value < floor:
+            alias = cls.model_fields[floor_field].alias
+            raise ValueError(f"is outside {floor}..{high} (it may not be below {alias})")
+        return value
 
     def require(self, attribute: str) -> str:
         """The value of a setting a route cannot work without; a clear 503 when it is unset."""
@@ -170,6 +186,21 @@ class Settings:
         if not value:
             raise ConfigurationError(f"environment variable {attribute.upper()} is not set")
         return str(value)
+
+
+def _describe(error: ErrorDetails) -> str:
+    """One pydantic error as the operator should read it: the variable, its value, the problem."""
+    name = ".".join(str(part) for part in error["loc"])
+    kind = error["type"]
+    if kind.startswith("int_"):
+        problem = "is not an integer"
+    elif kind.startswith("float_"):
+        problem = "is not a number"
+    elif kind == "value_error":
+        problem = str(error.get("ctx", {}).get("error", error["msg"]))
+    else:
+        problem = error["msg"]
+    return f"environment variable {name}={error['input']!r} {problem}"
 
 
 @lru_cache(maxsize=1)

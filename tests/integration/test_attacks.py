@@ -107,7 +107,7 @@ def test_odd_but_valid_headlines_are_classified(local_stack: LocalStackProcesses
 SCHEMA = schemathesis.openapi.from_path(config.REPO_ROOT / "docs" / "openapi.json")
 # POST /train and POST /batch are left out: every accepted request starts a real (local) training
 # or transform job. Their schemas are exercised through the handlers by tests/unit/api/test_training.py
-# and test_batch.py.
+# and test_transform.py.
 PUBLIC = SCHEMA.exclude(method="POST", path="/train").exclude(method="POST", path="/batch")
 
 

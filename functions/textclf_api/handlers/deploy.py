@@ -14,7 +14,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from textclf_api.handlers.common import logger, metrics, tracer
+from textclf_api.handlers.observability import logger, metrics, tracer
 from textclf_api.logic.deployment import handle_event, teardown
 from textclf_api.settings import get_settings
 

@@ -3,22 +3,14 @@ playground page: public like /health, it holds no data; its calls carry the user
 
 # No `from __future__ import annotations`: powertools reads the route signatures at runtime.
 from http import HTTPStatus
-from typing import Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
-from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from textclf_api.handlers.common import (
-    RETRY_AFTER_HEADER,
-    create_app,
-    handle,
-    logger,
-    metrics,
-    tracer,
-)
+from textclf_api.handlers.error_responses import RETRY_AFTER_HEADER
+from textclf_api.handlers.observability import logger, metrics, tracer
+from textclf_api.handlers.resolver import create_app, lambda_handler_for
 from textclf_api.logic.health import check_health
 from textclf_api.logic.page import playground
 from textclf_api.schemas import HealthResponse
@@ -69,10 +61,4 @@ def playground_route() -> Response[str]:
 
 
 app = create_app(router)
-
-
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
-@tracer.capture_lambda_handler
-@metrics.log_metrics(capture_cold_start_metric=True)
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return handle(app, event, context)
+lambda_handler = lambda_handler_for(app)

@@ -3,26 +3,18 @@ with the tokens, attributions and n-grams behind the answer)."""
 
 # No `from __future__ import annotations`: powertools reads the route signatures at runtime.
 from collections import Counter
-from typing import Annotated, Any
+from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
-from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from aws_lambda_powertools.metrics import MetricUnit
 
-from textclf_api.handlers.common import (
-    NAMESPACE,
-    SERVICE,
-    create_app,
-    error_responses,
-    handle,
-    logger,
-    metrics,
-    tracer,
-)
+from textclf_api.handlers.error_responses import error_responses
+from textclf_api.handlers.observability import count_by, logger, metrics, tracer
+from textclf_api.handlers.resolver import create_app, lambda_handler_for
 from textclf_api.labels import LABELS
 from textclf_api.logic.predict import explain, predict
+from textclf_api.openapi import API_KEY_AUTH
 from textclf_api.schemas import ExplainRequest, ExplainResponse, PredictRequest, PredictResponse
 
 router = APIGatewayRouter()
@@ -34,7 +26,7 @@ router = APIGatewayRouter()
     description="Send `text` (one headline) or `texts` (1-64 headlines); one prediction per input, in order.",
     tags=["predict"],
     operation_id="predict",
-    security=[{"api_key": []}],
+    security=API_KEY_AUTH,
     responses={
         200: {
             "description": "One prediction per input, in input order.",
@@ -51,11 +43,7 @@ def predict_route(request: Annotated[PredictRequest, Body()]) -> PredictResponse
     # One metric per label, dimensioned by label, so dashboards can plot the predicted-topic mix.
     for label in LABELS:
         if counts[label]:
-            with single_metric(
-                name="Predictions", unit=MetricUnit.Count, value=counts[label], namespace=NAMESPACE
-            ) as metric:
-                metric.add_dimension(name="service", value=SERVICE)
-                metric.add_dimension(name="Label", value=label)
+            count_by("Predictions", "Label", label, counts[label])
     logger.info("predicted", texts=request.count(), endpoint_ms=round(result.endpoint_ms, 1))
     return result.response
 
@@ -67,7 +55,7 @@ def predict_route(request: Annotated[PredictRequest, Body()]) -> PredictResponse
     "token's occlusion attribution toward the label, and the lexical head's n-grams for and against it.",
     tags=["predict"],
     operation_id="explain",
-    security=[{"api_key": []}],
+    security=API_KEY_AUTH,
     responses={
         200: {
             "description": "The prediction and what it rests on.",
@@ -85,10 +73,4 @@ def explain_route(request: Annotated[ExplainRequest, Body()]) -> ExplainResponse
 
 
 app = create_app(router)
-
-
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
-@tracer.capture_lambda_handler
-@metrics.log_metrics(capture_cold_start_metric=True)
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return handle(app, event, context)
+lambda_handler = lambda_handler_for(app)

@@ -5,26 +5,18 @@ Both routes require IAM (SigV4) auth at API Gateway: starting GPU jobs costs mon
 
 # No `from __future__ import annotations`: powertools reads the route signatures at runtime.
 from http import HTTPStatus
-from typing import Annotated, Any
+from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
-from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from textclf_api.handlers.common import (
-    accepted,
-    accepted_responses,
-    create_app,
-    error_responses,
-    handle,
-    logger,
-    metrics,
-    tracer,
-)
+from textclf_api.handlers.error_responses import error_responses
+from textclf_api.handlers.observability import metrics, tracer
+from textclf_api.handlers.resolver import accepted, accepted_responses, create_app, lambda_handler_for
 from textclf_api.logic.training import get_training_status, start_training_once
+from textclf_api.openapi import IAM_AUTH
 from textclf_api.schemas import (
     TRAINING_JOB_NAME_PATTERN,
     TrainRequest,
@@ -33,8 +25,6 @@ from textclf_api.schemas import (
 )
 
 router = APIGatewayRouter()
-# Documents API Gateway's AWS_IAM authorizer (the "sigv4" scheme in openapi.py).
-IAM_AUTH: list[dict[str, list[str]]] = [{"sigv4": []}]
 
 
 @router.post(
@@ -88,10 +78,4 @@ def training_status_route(
 
 
 app = create_app(router)
-
-
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
-@tracer.capture_lambda_handler
-@metrics.log_metrics(capture_cold_start_metric=True)
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return handle(app, event, context)
+lambda_handler = lambda_handler_for(app)

@@ -12,7 +12,7 @@ from textclf.errors import UserError
 
 
 def register(subparsers: Any) -> None:
-    from textclf.batch import FORMATS
+    from textclf.scoring import FORMATS
 
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "predict",
@@ -53,7 +53,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from textclf.batch import predict_file
+    from textclf.scoring import predict_file
     from textclf.serving.endpoint import ServingModel, default_model_path
 
     if args.input.startswith("s3://") or args.output.startswith("s3://"):
@@ -107,10 +107,10 @@ def run_transform(args: argparse.Namespace) -> int:
         MAX_BATCH_INSTANCE_COUNT,
     )
 
-    from textclf import batch_transform as bt
+    from textclf import transform_job
     from textclf.aws_clients import target
 
-    bt.check_uris(args.input, args.output)
+    transform_job.check_uris(args.input, args.output)
     instance_type = args.instance_type or DEFAULT_BATCH_INSTANCE_TYPE
     if instance_type not in BATCH_INSTANCE_TYPES:
         raise UserError(f"--instance-type must be one of {', '.join(BATCH_INSTANCE_TYPES)}")
@@ -118,14 +118,14 @@ def run_transform(args: argparse.Namespace) -> int:
         raise UserError(f"--instance-count must be between 1 and {MAX_BATCH_INSTANCE_COUNT}")
     where = target(local=args.local, region=args.region)
     sagemaker = where.client("sagemaker")
-    spec = bt.TransformSpec(
+    spec = transform_job.TransformSpec(
         input_uri=args.input,
         output_uri=args.output,
         endpoint_name=args.endpoint_name or where.state.get("endpoint_name") or "textclf",
         instance_type=instance_type,
         instance_count=args.instance_count,
     )
-    name = bt.start(sagemaker, spec)
+    name = transform_job.start(sagemaker, spec)
     print(name)
     if args.no_wait:
         print(
@@ -133,7 +133,7 @@ def run_transform(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 0
-    job = bt.wait(sagemaker, name, lambda line: print(line, file=sys.stderr))
+    job = transform_job.wait(sagemaker, name, lambda line: print(line, file=sys.stderr))
     print(f"results: {job['TransformOutput']['S3OutputPath']}<input file>.out", file=sys.stderr)
     return 0
 

@@ -8,8 +8,8 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from textclf_api.handlers import batch, health, predict, training
-from textclf_api.handlers.common import precheck
+from textclf_api.handlers import health, predict, training, transform
+from textclf_api.handlers.resolver import precheck
 
 from .conftest import EVENTS, ApiResponse, load_event, with_body
 
@@ -19,7 +19,7 @@ Invoke = Callable[..., ApiResponse]
 def handler_for(event: dict[str, Any]) -> ModuleType:
     resource = event["resource"]
     if resource.startswith("/batch"):
-        return batch
+        return transform
     return training if resource.startswith("/train") else health if resource in ("/health", "/") else predict
 
 

@@ -156,7 +156,7 @@ def test_bad_requests_get_a_4xx_naming_the_problem_and_never_reach_the_endpoint(
 
 
 def test_validation_errors_list_every_bad_field() -> None:
-    from textclf_api.handlers.common import precheck
+    from textclf_api.handlers.resolver import precheck
 
     event = with_body(load_event("predict_single"), {"texts": ["ok", " ", "x" * 2001, 5]})
     assert precheck(event) is None

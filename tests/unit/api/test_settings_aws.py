@@ -34,12 +34,48 @@ def test_defaults_match_the_design() -> None:
         ({"TRAINING_JOB_PREFIX": "x" * 41}, "TRAINING_JOB_PREFIX"),
         ({"TRAINING_MAX_RUNTIME_SECONDS": "soon"}, "not an integer"),
         ({"TRAINING_MAX_RUNTIME_SECONDS": "3600", "TRAINING_MAX_WAIT_SECONDS": "60"}, "outside"),
+        (
+            {"ENDPOINT_MIN_INSTANCES": "3", "ENDPOINT_MAX_INSTANCES": "2"},
+            "ENDPOINT_MAX_INSTANCES='2' is outside 3",
+        ),
+        ({"GATE_MAX_DROP": "lots"}, "GATE_MAX_DROP='lots' is not a number"),
+        ({"GATE_MIN_ACCURACY": "85"}, "GATE_MIN_ACCURACY='85' is outside 0..1"),
+        ({"ENDPOINT_TYPE": "Async"}, "ENDPOINT_TYPE='Async' is not one of RealTime, Serverless"),
     ],
 )
 def test_bad_environment_is_a_configuration_error(env: dict[str, str], fragment: str) -> None:
     with pytest.raises(ConfigurationError, match=fragment) as info:
         Settings.from_env(env)
     assert info.value.status == 503
+
+
+def test_blank_is_unset_and_values_are_normalised() -> None:
+    settings = Settings.from_env(
+        {
+            "BUCKET_NAME": "  ",
+            "RETRY_AFTER_SECONDS": " 7 ",
+            "DATASET_POINTER_KEY": "/d/latest.json",
+            "CHECKPOINT_PREFIX": "/ck/",
+            "ROLLBACK_ALARMS": " a, ,b ",
+            "ENDPOINT_MIN_INSTANCES": "3",
+            "TRAINING_MAX_RUNTIME_SECONDS": "100",
+            "UNRELATED": "ignored",
+        }
+    )
+    assert settings.bucket_name is None
+    assert settings.retry_after_seconds == 7
+    assert (settings.dataset_pointer_key, settings.checkpoint_prefix) == ("d/latest.json", "ck")
+    assert settings.rollback_alarms == ("a", "b")
+    # Defaults that follow another variable.
+    assert settings.endpoint_max_instances == 3
+    assert settings.training_max_wait_seconds == 200
+
+
+def test_only_the_bad_variable_is_named() -> None:
+    # TRAINING_MAX_WAIT_SECONDS's default depends on the bad variable; it is not blamed.
+    with pytest.raises(ConfigurationError) as info:
+        Settings.from_env({"TRAINING_MAX_RUNTIME_SECONDS": "soon"})
+    assert info.value.message == "environment variable TRAINING_MAX_RUNTIME_SECONDS='soon' is not an integer"
 
 
 def test_require_names_the_missing_variable() -> None:

@@ -84,7 +84,7 @@ def test_functions_runtime_handlers_and_tracing(template: dict[str, Any]) -> Non
         "textclf_api.handlers.predict.lambda_handler",
         "textclf_api.handlers.health.lambda_handler",
         "textclf_api.handlers.training.lambda_handler",
-        "textclf_api.handlers.batch.lambda_handler",
+        "textclf_api.handlers.transform.lambda_handler",
         "textclf_api.handlers.deploy.lambda_handler",
     }
     for function in functions.values():

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from textclf_api.logic.batch import build_transform_request
+from textclf_api.logic.transform import build_transform_request
 
 from tests.helpers.local_sagemaker import RecordingBus, local_sagemaker
 from tests.helpers.tiny_model import make_tiny_model_dir

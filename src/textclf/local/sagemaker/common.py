@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from textclf_api.logic.batch import split_s3
+from textclf_api.logic.transform import split_s3
 
 from textclf.local.events import LocalEventBus
 from textclf.local.state import StateStore

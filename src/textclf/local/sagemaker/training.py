@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from textclf_api.logic.batch import split_s3
+from textclf_api.logic.transform import split_s3
 from textclf_api.logic.training import TORCHRUN_LAUNCHER
 
 from textclf.local import LOCAL_ACCOUNT_ID

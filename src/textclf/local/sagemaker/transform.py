@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from textclf_api.logic.batch import split_s3
+from textclf_api.logic.transform import split_s3
 
 from textclf.local import LOCAL_ACCOUNT_ID
 from textclf.local.sagemaker.common import INTERRUPTED, SageMakerError, Services, record_of

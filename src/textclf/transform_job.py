@@ -1,6 +1,6 @@
 """``textclf predict`` with ``s3://`` input and output: a SageMaker Batch Transform job.
 
-The request is the one ``POST /batch`` sends (``textclf_api.logic.batch.build_transform_request``):
+The request is the one ``POST /batch`` sends (``textclf_api.logic.transform.build_transform_request``):
 the endpoint's current Model scores JSON Lines split by line, and the answers come back as
 ``<output>/<file>.out``, one line per input line, in order. ``--local`` sends it to the running
 ``textclf serve``, whose SageMaker runs the job for real on this machine.
@@ -53,7 +53,7 @@ def served_model(sagemaker: Any, endpoint: str) -> str:
 
 def start(sagemaker: Any, spec: TransformSpec) -> str:
     from botocore.exceptions import BotoCoreError, ClientError
-    from textclf_api.logic.batch import build_transform_request, transform_job_name
+    from textclf_api.logic.transform import build_transform_request, transform_job_name
 
     check_uris(spec.input_uri, spec.output_uri)
     name = transform_job_name(spec.job_prefix)

@@ -8,8 +8,8 @@ from typing import Any
 
 import boto3
 import pytest
-from textclf_api.handlers import batch as batch_handler
-from textclf_api.logic.batch import build_transform_request, is_own_job, transform_job_name
+from textclf_api.handlers import transform as transform_handler
+from textclf_api.logic.transform import build_transform_request, is_own_job, transform_job_name
 from textclf_api.settings import get_settings
 
 from .conftest import BUCKET, ENDPOINT, REGION, ROLE_ARN, ApiResponse, load_event, with_body
@@ -53,7 +53,7 @@ def test_batch_starts_a_transform_job_with_the_served_model(
     from textclf_api import aws
 
     created = record(aws.sagemaker(), "CreateTransformJob")
-    response = invoke(batch_handler, "batch")
+    response = invoke(transform_handler, "batch")
     assert response.status == 202, response.body
     name = response.body["transform_job_name"]
     assert is_own_job(name, get_settings()) and len(name) <= 63
@@ -80,7 +80,7 @@ def test_batch_starts_a_transform_job_with_the_served_model(
 
     event = load_event("batch_status")
     event["path"], event["pathParameters"] = f"/batch/{name}", {"job_name": name}
-    status = invoke(batch_handler, event)
+    status = invoke(transform_handler, event)
     assert status.status == 200, status.body
     assert status.body["transform_job_name"] == name and status.body["model_name"] == served
     assert status.body["input_uri"] == INPUT and status.body["output_uri"] == output
@@ -104,7 +104,7 @@ def test_batch_starts_a_transform_job_with_the_served_model(
 def test_bad_batch_requests_are_4xx_naming_the_problem(
     served: str, invoke: Invoke, body: dict[str, Any], status: int, message: str
 ) -> None:
-    response = invoke(batch_handler, with_body(load_event("batch"), body))
+    response = invoke(transform_handler, with_body(load_event("batch"), body))
     assert response.status == status, response.body
     assert message in json.dumps(response.body)
     assert not boto3.client("sagemaker", region_name=REGION).list_transform_jobs()["TransformJobSummaries"]
@@ -116,13 +116,13 @@ def test_stack_limit_on_instances_is_a_parameter(
     monkeypatch.setenv("MAX_BATCH_INSTANCE_COUNT", "4")
     get_settings.cache_clear()
     body = {"input_uri": f"s3://{BUCKET}/batch/input/", "instance_count": 4, "instance_type": "ml.c5.xlarge"}
-    response = invoke(batch_handler, with_body(load_event("batch"), body))
+    response = invoke(transform_handler, with_body(load_event("batch"), body))
     assert response.status == 202, response.body
 
 
 def test_no_endpoint_means_nothing_to_run(bucket: Any, invoke: Invoke) -> None:
     bucket.put_object(Bucket=BUCKET, Key="batch/input/headlines.jsonl", Body=b'"a"\n')
-    response = invoke(batch_handler, "batch")
+    response = invoke(transform_handler, "batch")
     assert response.status == 409, response.body
     assert "deploy a model first" in response.body["message"]
 
@@ -133,7 +133,7 @@ def test_no_endpoint_means_nothing_to_run(bucket: Any, invoke: Invoke) -> None:
 def test_status_of_unknown_or_foreign_jobs_is_404(bucket: Any, invoke: Invoke, name: str) -> None:
     event = load_event("batch_status")
     event["path"], event["pathParameters"] = f"/batch/{name}", {"job_name": name}
-    response = invoke(batch_handler, event)
+    response = invoke(transform_handler, event)
     assert response.status == 404, response.body
 
 

@@ -5,27 +5,18 @@ Both routes require IAM (SigV4) auth at API Gateway: a transform job runs paid i
 
 # No `from __future__ import annotations`: powertools reads the route signatures at runtime.
 from http import HTTPStatus
-from typing import Annotated, Any
+from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
-from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from textclf_api.handlers.common import (
-    accepted,
-    accepted_responses,
-    create_app,
-    error_responses,
-    handle,
-    logger,
-    metrics,
-    tracer,
-)
-from textclf_api.handlers.training import IAM_AUTH
-from textclf_api.logic.batch import get_batch_status, start_batch
+from textclf_api.handlers.error_responses import error_responses
+from textclf_api.handlers.observability import metrics, tracer
+from textclf_api.handlers.resolver import accepted, accepted_responses, create_app, lambda_handler_for
+from textclf_api.logic.transform import get_transform_status, start_transform
+from textclf_api.openapi import IAM_AUTH
 from textclf_api.schemas import (
     TRAINING_JOB_NAME_PATTERN,
     BatchRequest,
@@ -48,8 +39,8 @@ router = APIGatewayRouter()
     responses=accepted_responses(BatchStartedResponse, 400, 409, 413, 415, 422, 429, 502, 503, 504),
 )
 @tracer.capture_method
-def start_batch_route(request: Annotated[BatchRequest, Body()]) -> Response[BatchStartedResponse]:
-    started = start_batch(request)
+def start_transform_route(request: Annotated[BatchRequest, Body()]) -> Response[BatchStartedResponse]:
+    started = start_transform(request)
     metrics.add_metric(name="BatchJobsStarted", unit=MetricUnit.Count, value=1)
     tracer.put_annotation(key="transform_job_name", value=started.transform_job_name)
     return accepted(started, f"/batch/{started.transform_job_name}")
@@ -70,17 +61,11 @@ def start_batch_route(request: Annotated[BatchRequest, Body()]) -> Response[Batc
     | error_responses(404, 422, 502, 503, 504),
 )
 @tracer.capture_method
-def batch_status_route(
+def transform_status_route(
     job_name: Annotated[str, Path(pattern=TRAINING_JOB_NAME_PATTERN, max_length=63)],
 ) -> BatchStatusResponse:
-    return get_batch_status(job_name)
+    return get_transform_status(job_name)
 
 
 app = create_app(router)
-
-
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
-@tracer.capture_lambda_handler
-@metrics.log_metrics(capture_cold_start_metric=True)
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return handle(app, event, context)
+lambda_handler = lambda_handler_for(app)

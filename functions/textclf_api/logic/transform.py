@@ -1,4 +1,4 @@
-"""Batch scoring: SageMaker Batch Transform jobs with the model the endpoint serves.
+"""SageMaker Batch Transform jobs with the model the endpoint serves (the API's ``/batch`` routes).
 
 POST /batch starts one over a JSON Lines file (or every file under a prefix) in the stack's
 bucket; GET /batch/{job} reports it. The job runs the endpoint's own SageMaker Model (same
@@ -139,7 +139,7 @@ def check_input(input_uri: str, bucket: str, settings: Settings) -> None:
         raise PreconditionMissingError(f"nothing at {input_uri}: upload JSON Lines files there first")
 
 
-def start_batch(request: BatchRequest, settings: Settings | None = None) -> BatchStartedResponse:
+def start_transform(request: BatchRequest, settings: Settings | None = None) -> BatchStartedResponse:
     settings = settings or get_settings()
     bucket = settings.require("bucket_name")
     endpoint = settings.require("endpoint_name")
@@ -184,7 +184,7 @@ def start_batch(request: BatchRequest, settings: Settings | None = None) -> Batc
     )
 
 
-def get_batch_status(job_name: str, settings: Settings | None = None) -> BatchStatusResponse:
+def get_transform_status(job_name: str, settings: Settings | None = None) -> BatchStatusResponse:
     settings = settings or get_settings()
     if not is_own_job(job_name, settings):
         raise ResourceNotFoundError(f"no batch job named {job_name!r} was started by this API")
