@@ -72,67 +72,23 @@ def _load_sibling(name: str) -> ModuleType:
 
 
 lexical = _load_sibling("lexical")
+hyperparameters = _load_sibling("hyperparameters")
 
 CHECKPOINT_FILE = "checkpoint.pt"
 SAGEMAKER_CHECKPOINT_DIR = "/opt/ml/checkpoints"
 # Flags that describe where things are, not how the model is trained: left out of the
 # checkpoint fingerprint and of textclf_meta.json's hyperparameters.
 PATH_FLAGS = ("model_dir", "train_dir", "validation_dir", "test_dir", "output_data_dir", "checkpoint_dir")
-SERVING_RUNTIMES = ("torch", "onnx-fp32", "onnx-int8")
 EVALUATION_FILE = "evaluation.json"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    p.add_argument("--epochs", type=float, default=3.0, help="may be fractional (e.g. 1.5)")
-    p.add_argument("--learning_rate", type=float, default=5e-5)
-    p.add_argument("--batch_size", type=int, default=32)
-    p.add_argument("--max_length", type=int, default=64, help="tokens per headline, incl. special tokens")
-    p.add_argument("--max_train_samples", type=int, default=0, help="0 = all rows")
-    p.add_argument(
-        "--sampling",
-        choices=("stories", "uniform"),
-        default="stories",
-        help="how --max_train_samples picks rows: round-robin over stories, or uniformly",
-    )
-    p.add_argument(
-        "--prior_correction",
-        type=int,
-        default=1,
-        help="1 = train so predictions follow the label mix of all training rows, not of the sample",
-    )
-    p.add_argument("--max_eval_samples", type=int, default=0, help="validation rows per evaluation, 0 = all")
-    p.add_argument("--base_model", default="distilbert-base-uncased", help="Hub id or local folder")
-    p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--warmup_ratio", type=float, default=0.06)
-    p.add_argument("--weight_decay", type=float, default=0.01)
-    p.add_argument("--freeze_embeddings", type=int, default=0, help="1 = do not train the embeddings")
-    p.add_argument(
-        "--freeze_layers",
-        type=int,
-        default=0,
-        help="N > 0: also freeze the embeddings and the first N layers",
-    )
-    p.add_argument(
-        "--lexical_head",
-        type=int,
-        default=1,
-        help="1 = also fit the TF-IDF lexical head on every training row and blend it in (lexical.py)",
-    )
-    p.add_argument("--lexical_c", type=float, default=3.0, help="inverse L2 strength of the lexical head")
-    p.add_argument("--lexical_min_df", type=int, default=2, help="n-grams seen in fewer rows are dropped")
-    p.add_argument("--evals_per_epoch", type=int, default=1, help="validation passes per epoch")
-    p.add_argument("--save_steps", type=int, default=0, help="also checkpoint every N steps (0 = per eval)")
-    p.add_argument("--logging_steps", type=int, default=50)
-    p.add_argument("--num_threads", type=int, default=0, help="CPU threads for torch, 0 = torch default")
-    p.add_argument(
-        "--serving_runtime",
-        choices=("auto", "none", *SERVING_RUNTIMES),
-        default="auto",
-        help="runtime of the archive written to the model dir: auto = the fastest that passes the "
-        "fidelity gate (onnx-int8, onnx-fp32, torch); none = the plain trained model, no code/",
-    )
-    p.add_argument("--max_test_samples", type=int, default=0, help="test rows to score, 0 = all")
+    # Types, defaults, bounds and help: hyperparameters.py, the one source (the API reads it too).
+    for spec in hyperparameters.HYPERPARAMETERS:
+        p.add_argument(
+            f"--{spec.name}", type=spec.type, default=spec.default, choices=spec.choices, help=spec.help
+        )
     p.add_argument("--model_dir", default=os.environ.get("SM_MODEL_DIR", "model"))
     p.add_argument("--train_dir", default=os.environ.get("SM_CHANNEL_TRAIN", "data/train"))
     p.add_argument("--validation_dir", default=os.environ.get("SM_CHANNEL_VALIDATION", "data/validation"))
@@ -147,8 +103,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         say(f"ignoring unknown arguments {unknown}")
     if not args.checkpoint_dir and Path(SAGEMAKER_CHECKPOINT_DIR).is_dir():
         args.checkpoint_dir = SAGEMAKER_CHECKPOINT_DIR
-    if args.epochs <= 0 or args.batch_size <= 0 or args.max_length < 8 or args.evals_per_epoch < 1:
-        p.error("need --epochs > 0, --batch_size > 0, --max_length >= 8, --evals_per_epoch >= 1")
+    problems = hyperparameters.problems(vars(args))
+    if problems:
+        p.error("; ".join(problems))
     return args
 
 
