@@ -24,7 +24,7 @@ from typing import Any
 from textclf_api import hyperparameters as hp
 
 from textclf import config
-from textclf.bundle import build_source_bundle
+from textclf.bundle import build_source_bundle, shipped_model_files
 from textclf.errors import UserError
 from textclf.hashing import sha256_file
 
@@ -144,8 +144,8 @@ def check_data(data: Path) -> Path:
 def run_record(data: Path, settings: TrainSettings, script: Path) -> dict[str, Any]:
     return {
         "data_manifest_sha256": sha256_file(data / "manifest.json"),
-        "train_py_sha256": sha256_file(script),
-        "lexical_py_sha256": sha256_file(script.with_name("lexical.py")),
+        # Every file that ships with train.py: a change to any of them retrains.
+        "model_code_sha256": {name: sha256_file(script.with_name(name)) for name in shipped_model_files()},
         "hyperparameters": settings.identity(),
     }
 
