@@ -24,6 +24,7 @@ import lexical
 import numpy as np
 import pandas as pd
 import torch
+from tqdm import tqdm
 
 EVALUATION_FILE = "evaluation.json"
 # Flags that describe where things are, not how the model is trained: left out of the
@@ -45,8 +46,14 @@ def say(line: str) -> None:
 def metric(name: str, value: float) -> None:
     """One line per metric, matched by SageMaker's regex ``METRIC <name>=([0-9.eE+-]+)``; rank 0's
     only (every rank holds the same figures)."""
-    if is_main_process():
-        print(f"METRIC {name}={value:.6g}", flush=True)
+    if not is_main_process():
+        return
+    line = f"METRIC {name}={value:.6g}"
+    if sys.stderr.isatty():
+        tqdm.write(line, file=sys.stdout)  # keeps the Trainer's live progress bar intact
+    else:
+        print(line)  # logs (CloudWatch): a plain line, no bar redraw
+    sys.stdout.flush()
 
 
 def hyperparameters_of(args: argparse.Namespace) -> dict[str, Any]:
