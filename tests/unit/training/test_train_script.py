@@ -277,6 +277,31 @@ def test_resume_after_interruption_matches_uninterrupted_run(  # noqa: PLR0917 -
         assert got["validation_accuracy"] == pytest.approx(want["validation_accuracy"])
 
 
+def test_resume_in_the_middle_of_an_epoch_replays_its_batch_order(
+    train_module: ModuleType,
+    tiny_model: Path,
+    tiny_data: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Killed between two evaluations (a --save_steps checkpoint inside epoch 2): the restart
+    draws the epoch's (seed, epoch) order again, skips the batches done and ends on the very
+    weights of an uninterrupted run."""
+    assert train_module.main(_args(tiny_model, tiny_data, tmp_path / "straight", None)) == 0
+    ckpt = tmp_path / "ckpt"
+    args = [*_args(tiny_model, tiny_data, tmp_path / "resumed", ckpt), "--save_steps", "7"]
+    # Checkpoints at 7, the first evaluation, 14, the end of epoch 1, 21: killed inside epoch 2,
+    # whose order (unlike the first epoch's) a fresh generator would not draw again by chance.
+    saves = interrupt_after_checkpoint(train_module, monkeypatch, 5, args)
+    steps_per_epoch = json.loads((tmp_path / "straight" / "metrics.json").read_text())["steps"] // 2
+    assert saves[-1] % 7 == 0 and steps_per_epoch < saves[-1] < 2 * steps_per_epoch
+    assert train_module.main(args) == 0
+    straight = load_file(tmp_path / "straight" / "model.safetensors")
+    resumed = load_file(tmp_path / "resumed" / "model.safetensors")
+    for key, tensor in straight.items():
+        torch.testing.assert_close(resumed[key], tensor, rtol=1e-5, atol=1e-6, msg=key)
+
+
 def test_resume_after_the_last_evaluation_still_blends(
     train_module: ModuleType,
     tiny_model: Path,
