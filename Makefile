@@ -15,7 +15,7 @@ DATA ?=
 PY312_BIN := $(shell d=$$(ls -d $$(pyenv root 2>/dev/null)/versions/3.12.*/bin 2>/dev/null | tail -n 1); echo $$d)
 SAM_PATH := $(if $(PY312_BIN),$(PY312_BIN):,)$(CURDIR)/$(TOOLS)/bin:$(PATH)
 
-.PHONY: help venv tools browser lint typecheck template-check openapi pytest test unit integration demo serve bench screenshot mutation clean
+.PHONY: help venv tools browser lint typecheck template-check openapi hyperparameters pytest test unit integration demo serve bench screenshot mutation clean
 
 help:
 	@echo "make demo   - prepare data, EDA, train, evaluate, package, run the local stack and query it"
@@ -73,6 +73,10 @@ template-check: tools
 
 openapi: venv
 	$(BIN)/python -m textclf_api.openapi > docs/openapi.json
+
+# model/hyperparameters.py is the one hand-edited source; the Lambda package (functions/) carries a copy.
+hyperparameters:
+	cp model/hyperparameters.py functions/textclf_api/hyperparameters.py
 
 # The suite runs the template checks itself (tests/unit/api/test_template.py), so it needs the tools.
 # Random order every run (pytest-randomly; the seed is printed to replay it), the 25 slowest listed.

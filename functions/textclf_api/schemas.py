@@ -13,6 +13,7 @@ from typing import Annotated, Any, Final, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from textclf_api import hyperparameters as hp
 from textclf_api.labels import LABELS, Label
 
 MAX_TEXT_CHARS: Final = 2000
@@ -20,8 +21,8 @@ MAX_BATCH_TEXTS: Final = 64
 # 64 texts x 2,000 characters, JSON-escaped (up to 6 bytes per character as \uXXXX), fits in 1 MiB;
 # anything larger cannot be a valid request, so it is refused before it is even parsed.
 MAX_BODY_BYTES: Final = 1024 * 1024
-MIN_MAX_LENGTH: Final = 8
-MAX_MAX_LENGTH: Final = 512
+MIN_MAX_LENGTH: Final = int(hp.BY_NAME["max_length"].minimum or 0)
+MAX_MAX_LENGTH: Final = int(hp.BY_NAME["max_length"].maximum or 0)
 
 # Base models a training job may start from. Each is a plain encoder the HF training image can load
 # with AutoModelForSequenceClassification without extra packages (no sentencepiece/tiktoken).
@@ -320,20 +321,25 @@ class TrainRequest(_Strict):
         json_schema_extra={"examples": [{"epochs": 3, "learning_rate": 5e-5, "use_spot": True}]}
     )
 
-    epochs: Annotated[int, Field(ge=1, le=20)] = 3
-    learning_rate: Annotated[float, Field(gt=0.0, le=1e-2)] = 5e-5
-    batch_size: Annotated[int, Field(ge=1, le=512)] = 32
+    # Defaults and bounds: hyperparameters.py (a copy of model/hyperparameters.py, which train.py reads).
+    # Whole epochs through the API (train.py also takes fractions, e.g. for a quick local run).
+    epochs: Annotated[int, Field(**hp.field_bounds("epochs", whole=True))] = int(hp.default("epochs"))
+    learning_rate: Annotated[float, Field(**hp.field_bounds("learning_rate"))] = hp.default("learning_rate")
+    batch_size: Annotated[int, Field(**hp.field_bounds("batch_size"))] = hp.default("batch_size")
     max_length: Annotated[
         int | None,
         Field(
-            ge=MIN_MAX_LENGTH,
-            le=MAX_MAX_LENGTH,
+            **hp.field_bounds("max_length"),
             description="Token limit; omitted: the dataset's EDA choice (datasets/latest.json "
-            "training_defaults.max_length), else train.py's 64.",
+            f"training_defaults.max_length), else train.py's {hp.default('max_length')}.",
         ),
     ] = None
     max_train_samples: Annotated[
-        int | None, Field(ge=1, description="Train on a sample of this size; omitted: all rows.")
+        int | None,
+        Field(
+            **hp.field_bounds("max_train_samples", zero_by_omission=True),
+            description="Train on a sample of this size; omitted: all rows.",
+        ),
     ] = None
     base_model: Annotated[
         BaseModelName | None, Field(description="Omitted: the stack's BaseModel parameter.")

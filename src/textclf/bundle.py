@@ -1,19 +1,20 @@
-"""What ships to SageMaker: the one list of files in ``model.tar.gz``'s ``code/`` and in the
-training source bundle (``sourcedir.tar.gz``).
+"""What ships to SageMaker: ``model.tar.gz``'s ``code/`` and the training source bundle
+(``sourcedir.tar.gz``).
 
 Serving (``code/`` of every archive, whether ``textclf package`` or the training job builds it):
-``inference.py`` and the helpers it imports from its own folder.
+``inference.py`` and the helper it imports from its own folder.
 
 Training (``sourcedir.tar.gz``, what ``textclf upload-source`` uploads and the local control plane
-seeds): ``train.py`` and its helpers from ``model/``, plus the part of this package that packages
-and evaluates a model (ONNX export, fusion, int8 quantisation, fidelity gate, metrics), so the job
-builds the same archive ``textclf package`` builds. Those modules import only the standard
-library, numpy, torch, transformers, onnx and onnxruntime (``requirements.txt`` asks the training
-container for the last two), so the bundle is self-contained.
+seeds): every file of ``model/`` -- the folder is the list -- plus the modules of this package that
+the shipped code imports, found by following its imports (the job builds the same serving archive
+``textclf package`` builds: ONNX export, fusion, int8 quantisation, fidelity gate, metrics). Those
+modules import only the standard library, numpy, torch, transformers, onnx and onnxruntime
+(``requirements.txt`` asks the training container for the last two), so the bundle is self-contained.
 """
 
 from __future__ import annotations
 
+import ast
 import gzip
 import io
 import tarfile
@@ -25,28 +26,6 @@ from textclf.errors import UserError
 
 #: ``model/`` files copied into ``code/`` of every serving archive.
 SERVING_CODE: Final[tuple[str, ...]] = ("inference.py", "lexical.py")
-#: ``model/`` files at the root of the training source bundle (train.py packages with inference.py).
-TRAINING_CODE: Final[tuple[str, ...]] = ("train.py", "lexical.py", "inference.py", "requirements.txt")
-#: Modules of this package shipped in the source bundle, relative to ``src/``.
-PACKAGE_MODULES: Final[tuple[str, ...]] = (
-    "textclf/__init__.py",
-    "textclf/bundle.py",
-    "textclf/config.py",
-    "textclf/errors.py",
-    "textclf/hashing.py",
-    "textclf/evaluation/__init__.py",
-    "textclf/evaluation/metrics.py",
-    "textclf/packaging/__init__.py",
-    "textclf/packaging/build.py",
-    "textclf/packaging/cascade.py",
-    "textclf/packaging/fidelity.py",
-    "textclf/packaging/onnx_export.py",
-    "textclf/packaging/optimise.py",
-    "textclf/packaging/quantize.py",
-    "textclf/packaging/quiet.py",
-    "textclf/packaging/runtime.py",
-    "textclf/packaging/wheels.py",
-)
 
 
 def package_root() -> Path:
@@ -54,12 +33,58 @@ def package_root() -> Path:
     return Path(__file__).resolve().parents[1]
 
 
+def shipped_model_files() -> list[str]:
+    """Every file of ``model/`` (caches and hidden files aside): the bundle's root."""
+    code = config.model_code_dir()
+    return sorted(
+        p.name for p in code.iterdir() if p.is_file() and not p.name.startswith(".") and p.suffix != ".pyc"
+    )
+
+
+def _textclf_imports(path: Path) -> set[str]:
+    """Modules of this package ``path`` imports, at any depth (a lazy import runs in the job too)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.split(".")[0] == "textclf"}
+        elif (
+            isinstance(node, ast.ImportFrom)
+            and node.level == 0
+            and (node.module or "").split(".")[0] == "textclf"
+        ):
+            # ``from textclf.packaging import build`` names a module or a name: both are tried.
+            found |= {str(node.module)} | {f"{node.module}.{a.name}" for a in node.names}
+    return found
+
+
+def shipped_package_modules() -> list[str]:
+    """The modules of this package the shipped ``model/`` code needs, relative to ``src/``:
+    what it imports, with their packages' ``__init__.py`` and their own imports, transitively."""
+    root = package_root()
+    todo = [
+        name
+        for f in shipped_model_files()
+        if f.endswith(".py")
+        for name in _textclf_imports(config.model_code_dir() / f)
+    ]
+    files: set[Path] = set()
+    while todo:
+        parts = todo.pop().split(".")
+        for depth in range(1, len(parts) + 1):
+            base = root.joinpath(*parts[:depth])
+            for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+                if candidate.is_file() and candidate not in files:
+                    files.add(candidate)
+                    todo += _textclf_imports(candidate)
+    return sorted(str(f.relative_to(root)) for f in files)
+
+
 def source_bundle_files() -> list[tuple[str, Path]]:
     """``(name in the archive, file here)`` for every file of the training source bundle."""
     code = config.model_code_dir()
     root = package_root()
-    files = [(name, code / name) for name in TRAINING_CODE]
-    files += [(name, root / name) for name in PACKAGE_MODULES]
+    files = [(name, code / name) for name in shipped_model_files()]
+    files += [(name, root / name) for name in shipped_package_modules()]
     missing = [str(path) for _, path in files if not path.is_file()]
     if missing:
         raise UserError(f"the training source bundle lacks {', '.join(missing)}")

@@ -21,8 +21,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from textclf_api import hyperparameters as hp
+
 from textclf import config
-from textclf.bundle import build_source_bundle
+from textclf.bundle import build_source_bundle, shipped_model_files
 from textclf.errors import UserError
 from textclf.hashing import sha256_file
 
@@ -31,20 +33,20 @@ log = logging.getLogger(__name__)
 #: Written beside the model: what produced it, for the reuse check.
 RUN_RECORD = "train_run.json"
 
-# Local CPU defaults, measured on a 2-core machine (docs/results.md): the budget is 15
-# minutes for data loading, training and validation together.
-DEFAULT_EPOCHS = 1.0
-DEFAULT_MAX_TRAIN_SAMPLES = 32_000
-DEFAULT_MAX_EVAL_SAMPLES = 3_000
-DEFAULT_BATCH_SIZE = 32
-DEFAULT_LEARNING_RATE = 2e-4
-DEFAULT_SEED = 42
-DEFAULT_WARMUP_RATIO = 0.06
-DEFAULT_WEIGHT_DECAY = 0.01
-DEFAULT_FREEZE_LAYERS = 3
-DEFAULT_EVALS_PER_EPOCH = 2
+# Local CPU defaults: hyperparameters.py's ``local`` profile (measured on a 2-core machine,
+# docs/results.md: data loading, training and validation within 15 minutes), else the job's.
+DEFAULT_EPOCHS: float = hp.local_default("epochs")
+DEFAULT_MAX_TRAIN_SAMPLES: int = hp.local_default("max_train_samples")
+DEFAULT_MAX_EVAL_SAMPLES: int = hp.local_default("max_eval_samples")
+DEFAULT_BATCH_SIZE: int = hp.local_default("batch_size")
+DEFAULT_LEARNING_RATE: float = hp.local_default("learning_rate")
+DEFAULT_SEED: int = hp.local_default("seed")
+DEFAULT_WARMUP_RATIO: float = hp.local_default("warmup_ratio")
+DEFAULT_WEIGHT_DECAY: float = hp.local_default("weight_decay")
+DEFAULT_FREEZE_LAYERS: int = hp.local_default("freeze_layers")
+DEFAULT_EVALS_PER_EPOCH: int = hp.local_default("evals_per_epoch")
 #: Used when there is no EDA report: headlines are short (p99.5 is about 27 MiniLM tokens).
-DEFAULT_MAX_LENGTH = 32
+DEFAULT_MAX_LENGTH: int = hp.local_default("max_length")
 
 
 @dataclass(frozen=True)
@@ -63,18 +65,28 @@ class TrainSettings:
     weight_decay: float = DEFAULT_WEIGHT_DECAY
     freeze_layers: int = DEFAULT_FREEZE_LAYERS
     evals_per_epoch: int = DEFAULT_EVALS_PER_EPOCH
-    lexical_head: int = 1
+    lexical_head: int = hp.local_default("lexical_head")
     # The plain model folder: `textclf evaluate` and `textclf package` take it from here locally.
     # A SageMaker job (train.py's default, auto) writes the finished serving archive instead.
-    serving_runtime: str = "none"
-    num_threads: int = 0
+    serving_runtime: str = hp.local_default("serving_runtime")
+    num_threads: int = hp.local_default("num_threads")
     #: Data-parallel processes (torchrun + gloo): ``batch_size`` rows each per step.
     processes: int = 1
 
+    def __post_init__(self) -> None:
+        # The bounds train.py enforces, checked before a subprocess is started for nothing.
+        # (The CLI spells the flags with dashes.)
+        problems = hp.problems(self.flags())
+        if problems:
+            raise UserError("; ".join(line.replace("_", "-") for line in problems))
+
+    def flags(self) -> dict[str, Any]:
+        # The process count is the launcher's business (torchrun), not a flag of train.py.
+        return {k: v for k, v in asdict(self).items() if k != "processes"}
+
     def hyperparameters(self) -> dict[str, str]:
         """SageMaker-style hyperparameters: every value a string, names as ``train.py`` flags."""
-        # The process count is the launcher's business (torchrun), not a flag of train.py.
-        return {k: str(v) for k, v in asdict(self).items() if k != "processes"}
+        return {k: str(v) for k, v in self.flags().items()}
 
     def identity(self) -> dict[str, str]:
         # Thread count changes speed, not the model: a re-run on another machine reuses it. The
@@ -132,8 +144,8 @@ def check_data(data: Path) -> Path:
 def run_record(data: Path, settings: TrainSettings, script: Path) -> dict[str, Any]:
     return {
         "data_manifest_sha256": sha256_file(data / "manifest.json"),
-        "train_py_sha256": sha256_file(script),
-        "lexical_py_sha256": sha256_file(script.with_name("lexical.py")),
+        # Every file that ships with train.py: a change to any of them retrains.
+        "model_code_sha256": {name: sha256_file(script.with_name(name)) for name in shipped_model_files()},
         "hyperparameters": settings.identity(),
     }
 

@@ -47,6 +47,7 @@ from textclf_api.labels import LABELS
 from textclf_api.logic.deployment import deployment_of
 from textclf_api.schemas import (
     GPUS_PER_INSTANCE,
+    MAX_MAX_LENGTH,
     MIN_MAX_LENGTH,
     TRAINING_JOB_NAME_PATTERN,
     Deployment,
@@ -302,9 +303,12 @@ def read_dataset_pointer(settings: Settings, bucket: str) -> DatasetPointer:
             f"the dataset at {uri} has labels {labels}, the API serves {list(LABELS)}; {hint}"
         )
     max_length = defaults.get("max_length")
-    if max_length is not None and not (isinstance(max_length, int) and MIN_MAX_LENGTH <= max_length <= 512):
+    bounds = f"{MIN_MAX_LENGTH}..{MAX_MAX_LENGTH}"
+    if max_length is not None and not (
+        isinstance(max_length, int) and MIN_MAX_LENGTH <= max_length <= MAX_MAX_LENGTH
+    ):
         raise PreconditionMissingError(
-            f"training_defaults.max_length in {pointer} must be an integer in {MIN_MAX_LENGTH}..512; {hint}"
+            f"training_defaults.max_length in {pointer} must be an integer in {bounds}; {hint}"
         )
     return DatasetPointer(uri=uri, max_length=max_length)
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from types import ModuleType
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -49,23 +50,33 @@ def job_env(data: Path, out: Path) -> dict[str, str]:
 
 @pytest.mark.parametrize("world_size", [1, 2, 3])
 def test_shards_are_disjoint_equal_and_cover_the_epoch(train_module: ModuleType, world_size: int) -> None:
-    lengths = np.random.default_rng(0).integers(5, 30, size=1_003)
-    batches = train_module.make_batches(lengths, 16, np.random.default_rng(7))
-    shards = [
-        train_module.shard(batches, train_module.Cluster(rank=r, world_size=world_size))
-        for r in range(world_size)
-    ]
+    """The Trainer's sharding as train.py sets it up (the length-grouped order, whole rounds of full
+    batches under DDP): accelerate's BatchSamplerShard over the epoch's batches, one per rank."""
+    from accelerate.data_loader import BatchSamplerShard
+    from torch.utils.data import BatchSampler
+
+    lengths = np.random.default_rng(0).integers(5, 30, size=1_003).tolist()
+    sampler = train_module.fine_tune.EpochSeededLengthSampler(16, lengths, 7, world_size)
+    batches = BatchSampler(sampler, 16, drop_last=False)
+    # One process: accelerate leaves the batches as they are; more: one BatchSamplerShard per rank.
+    shards = (
+        [list(batches)]
+        if world_size == 1
+        else [list(BatchSamplerShard(batches, world_size, r)) for r in range(world_size)]
+    )
     assert len({len(s) for s in shards}) == 1  # every rank takes the same number of steps
-    assert len(shards[0]) == len(batches) // world_size
+    assert len(shards[0]) == train_module.fine_tune.steps_per_epoch(len(lengths), 16, world_size)
     rows = [np.concatenate(s) for s in shards]
     together = np.concatenate(rows)
     assert len(np.unique(together)) == len(together)  # no row on two ranks
-    dropped = len(batches) - world_size * len(shards[0])
-    assert len(together) >= len(lengths) - dropped * 16  # at most the remainder batches are left out
+    # At most the partial batch and the batches that do not fill a round are left out.
+    assert len(together) >= len(lengths) - 16 * world_size
 
 
 @pytest.mark.heavy
-def test_torchrun_two_processes_train_one_archive(tiny_model: Path, tiny_data: Path, tmp_path: Path) -> None:
+def test_torchrun_two_processes_train_one_archive(
+    train_module: ModuleType, tiny_model: Path, tiny_data: Path, tmp_path: Path
+) -> None:
     args = ["--base_model", str(tiny_model), "--epochs", "2", "--batch_size", "16", "--max_length", "24"]
     args += [
         "--learning_rate",
@@ -94,23 +105,27 @@ def test_torchrun_two_processes_train_one_archive(tiny_model: Path, tiny_data: P
     # Both ranks trained, on disjoint rows: half an epoch's batches each, every epoch.
     n_train = report["train_samples"]
     steps = dist["steps_per_epoch"]
-    assert steps == math.ceil(n_train / 16) // 2 and report["steps"] == 2 * steps
+    assert steps == n_train // 16 // 2 and report["steps"] == 2 * steps  # full batches, same count per rank
     assert dist["rows_per_rank"][0] > 0 and dist["rows_per_rank"][1] > 0
     assert sum(dist["rows_per_rank"]) <= 2 * n_train
-    assert sum(dist["rows_per_rank"]) >= 2 * (n_train - 16)  # only the odd batch out is left
+    assert sum(dist["rows_per_rank"]) > 2 * (n_train - 2 * 16)  # only the batches that fill no round are left
     assert dist["rows_trained_by_two_ranks_in_one_epoch"] == 0
     # One archive, written once: the serving layout, the lexical head fitted once on rank 0.
     assert (model_dir / "code" / "inference.py").is_file() and meta["runtime"] == "torch"
     assert meta["lexical_head"]["train_rows"] == n_train
     assert (tmp_path / "output" / "metrics.json").is_file()
-    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == ["checkpoint.pt"]
+    last = f"checkpoint-{2 * steps}"
+    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == [
+        last,
+        train_module.fine_tune.FINGERPRINT_FILE,
+    ]
 
     # A restarted job (spot): every rank resumes from rank 0's checkpoint at the last step and
     # the archive it writes holds the same weights.
     first = load_file(model_dir / "model.safetensors")
     again = torchrun(2, args, job_env(tiny_data, tmp_path / "again"))
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
-    assert f"resumed from {tmp_path / 'ckpt' / 'checkpoint.pt'} at step {2 * steps}" in again.stdout
+    assert f"resumed from {tmp_path / 'ckpt' / last} at step {2 * steps}" in again.stdout
     second = load_file(tmp_path / "again" / "model" / "model.safetensors")
     for key, tensor in first.items():
         torch.testing.assert_close(second[key], tensor, msg=key)
@@ -122,8 +137,12 @@ def test_two_processes_reach_the_accuracy_of_one(tmp_path: Path) -> None:
     16 each (the same effective batch, so the same number of optimiser steps and learning rate).
     Their validation accuracies must agree within sampling noise of the validation split."""
     data = make_tiny_dataset(tmp_path / "data", shared_zip(), n_rows=3_000)
+    # Whole rounds of 32 rows: under DDP the rows that fill no round are left out (no row twice),
+    # so with a multiple of 32 both runs take the same steps on the same rows.
+    rows = len(pd.read_parquet(data / "train" / "data.parquet")) // 32 * 32
     base = [
         *("--base_model", str(config.local_base_model()), "--epochs", "1", "--max_length", "32"),
+        *("--max_train_samples", str(rows), "--sampling", "uniform"),
         *("--learning_rate", "2e-4", "--freeze_layers", "3", "--lexical_head", "0"),
         *("--serving_runtime", "none", "--evals_per_epoch", "1"),
     ]

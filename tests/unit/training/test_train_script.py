@@ -223,21 +223,21 @@ def interrupt_after_checkpoint(
 ) -> list[int]:
     """Run ``train.py`` and kill it (a spot interruption) right after its ``nth`` checkpoint.
 
-    Returns the global steps checkpointed; ``save_checkpoint`` is restored afterwards.
+    Returns the global steps checkpointed; the Trainer's checkpoint writer is restored afterwards.
     """
-    real_save = train_module.save_checkpoint
+    real_save = train_module.fine_tune.JobTrainer._save_checkpoint
     saves: list[int] = []
 
-    def save_then_die(path: Path, state: dict[str, object]) -> None:
-        real_save(path, state)
-        saves.append(int(state["global_step"]))  # type: ignore[call-overload]
+    def save_then_die(self: Any, model: Any, trial: Any) -> None:
+        real_save(self, model, trial)
+        saves.append(self.state.global_step)
         if len(saves) == nth:
             raise KeyboardInterrupt("simulated spot interruption")
 
-    monkeypatch.setattr(train_module, "save_checkpoint", save_then_die)
+    monkeypatch.setattr(train_module.fine_tune.JobTrainer, "_save_checkpoint", save_then_die)
     with pytest.raises(KeyboardInterrupt):
         train_module.main(args)
-    monkeypatch.setattr(train_module, "save_checkpoint", real_save)
+    monkeypatch.setattr(train_module.fine_tune.JobTrainer, "_save_checkpoint", real_save)
     return saves
 
 
@@ -262,7 +262,7 @@ def test_resume_after_interruption_matches_uninterrupted_run(  # noqa: PLR0917 -
 
     assert train_module.main(_args(tiny_model, tiny_data, tmp_path / "resumed", ckpt)) == 0
     out = capsys.readouterr().out
-    assert f"resumed from {ckpt / 'checkpoint.pt'} at step {saves[1]}" in out
+    assert f"resumed from {ckpt / f'checkpoint-{saves[1]}'} at step {saves[1]}" in out
     straight = load_file(tmp_path / "straight" / "model.safetensors")
     resumed = load_file(tmp_path / "resumed" / "model.safetensors")
     assert straight.keys() == resumed.keys()
@@ -275,6 +275,31 @@ def test_resume_after_interruption_matches_uninterrupted_run(  # noqa: PLR0917 -
     assert len(history) == 4 and history[1]["epoch"] == 1.0 and history[3]["epoch"] == 2.0
     for got, want in zip(history, expected, strict=True):
         assert got["validation_accuracy"] == pytest.approx(want["validation_accuracy"])
+
+
+def test_resume_in_the_middle_of_an_epoch_replays_its_batch_order(
+    train_module: ModuleType,
+    tiny_model: Path,
+    tiny_data: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Killed between two evaluations (a --save_steps checkpoint inside epoch 2): the restart
+    draws the epoch's (seed, epoch) order again, skips the batches done and ends on the very
+    weights of an uninterrupted run."""
+    assert train_module.main(_args(tiny_model, tiny_data, tmp_path / "straight", None)) == 0
+    ckpt = tmp_path / "ckpt"
+    args = [*_args(tiny_model, tiny_data, tmp_path / "resumed", ckpt), "--save_steps", "7"]
+    # Checkpoints at 7, the first evaluation, 14, the end of epoch 1, 21: killed inside epoch 2,
+    # whose order (unlike the first epoch's) a fresh generator would not draw again by chance.
+    saves = interrupt_after_checkpoint(train_module, monkeypatch, 5, args)
+    steps_per_epoch = json.loads((tmp_path / "straight" / "metrics.json").read_text())["steps"] // 2
+    assert saves[-1] % 7 == 0 and steps_per_epoch < saves[-1] < 2 * steps_per_epoch
+    assert train_module.main(args) == 0
+    straight = load_file(tmp_path / "straight" / "model.safetensors")
+    resumed = load_file(tmp_path / "resumed" / "model.safetensors")
+    for key, tensor in straight.items():
+        torch.testing.assert_close(resumed[key], tensor, rtol=1e-5, atol=1e-6, msg=key)
 
 
 def test_resume_after_the_last_evaluation_still_blends(
@@ -331,20 +356,31 @@ class _Planted:
         return (Path.touch, (str(self.marker),))  # type: ignore[return-value]
 
 
-def test_a_checkpoint_that_would_run_code_is_ignored_not_loaded(
+def test_a_checkpoint_that_would_run_code_is_ignored_not_loaded(  # noqa: PLR0917 - pytest fixtures
     train_module: ModuleType,
     tiny_model: Path,
     tiny_data: Path,
     tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    """A checkpoint of this very run (same fingerprint) whose optimiser state was replaced by a
+    pickle that runs code: not unpickled, and the run starts over (the weights of a fresh run)."""
     ckpt = tmp_path / "ckpt"
-    ckpt.mkdir()
+    args = [*_args(tiny_model, tiny_data, tmp_path / "out", ckpt), "--seed", "1"]
+    saves = interrupt_after_checkpoint(train_module, monkeypatch, 1, args)
     marker = tmp_path / "code-ran"
-    torch.save({"fingerprint": {}, "payload": _Planted(marker)}, ckpt / train_module.CHECKPOINT_FILE)
-    assert train_module.main([*_args(tiny_model, tiny_data, tmp_path / "out", ckpt), "--seed", "1"]) == 0
+    torch.save({"payload": _Planted(marker)}, ckpt / f"checkpoint-{saves[0]}" / "optimizer.pt")
+    capsys.readouterr()
+    assert train_module.main(args) == 0
     assert not marker.exists()
-    assert "ignoring checkpoint" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "not a plain checkpoint" in out and "resumed from" not in out
+    fresh = [*_args(tiny_model, tiny_data, tmp_path / "fresh", None), "--seed", "1"]
+    assert train_module.main(fresh) == 0
+    expected = load_file(tmp_path / "fresh" / "model.safetensors")
+    for key, tensor in load_file(tmp_path / "out" / "model.safetensors").items():
+        torch.testing.assert_close(tensor, expected[key], rtol=1e-5, atol=1e-6, msg=key)
 
 
 def test_freeze_layers_keeps_the_bottom_fixed(
@@ -380,22 +416,22 @@ def test_story_sampling_is_diverse_and_deterministic(train_module: ModuleType) -
             "story": ["big"] * 500 + [f"s{i}" for i in range(50)],
         }
     )
-    a = train_module.sample_across_stories(frame, 60, 7)
-    b = train_module.sample_across_stories(frame, 60, 7)
-    c = train_module.sample_across_stories(frame, 60, 8)
+    a = train_module.channels.sample_across_stories(frame, 60, 7)
+    b = train_module.channels.sample_across_stories(frame, 60, 7)
+    c = train_module.channels.sample_across_stories(frame, 60, 8)
     assert len(a) == 60
     assert a.equals(b)
     assert not a.equals(c)
     assert a["story"].nunique() == 51
     assert (a["story"] == "big").sum() == 10
-    assert len(train_module.sample_across_stories(frame, 0, 7)) == 550  # 0 = everything
+    assert len(train_module.channels.sample_across_stories(frame, 0, 7)) == 550  # 0 = everything
 
 
 def test_prior_offset_undoes_the_sampling_shift(train_module: ModuleType) -> None:
     label2id = {"a": 0, "b": 1, "c": 2}
     full = pd.Series(["a"] * 80 + ["b"] * 20).value_counts(normalize=True)
     sample = pd.Series(["a"] * 50 + ["b"] * 50)
-    offset = train_module.prior_offset(full, sample, label2id)
+    offset = train_module.channels.prior_offset(full, sample, label2id)
     # a: log(0.5 / 0.8), b: log(0.5 / 0.2); a label absent from the data gets no offset.
     np.testing.assert_allclose(offset, [np.log(0.5 / 0.8), np.log(0.5 / 0.2), 0.0])
     # Softmax(logits) where softmax(logits + offset) = sample posterior -> full-data posterior.
@@ -405,24 +441,30 @@ def test_prior_offset_undoes_the_sampling_shift(train_module: ModuleType) -> Non
     np.testing.assert_allclose(full_posterior[:2], [0.8, 0.2], atol=1e-9)
 
 
-def test_length_bucketed_batches_cover_every_row_once(train_module: ModuleType) -> None:
+def test_length_grouped_batches_cover_every_row_once(train_module: ModuleType) -> None:
     rng = np.random.default_rng(0)
-    lengths = rng.integers(3, 40, size=1000)
-    batches = train_module.make_batches(lengths, 16, np.random.default_rng(1))
-    rows = np.concatenate(batches)
-    assert sorted(rows.tolist()) == list(range(1000))
-    assert all(len(b) <= 16 for b in batches)
+    lengths = rng.integers(3, 40, size=1000).tolist()
+
+    def batches(seed: int, epoch: int) -> list[list[int]]:
+        sampler = train_module.fine_tune.EpochSeededLengthSampler(16, lengths, seed)
+        sampler.set_epoch(epoch)
+        order = list(sampler)
+        return [order[i : i + 16] for i in range(0, len(order), 16)]
+
+    epoch0 = batches(1, 0)
+    rows = [i for b in epoch0 for i in b]
+    assert sorted(rows) == list(range(1000))
     # Inside a batch lengths are close: padding waste far below that of random batches.
-    waste = sum(int(lengths[b].max() - lengths[b].min()) for b in batches)
+    length = np.array(lengths)
+    waste = sum(int(length[b].max() - length[b].min()) for b in epoch0)
     random_waste = sum(
-        int(lengths[b].max() - lengths[b].min()) for b in np.array_split(rng.permutation(1000), 63)
+        int(length[b].max() - length[b].min()) for b in np.array_split(rng.permutation(1000), 63)
     )
     assert waste < random_waste / 4
-    # Same seed, same order (what resume relies on); another seed, another order.
-    again = train_module.make_batches(lengths, 16, np.random.default_rng(1))
-    assert all(np.array_equal(x, y) for x, y in zip(batches, again, strict=True))
-    other = train_module.make_batches(lengths, 16, np.random.default_rng(2))
-    assert not all(np.array_equal(x, y) for x, y in zip(batches, other, strict=True))
+    # The order is a function of (seed, epoch) alone (what a resumed job replays).
+    assert batches(1, 0) == epoch0
+    assert batches(1, 1) != epoch0
+    assert batches(2, 0) != epoch0
 
 
 def test_macro_f1_matches_sklearn(train_module: ModuleType) -> None:
@@ -430,11 +472,11 @@ def test_macro_f1_matches_sklearn(train_module: ModuleType) -> None:
     for _ in range(5):
         y_true = rng.integers(0, 4, 200)
         y_pred = np.where(rng.random(200) < 0.7, y_true, rng.integers(0, 4, 200))
-        assert train_module.macro_f1(y_true, y_pred) == pytest.approx(
+        assert train_module.job_outputs.macro_f1(y_true, y_pred) == pytest.approx(
             f1_score(y_true, y_pred, average="macro")
         )
     # A class never predicted and never present does not drag the score (as in sklearn).
-    assert train_module.macro_f1(np.array([0, 1, 1]), np.array([0, 1, 0])) == pytest.approx(
+    assert train_module.job_outputs.macro_f1(np.array([0, 1, 1]), np.array([0, 1, 0])) == pytest.approx(
         f1_score([0, 1, 1], [0, 1, 0], average="macro")
     )
 

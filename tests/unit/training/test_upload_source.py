@@ -13,7 +13,7 @@ import pytest
 from moto import mock_aws
 
 from textclf import config, training
-from textclf.bundle import PACKAGE_MODULES, TRAINING_CODE, build_source_bundle
+from textclf.bundle import build_source_bundle, shipped_model_files, shipped_package_modules
 from textclf.cli import main
 from textclf.errors import UserError
 
@@ -32,8 +32,12 @@ def test_bundle_holds_the_training_code_at_its_root(tmp_path: Path) -> None:
     bundle = build_source_bundle(tmp_path / "sourcedir.tar.gz")
     with tarfile.open(bundle) as tar:
         names = tar.getnames()
-        assert sorted(names) == sorted([*TRAINING_CODE, *PACKAGE_MODULES])
-        for name in ("train.py", "lexical.py", "inference.py"):
+        # Every file of model/ (the folder is the list) and the package modules it imports.
+        model_files = sorted(p.name for p in config.model_code_dir().glob("*.*") if p.is_file())
+        assert shipped_model_files() == model_files
+        assert sorted(names) == sorted([*model_files, *shipped_package_modules()])
+        assert {"textclf/packaging/build.py", "textclf/packaging/quantize.py"} <= set(names)
+        for name in model_files:
             member = tar.extractfile(name)
             assert member is not None
             assert member.read() == (config.model_code_dir() / name).read_bytes()
