@@ -26,9 +26,10 @@ DescribeEndpoint away.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
@@ -73,8 +74,12 @@ PACKAGE_METRICS: Final = (
 
 def versioned_name(endpoint_name: str, version: str, now: datetime | None = None) -> str:
     """``<endpoint>-v<version>-<YYYYmmdd-HHMMSS>``: the Model and EndpointConfig of one rollout."""
-    suffix = f"-v{version}-{(now or datetime.now(UTC)):%Y%m%d-%H%M%S}"
-    return endpoint_name[: _NAME_MAX - len(suffix)].rstrip("-") + suffix
+    return fit_name(endpoint_name, f"-v{version}-{(now or datetime.now(UTC)):%Y%m%d-%H%M%S}")
+
+
+def fit_name(prefix: str, suffix: str) -> str:
+    """``prefix + suffix`` within SageMaker's 63-character name limit (the prefix is cut)."""
+    return prefix[: _NAME_MAX - len(suffix)].rstrip("-") + suffix
 
 
 def version_of(config_name: str | None) -> str | None:
@@ -276,10 +281,11 @@ def find_package(version: str, settings: Settings) -> Package | None:
     return describe_package(arn) if arn is not None else None
 
 
-def describe_endpoint(settings: Settings) -> dict[str, Any] | None:
+def describe_endpoint(settings: Settings, sagemaker: Any = None) -> dict[str, Any] | None:
     """DescribeEndpoint of the stack's endpoint, or None when it does not exist."""
+    sagemaker = sagemaker or aws.sagemaker()
     try:
-        return dict(aws.sagemaker().describe_endpoint(EndpointName=settings.require("endpoint_name")))
+        return dict(sagemaker.describe_endpoint(EndpointName=settings.require("endpoint_name")))
     except ClientError as exc:
         message = aws.error_message(exc).lower()
         if "could not find" in message or "not found" in message:
@@ -423,47 +429,27 @@ def start_roll_out(package: Package, job: str, settings: Settings, records: Reco
         return Outcome("failed", job, package.version, reason)
 
 
-def roll_out(package: Package, job: str, settings: Settings, records: Records) -> Outcome:
-    """New Model + EndpointConfig for ``package``; create or update the endpoint (no waiting)."""
-    endpoint = describe_endpoint(settings)
-    state = str((endpoint or {}).get("EndpointStatus", ""))
-    if state in BUSY_ENDPOINT_STATES:
-        reason = f"waiting for the endpoint ({state}); rolled out when it is InService"
+def roll_out(
+    package: Package, job: str, settings: Settings, records: Records, clients: Clients | None = None
+) -> Outcome:
+    """:func:`change_endpoint` to ``package``, recorded on the job (queued when the endpoint is busy)."""
+    name = versioned_name(settings.require("endpoint_name"), package.version)
+    release = Release(
+        image=package.image,
+        model_data=package.model_data,
+        admission=package.metadata,
+        environment={MODEL_VERSION_ENV: package.version},
+    )
+    change = change_endpoint(release, name, settings, clients or Clients.of_function())
+    if change.action == "queued":
+        reason = f"waiting for the endpoint ({change.state}); rolled out when it is InService"
         records.update(job, status="pending", reason=reason, model_version=package.version, queued="1")
         return Outcome("queued", job, package.version, reason)
-    # The archive is code the container runs: only the bytes admitted and recorded are served.
-    artifacts.verify(package.model_data, package.metadata)
-    name = versioned_name(settings.require("endpoint_name"), package.version)
-    sm = aws.sagemaker()
-    sm.create_model(
-        ModelName=name,
-        ExecutionRoleArn=settings.require("sagemaker_role_arn"),
-        PrimaryContainer={
-            "Image": package.image,
-            "ModelDataUrl": package.model_data,
-            "Environment": BASE_ENVIRONMENT | {MODEL_VERSION_ENV: package.version},
-        },
-        EnableNetworkIsolation=network_isolation(package, settings),
+    how = (
+        "creating the endpoint"
+        if change.action == "created"
+        else f"updating the endpoint from {change.previous_config}"
     )
-    variant: Any = production_variant(name, settings)
-    sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[variant])
-    endpoint_name = settings.require("endpoint_name")
-    if endpoint is None or state == "Failed":
-        if state == "Failed":
-            # A Failed endpoint cannot be updated; it is replaced.
-            sm.delete_endpoint(EndpointName=endpoint_name)
-        sm.create_endpoint(EndpointName=endpoint_name, EndpointConfigName=name)
-        how = "creating the endpoint"
-    else:
-        update: dict[str, Any] = {"EndpointName": endpoint_name, "EndpointConfigName": name}
-        if settings.endpoint_type == "RealTime":
-            update["DeploymentConfig"] = deployment_config(settings)
-            # Keep the instance count autoscaling chose; only the model changes.
-            update["RetainAllVariantProperties"] = (
-                settings.endpoint_max_instances > settings.endpoint_min_instances
-            )
-        sm.update_endpoint(**update)
-        how = f"updating the endpoint from {endpoint.get('EndpointConfigName') if endpoint else None}"
     records.update(
         job,
         status="deploying",
@@ -476,10 +462,124 @@ def roll_out(package: Package, job: str, settings: Settings, records: Records) -
     return Outcome("deploying", job, package.version, how)
 
 
-def network_isolation(package: Package, settings: Settings) -> bool:
+# --------------------------------------------------------------------------------------------
+# One rollout: the SageMaker calls of the deploy function and of `textclf deploy`
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Clients:
+    """The boto3 clients a rollout calls: the function's own, or ``textclf deploy``'s session's."""
+
+    sagemaker: Any
+    s3: Any
+
+    @classmethod
+    def of_function(cls) -> Clients:
+        return cls(sagemaker=aws.sagemaker(), s3=aws.s3())
+
+
+@dataclass(frozen=True)
+class Release:
+    """What one rollout serves: the image, the admitted archive with what its admission recorded
+    (``artifacts.Artifact.metadata()``: sha256, offline) and container variables beyond the base."""
+
+    image: str
+    model_data: str
+    admission: dict[str, str]
+    environment: dict[str, str] = field(default_factory=dict)
+    #: Where admitted archives live in their bucket (the stack's ``models/``; ``textclf deploy --upload-to``).
+    admitted_prefix: str = artifacts.MODELS_PREFIX
+
+
+@dataclass(frozen=True)
+class Change:
+    """What :func:`change_endpoint` asked SageMaker for."""
+
+    action: Literal["queued", "created", "updated"]
+    state: str  # the endpoint's status before ("" when there was none)
+    previous_config: str | None = None
+
+
+class EndpointFailedError(Exception):
+    """The endpoint is Failed and the caller asked not to replace it."""
+
+
+def change_endpoint(
+    release: Release,
+    name: str,
+    settings: Settings,
+    clients: Clients,
+    *,
+    replace_failed: bool = True,
+    echo: Callable[[str], None] = lambda _: None,
+) -> Change:
+    """New Model + EndpointConfig ``name`` for ``release``; create or update the endpoint (no waiting).
+
+    Nothing is created while the endpoint is busy (``queued``). A Failed endpoint cannot be updated:
+    it is replaced, or with ``replace_failed=False`` :class:`EndpointFailedError` says so. Raises
+    :class:`artifacts.ArtifactError` unless the archive is the admitted bytes.
+    """
+    endpoint_name = settings.require("endpoint_name")
+    endpoint = describe_endpoint(settings, clients.sagemaker)
+    state = str((endpoint or {}).get("EndpointStatus", ""))
+    if state in BUSY_ENDPOINT_STATES:
+        return Change("queued", state)
+    if state == "Failed" and not replace_failed:
+        raise EndpointFailedError(str((endpoint or {}).get("FailureReason") or "no reason given"))
+    # The archive is code the container runs: only the bytes admitted and recorded are served.
+    artifacts.verify(release.model_data, release.admission, s3=clients.s3, prefix=release.admitted_prefix)
+    sm = clients.sagemaker
+    isolated = network_isolation(release.admission, settings)
+    echo(
+        f"CreateModel {name}: image {release.image}, model data {release.model_data} "
+        f"(sha256 verified, network isolation {'on' if isolated else 'off'})"
+    )
+    sm.create_model(
+        ModelName=name,
+        ExecutionRoleArn=settings.require("sagemaker_role_arn"),
+        PrimaryContainer={
+            "Image": release.image,
+            "ModelDataUrl": release.model_data,
+            "Environment": BASE_ENVIRONMENT | release.environment,
+        },
+        EnableNetworkIsolation=isolated,
+    )
+    variant: Any = production_variant(name, settings)
+    echo(f"CreateEndpointConfig {name}: {_fleet(variant)}")
+    sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[variant])
+    if endpoint is None or state == "Failed":
+        if state == "Failed":
+            # A Failed endpoint cannot be updated; it is replaced.
+            echo(f"DeleteEndpoint {endpoint_name} (Failed)")
+            sm.delete_endpoint(EndpointName=endpoint_name)
+        echo(f"CreateEndpoint {endpoint_name}")
+        sm.create_endpoint(EndpointName=endpoint_name, EndpointConfigName=name)
+        return Change("created", state)
+    previous = endpoint.get("EndpointConfigName")
+    update: dict[str, Any] = {"EndpointName": endpoint_name, "EndpointConfigName": name}
+    if settings.endpoint_type == "RealTime":
+        update["DeploymentConfig"] = deployment_config(settings)
+        # Keep the instance count autoscaling chose; only the model changes.
+        update["RetainAllVariantProperties"] = (
+            settings.endpoint_max_instances > settings.endpoint_min_instances
+        )
+    echo(f"UpdateEndpoint {endpoint_name} (was {previous})")
+    sm.update_endpoint(**update)
+    return Change("updated", state, previous)
+
+
+def _fleet(variant: dict[str, Any]) -> str:
+    serverless = variant.get("ServerlessConfig")
+    if serverless:
+        return f"serverless, {serverless['MemorySizeInMB']} MB, concurrency {serverless['MaxConcurrency']}"
+    return f"{variant['InitialInstanceCount']} x {variant['InstanceType']}"
+
+
+def network_isolation(admission: dict[str, str], settings: Settings) -> bool:
     """Isolate the container from the network unless it must pip-install at start (requirements
     not vendored) or the endpoint is serverless (which does not support isolation)."""
-    return package.metadata.get(artifacts.OFFLINE_KEY) == "true" and settings.endpoint_type != "Serverless"
+    return admission.get(artifacts.OFFLINE_KEY) == "true" and settings.endpoint_type != "Serverless"
 
 
 def production_variant(model_name: str, settings: Settings) -> dict[str, Any]:
@@ -532,25 +632,16 @@ def on_endpoint(detail: dict[str, Any], settings: Settings) -> Outcome:
     serving = str(endpoint.get("EndpointConfigName", ""))
     if state in BUSY_ENDPOINT_STATES:
         return Outcome("ignored", reason=f"endpoint {state}")
-    failure = str(endpoint.get("FailureReason") or "")
     settled: Outcome = Outcome("ignored", reason=f"endpoint {state} on {serving}")
     for record in records.jobs("deploying"):
-        job, config = record["training_job_name"], record.get("endpoint_config_name", "")
-        if state == "InService" and config == serving:
-            records.update(job, status="deployed", reason=f"serving on {serving}")
+        job = record["training_job_name"]
+        verdict = rollout_result(endpoint, record.get("endpoint_config_name", ""))
+        if verdict is None:
+            continue
+        records.update(job, status=verdict.status, reason=verdict.reason)
+        if verdict.status == "deployed":
             _mark_superseded(records, job, record.get("model_version", ""))
-            settled = Outcome("deployed", job, record.get("model_version"), f"serving on {serving}")
-        elif state == "InService":
-            rolled = "alarm" in failure.lower()
-            reason = (
-                f"rollout of {config} ended; the endpoint serves {serving}: {failure or 'no reason given'}"
-            )
-            records.update(job, status="rolled_back" if rolled else "failed", reason=reason)
-            settled = Outcome("rolled_back" if rolled else "failed", job, record.get("model_version"), reason)
-        elif state == "Failed":
-            reason = f"the endpoint failed: {failure or 'no reason given'}"
-            records.update(job, status="failed", reason=reason)
-            settled = Outcome("failed", job, record.get("model_version"), reason)
+        settled = Outcome(verdict.status, job, record.get("model_version"), verdict.reason)
     if state == "InService":
         scale(settings)
         queued = sorted(
@@ -562,6 +653,30 @@ def on_endpoint(detail: dict[str, Any], settings: Settings) -> Outcome:
             if package is not None and package.status == "Approved":
                 return start_roll_out(package, queued[-1]["training_job_name"], settings, records)
     return settled
+
+
+@dataclass(frozen=True)
+class Result:
+    status: Literal["deployed", "rolled_back", "failed"]
+    reason: str
+
+
+def rollout_result(endpoint: dict[str, Any], config_name: str) -> Result | None:
+    """How the rollout to ``config_name`` ended, read from the endpoint's DescribeEndpoint; None while
+    it has not (busy, or a state no rollout ends in). SageMaker rolls a failed update back: the
+    endpoint returns to InService on the *old* config with a FailureReason."""
+    state = str(endpoint.get("EndpointStatus"))
+    serving = str(endpoint.get("EndpointConfigName", ""))
+    failure = str(endpoint.get("FailureReason") or "") or "no reason given"
+    if state == "InService" and config_name == serving:
+        return Result("deployed", f"serving on {serving}")
+    if state == "InService":
+        rolled = "alarm" in failure.lower()
+        reason = f"rollout of {config_name} ended; the endpoint serves {serving}: {failure}"
+        return Result("rolled_back" if rolled else "failed", reason)
+    if state == "Failed":
+        return Result("failed", f"the endpoint failed: {failure}")
+    return None
 
 
 def _mark_superseded(records: Records, job: str, version: str) -> None:
