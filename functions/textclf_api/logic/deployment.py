@@ -231,6 +231,7 @@ class Package:
     image: str
     model_data: str
     metadata: dict[str, str] = field(default_factory=dict)
+    created: datetime | None = None
 
     @property
     def test_accuracy(self) -> float | None:
@@ -238,15 +239,19 @@ class Package:
         return float(value) if value else None
 
 
-def list_packages(settings: Settings) -> list[Package]:
+# The registry reads take the SageMaker client as a parameter: the function's by default,
+# ``textclf models`` passes its own.
+
+
+def list_packages(settings: Settings, sagemaker: Any = None) -> list[Package]:
     """Every version in the stack's model package group, oldest first."""
-    return [describe_package(arn) for arn in package_arns(settings)]
+    return [describe_package(arn, sagemaker) for arn in package_arns(settings, sagemaker)]
 
 
-def package_arns(settings: Settings) -> list[str]:
+def package_arns(settings: Settings, sagemaker: Any = None) -> list[str]:
     """ARNs of the group's versions, oldest first (``.../model-package/<group>/<version>``)."""
     group = settings.require("model_package_group")
-    sm = aws.sagemaker()
+    sm = sagemaker or aws.sagemaker()
     arns: list[str] = []
     kwargs: dict[str, Any] = {
         "ModelPackageGroupName": group,
@@ -262,8 +267,8 @@ def package_arns(settings: Settings) -> list[str]:
     return arns
 
 
-def describe_package(arn: str) -> Package:
-    desc = aws.sagemaker().describe_model_package(ModelPackageName=arn)
+def describe_package(arn: str, sagemaker: Any = None) -> Package:
+    desc = (sagemaker or aws.sagemaker()).describe_model_package(ModelPackageName=arn)
     container = (desc.get("InferenceSpecification") or {}).get("Containers", [{}])[0]
     return Package(
         version=str(desc.get("ModelPackageVersion") or arn.rsplit("/", 1)[-1]),
@@ -272,13 +277,14 @@ def describe_package(arn: str) -> Package:
         image=str(container.get("Image", "")),
         model_data=str(container.get("ModelDataUrl", "")),
         metadata=dict((desc.get("CustomerMetadataProperties") or {}).items()),
+        created=desc.get("CreationTime"),
     )
 
 
-def find_package(version: str, settings: Settings) -> Package | None:
+def find_package(version: str, settings: Settings, sagemaker: Any = None) -> Package | None:
     # A versioned package's ARN ends with its version: one Describe, not one per version.
-    arn = next((a for a in package_arns(settings) if a.rsplit("/", 1)[-1] == version), None)
-    return describe_package(arn) if arn is not None else None
+    arn = next((a for a in package_arns(settings, sagemaker) if a.rsplit("/", 1)[-1] == version), None)
+    return describe_package(arn, sagemaker) if arn is not None else None
 
 
 def describe_endpoint(settings: Settings, sagemaker: Any = None) -> dict[str, Any] | None:
@@ -293,9 +299,13 @@ def describe_endpoint(settings: Settings, sagemaker: Any = None) -> dict[str, An
         raise
 
 
+def serving_version(settings: Settings, sagemaker: Any = None) -> str | None:
+    """The registry version the endpoint serves (None: no endpoint, or a config not made here)."""
+    return version_of((describe_endpoint(settings, sagemaker) or {}).get("EndpointConfigName"))
+
+
 def champion(settings: Settings) -> Champion | None:
-    endpoint = describe_endpoint(settings)
-    version = version_of((endpoint or {}).get("EndpointConfigName"))
+    version = serving_version(settings)
     if version is None:
         return None
     package = find_package(version, settings)
@@ -399,8 +409,7 @@ def on_model_package(detail: dict[str, Any], settings: Settings) -> Outcome:
     package = describe_package(arn)
     if package.status != "Approved":
         return Outcome("ignored", model_version=package.version, reason=f"package is {package.status}")
-    endpoint = describe_endpoint(settings)
-    if version_of((endpoint or {}).get("EndpointConfigName")) == package.version:
+    if serving_version(settings) == package.version:
         return Outcome("ignored", model_version=package.version, reason="this version already serves")
     # A package registered by hand has no job: its version names its record.
     job = package.metadata.get("training_job") or f"package-v{package.version}"

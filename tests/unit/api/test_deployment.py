@@ -438,6 +438,36 @@ def test_the_cli_rolls_out_with_its_own_clients_and_settings(loop: Any) -> None:
     assert [m["ModelName"] for m in aws.sagemaker().list_models()["Models"]] == [serving]
 
 
+def test_textclf_models_lists_and_promotes_through_the_functions_registry_reads(
+    loop: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from textclf.cli import main
+
+    finished_job("textclf-a", test_accuracy=0.90, baseline_test_accuracy=0.88)
+    handle(training_event("textclf-a"))
+    handle(endpoint_event())
+    finished_job("textclf-b", test_accuracy=0.80)
+    handle(training_event("textclf-b"))  # rejected by the gate
+    names = ["--group", GROUP, "--endpoint-name", ENDPOINT, "--region", REGION]
+    assert main(["models", "list", *names]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"{GROUP} (endpoint {ENDPOINT} serves version 1):"
+    first = out[2].split()
+    assert first[:5] + first[-1:] == ["*", "1", "Approved", "0.9000", "0.8800", "textclf-a"]
+    assert first[5].startswith("20")  # created
+    assert out[3] == f"{'':11}gate: {packages()[0].metadata['gate']}"
+    assert out[4].split()[:4] == ["2", "Rejected", "0.8000", "-"]
+    # Promoting the rejected version approves it; the registry's event rolls it out.
+    assert main(["models", "promote", "2", *names]) == 0
+    assert packages()[1].status == "Approved"
+    assert main(["models", "promote", "7", *names]) == 2
+    assert f"{GROUP} has no version 7" in capsys.readouterr().err
+    # No endpoint (torn down): listed as serving none of them.
+    assert main(["teardown", "--endpoint-name", ENDPOINT, "--region", REGION]) == 0
+    assert main(["models", "list", *names]) == 0
+    assert "serves version none of these" in capsys.readouterr().out
+
+
 def test_serverless_endpoint_config(loop: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ENDPOINT_TYPE", "Serverless")
     monkeypatch.setenv("SERVERLESS_MEMORY_MB", "4096")
