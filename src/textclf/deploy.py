@@ -1,10 +1,14 @@
 """Deploy ``model.tar.gz`` to a SageMaker real-time endpoint on the Hugging Face inference DLC.
 
-One deployment = a new Model and a new EndpointConfig (both immutable, so each gets a fresh
-unique name), then CreateEndpoint, or UpdateEndpoint when the endpoint already exists
-(SageMaker swaps the fleet blue/green; the old config keeps serving until the new one is
-healthy, and a failed update rolls back to it). Old models and configs are left in place so
-a rollback is one UpdateEndpoint away.
+The SageMaker calls are the deploy function's (``textclf_api.logic.deployment.change_endpoint``,
+given this session's clients and settings built from the flags): the archive is admitted the way
+the function admits a training job's -- hashed, stored content-addressed as
+``<prefix>/<sha256[:16]>/model.tar.gz`` with S3's own SHA-256, verified again before CreateModel --
+the Model runs with network isolation when the archive installs nothing at start, and a busy
+endpoint (the function's states) is refused. One deployment = a new Model and EndpointConfig,
+then CreateEndpoint, or a blue/green UpdateEndpoint (the old config keeps serving until the new
+one is healthy; a failed update rolls back to it). Old models and configs stay, so a rollback is
+one UpdateEndpoint away. What this module adds: the image table, the upload, and waiting.
 
 Image: ``huggingface-pytorch-inference`` 2.6.0 / transformers 5.5.3 / py312, CPU or GPU
 variant by instance type, from the DLC account of the region (table below from
@@ -14,17 +18,19 @@ variant by instance type, from the DLC account of the region (table below from
 
 from __future__ import annotations
 
-import base64
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textclf.errors import UserError
-from textclf.hashing import sha256_file
+
+if TYPE_CHECKING:
+    from textclf_api.logic.artifacts import Artifact
+    from textclf_api.settings import Settings
 
 INFERENCE_REPOSITORY = "huggingface-pytorch-inference"
 CPU_TAG = "2.6.0-transformers5.5.3-cpu-py312-ubuntu22.04"
@@ -67,19 +73,8 @@ DLC_ACCOUNTS: dict[str, str] = dict.fromkeys(_MAIN_REGIONS, _MAIN_ACCOUNT) | {
     "us-gov-east-1": "446045086412",
     "us-gov-west-1": "442386744353",
 }
-VARIANT_NAME = "AllTraffic"
 DEFAULT_INSTANCE_TYPE = "ml.m5.large"
 DEFAULT_ENDPOINT_NAME = "textclf"
-#: Container environment. One model-server worker: inference.py sizes its intra-op thread pool
-#: to all the instance's cores, and two workers would each do the same and fight over them.
-#: HF_HUB_OFFLINE: the model is in the archive; never reach for the Hub.
-DEFAULT_ENVIRONMENT = {
-    "SAGEMAKER_MODEL_SERVER_WORKERS": "1",
-    "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
-    "HF_HUB_OFFLINE": "1",
-}
-_BUSY = ("Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting", "UpdateRollbackFailed")
-_NAME_MAX = 63
 
 
 def is_gpu_instance(instance_type: str) -> bool:
@@ -105,9 +100,10 @@ def default_image_uri(region: str, instance_type: str) -> str:
 
 def unique_name(prefix: str, now: datetime | None = None) -> str:
     """``<prefix>-YYYYmmdd-HHMMSS-<4 hex>``, within SageMaker's 63-character name limit."""
+    from textclf_api.logic.deployment import fit_name
+
     stamp = (now or datetime.now(UTC)).strftime("%Y%m%d-%H%M%S")
-    suffix = f"-{stamp}-{secrets.token_hex(2)}"
-    return prefix[: _NAME_MAX - len(suffix)].rstrip("-") + suffix
+    return fit_name(prefix, f"-{stamp}-{secrets.token_hex(2)}")
 
 
 def check_endpoint_name(name: str) -> None:
@@ -130,63 +126,118 @@ def parse_s3_uri(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
-def upload_model_data(s3: Any, archive: Path, prefix_uri: str, echo: Callable[[str], None] = print) -> str:
-    """Upload ``archive`` to ``<prefix>/<sha256[:12]>/model.tar.gz`` with its SHA-256 (S3 refuses
-    bytes that do not match it), unless S3 already holds exactly these bytes there.
+def admit_archive(
+    s3: Any, model_data: str, upload_to: str | None, echo: Callable[[str], None] = print
+) -> tuple[Artifact, str]:
+    """Check ``model_data`` can serve and admit it as the deploy function admits a training job's
+    archive: hashed while read, stored content-addressed as ``<prefix>/<sha256[:16]>/model.tar.gz``
+    with S3's own SHA-256 of those bytes. A local archive is uploaded to ``upload_to``; an S3 one
+    is copied there (default: ``models/`` of its own bucket, the stack's layout).
+    Returns the admitted artifact and its prefix (what the rollout verifies again)."""
+    from textclf_api.logic import artifacts
 
-    The archive is code the endpoint runs, so "already there" means S3's own SHA-256 of the object
-    equals the local file's -- not merely the same size.
-    """
+    from textclf.packaging.build import check_archive
+
+    if model_data.startswith("s3://"):
+        # Any archive is inspected, a training job's output included: one that cannot serve is
+        # refused here, not discovered as a failing endpoint ten minutes later.
+        if upload_to:
+            bucket, prefix = parse_s3_uri(upload_to.rstrip("/"))
+        else:
+            bucket, prefix = parse_s3_uri(model_data)[0], artifacts.MODELS_PREFIX
+        return _admit_s3_archive(s3, model_data, bucket, prefix, echo), prefix
+    archive = Path(model_data).expanduser().resolve()
     if not archive.is_file():
-        raise UserError(f"{archive} does not exist (build it with textclf package)")
-    bucket, prefix = parse_s3_uri(prefix_uri.rstrip("/"))
-    digest = sha256_file(archive)
-    checksum = base64.b64encode(bytes.fromhex(digest)).decode("ascii")
-    # Content-addressed: a new archive never overwrites the one a running endpoint was built from.
-    key = "/".join(p for p in (prefix, digest[:12], "model.tar.gz") if p)
-    uri = f"s3://{bucket}/{key}"
-    from botocore.exceptions import BotoCoreError, ClientError
+        raise UserError(f"--model-data {model_data}: no such file (and not an s3:// URI)")
+    check_archive(archive)
+    if not upload_to:
+        raise UserError("a local --model-data needs --upload-to s3://bucket/prefix")
+    bucket, prefix = parse_s3_uri(upload_to.rstrip("/"))
+    return _upload_archive(s3, archive, bucket, prefix, echo), prefix
 
+
+def _inspect(archive: Path) -> Artifact:
+    from textclf_api.logic import artifacts
+
+    with archive.open("rb") as stream:
+        try:
+            return artifacts.inspect(stream, str(archive))
+        except artifacts.ArtifactError as exc:
+            raise UserError(f"{archive}: {exc}") from exc
+
+
+def _upload_archive(
+    s3: Any, archive: Path, bucket: str, prefix: str, echo: Callable[[str], None]
+) -> Artifact:
+    """Upload ``archive`` to its admitted key with its SHA-256 (S3 refuses bytes that do not match
+    it), unless S3 already holds exactly these bytes there -- S3's own SHA-256 of the object, not
+    merely the same size: the archive is code the endpoint runs."""
+    from botocore.exceptions import BotoCoreError, ClientError
+    from textclf_api.logic import artifacts
+
+    local = _inspect(archive)
+    # Content-addressed: a new archive never overwrites the one a running endpoint was built from.
+    key = artifacts.admitted_key(local.sha256, prefix)
+    uri = f"s3://{bucket}/{key}"
     try:
-        head = s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
-        if head.get("ChecksumSHA256") == checksum:
+        if artifacts.holds(s3, bucket, key, local.sha256):
             echo(f"{uri} already uploaded (same sha256)")
-            return uri
+            return replace(local, uri=uri)
         echo(f"{uri} exists with other or unverified bytes: uploading again")
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
             raise UserError(f"cannot read {uri}: {exc}") from exc
-    echo(f"uploading {archive} ({archive.stat().st_size / 1e6:.1f} MB, sha256 {digest[:16]}...) to {uri}")
+    echo(
+        f"uploading {archive} ({archive.stat().st_size / 1e6:.1f} MB, sha256 {local.sha256[:16]}...) to {uri}"
+    )
     try:
         # One PUT (S3 takes up to 5 GB so): its ChecksumSHA256 is the whole file's, which S3
         # verifies on receipt and reports on every HEAD after.
         with archive.open("rb") as body:
             s3.put_object(
-                Bucket=bucket, Key=key, Body=body, ChecksumAlgorithm="SHA256", ChecksumSHA256=checksum
+                Bucket=bucket,
+                Key=key,
+                Body=body,
+                ChecksumAlgorithm="SHA256",
+                ChecksumSHA256=artifacts.b64_sha256(local.sha256),
             )
     except (BotoCoreError, ClientError) as exc:
         raise UserError(f"upload to {uri} failed: {exc}") from exc
-    return uri
+    return replace(local, uri=uri)
 
 
-def check_s3_archive(s3: Any, uri: str, echo: Callable[[str], None] = print) -> dict[str, Any]:
-    """Download ``uri`` and :func:`textclf.packaging.build.check_archive` it; its meta."""
+def _admit_s3_archive(s3: Any, uri: str, bucket: str, prefix: str, echo: Callable[[str], None]) -> Artifact:
+    """Download ``uri``, :func:`textclf.packaging.build.check_archive` it, and admit those bytes
+    (copied server-side to ``bucket/<prefix>/<sha256[:16]>/``; the copy's checksum must match)."""
     import tempfile
 
     from botocore.exceptions import BotoCoreError, ClientError
+    from textclf_api.logic import artifacts
 
     from textclf.packaging.build import check_archive
 
-    bucket, key = parse_s3_uri(uri)
+    src_bucket, src_key = parse_s3_uri(uri)
     with tempfile.TemporaryDirectory(prefix="textclf-check-") as tmp:
         local = Path(tmp) / "model.tar.gz"
         try:
-            size = int(s3.head_object(Bucket=bucket, Key=key)["ContentLength"])
+            size = int(s3.head_object(Bucket=src_bucket, Key=src_key)["ContentLength"])
             echo(f"checking {uri} ({size / 1e6:.1f} MB) before deploying it")
-            s3.download_file(bucket, key, str(local))
+            s3.download_file(src_bucket, src_key, str(local))
         except (BotoCoreError, ClientError) as exc:
             raise UserError(f"cannot read {uri}: {exc}") from exc
-        return check_archive(local)
+        check_archive(local)
+        read = replace(_inspect(local), uri=uri)
+    key = artifacts.admitted_key(read.sha256, prefix)
+    try:
+        if (src_bucket, src_key) == (bucket, key) and artifacts.holds(s3, bucket, key, read.sha256):
+            return read  # already an admitted copy (e.g. a version's model data)
+        admitted = artifacts.admit(uri, bucket, s3=s3, read=read, prefix=prefix)
+    except artifacts.ArtifactError as exc:
+        raise UserError(f"{uri}: {exc}") from exc
+    except (BotoCoreError, ClientError) as exc:
+        raise UserError(f"cannot admit {uri} into s3://{bucket}/{prefix}: {exc}") from exc
+    echo(f"admitted {uri} as {admitted.uri} (sha256 {admitted.sha256[:16]}...)")
+    return admitted
 
 
 @dataclass
@@ -199,39 +250,46 @@ class DeployResult:
     elapsed_s: float
 
 
-def _describe(sm: Any, name: str) -> dict[str, Any] | None:
-    """DescribeEndpoint, or None when there is no such endpoint."""
-    from botocore.exceptions import ClientError
-
-    try:
-        result: dict[str, Any] = sm.describe_endpoint(EndpointName=name)
-    except ClientError as exc:
-        # SageMaker answers a missing endpoint with ValidationException "Could not find endpoint".
-        if "Could not find" in str(exc.response.get("Error", {}).get("Message", "")):
-            return None
-        raise
-    return result
-
-
 def _call(what: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
-    """Run one SageMaker call; AWS errors become a one-line UserError naming the call."""
+    """Run AWS calls; their errors become a one-line UserError naming the call."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
         return fn(**kwargs)
     except ClientError as exc:
         err = exc.response.get("Error", {})
+        what = exc.operation_name or what
         raise UserError(f"{what} failed: {err.get('Code', 'Error')}: {err.get('Message', exc)}") from exc
     except BotoCoreError as exc:
         raise UserError(f"{what} failed: {exc}") from exc
 
 
+def cli_settings(endpoint_name: str, role_arn: str, instance_type: str, instance_count: int) -> Settings:
+    """The deploy function's settings for a hand deploy: a real-time fleet of ``instance_count``
+    (no autoscaling), blue/green all at once without a bake time (there are no alarms to watch)."""
+    from textclf_api.settings import Settings
+
+    return replace(
+        Settings.from_env({}),
+        endpoint_name=endpoint_name,
+        sagemaker_role_arn=role_arn,
+        endpoint_type="RealTime",
+        endpoint_instance_type=instance_type,
+        endpoint_min_instances=instance_count,
+        endpoint_max_instances=instance_count,
+        rollback_alarms=(),
+        canary_wait_seconds=0,
+    )
+
+
 def deploy(
     sm: Any,
+    s3: Any,
     *,
-    model_data: str,
+    artifact: Artifact,
     role_arn: str,
     image_uri: str,
+    admitted_prefix: str | None = None,
     endpoint_name: str = DEFAULT_ENDPOINT_NAME,
     instance_type: str = DEFAULT_INSTANCE_TYPE,
     instance_count: int = 1,
@@ -243,75 +301,51 @@ def deploy(
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> DeployResult:
-    """Create the Model and EndpointConfig, create or update the endpoint, wait for InService."""
+    """The deploy function's rollout (:func:`textclf_api.logic.deployment.change_endpoint`: the
+    admitted bytes verified, network isolation when the archive installs nothing) of ``artifact``,
+    then wait for InService. A busy or Failed endpoint is refused, not queued or replaced."""
+    from textclf_api.logic import artifacts, deployment
+
     check_endpoint_name(endpoint_name)
-    parse_s3_uri(model_data)
     if instance_count < 1:
         raise UserError(f"--instance-count must be >= 1, got {instance_count}")
     started = clock()
-    existing = _call("DescribeEndpoint", _describe, sm=sm, name=endpoint_name)
-    if existing is not None:
-        status = existing.get("EndpointStatus", "")
-        if status in _BUSY:
-            raise UserError(
-                f"endpoint {endpoint_name} is {status}; wait until it is InService, then deploy again"
-            )
-        if status == "Failed":
-            raise UserError(
-                f"endpoint {endpoint_name} is Failed ({existing.get('FailureReason', 'no reason given')}); "
-                f"a failed endpoint cannot be updated: delete it (aws sagemaker delete-endpoint "
-                f"--endpoint-name {endpoint_name}) and deploy again"
-            )
-    model_name = unique_name(endpoint_name)
-    config_name = model_name
-    env = DEFAULT_ENVIRONMENT | (environment or {})
-    echo(f"CreateModel {model_name}: image {image_uri}, model data {model_data}")
-    _call(
-        "CreateModel",
-        sm.create_model,
-        ModelName=model_name,
-        PrimaryContainer={"Image": image_uri, "ModelDataUrl": model_data, "Environment": env},
-        ExecutionRoleArn=role_arn,
+    name = unique_name(endpoint_name)
+    release = deployment.Release(
+        image=image_uri,
+        model_data=artifact.uri,
+        admission=artifact.metadata(),
+        environment=environment or {},
+        admitted_prefix=artifacts.MODELS_PREFIX if admitted_prefix is None else admitted_prefix,
     )
-    echo(f"CreateEndpointConfig {config_name}: {instance_count} x {instance_type}")
-    _call(
-        "CreateEndpointConfig",
-        sm.create_endpoint_config,
-        EndpointConfigName=config_name,
-        ProductionVariants=[
-            {
-                "VariantName": VARIANT_NAME,
-                "ModelName": model_name,
-                "InstanceType": instance_type,
-                "InitialInstanceCount": instance_count,
-            }
-        ],
-    )
-    if existing is None:
-        echo(f"CreateEndpoint {endpoint_name}")
-        _call(
-            "CreateEndpoint", sm.create_endpoint, EndpointName=endpoint_name, EndpointConfigName=config_name
+    try:
+        change = _call(
+            "rollout",
+            deployment.change_endpoint,
+            release=release,
+            name=name,
+            settings=cli_settings(endpoint_name, role_arn, instance_type, instance_count),
+            clients=deployment.Clients(sagemaker=sm, s3=s3),
+            replace_failed=False,
+            echo=echo,
         )
-        action = "created"
-    else:
-        echo(f"UpdateEndpoint {endpoint_name} (was {existing.get('EndpointConfigName')})")
-        _call(
-            "UpdateEndpoint", sm.update_endpoint, EndpointName=endpoint_name, EndpointConfigName=config_name
+    except artifacts.ArtifactError as exc:
+        raise UserError(f"refused: {exc}") from exc
+    except deployment.EndpointFailedError as exc:
+        raise UserError(
+            f"endpoint {endpoint_name} is Failed ({exc}); a failed endpoint cannot be updated: delete it "
+            f"(textclf teardown --endpoint-name {endpoint_name}) and deploy again"
+        ) from exc
+    if change.action == "queued":
+        raise UserError(
+            f"endpoint {endpoint_name} is {change.state}; wait until it is InService, then deploy again"
         )
-        action = "updated"
     if not wait:
-        return DeployResult(endpoint_name, model_name, config_name, action, "not waited", clock() - started)
+        return DeployResult(endpoint_name, name, name, change.action, "not waited", clock() - started)
     status = wait_in_service(
-        sm,
-        endpoint_name,
-        config_name,
-        timeout_s=timeout_s,
-        poll_s=poll_s,
-        echo=echo,
-        sleep=sleep,
-        clock=clock,
+        sm, endpoint_name, name, timeout_s=timeout_s, poll_s=poll_s, echo=echo, sleep=sleep, clock=clock
     )
-    return DeployResult(endpoint_name, model_name, config_name, action, status, clock() - started)
+    return DeployResult(endpoint_name, name, name, change.action, status, clock() - started)
 
 
 def wait_in_service(
@@ -325,12 +359,10 @@ def wait_in_service(
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> str:
-    """Poll DescribeEndpoint until ``endpoint_name`` serves ``config_name``; raise on failure or timeout.
+    """Poll DescribeEndpoint until the rollout to ``config_name`` ends as the deploy function judges
+    it (:func:`textclf_api.logic.deployment.rollout_result`); raise unless it serves, or on timeout."""
+    from textclf_api.logic.deployment import rollout_result
 
-    An update that fails is rolled back by SageMaker: the endpoint returns to InService on the
-    *old* config with a FailureReason. So success means InService on the new config, and
-    InService on another config after the endpoint was seen changing means the update failed.
-    """
     start = clock()
     last_status = None
     changed = False
@@ -338,28 +370,23 @@ def wait_in_service(
     while True:
         desc = _call("DescribeEndpoint", sm.describe_endpoint, EndpointName=endpoint_name)
         status = str(desc.get("EndpointStatus"))
-        serving = desc.get("EndpointConfigName")
         elapsed = clock() - start
         if status != last_status:
             echo(f"endpoint {endpoint_name}: {status} ({_mmss(elapsed)})")
             last_status = status
-        if status != "InService":
-            changed = True
-        if status == "InService" and serving == config_name:
+        result = rollout_result(desc, config_name)
+        if result is not None and result.status == "deployed":
             return status
-        if status == "Failed":
-            raise UserError(
-                f"endpoint {endpoint_name} failed: {desc.get('FailureReason', 'no reason given')} "
-                f"(container logs: CloudWatch log group /aws/sagemaker/Endpoints/{endpoint_name})"
-            )
         if status == "InService":
             stale_polls += 1
+        else:
+            changed = True
         # Grace of two polls: right after UpdateEndpoint, DescribeEndpoint may still show the
-        # pre-update state.
-        if status == "InService" and (changed or stale_polls > 2):
+        # pre-update state (InService on the old config).
+        if result is not None and (status != "InService" or changed or stale_polls > 2):
             raise UserError(
-                f"update of endpoint {endpoint_name} to {config_name} failed and was rolled back to "
-                f"{serving}: {desc.get('FailureReason', 'no reason given')}"
+                f"endpoint {endpoint_name}: {result.reason} "
+                f"(container logs: CloudWatch log group /aws/sagemaker/Endpoints/{endpoint_name})"
             )
         if elapsed >= timeout_s:
             raise UserError(

@@ -19,7 +19,7 @@ import io
 import json
 import tarfile
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from textclf_api import aws
@@ -105,8 +105,9 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
-def admitted_key(sha256: str) -> str:
-    return f"{MODELS_PREFIX}/{sha256[:16]}/{ARCHIVE_NAME}"
+def admitted_key(sha256: str, prefix: str = MODELS_PREFIX) -> str:
+    """``<prefix>/<sha256[:16]>/model.tar.gz``: where an admitted archive lives, named by its bytes."""
+    return "/".join(part for part in (prefix.strip("/"), sha256[:16], ARCHIVE_NAME) if part)
 
 
 def read_archive(stream: Any) -> tuple[str, int, dict[str, bytes]]:
@@ -135,19 +136,41 @@ def is_offline(requirements: bytes | None) -> bool:
     return not wanted or "--no-index" in wanted
 
 
-def admit(source_uri: str, bucket: str) -> Artifact:
-    """Hash and inspect ``source_uri``, then copy it to ``models/`` under its hash (see module doc)."""
-    src_bucket, src_key = split_s3_uri(source_uri)
-    s3 = aws.artifact_s3()
-    body = s3.get_object(Bucket=src_bucket, Key=src_key)["Body"]
-    sha256, _size, files = read_archive(body)
+def inspect(stream: Any, uri: str) -> Artifact:
+    """Hash and inspect the archive bytes of ``stream`` (found at ``uri``): what admission records."""
+    sha256, _size, files = read_archive(stream)
     if _META not in files:
         raise ArtifactError(f"the model artifact has no {_META}: it was not written by train.py")
     try:
         runtime = json.loads(files[_META]).get("runtime")
     except (ValueError, AttributeError) as exc:
         raise ArtifactError(f"the model artifact's {_META} is not a JSON object") from exc
-    key = admitted_key(sha256)
+    return Artifact(
+        uri=uri,
+        sha256=sha256,
+        offline=is_offline(files.get(_REQUIREMENTS)),
+        runtime=str(runtime) if runtime else None,
+    )
+
+
+def admit(
+    source_uri: str,
+    bucket: str,
+    *,
+    s3: Any = None,
+    read: Artifact | None = None,
+    prefix: str = MODELS_PREFIX,
+) -> Artifact:
+    """Hash and inspect ``source_uri``, then copy it to ``<prefix>/`` under its hash (see module doc).
+
+    ``read``: what the caller already learnt reading these bytes (``textclf deploy`` inspects its
+    download); the copy's checksum must still equal its hash. ``s3`` defaults to the function's.
+    """
+    src_bucket, src_key = split_s3_uri(source_uri)
+    s3 = s3 or aws.artifact_s3()
+    if read is None:
+        read = inspect(s3.get_object(Bucket=src_bucket, Key=src_key)["Body"], source_uri)
+    key = admitted_key(read.sha256, prefix)
     copied = s3.copy_object(
         Bucket=bucket,
         Key=key,
@@ -156,35 +179,36 @@ def admit(source_uri: str, bucket: str) -> Artifact:
         MetadataDirective="COPY",
     )
     checksum = (copied.get("CopyObjectResult") or {}).get("ChecksumSHA256")
-    if checksum != _b64(sha256):
+    if checksum != b64_sha256(read.sha256):
         # Someone rewrote the source between the read and the copy: admit nothing.
         s3.delete_object(Bucket=bucket, Key=key)
         raise ArtifactError("the model artifact changed while it was being admitted; not served")
-    return Artifact(
-        uri=f"s3://{bucket}/{key}",
-        sha256=sha256,
-        offline=is_offline(files.get(_REQUIREMENTS)),
-        runtime=str(runtime) if runtime else None,
-    )
+    return replace(read, uri=f"s3://{bucket}/{key}")
 
 
-def verify(model_data: str, metadata: dict[str, str]) -> None:
-    """Raise :class:`ArtifactError` unless ``model_data`` is an admitted copy whose S3 SHA-256 is
-    the one recorded at admission."""
+def holds(s3: Any, bucket: str, key: str, sha256: str) -> bool:
+    """Whether S3's own SHA-256 of ``bucket/key`` is ``sha256`` (False when S3 has none for it)."""
+    head = s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+    return bool(head.get("ChecksumSHA256") == b64_sha256(sha256))
+
+
+def verify(model_data: str, metadata: dict[str, str], *, s3: Any = None, prefix: str = MODELS_PREFIX) -> None:
+    """Raise :class:`ArtifactError` unless ``model_data`` is an admitted copy (under ``prefix``) whose
+    S3 SHA-256 is the one recorded at admission. ``s3`` defaults to the function's."""
     expected = metadata.get(SHA256_KEY)
     if not expected:
         raise ArtifactError(
             "the model package records no sha256: only versions registered by the deploy loop are served"
         )
     bucket, key = split_s3_uri(model_data)
-    if key != admitted_key(expected):
-        raise ArtifactError(f"the model package points outside {MODELS_PREFIX}/: not an admitted artifact")
-    head = aws.s3().head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
-    if head.get("ChecksumSHA256") != _b64(expected):
+    if key != admitted_key(expected, prefix):
+        raise ArtifactError(f"the model package points outside {prefix}/: not an admitted artifact")
+    if not holds(s3 or aws.s3(), bucket, key, expected):
         raise ArtifactError(
             f"{model_data} no longer has the sha256 recorded when it was admitted; not served"
         )
 
 
-def _b64(sha256_hex: str) -> str:
+def b64_sha256(sha256_hex: str) -> str:
+    """A hex SHA-256 the way S3 writes checksums (base64 of the digest)."""
     return base64.b64encode(bytes.fromhex(sha256_hex)).decode("ascii")

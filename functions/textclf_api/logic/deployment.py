@@ -26,9 +26,10 @@ DescribeEndpoint away.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
@@ -73,8 +74,12 @@ PACKAGE_METRICS: Final = (
 
 def versioned_name(endpoint_name: str, version: str, now: datetime | None = None) -> str:
     """``<endpoint>-v<version>-<YYYYmmdd-HHMMSS>``: the Model and EndpointConfig of one rollout."""
-    suffix = f"-v{version}-{(now or datetime.now(UTC)):%Y%m%d-%H%M%S}"
-    return endpoint_name[: _NAME_MAX - len(suffix)].rstrip("-") + suffix
+    return fit_name(endpoint_name, f"-v{version}-{(now or datetime.now(UTC)):%Y%m%d-%H%M%S}")
+
+
+def fit_name(prefix: str, suffix: str) -> str:
+    """``prefix + suffix`` within SageMaker's 63-character name limit (the prefix is cut)."""
+    return prefix[: _NAME_MAX - len(suffix)].rstrip("-") + suffix
 
 
 def version_of(config_name: str | None) -> str | None:
@@ -226,6 +231,7 @@ class Package:
     image: str
     model_data: str
     metadata: dict[str, str] = field(default_factory=dict)
+    created: datetime | None = None
 
     @property
     def test_accuracy(self) -> float | None:
@@ -233,15 +239,19 @@ class Package:
         return float(value) if value else None
 
 
-def list_packages(settings: Settings) -> list[Package]:
+# The registry reads take the SageMaker client as a parameter: the function's by default,
+# ``textclf models`` passes its own.
+
+
+def list_packages(settings: Settings, sagemaker: Any = None) -> list[Package]:
     """Every version in the stack's model package group, oldest first."""
-    return [describe_package(arn) for arn in package_arns(settings)]
+    return [describe_package(arn, sagemaker) for arn in package_arns(settings, sagemaker)]
 
 
-def package_arns(settings: Settings) -> list[str]:
+def package_arns(settings: Settings, sagemaker: Any = None) -> list[str]:
     """ARNs of the group's versions, oldest first (``.../model-package/<group>/<version>``)."""
     group = settings.require("model_package_group")
-    sm = aws.sagemaker()
+    sm = sagemaker or aws.sagemaker()
     arns: list[str] = []
     kwargs: dict[str, Any] = {
         "ModelPackageGroupName": group,
@@ -257,8 +267,8 @@ def package_arns(settings: Settings) -> list[str]:
     return arns
 
 
-def describe_package(arn: str) -> Package:
-    desc = aws.sagemaker().describe_model_package(ModelPackageName=arn)
+def describe_package(arn: str, sagemaker: Any = None) -> Package:
+    desc = (sagemaker or aws.sagemaker()).describe_model_package(ModelPackageName=arn)
     container = (desc.get("InferenceSpecification") or {}).get("Containers", [{}])[0]
     return Package(
         version=str(desc.get("ModelPackageVersion") or arn.rsplit("/", 1)[-1]),
@@ -267,19 +277,21 @@ def describe_package(arn: str) -> Package:
         image=str(container.get("Image", "")),
         model_data=str(container.get("ModelDataUrl", "")),
         metadata=dict((desc.get("CustomerMetadataProperties") or {}).items()),
+        created=desc.get("CreationTime"),
     )
 
 
-def find_package(version: str, settings: Settings) -> Package | None:
+def find_package(version: str, settings: Settings, sagemaker: Any = None) -> Package | None:
     # A versioned package's ARN ends with its version: one Describe, not one per version.
-    arn = next((a for a in package_arns(settings) if a.rsplit("/", 1)[-1] == version), None)
-    return describe_package(arn) if arn is not None else None
+    arn = next((a for a in package_arns(settings, sagemaker) if a.rsplit("/", 1)[-1] == version), None)
+    return describe_package(arn, sagemaker) if arn is not None else None
 
 
-def describe_endpoint(settings: Settings) -> dict[str, Any] | None:
+def describe_endpoint(settings: Settings, sagemaker: Any = None) -> dict[str, Any] | None:
     """DescribeEndpoint of the stack's endpoint, or None when it does not exist."""
+    sagemaker = sagemaker or aws.sagemaker()
     try:
-        return dict(aws.sagemaker().describe_endpoint(EndpointName=settings.require("endpoint_name")))
+        return dict(sagemaker.describe_endpoint(EndpointName=settings.require("endpoint_name")))
     except ClientError as exc:
         message = aws.error_message(exc).lower()
         if "could not find" in message or "not found" in message:
@@ -287,9 +299,13 @@ def describe_endpoint(settings: Settings) -> dict[str, Any] | None:
         raise
 
 
+def serving_version(settings: Settings, sagemaker: Any = None) -> str | None:
+    """The registry version the endpoint serves (None: no endpoint, or a config not made here)."""
+    return version_of((describe_endpoint(settings, sagemaker) or {}).get("EndpointConfigName"))
+
+
 def champion(settings: Settings) -> Champion | None:
-    endpoint = describe_endpoint(settings)
-    version = version_of((endpoint or {}).get("EndpointConfigName"))
+    version = serving_version(settings)
     if version is None:
         return None
     package = find_package(version, settings)
@@ -393,8 +409,7 @@ def on_model_package(detail: dict[str, Any], settings: Settings) -> Outcome:
     package = describe_package(arn)
     if package.status != "Approved":
         return Outcome("ignored", model_version=package.version, reason=f"package is {package.status}")
-    endpoint = describe_endpoint(settings)
-    if version_of((endpoint or {}).get("EndpointConfigName")) == package.version:
+    if serving_version(settings) == package.version:
         return Outcome("ignored", model_version=package.version, reason="this version already serves")
     # A package registered by hand has no job: its version names its record.
     job = package.metadata.get("training_job") or f"package-v{package.version}"
@@ -423,47 +438,27 @@ def start_roll_out(package: Package, job: str, settings: Settings, records: Reco
         return Outcome("failed", job, package.version, reason)
 
 
-def roll_out(package: Package, job: str, settings: Settings, records: Records) -> Outcome:
-    """New Model + EndpointConfig for ``package``; create or update the endpoint (no waiting)."""
-    endpoint = describe_endpoint(settings)
-    state = str((endpoint or {}).get("EndpointStatus", ""))
-    if state in BUSY_ENDPOINT_STATES:
-        reason = f"waiting for the endpoint ({state}); rolled out when it is InService"
+def roll_out(
+    package: Package, job: str, settings: Settings, records: Records, clients: Clients | None = None
+) -> Outcome:
+    """:func:`change_endpoint` to ``package``, recorded on the job (queued when the endpoint is busy)."""
+    name = versioned_name(settings.require("endpoint_name"), package.version)
+    release = Release(
+        image=package.image,
+        model_data=package.model_data,
+        admission=package.metadata,
+        environment={MODEL_VERSION_ENV: package.version},
+    )
+    change = change_endpoint(release, name, settings, clients or Clients.of_function())
+    if change.action == "queued":
+        reason = f"waiting for the endpoint ({change.state}); rolled out when it is InService"
         records.update(job, status="pending", reason=reason, model_version=package.version, queued="1")
         return Outcome("queued", job, package.version, reason)
-    # The archive is code the container runs: only the bytes admitted and recorded are served.
-    artifacts.verify(package.model_data, package.metadata)
-    name = versioned_name(settings.require("endpoint_name"), package.version)
-    sm = aws.sagemaker()
-    sm.create_model(
-        ModelName=name,
-        ExecutionRoleArn=settings.require("sagemaker_role_arn"),
-        PrimaryContainer={
-            "Image": package.image,
-            "ModelDataUrl": package.model_data,
-            "Environment": BASE_ENVIRONMENT | {MODEL_VERSION_ENV: package.version},
-        },
-        EnableNetworkIsolation=network_isolation(package, settings),
+    how = (
+        "creating the endpoint"
+        if change.action == "created"
+        else f"updating the endpoint from {change.previous_config}"
     )
-    variant: Any = production_variant(name, settings)
-    sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[variant])
-    endpoint_name = settings.require("endpoint_name")
-    if endpoint is None or state == "Failed":
-        if state == "Failed":
-            # A Failed endpoint cannot be updated; it is replaced.
-            sm.delete_endpoint(EndpointName=endpoint_name)
-        sm.create_endpoint(EndpointName=endpoint_name, EndpointConfigName=name)
-        how = "creating the endpoint"
-    else:
-        update: dict[str, Any] = {"EndpointName": endpoint_name, "EndpointConfigName": name}
-        if settings.endpoint_type == "RealTime":
-            update["DeploymentConfig"] = deployment_config(settings)
-            # Keep the instance count autoscaling chose; only the model changes.
-            update["RetainAllVariantProperties"] = (
-                settings.endpoint_max_instances > settings.endpoint_min_instances
-            )
-        sm.update_endpoint(**update)
-        how = f"updating the endpoint from {endpoint.get('EndpointConfigName') if endpoint else None}"
     records.update(
         job,
         status="deploying",
@@ -476,10 +471,124 @@ def roll_out(package: Package, job: str, settings: Settings, records: Records) -
     return Outcome("deploying", job, package.version, how)
 
 
-def network_isolation(package: Package, settings: Settings) -> bool:
+# --------------------------------------------------------------------------------------------
+# One rollout: the SageMaker calls of the deploy function and of `textclf deploy`
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Clients:
+    """The boto3 clients a rollout calls: the function's own, or ``textclf deploy``'s session's."""
+
+    sagemaker: Any
+    s3: Any
+
+    @classmethod
+    def of_function(cls) -> Clients:
+        return cls(sagemaker=aws.sagemaker(), s3=aws.s3())
+
+
+@dataclass(frozen=True)
+class Release:
+    """What one rollout serves: the image, the admitted archive with what its admission recorded
+    (``artifacts.Artifact.metadata()``: sha256, offline) and container variables beyond the base."""
+
+    image: str
+    model_data: str
+    admission: dict[str, str]
+    environment: dict[str, str] = field(default_factory=dict)
+    #: Where admitted archives live in their bucket (the stack's ``models/``; ``textclf deploy --upload-to``).
+    admitted_prefix: str = artifacts.MODELS_PREFIX
+
+
+@dataclass(frozen=True)
+class Change:
+    """What :func:`change_endpoint` asked SageMaker for."""
+
+    action: Literal["queued", "created", "updated"]
+    state: str  # the endpoint's status before ("" when there was none)
+    previous_config: str | None = None
+
+
+class EndpointFailedError(Exception):
+    """The endpoint is Failed and the caller asked not to replace it."""
+
+
+def change_endpoint(
+    release: Release,
+    name: str,
+    settings: Settings,
+    clients: Clients,
+    *,
+    replace_failed: bool = True,
+    echo: Callable[[str], None] = lambda _: None,
+) -> Change:
+    """New Model + EndpointConfig ``name`` for ``release``; create or update the endpoint (no waiting).
+
+    Nothing is created while the endpoint is busy (``queued``). A Failed endpoint cannot be updated:
+    it is replaced, or with ``replace_failed=False`` :class:`EndpointFailedError` says so. Raises
+    :class:`artifacts.ArtifactError` unless the archive is the admitted bytes.
+    """
+    endpoint_name = settings.require("endpoint_name")
+    endpoint = describe_endpoint(settings, clients.sagemaker)
+    state = str((endpoint or {}).get("EndpointStatus", ""))
+    if state in BUSY_ENDPOINT_STATES:
+        return Change("queued", state)
+    if state == "Failed" and not replace_failed:
+        raise EndpointFailedError(str((endpoint or {}).get("FailureReason") or "no reason given"))
+    # The archive is code the container runs: only the bytes admitted and recorded are served.
+    artifacts.verify(release.model_data, release.admission, s3=clients.s3, prefix=release.admitted_prefix)
+    sm = clients.sagemaker
+    isolated = network_isolation(release.admission, settings)
+    echo(
+        f"CreateModel {name}: image {release.image}, model data {release.model_data} "
+        f"(sha256 verified, network isolation {'on' if isolated else 'off'})"
+    )
+    sm.create_model(
+        ModelName=name,
+        ExecutionRoleArn=settings.require("sagemaker_role_arn"),
+        PrimaryContainer={
+            "Image": release.image,
+            "ModelDataUrl": release.model_data,
+            "Environment": BASE_ENVIRONMENT | release.environment,
+        },
+        EnableNetworkIsolation=isolated,
+    )
+    variant: Any = production_variant(name, settings)
+    echo(f"CreateEndpointConfig {name}: {_fleet(variant)}")
+    sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[variant])
+    if endpoint is None or state == "Failed":
+        if state == "Failed":
+            # A Failed endpoint cannot be updated; it is replaced.
+            echo(f"DeleteEndpoint {endpoint_name} (Failed)")
+            sm.delete_endpoint(EndpointName=endpoint_name)
+        echo(f"CreateEndpoint {endpoint_name}")
+        sm.create_endpoint(EndpointName=endpoint_name, EndpointConfigName=name)
+        return Change("created", state)
+    previous = endpoint.get("EndpointConfigName")
+    update: dict[str, Any] = {"EndpointName": endpoint_name, "EndpointConfigName": name}
+    if settings.endpoint_type == "RealTime":
+        update["DeploymentConfig"] = deployment_config(settings)
+        # Keep the instance count autoscaling chose; only the model changes.
+        update["RetainAllVariantProperties"] = (
+            settings.endpoint_max_instances > settings.endpoint_min_instances
+        )
+    echo(f"UpdateEndpoint {endpoint_name} (was {previous})")
+    sm.update_endpoint(**update)
+    return Change("updated", state, previous)
+
+
+def _fleet(variant: dict[str, Any]) -> str:
+    serverless = variant.get("ServerlessConfig")
+    if serverless:
+        return f"serverless, {serverless['MemorySizeInMB']} MB, concurrency {serverless['MaxConcurrency']}"
+    return f"{variant['InitialInstanceCount']} x {variant['InstanceType']}"
+
+
+def network_isolation(admission: dict[str, str], settings: Settings) -> bool:
     """Isolate the container from the network unless it must pip-install at start (requirements
     not vendored) or the endpoint is serverless (which does not support isolation)."""
-    return package.metadata.get(artifacts.OFFLINE_KEY) == "true" and settings.endpoint_type != "Serverless"
+    return admission.get(artifacts.OFFLINE_KEY) == "true" and settings.endpoint_type != "Serverless"
 
 
 def production_variant(model_name: str, settings: Settings) -> dict[str, Any]:
@@ -532,25 +641,16 @@ def on_endpoint(detail: dict[str, Any], settings: Settings) -> Outcome:
     serving = str(endpoint.get("EndpointConfigName", ""))
     if state in BUSY_ENDPOINT_STATES:
         return Outcome("ignored", reason=f"endpoint {state}")
-    failure = str(endpoint.get("FailureReason") or "")
     settled: Outcome = Outcome("ignored", reason=f"endpoint {state} on {serving}")
     for record in records.jobs("deploying"):
-        job, config = record["training_job_name"], record.get("endpoint_config_name", "")
-        if state == "InService" and config == serving:
-            records.update(job, status="deployed", reason=f"serving on {serving}")
+        job = record["training_job_name"]
+        verdict = rollout_result(endpoint, record.get("endpoint_config_name", ""))
+        if verdict is None:
+            continue
+        records.update(job, status=verdict.status, reason=verdict.reason)
+        if verdict.status == "deployed":
             _mark_superseded(records, job, record.get("model_version", ""))
-            settled = Outcome("deployed", job, record.get("model_version"), f"serving on {serving}")
-        elif state == "InService":
-            rolled = "alarm" in failure.lower()
-            reason = (
-                f"rollout of {config} ended; the endpoint serves {serving}: {failure or 'no reason given'}"
-            )
-            records.update(job, status="rolled_back" if rolled else "failed", reason=reason)
-            settled = Outcome("rolled_back" if rolled else "failed", job, record.get("model_version"), reason)
-        elif state == "Failed":
-            reason = f"the endpoint failed: {failure or 'no reason given'}"
-            records.update(job, status="failed", reason=reason)
-            settled = Outcome("failed", job, record.get("model_version"), reason)
+        settled = Outcome(verdict.status, job, record.get("model_version"), verdict.reason)
     if state == "InService":
         scale(settings)
         queued = sorted(
@@ -562,6 +662,30 @@ def on_endpoint(detail: dict[str, Any], settings: Settings) -> Outcome:
             if package is not None and package.status == "Approved":
                 return start_roll_out(package, queued[-1]["training_job_name"], settings, records)
     return settled
+
+
+@dataclass(frozen=True)
+class Result:
+    status: Literal["deployed", "rolled_back", "failed"]
+    reason: str
+
+
+def rollout_result(endpoint: dict[str, Any], config_name: str) -> Result | None:
+    """How the rollout to ``config_name`` ended, read from the endpoint's DescribeEndpoint; None while
+    it has not (busy, or a state no rollout ends in). SageMaker rolls a failed update back: the
+    endpoint returns to InService on the *old* config with a FailureReason."""
+    state = str(endpoint.get("EndpointStatus"))
+    serving = str(endpoint.get("EndpointConfigName", ""))
+    failure = str(endpoint.get("FailureReason") or "") or "no reason given"
+    if state == "InService" and config_name == serving:
+        return Result("deployed", f"serving on {serving}")
+    if state == "InService":
+        rolled = "alarm" in failure.lower()
+        reason = f"rollout of {config_name} ended; the endpoint serves {serving}: {failure}"
+        return Result("rolled_back" if rolled else "failed", reason)
+    if state == "Failed":
+        return Result("failed", f"the endpoint failed: {failure}")
+    return None
 
 
 def _mark_superseded(records: Records, job: str, version: str) -> None:

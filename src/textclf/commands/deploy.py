@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -25,7 +24,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--upload-to",
         default=None,
-        help="s3://bucket/prefix for a local --model-data (stored under <prefix>/<sha12>/model.tar.gz)",
+        help="s3://bucket/prefix to admit the archive to, as <prefix>/<sha16>/model.tar.gz (required "
+        "for a local --model-data; default for an s3:// one: models/ of its own bucket)",
     )
     parser.add_argument(
         "--role-arn",
@@ -65,7 +65,6 @@ def run(args: argparse.Namespace) -> int:
     from textclf import deploy
     from textclf.cli_args import key_values
     from textclf.errors import UserError
-    from textclf.packaging.build import check_archive
 
     if not args.role_arn:
         raise UserError(
@@ -82,28 +81,19 @@ def run(args: argparse.Namespace) -> int:
     gpu = deploy.is_gpu_instance(args.instance_type)
     image_uri = args.image_uri or deploy.default_image_uri(region, args.instance_type)
 
-    model_data = args.model_data
-    if model_data.startswith("s3://"):
-        # Any archive is inspected, a training job's output included: one that cannot serve is
-        # refused here, not discovered as a failing endpoint ten minutes later.
-        deploy.check_s3_archive(session.client("s3"), model_data)
-    else:
-        archive = Path(model_data).expanduser().resolve()
-        if not archive.is_file():
-            raise UserError(f"--model-data {model_data}: no such file (and not an s3:// URI)")
-        meta = check_archive(archive)
-        if gpu and str(meta.get("runtime", "")).startswith("onnx"):
-            print(
-                f"warning: {archive} holds the {meta['runtime']} runtime, which runs on CPU only; "
-                f"{args.instance_type} has a GPU it will not use (package --runtime torch for GPUs)"
-            )
-        if not args.upload_to:
-            raise UserError("a local --model-data needs --upload-to s3://bucket/prefix")
-        model_data = deploy.upload_model_data(session.client("s3"), archive, args.upload_to)
+    s3 = session.client("s3")
+    artifact, prefix = deploy.admit_archive(s3, args.model_data, args.upload_to)
+    if gpu and str(artifact.runtime or "").startswith("onnx"):
+        print(
+            f"warning: {args.model_data} holds the {artifact.runtime} runtime, which runs on CPU only; "
+            f"{args.instance_type} has a GPU it will not use (package --runtime torch for GPUs)"
+        )
 
     result = deploy.deploy(
         session.client("sagemaker"),
-        model_data=model_data,
+        s3,
+        artifact=artifact,
+        admitted_prefix=prefix,
         role_arn=args.role_arn,
         image_uri=image_uri,
         endpoint_name=args.endpoint_name,

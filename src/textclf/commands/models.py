@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textclf.errors import UserError
+
+if TYPE_CHECKING:
+    from textclf_api.logic.deployment import Package
 
 DEFAULT_GROUP = "textclf-models"
 DEFAULT_ENDPOINT = "textclf"
@@ -35,61 +38,45 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from botocore.exceptions import BotoCoreError, ClientError
+    from textclf_api.logic import deployment
+    from textclf_api.settings import Settings
+
     from textclf.aws_clients import target
 
     where = target(local=args.local, region=args.region)
     group = args.group or where.state.get("model_package_group") or DEFAULT_GROUP
     endpoint = args.endpoint_name or where.state.get("endpoint_name") or DEFAULT_ENDPOINT
+    # The deploy function's registry reads, with this command's client and names.
+    settings = Settings.from_env({"MODEL_PACKAGE_GROUP": group, "ENDPOINT_NAME": endpoint})
     sagemaker = where.client("sagemaker")
+    try:
+        packages = deployment.list_packages(settings, sagemaker)
+        serving = deployment.serving_version(settings, sagemaker)
+    except (ClientError, BotoCoreError) as exc:
+        raise UserError(f"cannot list the versions of {group}: {exc}") from exc
     if args.action == "list":
-        print(render(versions(sagemaker, group), serving_version(sagemaker, endpoint), group, endpoint))
+        print(render(packages, serving, group, endpoint))
         return 0
-    promote(sagemaker, group, args.version)
+    promote(sagemaker, packages, group, args.version)
     print(f"version {args.version} of {group} approved: the deploy function rolls it out to {endpoint}")
     print("watch it with `textclf models list` (or GET /health's model_version)")
     return 0
 
 
-def versions(sagemaker: Any, group: str) -> list[dict[str, Any]]:
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    rows = []
-    try:
-        pages = sagemaker.get_paginator("list_model_packages").paginate(
-            ModelPackageGroupName=group, SortBy="CreationTime", SortOrder="Ascending"
-        )
-        for page in pages:
-            for summary in page.get("ModelPackageSummaryList", []):
-                rows.append(sagemaker.describe_model_package(ModelPackageName=summary["ModelPackageArn"]))
-    except (ClientError, BotoCoreError) as exc:
-        raise UserError(f"cannot list the versions of {group}: {exc}") from exc
-    return rows
-
-
-def serving_version(sagemaker: Any, endpoint: str) -> str | None:
-    from botocore.exceptions import ClientError
-    from textclf_api.logic.deployment import version_of
-
-    try:
-        return version_of(sagemaker.describe_endpoint(EndpointName=endpoint).get("EndpointConfigName"))
-    except ClientError:
-        return None  # no endpoint (yet, or torn down)
-
-
-def render(rows: list[dict[str, Any]], serving: str | None, group: str, endpoint: str) -> str:
-    if not rows:
+def render(packages: list[Package], serving: str | None, group: str, endpoint: str) -> str:
+    if not packages:
         return f"{group} has no versions yet: POST /train starts the first training job"
     columns = f"{'version':>7}  {'status':<21} {'test acc':>8}  {'baseline':>8}  {'created':<19}"
     header = f"{'':2}{columns}  training job"
     lines = [f"{group} (endpoint {endpoint} serves version {serving or 'none of these'}):", header]
-    for row in rows:
-        meta = row.get("CustomerMetadataProperties") or {}
-        version = str(row.get("ModelPackageVersion", "?"))
-        created = row.get("CreationTime")
+    for package in packages:
+        meta = package.metadata
+        created = package.created.strftime("%Y-%m-%d %H:%M:%S") if package.created else ""
         lines.append(
-            f"{'*' if version == serving else ' ':2}{version:>7}  {row.get('ModelApprovalStatus', ''):<21} "
+            f"{'*' if package.version == serving else ' ':2}{package.version:>7}  {package.status:<21} "
             f"{_figure(meta.get('test_accuracy')):>8}  {_figure(meta.get('baseline_test_accuracy')):>8}  "
-            f"{created.strftime('%Y-%m-%d %H:%M:%S') if created else '':<19}  {meta.get('training_job', '')}"
+            f"{created:<19}  {meta.get('training_job', '')}"
         )
         if meta.get("gate"):
             lines.append(f"{'':11}gate: {meta['gate']}")
@@ -100,33 +87,27 @@ def _figure(value: str | None) -> str:
     return f"{float(value):.4f}" if value else "-"
 
 
-def promote(sagemaker: Any, group: str, version: str) -> None:
+def promote(sagemaker: Any, packages: list[Package], group: str, version: str) -> None:
     """Approve ``version``. One already Approved is set Pending first: the registry emits its state
     change event only when the status changes, and that event is what redeploys it."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     if not version.isdigit():
         raise UserError(f"VERSION must be a version number (textclf models list), got {version!r}")
-    arn = next(
-        (
-            str(row["ModelPackageArn"])
-            for row in versions(sagemaker, group)
-            if str(row.get("ModelPackageVersion")) == version
-        ),
-        None,
-    )
-    if arn is None:
+    package = next((p for p in packages if p.version == version), None)
+    if package is None:
         raise UserError(f"{group} has no version {version} (textclf models list shows them)")
     try:
-        status = sagemaker.describe_model_package(ModelPackageName=arn)["ModelApprovalStatus"]
-        if status == "Approved":
+        if package.status == "Approved":
             sagemaker.update_model_package(
-                ModelPackageArn=arn,
+                ModelPackageArn=package.arn,
                 ModelApprovalStatus="PendingManualApproval",
                 ApprovalDescription="re-approval requested by textclf models promote",
             )
         sagemaker.update_model_package(
-            ModelPackageArn=arn, ModelApprovalStatus="Approved", ApprovalDescription="textclf models promote"
+            ModelPackageArn=package.arn,
+            ModelApprovalStatus="Approved",
+            ApprovalDescription="textclf models promote",
         )
     except (ClientError, BotoCoreError) as exc:
         raise UserError(f"cannot approve version {version} of {group}: {exc}") from exc

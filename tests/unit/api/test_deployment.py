@@ -386,7 +386,8 @@ def test_alarm_rollback_and_failed_update_are_recorded(loop: Any) -> None:
     assert "textclf-errors" in record("textclf-b")["reason"]
 
 
-@pytest.mark.parametrize("busy", ["Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting"])
+# The one set `textclf deploy` refuses on too (tests/unit/serving/test_deploy.py pins its members).
+@pytest.mark.parametrize("busy", sorted(deployment.BUSY_ENDPOINT_STATES))
 def test_rollout_waits_for_a_busy_endpoint(loop: Any, busy: str) -> None:
     finished_job("textclf-a", test_accuracy=0.90)
     handle(training_event("textclf-a"))
@@ -402,6 +403,69 @@ def test_rollout_waits_for_a_busy_endpoint(loop: Any, busy: str) -> None:
     started = handle(endpoint_event())
     assert (started.action, started.model_version) == ("deploying", "2")
     assert deployment.version_of(loop[-1]["EndpointConfigName"]) == "2"
+
+
+def test_a_failed_endpoint_is_replaced(loop: Any) -> None:
+    finished_job("textclf-a", test_accuracy=0.90)
+    handle(training_event("textclf-a"))
+    backend().endpoints[ENDPOINT].endpoint_status = "Failed"
+    finished_job("textclf-b", test_accuracy=0.92)
+    outcome = handle(training_event("textclf-b"))
+    # A Failed endpoint cannot be updated: deleted and created anew on the new version's config
+    # (`textclf deploy` refuses instead: it cannot leave a deletion to finish by itself).
+    assert (outcome.action, outcome.reason) == ("deploying", "creating the endpoint")
+    assert loop == [] and serving_version() == "2"
+
+
+def test_the_cli_rolls_out_with_its_own_clients_and_settings(loop: Any) -> None:
+    """What `textclf deploy` calls: the same rollout, given clients and settings; the caller decides
+    about a Failed endpoint, the busy states are the function's."""
+    finished_job("textclf-a", test_accuracy=0.90)
+    handle(training_event("textclf-a"))
+    (package,) = packages()
+    settings = get_settings()
+    clients = deployment.Clients(sagemaker=aws.sagemaker(), s3=aws.s3())
+    release = deployment.Release(package.image, package.model_data, package.metadata)
+    backend().endpoints[ENDPOINT].endpoint_status = "Updating"
+    assert deployment.change_endpoint(release, "n-1", settings, clients) == deployment.Change(
+        "queued", "Updating"
+    )
+    backend().endpoints[ENDPOINT].endpoint_status = "Failed"
+    with pytest.raises(deployment.EndpointFailedError):
+        deployment.change_endpoint(release, "n-2", settings, clients, replace_failed=False)
+    # Neither call created anything: only version 1's Model exists.
+    serving = aws.sagemaker().describe_endpoint(EndpointName=ENDPOINT)["EndpointConfigName"]
+    assert [m["ModelName"] for m in aws.sagemaker().list_models()["Models"]] == [serving]
+
+
+def test_textclf_models_lists_and_promotes_through_the_functions_registry_reads(
+    loop: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from textclf.cli import main
+
+    finished_job("textclf-a", test_accuracy=0.90, baseline_test_accuracy=0.88)
+    handle(training_event("textclf-a"))
+    handle(endpoint_event())
+    finished_job("textclf-b", test_accuracy=0.80)
+    handle(training_event("textclf-b"))  # rejected by the gate
+    names = ["--group", GROUP, "--endpoint-name", ENDPOINT, "--region", REGION]
+    assert main(["models", "list", *names]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"{GROUP} (endpoint {ENDPOINT} serves version 1):"
+    first = out[2].split()
+    assert first[:5] + first[-1:] == ["*", "1", "Approved", "0.9000", "0.8800", "textclf-a"]
+    assert first[5].startswith("20")  # created
+    assert out[3] == f"{'':11}gate: {packages()[0].metadata['gate']}"
+    assert out[4].split()[:4] == ["2", "Rejected", "0.8000", "-"]
+    # Promoting the rejected version approves it; the registry's event rolls it out.
+    assert main(["models", "promote", "2", *names]) == 0
+    assert packages()[1].status == "Approved"
+    assert main(["models", "promote", "7", *names]) == 2
+    assert f"{GROUP} has no version 7" in capsys.readouterr().err
+    # No endpoint (torn down): listed as serving none of them.
+    assert main(["teardown", "--endpoint-name", ENDPOINT, "--region", REGION]) == 0
+    assert main(["models", "list", *names]) == 0
+    assert "serves version none of these" in capsys.readouterr().out
 
 
 def test_serverless_endpoint_config(loop: Any, monkeypatch: pytest.MonkeyPatch) -> None:
