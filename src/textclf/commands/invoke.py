@@ -25,12 +25,13 @@ def register(subparsers: Any) -> None:
         "invoke",
         help="run one Lambda function of template.yaml with an event file (sam local invoke, no Docker)",
         description=(__doc__ or "").split("\n\n", 1)[1],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("function", help="logical id in template.yaml, e.g. PredictFunction, DeployFunction")
     parser.add_argument("--event", "-e", type=Path, required=True, help="event JSON file (events/...)")
     parser.add_argument("--local", action="store_true", help="AWS calls go to the running `textclf serve`")
-    parser.add_argument("--env-vars", "-n", type=Path, default=None, help="JSON overrides (sam's format)")
+    parser.add_argument(
+        "--env-vars", "-n", type=Path, default=None, help="JSON overrides, sam's format (default: none)"
+    )
     parser.add_argument("--template", "-t", type=Path, default=None, help="default: template.yaml")
     parser.add_argument("--region", default="us-east-1", help="region the function sees (AWS mode)")
     parser.set_defaults(func=run)

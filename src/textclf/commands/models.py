@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import json
 from typing import Any
 
+from textclf.aws_clients import add_aws_arguments
 from textclf.errors import UserError
 
 DEFAULT_GROUP = "textclf-models"
@@ -24,25 +26,40 @@ def register(subparsers: Any) -> None:
         ("list", "versions, their test accuracy, approval and the one serving"),
         ("promote", "approve VERSION so the deploy function rolls it out (rollback to an earlier one)"),
     ):
-        sub = actions.add_parser(name, help=help_text)
+        sub = actions.add_parser(name, help=help_text, description=help_text)
         if name == "promote":
             sub.add_argument("version", help="Model Registry version number (textclf models list)")
-        sub.add_argument("--group", default=None, help=f"model package group (default {DEFAULT_GROUP})")
-        sub.add_argument("--endpoint-name", default=None, help=f"default {DEFAULT_ENDPOINT}")
-        sub.add_argument("--region", default=None, help="default: the AWS SDK's")
-        sub.add_argument("--local", action="store_true", help="the running `textclf serve` instead of AWS")
+        else:
+            sub.add_argument(
+                "--json", action="store_true", help="one JSON document on stdout instead of the table"
+            )
+        sub.add_argument(
+            "--group",
+            default=None,
+            help=f"model package group (default: the stack's ModelPackageGroup, else {DEFAULT_GROUP})",
+        )
+        sub.add_argument(
+            "--endpoint-name",
+            default=None,
+            help=f"default: the stack's EndpointName, else {DEFAULT_ENDPOINT}",
+        )
+        add_aws_arguments(sub)
         sub.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from textclf.aws_clients import target
+    from textclf.aws_clients import target_from_args
 
-    where = target(local=args.local, region=args.region)
+    where = target_from_args(args)
     group = args.group or where.state.get("model_package_group") or DEFAULT_GROUP
     endpoint = args.endpoint_name or where.state.get("endpoint_name") or DEFAULT_ENDPOINT
     sagemaker = where.client("sagemaker")
     if args.action == "list":
-        print(render(versions(sagemaker, group), serving_version(sagemaker, endpoint), group, endpoint))
+        rows, serving = versions(sagemaker, group), serving_version(sagemaker, endpoint)
+        if args.json:
+            print(json.dumps(as_json(rows, serving, group, endpoint), indent=2))
+        else:
+            print(render(rows, serving, group, endpoint))
         return 0
     promote(sagemaker, group, args.version)
     print(f"version {args.version} of {group} approved: the deploy function rolls it out to {endpoint}")
@@ -74,6 +91,38 @@ def serving_version(sagemaker: Any, endpoint: str) -> str | None:
         return version_of(sagemaker.describe_endpoint(EndpointName=endpoint).get("EndpointConfigName"))
     except ClientError:
         return None  # no endpoint (yet, or torn down)
+
+
+def as_json(rows: list[dict[str, Any]], serving: str | None, group: str, endpoint: str) -> dict[str, Any]:
+    """What ``models list --json`` prints: the table's facts, numbers as numbers, times in ISO 8601."""
+    listed = []
+    for row in rows:
+        meta = row.get("CustomerMetadataProperties") or {}
+        created = row.get("CreationTime")
+        version = str(row.get("ModelPackageVersion", ""))
+        listed.append(
+            {
+                "version": int(version) if version.isdigit() else version,
+                "arn": row.get("ModelPackageArn"),
+                "status": row.get("ModelApprovalStatus"),
+                "serving": version == serving,
+                "test_accuracy": _number(meta.get("test_accuracy")),
+                "baseline_test_accuracy": _number(meta.get("baseline_test_accuracy")),
+                "created": created.isoformat() if created else None,
+                "training_job": meta.get("training_job"),
+                "gate": meta.get("gate"),
+            }
+        )
+    return {
+        "group": group,
+        "endpoint": endpoint,
+        "serving_version": int(serving) if serving and serving.isdigit() else serving,
+        "versions": listed,
+    }
+
+
+def _number(value: str | None) -> float | None:
+    return float(value) if value else None
 
 
 def render(rows: list[dict[str, Any]], serving: str | None, group: str, endpoint: str) -> str:
