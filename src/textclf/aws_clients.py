@@ -55,14 +55,23 @@ class Target:
         raise UserError(f"pass {flag}, or --stack-name to read it from the deployed stack")
 
 
-def add_aws_arguments(parser: Any, *, local: bool = True) -> None:
-    """``--profile``, ``--region``, ``--stack-name`` (and ``--local``) on ``parser`` or an argument group."""
+def add_aws_arguments(parser: Any, *, local: bool = True, region: str | None = None) -> None:
+    """``--profile``, ``--region``, ``--stack-name`` (and ``--local``) on ``parser`` or an argument group.
+
+    ``region``: a fixed default instead of the SDK's (``textclf invoke``: the region the function sees).
+    """
     parser.add_argument(
         "--profile",
         default=None,
         help="AWS named profile (default: AWS_PROFILE, else the SDK's credential chain)",
     )
-    parser.add_argument("--region", default=None, help="AWS region (default: the profile's, else AWS_REGION)")
+    parser.add_argument(
+        "--region",
+        default=region,
+        help="AWS region (default: %(default)s)"
+        if region
+        else "AWS region (default: the profile's, else AWS_REGION)",
+    )
     # One group adds both to `parser` whether it is a parser or an argument group.
     where = parser.add_mutually_exclusive_group()
     where.add_argument(
@@ -103,6 +112,27 @@ def target(
     aws = session(profile=profile, region=region, need_region=need_region or stack_name is not None)
     state = stack_state(aws, stack_name) if stack_name else {}
     return Target(aws, {}, state)
+
+
+def function_environment(where: Target, function: str) -> dict[str, str]:
+    """The environment the stack's deployed ``function`` (logical id) runs with, and its region."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    stack = where.state["stack_name"]
+    try:
+        resource = where.client("cloudformation").describe_stack_resource(
+            StackName=stack, LogicalResourceId=function
+        )["StackResourceDetail"]
+        deployed = where.client("lambda").get_function_configuration(
+            FunctionName=resource["PhysicalResourceId"]
+        )
+    except ClientError as exc:
+        message = exc.response.get("Error", {}).get("Message", str(exc))
+        raise UserError(f"--stack-name {stack}: cannot read {function}'s configuration: {message}") from exc
+    except BotoCoreError as exc:
+        raise UserError(f"--stack-name {stack}: {exc}") from exc
+    variables = (deployed.get("Environment") or {}).get("Variables") or {}
+    return {"AWS_REGION": where.session.region_name, **variables}
 
 
 def session(*, profile: str | None = None, region: str | None = None, need_region: bool = True) -> Any:

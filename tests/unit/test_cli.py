@@ -356,3 +356,58 @@ def test_the_names_the_cli_reads_are_the_templates() -> None:
     assert f"DATASET_POINTER_KEY: {DATASETS_PREFIX}/{POINTER}" in text
     assert f"SOURCE_BUNDLE_KEY: {SOURCE_PREFIX}/sourcedir.tar.gz" in text
     assert "${ArtifactBucket.Arn}/" + MODELS_PREFIX + "/*" in text
+
+
+def test_invoke_runs_a_function_with_its_deployed_environment(
+    aws: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from textclf_api.logic import health
+    from textclf_api.settings import get_settings
+
+    from textclf.local import template as tpl
+    from textclf.local.stack import LOCAL_BUCKET, local_resources
+
+    # The stack's HealthFunction runs with the template's variables, its endpoint renamed.
+    template = tpl.load_template(config.REPO_ROOT / "template.yaml")
+    variables = tpl.function_environment(
+        template, "HealthFunction", local_resources(REGION, LOCAL_BUCKET, {})
+    )
+    stack = {
+        "Resources": {
+            "Role": {
+                "Type": "AWS::IAM::Role",
+                "Properties": {"AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": []}},
+            },
+            "HealthFunction": {
+                "Type": "AWS::Lambda::Function",
+                "Properties": {
+                    "Handler": "app.handler",
+                    "Runtime": "python3.12",
+                    "Role": {"Fn::GetAtt": ["Role", "Arn"]},
+                    "Code": {"ZipFile": "def handler(event, context): pass"},
+                    "Environment": {"Variables": {**variables, "ENDPOINT_NAME": "deployed-name"}},
+                },
+            },
+        }
+    }
+    boto3.client("cloudformation", region_name=REGION).create_stack(
+        StackName=STACK, TemplateBody=json.dumps(stack)
+    )
+    saved = dict(os.environ)  # invoke sets the function's variables in this process, as Lambda would
+    get_settings.cache_clear()
+    health.reset_cache()
+    try:
+        event = config.REPO_ROOT / "events" / "health.json"
+        assert main(["invoke", "HealthFunction", "--event", str(event), "--stack-name", STACK]) == 0
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        get_settings.cache_clear()
+        health.reset_cache()
+    out = capsys.readouterr().out
+    response = json.loads(out[out.index('{\n  "statusCode"') :])
+    assert json.loads(response["body"])["endpoint"]["name"] == "deployed-name"
+    # A function the stack lacks: one line naming it.
+    event = str(config.REPO_ROOT / "events" / "health.json")
+    assert main(["invoke", "PredictFunction", "--event", event, "--stack-name", STACK]) == 2
+    assert "cannot read PredictFunction's configuration" in capsys.readouterr().err
