@@ -116,7 +116,7 @@ def test_verbose_before_or_after_the_command(argv: list[str], verbose: bool) -> 
     assert build_parser().parse_args(argv).verbose is verbose
 
 
-def test_verbose_after_the_command_turns_on_debug_logging(empty_artifacts: Path) -> None:
+def test_the_real_cli_takes_verbose_after_a_nested_option(empty_artifacts: Path) -> None:
     proc = cli("teardown", "--local", "-v", env={"TEXTCLF_ARTIFACTS": str(empty_artifacts)})
     assert proc.returncode == 2
     assert "unrecognized arguments" not in proc.stderr
