@@ -15,7 +15,16 @@ import sys
 from collections.abc import Sequence
 
 from textclf import __version__, commands
+from textclf.cli_args import CommandParser, HelpFormatter
 from textclf.errors import UserError
+
+EPILOG = """\
+environment:
+  TEXTCLF_ARTIFACTS  the folder every step reads its input from and writes its output to,
+                     shown as <artifacts> in the commands' help (default: ./artifacts, in the
+                     directory textclf runs from): data/, eda/, model/, eval/, package/, bench/
+
+Run `textclf COMMAND --help` for a command's options, `textclf completion bash` for tab completion."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,10 +32,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="textclf",
         description="News-headline topic classifier: data, EDA, training, evaluation, packaging, "
         "deployment and a local stack.",
+        epilog=EPILOG,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"textclf {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=CommandParser)
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
         module = importlib.import_module(f"{commands.__name__}.{info.name}")
         module.register(sub)

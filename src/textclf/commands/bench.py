@@ -100,7 +100,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--onnx-int8", type=Path, default=None, help="ONNX int8 model folder (default: exported into --out)"
     )
-    parser.add_argument("--docs-img", type=Path, default=None, help="also copy the PNGs here (e.g. docs/img)")
+    parser.add_argument(
+        "--docs-img",
+        type=Path,
+        default=None,
+        help="also copy the PNGs here, e.g. docs/img (default: only in --out)",
+    )
     parser.add_argument(
         "--instance-type",
         default=None,

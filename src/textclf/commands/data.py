@@ -7,6 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from textclf import config
+from textclf.aws_clients import add_aws_arguments, target_from_args
+
+#: Where the stack's training function reads datasets/latest.json (template.yaml DATASET_POINTER_KEY).
+DATASETS_PREFIX = "datasets"
 
 
 def register(subparsers: Any) -> None:
@@ -26,12 +30,24 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--seed", type=int, default=13, help="split seed (default: 13)")
     parser.add_argument("--val-frac", type=float, default=0.1, help="validation fraction (default: 0.1)")
     parser.add_argument("--test-frac", type=float, default=0.1, help="test fraction (default: 0.1)")
-    parser.add_argument("--sha256", default=None, help="expected sha256 of the source file")
     parser.add_argument(
-        "--s3-uri", default=None, help="also upload raw + processed data to s3://bucket/prefix"
+        "--sha256", default=None, help="expected sha256 of the source file (default: not checked)"
     )
-    parser.add_argument("--cache-dir", type=Path, default=None, help="download cache directory")
+    parser.add_argument(
+        "--s3-uri",
+        default=None,
+        help="also upload raw + processed data to s3://bucket/prefix (default: no upload; with "
+        "--stack-name, s3://<the stack's BucketName>/datasets, where the training function looks)",
+    )
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="download cache directory "
+        "(default: <user cache>/textclf/downloads, or TEXTCLF_CACHE_DIR/downloads)",
+    )
     parser.add_argument("--force", action="store_true", help="rebuild even if the output is up to date")
+    add_aws_arguments(parser.add_argument_group("upload (--s3-uri or --stack-name)"), local=False)
     parser.set_defaults(func=run)
 
 
@@ -65,11 +81,13 @@ def run(args: argparse.Namespace) -> int:
     from textclf.data.prepare import prepare
 
     sha256 = normalize_sha256(args.sha256) if args.sha256 else None
-    upload = None
-    if args.s3_uri:
+    upload, where = None, None
+    if args.s3_uri or args.stack_name:
         from textclf.data.s3 import parse_s3_uri
 
-        upload = parse_s3_uri(args.s3_uri)  # fail on a bad URI before the slow work
+        # Fail on a bad URI, profile or stack before the slow work.
+        where = target_from_args(args, need_region=False)
+        upload = parse_s3_uri(args.s3_uri or f"s3://{where.require('bucket', '--s3-uri')}/{DATASETS_PREFIX}")
     out: Path = (args.out or config.artifacts_dir() / "data").resolve()
     result = prepare(
         args.source,
@@ -87,12 +105,14 @@ def run(args: argparse.Namespace) -> int:
     for line in _fmt_summary(manifest):
         print(line)
     print(f"{out}: {state} in {result.seconds:.1f} s (seed {manifest['seed']})")
-    if upload is not None:
+    if upload is not None and where is not None:
         from textclf.data.s3 import upload_dataset
         from textclf.eda import training_defaults
 
         defaults = training_defaults(out, config.local_base_model())
         print(f"training defaults for jobs: max_length {defaults['max_length']}, labels {defaults['labels']}")
-        pointer = upload_dataset(out, manifest, result.source.path, upload, training_defaults=defaults)
+        pointer = upload_dataset(
+            out, manifest, result.source.path, upload, training_defaults=defaults, client=where.client("s3")
+        )
         print(f"uploaded to {pointer['uri']}  (pointer {upload.pointer_uri})")
     return 0

@@ -58,8 +58,9 @@ def run(args: argparse.Namespace) -> int:
     art = artifacts_dir()
     train_data = None if args.no_baseline else (args.train_data or art / "data" / "train")
     if train_data is not None and not train_data.exists():
+        first = "run `textclf data` first, or " if args.train_data is None else ""
         raise UserError(
-            f"baseline training data not found: {train_data} (pass --train-data or --no-baseline)"
+            f"baseline training data not found: {train_data} ({first}pass --train-data or --no-baseline)"
         )
     settings = EvalSettings(
         model_dir=(args.model or art / "model").resolve(),
@@ -72,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
         num_threads=args.threads,
     )
     if not settings.data.exists():
-        raise UserError(f"no such data: {settings.data}")
+        first = "run `textclf data` first, or pass --data" if args.data is None else "no such file"
+        raise UserError(f"no such data: {settings.data} ({first})")
     report = evaluate(settings, force=args.force)
     print(format_table(report))
     note = " (reused)" if report.get("reused") else ""

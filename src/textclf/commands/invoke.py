@@ -2,8 +2,9 @@
 
 The handler, timeout, memory and environment come from ``template.yaml``; the event from a file
 (``events/`` has one for every function). With ``--local`` every AWS call goes to the running
-``textclf serve``; without it, to AWS, with the deployed stack's names given by ``--env-vars``
-(sam's format: ``{"FunctionName": {"VAR": "value"}}`` or ``{"Parameters": {...}}`` for all).
+``textclf serve``; without it, to AWS, with the environment the deployed function has
+(``--stack-name``) or the deployed stack's names given by ``--env-vars`` (sam's format:
+``{"FunctionName": {"VAR": "value"}}`` or ``{"Parameters": {...}}`` for all).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from textclf.aws_clients import add_aws_arguments, function_environment, target_from_args
 from textclf.errors import UserError
 
 
@@ -25,14 +27,14 @@ def register(subparsers: Any) -> None:
         "invoke",
         help="run one Lambda function of template.yaml with an event file (sam local invoke, no Docker)",
         description=(__doc__ or "").split("\n\n", 1)[1],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("function", help="logical id in template.yaml, e.g. PredictFunction, DeployFunction")
     parser.add_argument("--event", "-e", type=Path, required=True, help="event JSON file (events/...)")
-    parser.add_argument("--local", action="store_true", help="AWS calls go to the running `textclf serve`")
-    parser.add_argument("--env-vars", "-n", type=Path, default=None, help="JSON overrides (sam's format)")
+    parser.add_argument(
+        "--env-vars", "-n", type=Path, default=None, help="JSON overrides, sam's format (default: none)"
+    )
     parser.add_argument("--template", "-t", type=Path, default=None, help="default: template.yaml")
-    parser.add_argument("--region", default="us-east-1", help="region the function sees (AWS mode)")
+    add_aws_arguments(parser, region="us-east-1")
     parser.set_defaults(func=run)
 
 
@@ -48,7 +50,12 @@ def run(args: argparse.Namespace) -> int:
     if spec is None:
         raise UserError(f"template.yaml has no function {args.function!r}; it has {', '.join(sorted(specs))}")
     event = _read_json(args.event, "--event")
-    env = environment(template, spec.name, local=args.local, region=args.region)
+    if args.stack_name:
+        env = function_environment(target_from_args(args), spec.name)
+    else:
+        env = environment(template, spec.name, local=args.local, region=args.region)
+    if args.profile:
+        env["AWS_PROFILE"] = args.profile  # the handler's own boto3 clients use it too
     env |= _overrides(args.env_vars, spec.name) if args.env_vars else {}
     os.environ.update(env)
     context = LambdaContext(

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import json
 from typing import TYPE_CHECKING, Any
 
+from textclf.aws_clients import add_aws_arguments
 from textclf.errors import UserError
 
 if TYPE_CHECKING:
@@ -27,13 +29,24 @@ def register(subparsers: Any) -> None:
         ("list", "versions, their test accuracy, approval and the one serving"),
         ("promote", "approve VERSION so the deploy function rolls it out (rollback to an earlier one)"),
     ):
-        sub = actions.add_parser(name, help=help_text)
+        sub = actions.add_parser(name, help=help_text, description=help_text)
         if name == "promote":
             sub.add_argument("version", help="Model Registry version number (textclf models list)")
-        sub.add_argument("--group", default=None, help=f"model package group (default {DEFAULT_GROUP})")
-        sub.add_argument("--endpoint-name", default=None, help=f"default {DEFAULT_ENDPOINT}")
-        sub.add_argument("--region", default=None, help="default: the AWS SDK's")
-        sub.add_argument("--local", action="store_true", help="the running `textclf serve` instead of AWS")
+        else:
+            sub.add_argument(
+                "--json", action="store_true", help="one JSON document on stdout instead of the table"
+            )
+        sub.add_argument(
+            "--group",
+            default=None,
+            help=f"model package group (default: the stack's ModelPackageGroup, else {DEFAULT_GROUP})",
+        )
+        sub.add_argument(
+            "--endpoint-name",
+            default=None,
+            help=f"default: the stack's EndpointName, else {DEFAULT_ENDPOINT}",
+        )
+        add_aws_arguments(sub)
         sub.set_defaults(func=run)
 
 
@@ -42,9 +55,9 @@ def run(args: argparse.Namespace) -> int:
     from textclf_api.logic import deployment
     from textclf_api.settings import Settings
 
-    from textclf.aws_clients import target
+    from textclf.aws_clients import target_from_args
 
-    where = target(local=args.local, region=args.region)
+    where = target_from_args(args)
     group = args.group or where.state.get("model_package_group") or DEFAULT_GROUP
     endpoint = args.endpoint_name or where.state.get("endpoint_name") or DEFAULT_ENDPOINT
     # The deploy function's registry reads, with this command's client and names.
@@ -56,12 +69,43 @@ def run(args: argparse.Namespace) -> int:
     except (ClientError, BotoCoreError) as exc:
         raise UserError(f"cannot list the versions of {group}: {exc}") from exc
     if args.action == "list":
-        print(render(packages, serving, group, endpoint))
+        if args.json:
+            print(json.dumps(as_json(packages, serving, group, endpoint), indent=2))
+        else:
+            print(render(packages, serving, group, endpoint))
         return 0
     promote(sagemaker, packages, group, args.version)
     print(f"version {args.version} of {group} approved: the deploy function rolls it out to {endpoint}")
     print("watch it with `textclf models list` (or GET /health's model_version)")
     return 0
+
+
+def as_json(packages: list[Package], serving: str | None, group: str, endpoint: str) -> dict[str, Any]:
+    """What ``models list --json`` prints: the table's facts, numbers as numbers, times in ISO 8601."""
+    listed = [
+        {
+            "version": int(p.version) if p.version.isdigit() else p.version,
+            "arn": p.arn,
+            "status": p.status,
+            "serving": p.version == serving,
+            "test_accuracy": _number(p.metadata.get("test_accuracy")),
+            "baseline_test_accuracy": _number(p.metadata.get("baseline_test_accuracy")),
+            "created": p.created.isoformat() if p.created else None,
+            "training_job": p.metadata.get("training_job"),
+            "gate": p.metadata.get("gate"),
+        }
+        for p in packages
+    ]
+    return {
+        "group": group,
+        "endpoint": endpoint,
+        "serving_version": int(serving) if serving and serving.isdigit() else serving,
+        "versions": listed,
+    }
+
+
+def _number(value: str | None) -> float | None:
+    return float(value) if value else None
 
 
 def render(packages: list[Package], serving: str | None, group: str, endpoint: str) -> str:

@@ -20,15 +20,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "ONNX runtime disagrees with torch beyond the thresholds. An archive built from the same "
         "inputs is reused.",
     )
-    art = artifacts_dir()
+    # Path defaults resolve when the command runs: --help shows <artifacts>, not this machine's path.
     parser.add_argument(
-        "--model", type=Path, default=art / "model", help="trained model directory (default: %(default)s)"
+        "--model", type=Path, default=None, help="trained model directory (default: <artifacts>/model)"
     )
     parser.add_argument(
-        "--out",
-        type=Path,
-        default=art / "package" / "model.tar.gz",
-        help="archive to write (default: %(default)s)",
+        "--out", type=Path, default=None, help="archive to write (default: <artifacts>/package/model.tar.gz)"
     )
     parser.add_argument(
         "--runtime", choices=build.RUNTIMES, default=build.DEFAULT_RUNTIME, help="default: %(default)s"
@@ -36,8 +33,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--validation-data",
         type=Path,
-        default=art / "data" / "validation",
-        help="split dir, .parquet or raw corpus file for the fidelity check (default: %(default)s)",
+        default=None,
+        help="split dir, .parquet or raw corpus file for the fidelity check "
+        "(default: <artifacts>/data/validation)",
     )
     defaults = fidelity.Thresholds()
     parser.add_argument(
@@ -79,7 +77,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "(yes), install from PyPI at container start (no), or vendor when possible (auto, default)",
     )
     parser.add_argument(
-        "--wheel-dir", type=Path, default=None, help="take the wheels from here instead of the cache/download"
+        "--wheel-dir",
+        type=Path,
+        default=None,
+        help="take the wheels from here (default: the wheel cache, downloading what it lacks)",
     )
     parser.add_argument("--force", action="store_true", help="rebuild even if the archive is up to date")
     parser.set_defaults(func=run)
@@ -88,11 +89,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def run(args: argparse.Namespace) -> int:
     from textclf.packaging import build_package, fidelity
 
+    art = artifacts_dir()
+    validation_data = args.validation_data or art / "data" / "validation"
     build_package(
-        args.model.resolve(),
-        args.out.resolve(),
+        (args.model or art / "model").resolve(),
+        (args.out or art / "package" / "model.tar.gz").resolve(),
         runtime=args.runtime,
-        validation_data=args.validation_data.resolve() if args.runtime != "torch" else None,
+        validation_data=validation_data.resolve() if args.runtime != "torch" else None,
         thresholds=fidelity.Thresholds(
             args.max_accuracy_drop, args.max_worst_case_drop, args.max_ece_increase
         ),

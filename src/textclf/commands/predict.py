@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from textclf.aws_clients import add_aws_arguments
 from textclf.errors import UserError
 
 
@@ -41,14 +42,17 @@ def register(subparsers: Any) -> None:
         "s3:// input and output: a SageMaker Batch Transform job with the endpoint's model "
         "(JSON Lines in, one <file>.out per input file)"
     )
-    cloud.add_argument("--endpoint-name", default=None, help="endpoint whose model runs (default textclf)")
+    cloud.add_argument(
+        "--endpoint-name",
+        default=None,
+        help="endpoint whose model runs (default: the stack's EndpointName, else textclf)",
+    )
     cloud.add_argument("--instance-type", default=None, help="CPU instance type (default ml.m5.xlarge)")
     cloud.add_argument(
         "--instance-count", type=int, default=1, help="instances; input files are spread over them"
     )
     cloud.add_argument("--no-wait", action="store_true", help="print the job name and return")
-    cloud.add_argument("--region", default=None, help="default: the AWS SDK's")
-    cloud.add_argument("--local", action="store_true", help="the running `textclf serve` instead of AWS")
+    add_aws_arguments(cloud)
     parser.set_defaults(func=run)
 
 
@@ -108,7 +112,7 @@ def run_transform(args: argparse.Namespace) -> int:
     )
 
     from textclf import transform_job
-    from textclf.aws_clients import target
+    from textclf.aws_clients import target_from_args
 
     transform_job.check_uris(args.input, args.output)
     instance_type = args.instance_type or DEFAULT_BATCH_INSTANCE_TYPE
@@ -116,7 +120,7 @@ def run_transform(args: argparse.Namespace) -> int:
         raise UserError(f"--instance-type must be one of {', '.join(BATCH_INSTANCE_TYPES)}")
     if not 1 <= args.instance_count <= MAX_BATCH_INSTANCE_COUNT:
         raise UserError(f"--instance-count must be between 1 and {MAX_BATCH_INSTANCE_COUNT}")
-    where = target(local=args.local, region=args.region)
+    where = target_from_args(args)
     sagemaker = where.client("sagemaker")
     spec = transform_job.TransformSpec(
         input_uri=args.input,

@@ -23,14 +23,20 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="loopback address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=3000, help="API port (default 3000, as sam local)")
     parser.add_argument("--endpoint-port", type=int, default=8080, help="endpoint port (default 8080)")
-    parser.add_argument("--fd", type=int, default=None, help="API on this inherited listening socket")
     parser.add_argument(
-        "--endpoint-fd", type=int, default=None, help="endpoint on this inherited listening socket"
+        "--fd", type=int, default=None, help="API on this inherited listening socket (default: bind --port)"
+    )
+    parser.add_argument(
+        "--endpoint-fd",
+        type=int,
+        default=None,
+        help="endpoint on this inherited listening socket (default: bind --endpoint-port)",
     )
     parser.add_argument(
         "--endpoint-url",
         default=None,
-        help="use an endpoint that already runs (e.g. `textclf serve-endpoint`) instead of starting one",
+        help="use an endpoint that already runs (e.g. `textclf serve-endpoint`) instead of starting one "
+        "(default: start one)",
     )
     parser.add_argument(
         "--data",
@@ -45,7 +51,8 @@ def register(subparsers: Any) -> None:
         nargs="+",
         default=[],
         metavar="KEY=VALUE",
-        help="template parameters, as sam local start-api takes them (e.g. GateMinAccuracy=0.9)",
+        help="template parameters, as sam local start-api takes them (e.g. GateMinAccuracy=0.9; "
+        "default: the template's)",
     )
     parser.add_argument(
         "--base-model",

@@ -20,7 +20,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="loopback address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8080, help="port (default 8080)")
     parser.add_argument(
-        "--fd", type=int, default=None, help="serve on this inherited listening socket instead of --port"
+        "--fd", type=int, default=None, help="serve on this inherited listening socket (default: bind --port)"
     )
     add_endpoint_arguments(parser)
     parser.set_defaults(func=run)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import json
 from typing import Any
+
+from textclf.aws_clients import add_aws_arguments
 
 
 def register(subparsers: Any) -> None:
@@ -15,9 +18,15 @@ def register(subparsers: Any) -> None:
         "promote VERSION` brings a version back. Deleting the stack does the same "
         "(Custom::EndpointTeardown).",
     )
-    parser.add_argument("--endpoint-name", default=None, help="default: textclf (or the local stack's)")
-    parser.add_argument("--region", default=None, help="default: the AWS SDK's")
-    parser.add_argument("--local", action="store_true", help="the running `textclf serve` instead of AWS")
+    parser.add_argument(
+        "--endpoint-name",
+        default=None,
+        help="default: the stack's EndpointName (or the local stack's), else textclf",
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="one JSON document on stdout: endpoint, steps done"
+    )
+    add_aws_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -25,14 +34,17 @@ def run(args: argparse.Namespace) -> int:
     from botocore.exceptions import BotoCoreError, ClientError
     from textclf_api.logic.deployment import teardown
 
-    from textclf.aws_clients import target
+    from textclf.aws_clients import target_from_args
     from textclf.errors import UserError
 
-    where = target(local=args.local, region=args.region)
+    where = target_from_args(args)
     endpoint = args.endpoint_name or where.state.get("endpoint_name") or "textclf"
     try:
         done = teardown(endpoint, where.client("sagemaker"), where.client("application-autoscaling"))
     except (ClientError, BotoCoreError) as exc:
         raise UserError(f"teardown of {endpoint} failed: {exc}") from exc
-    print("; ".join(done) if done else f"nothing to do: endpoint {endpoint} does not exist")
+    if args.json:
+        print(json.dumps({"endpoint": endpoint, "existed": bool(done), "done": list(done)}, indent=2))
+    else:
+        print("; ".join(done) if done else f"nothing to do: endpoint {endpoint} does not exist")
     return 0

@@ -78,7 +78,9 @@ def _top_level_files(directory: Path) -> list[Path]:
 def check_model_dir(model_dir: Path) -> dict[str, Any]:
     """The model directory's ``textclf_meta.json``, after checking it is a trained model directory."""
     if not model_dir.is_dir():
-        raise UserError(f"model directory {model_dir} does not exist (train one with textclf train)")
+        raise UserError(
+            f"model directory {model_dir} does not exist: run `textclf train` first (or pass --model)"
+        )
     for required in ("config.json", META_FILE):
         if not (model_dir / required).is_file():
             raise UserError(f"{model_dir} is not a textclf model directory: {required} is missing")
