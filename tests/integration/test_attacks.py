@@ -33,24 +33,36 @@ def _checked(reply: httpx.Response) -> httpx.Response:
 
 
 # ------------------------------------------------------------------------------------------------
-# Authentication: POST /predict needs the stack's API key; /health stays public
+# Authentication: POST /predict and POST /explain need the stack's API key; /health stays public
 # ------------------------------------------------------------------------------------------------
 
+#: The routes template.yaml guards with the API key (the same ApiKeyRequired condition).
+KEYED_ROUTES = ("/predict", "/explain")
 
+
+@pytest.mark.parametrize("route", KEYED_ROUTES)
 @pytest.mark.parametrize(
     "headers", [{}, {"x-api-key": "wrong"}, {"x-api-key": ""}, {"x-api-key": API_KEY + "x"}], ids=str
 )
-def test_predict_without_the_right_api_key_is_forbidden(
-    local_stack: LocalStackProcesses, headers: dict[str, str]
+def test_keyed_routes_without_the_right_api_key_are_forbidden(
+    local_stack: LocalStackProcesses, route: str, headers: dict[str, str]
 ) -> None:
-    reply = _checked(httpx.post(f"{local_stack.api_url}/predict", json={"text": "x"}, headers=headers))
+    reply = _checked(
+        httpx.post(f"{local_stack.api_url}{route}", json={"text": "x"}, headers=headers, timeout=30)
+    )
+    # API Gateway's own answer (template.yaml's gateway response): the function never runs, so
+    # no 422 for the one-letter headline.
     assert reply.status_code == 403
-    assert reply.json()["message"] == "Forbidden"
+    body = reply.json()
+    assert body["message"] == "Forbidden" and body["error"] == "INVALID_API_KEY", body
+    assert reply.headers["x-amzn-ErrorType"] == "ForbiddenException"
 
 
-def test_the_right_key_is_served_and_health_needs_none(local_stack: LocalStackProcesses) -> None:
-    ok = httpx.post(f"{local_stack.api_url}/predict", json={"text": "stocks rally"}, headers=KEY, timeout=30)
+@pytest.mark.parametrize("route", KEYED_ROUTES)
+def test_the_right_key_is_served_and_health_needs_none(local_stack: LocalStackProcesses, route: str) -> None:
+    ok = httpx.post(f"{local_stack.api_url}{route}", json={"text": "stocks rally"}, headers=KEY, timeout=30)
     assert ok.status_code == 200, ok.text
+    assert ok.json()["label"] if route == "/explain" else ok.json()["predictions"]
     assert httpx.get(f"{local_stack.api_url}/health", timeout=30).status_code == 200
 
 
