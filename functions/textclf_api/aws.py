@@ -141,6 +141,8 @@ THROTTLING_CODES: Final = frozenset(
         "TooManyRequestsException",
         "RequestLimitExceeded",
         "SlowDown",
+        # DynamoDB's answer when a table's (or an on-demand table's burst) capacity is exceeded.
+        "ProvisionedThroughputExceededException",
     }
 )
 UNAVAILABLE_CODES: Final = frozenset({"ServiceUnavailable", "ServiceUnavailableException"})

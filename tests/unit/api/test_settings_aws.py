@@ -108,6 +108,7 @@ def error(code: str, status: int = 400, message: str = "m") -> ClientError:
         ),
         (error("ThrottlingException"), ServiceUnavailableError),
         (error("SlowDown", 503), ServiceUnavailableError),
+        (error("ProvisionedThroughputExceededException"), ServiceUnavailableError),
         (error("Whatever", 429), ServiceUnavailableError),
         (error("ServiceUnavailable", 503), ServiceUnavailableError),
         (error("AccessDeniedException", 403), UpstreamError),
