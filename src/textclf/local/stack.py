@@ -179,6 +179,7 @@ class LocalStack:
                 endpoint_name=opts.endpoint_name,
                 data_dir=opts.data_dir,
                 model_archive=self._served_archive(),
+                model_version=self.endpoint.model.version if self.endpoint is not None else None,
                 dataset_pointer_key=env.get("DATASET_POINTER_KEY") or "datasets/latest.json",
                 source_bundle_key=env.get("SOURCE_BUNDLE_KEY") or "code/sourcedir.tar.gz",
                 tables=tuple(env[n] for n in ("DEPLOYMENTS_TABLE", "IDEMPOTENCY_TABLE") if env.get(n)),
