@@ -22,6 +22,7 @@ from botocore.exceptions import (
     ConnectTimeoutError,
     EndpointConnectionError,
     ReadTimeoutError,
+    ResponseStreamingError,
 )
 
 from textclf_api.errors import ApiError, ServiceUnavailableError, UpstreamError, UpstreamTimeoutError
@@ -140,6 +141,8 @@ THROTTLING_CODES: Final = frozenset(
         "TooManyRequestsException",
         "RequestLimitExceeded",
         "SlowDown",
+        # DynamoDB's answer when a table's (or an on-demand table's burst) capacity is exceeded.
+        "ProvisionedThroughputExceededException",
     }
 )
 UNAVAILABLE_CODES: Final = frozenset({"ServiceUnavailable", "ServiceUnavailableException"})
@@ -165,10 +168,12 @@ def translate(exc: Exception, what: str, retry_after: int) -> ApiError:
     text names accounts, ARNs and roles, so it goes to the log (``render_error`` logs the cause
     beside the request id the client sees), never into the response. Timeouts are checked before
     connection errors because ConnectTimeoutError is a subclass of EndpointConnectionError's base.
+    A connection cut mid-reply (ResponseStreamingError: the headers came, the body did not) is the
+    same transient failure as one closed before the reply, so both are a 503 the client may retry.
     """
     if isinstance(exc, ReadTimeoutError | ConnectTimeoutError):
         return UpstreamTimeoutError(f"{what} did not answer in time; try again")
-    if isinstance(exc, EndpointConnectionError | ConnectionClosedError):
+    if isinstance(exc, EndpointConnectionError | ConnectionClosedError | ResponseStreamingError):
         return ServiceUnavailableError(
             f"could not connect to {what}; try again later", retry_after=retry_after
         )

@@ -57,23 +57,31 @@ class Summary:
 
 
 def detect_format(path: Path) -> str:
-    """The format a file's name (and, for .csv, its first line) says it is in."""
+    """The format of ``path``: the raw corpus layout wherever it is found (newsCorpora.csv keeps
+    its layout when renamed .tsv or .txt, and read as a table or as lines it would fail or score
+    its ids and URLs), else what the file's name says."""
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".ndjson"):
         return "jsonl"
     if suffix == ".zip":
         return "corpus"
-    if suffix == ".tsv":
-        return "tsv"
-    if suffix == ".txt":
-        return "lines"
-    if suffix == ".csv":
-        with path.open("r", encoding="utf-8", errors="replace") as handle:
-            first = handle.readline()
-        fields = first.rstrip("\r\n").split("\t")
-        # newsCorpora.csv: no header, tab-separated, a numeric id first.
-        return "corpus" if len(fields) == CORPUS_FIELDS and fields[0].strip().isdigit() else "csv"
+    if _looks_like_corpus(_first_line(path)):
+        return "corpus"
+    by_suffix = {".tsv": "tsv", ".txt": "lines", ".csv": "csv"}
+    if suffix in by_suffix:
+        return by_suffix[suffix]
     raise UserError(f"cannot tell the format of {path.name}; pass --format ({', '.join(FORMATS[1:])})")
+
+
+def _first_line(path: Path) -> str:
+    with path.open("r", encoding="utf-8", errors="replace") as handle:
+        return handle.readline()
+
+
+def _looks_like_corpus(line: str) -> bool:
+    """newsCorpora.csv's rows: no header, 8 tab-separated fields, a numeric id first."""
+    fields = line.rstrip("\r\n").split("\t")
+    return len(fields) == CORPUS_FIELDS and fields[0].strip().isdigit()
 
 
 def _open_text(path: Path, stack: ExitStack) -> IO[str]:
@@ -132,7 +140,12 @@ def _table_rows(handle: IO[str], delimiter: str) -> Iterator[tuple[int, Callable
     names = [h.strip().lower() for h in header]
     column = next((names.index(c) for c in TEXT_COLUMNS if c in names), None)
     if column is None:
-        raise UserError(f"the header {header} has no {' or '.join(TEXT_COLUMNS)} column")
+        hint = (
+            "; this looks like the raw newsCorpora file: pass --format corpus"
+            if _looks_like_corpus("\t".join(header))
+            else ""
+        )
+        raise UserError(f"the header {header} has no {' or '.join(TEXT_COLUMNS)} column{hint}")
 
     def text(row: list[str], line: int) -> str:
         if len(row) != len(names):

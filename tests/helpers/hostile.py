@@ -21,6 +21,9 @@ FIVE_MB = 5 * 1024 * 1024
 class HostileBody:
     name: str
     build: Callable[[str, str], bytes]  # (single-text field, list field) -> body bytes
+    #: The status POST /predict answers, as docs/openapi.json documents it: 400 a body that cannot
+    #: be read as JSON, 413 one over the function's limit, 422 JSON that does not fit the schema.
+    status: int
     content_type: str = "application/json"
 
     @property
@@ -46,34 +49,40 @@ def _utf8(text: str) -> bytes:
 
 
 HOSTILE_BODIES: list[HostileBody] = [
-    HostileBody("nested-arrays-10k", lambda s, m: b"[" * 10_000 + b"]" * 10_000),
-    HostileBody("nested-objects-10k", lambda s, m: b'{"a":' * 10_000 + b"1" + b"}" * 10_000),
-    HostileBody("nested-in-the-field", lambda s, m: _utf8(f'{{"{s}": ' + "[" * 5000 + "]" * 5000 + "}")),
-    HostileBody("utf-16", lambda s, m: json.dumps({s: "stocks rally"}).encode("utf-16")),
-    HostileBody("utf-32", lambda s, m: json.dumps({s: "stocks rally"}).encode("utf-32")),
-    HostileBody("utf-8-bom", lambda s, m: b"\xef\xbb\xbf" + _utf8(json.dumps({s: "stocks rally"}))),
-    HostileBody("latin-1", lambda s, m: f'{{"{s}": "café prices soar"}}'.encode("latin-1")),
-    HostileBody("integer-5000-digits", lambda s, m: _utf8(f'{{"{s}": {"9" * 5000}}}')),
-    HostileBody("float-overflow", lambda s, m: _utf8(f'{{"{s}": 1e999999}}')),
-    HostileBody("nan", lambda s, m: _utf8(f'{{"{s}": NaN}}')),
-    HostileBody("infinity", lambda s, m: _utf8(f'{{"{s}": -Infinity}}')),
-    HostileBody("duplicate-keys", lambda s, m: _utf8(f'{{"{s}": "stocks rally", "{s}": "ebola spreads"}}')),
-    HostileBody("string-5mb", lambda s, m: _utf8(json.dumps({s: "x" * FIVE_MB}))),
-    HostileBody("array-10k", lambda s, m: _utf8(json.dumps({m: ["stocks rally"] * 10_000}))),
-    HostileBody("lone-surrogate", lambda s, m: _utf8(f'{{"{s}": "stocks \\ud800 rally"}}')),
-    HostileBody("not-json", lambda s, m: b"text=stocks+rally"),
-    HostileBody("truncated", lambda s, m: _utf8(f'{{"{s}": "stocks ral')),
-    HostileBody("top-level-array", lambda s, m: _utf8(json.dumps(["stocks rally"]))),
-    HostileBody("top-level-null", lambda s, m: b"null"),
-    HostileBody("binary-garbage", lambda s, m: bytes(range(256)) * 8),
+    HostileBody("nested-arrays-10k", lambda s, m: b"[" * 10_000 + b"]" * 10_000, 400),
+    HostileBody("nested-objects-10k", lambda s, m: b'{"a":' * 10_000 + b"1" + b"}" * 10_000, 400),
+    HostileBody("nested-in-the-field", lambda s, m: _utf8(f'{{"{s}": ' + "[" * 5000 + "]" * 5000 + "}"), 400),
+    HostileBody("utf-16", lambda s, m: json.dumps({s: "stocks rally"}).encode("utf-16"), 400),
+    HostileBody("utf-32", lambda s, m: json.dumps({s: "stocks rally"}).encode("utf-32"), 400),
+    HostileBody("utf-8-bom", lambda s, m: b"\xef\xbb\xbf" + _utf8(json.dumps({s: "stocks rally"})), 400),
+    HostileBody("latin-1", lambda s, m: f'{{"{s}": "café prices soar"}}'.encode("latin-1"), 400),
+    HostileBody("integer-5000-digits", lambda s, m: _utf8(f'{{"{s}": {"9" * 5000}}}'), 400),
+    HostileBody("float-overflow", lambda s, m: _utf8(f'{{"{s}": 1e999999}}'), 422),
+    HostileBody("nan", lambda s, m: _utf8(f'{{"{s}": NaN}}'), 400),
+    HostileBody("infinity", lambda s, m: _utf8(f'{{"{s}": -Infinity}}'), 400),
+    HostileBody(
+        "duplicate-keys", lambda s, m: _utf8(f'{{"{s}": "stocks rally", "{s}": "ebola spreads"}}'), 400
+    ),
+    HostileBody("string-5mb", lambda s, m: _utf8(json.dumps({s: "x" * FIVE_MB})), 413),
+    HostileBody("array-10k", lambda s, m: _utf8(json.dumps({m: ["stocks rally"] * 10_000})), 422),
+    HostileBody("lone-surrogate", lambda s, m: _utf8(f'{{"{s}": "stocks \\ud800 rally"}}'), 400),
+    HostileBody("not-json", lambda s, m: b"text=stocks+rally", 400),
+    HostileBody("truncated", lambda s, m: _utf8(f'{{"{s}": "stocks ral'), 400),
+    HostileBody("top-level-array", lambda s, m: _utf8(json.dumps(["stocks rally"])), 422),
+    HostileBody("top-level-null", lambda s, m: b"null", 422),
+    HostileBody("binary-garbage", lambda s, m: bytes(range(256)) * 8, 400),
 ]
 
 #: Strange but legitimate headlines: classified like any other (never a 5xx, never refused).
 VALID_ODD_BODIES: list[HostileBody] = [
-    HostileBody("nul-character", lambda s, m: _utf8(json.dumps({s: "stocks\u0000rally"}))),
-    HostileBody("bidi-override", lambda s, m: _utf8(json.dumps({s: "\u202eyllar skcots\u202c on earnings"}))),
-    HostileBody("zero-width-and-emoji", lambda s, m: _utf8(json.dumps({s: "stocks\u200b rally 📈"}))),
-    HostileBody("escaped-surrogate-pair", lambda s, m: _utf8(f'{{"{s}": "stocks \\ud83d\\udcc8 rally"}}')),
+    HostileBody("nul-character", lambda s, m: _utf8(json.dumps({s: "stocks\u0000rally"})), 200),
+    HostileBody(
+        "bidi-override", lambda s, m: _utf8(json.dumps({s: "\u202eyllar skcots\u202c on earnings"})), 200
+    ),
+    HostileBody("zero-width-and-emoji", lambda s, m: _utf8(json.dumps({s: "stocks\u200b rally 📈"})), 200),
+    HostileBody(
+        "escaped-surrogate-pair", lambda s, m: _utf8(f'{{"{s}": "stocks \\ud83d\\udcc8 rally"}}'), 200
+    ),
 ]
 
 # What must never reach a client: internals an attacker could use.

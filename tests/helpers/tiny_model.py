@@ -15,6 +15,7 @@ import json
 import string
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from textclf.labels import LABELS
 
@@ -114,28 +115,7 @@ def make_tiny_model_dir(
     )
     model = AutoModelForSequenceClassification.from_config(config)
 
-    losses: list[float] = []
-    if trained:
-        texts = [t for lines in KEYWORD_HEADLINES.values() for t in lines]
-        labels = torch.tensor([label2id[name] for name, lines in KEYWORD_HEADLINES.items() for _ in lines])
-        batch = tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
-        optimizer = torch.optim.AdamW(model.parameters(), lr=5e-3)
-        model.train()
-        # One thread: for a model this small, multi-threaded kernels cost ~50x more in
-        # synchronisation than they save, worse still when other tests share the cores.
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            # Full-batch steps on 24 headlines: converges in well under a second.
-            for _ in range(60):
-                optimizer.zero_grad()
-                loss = model(**batch, labels=labels).loss
-                loss.backward()
-                optimizer.step()
-                losses.append(loss.item())
-        finally:
-            torch.set_num_threads(threads)
-        model.eval()
+    losses = fit_on_keywords(model, tokenizer, label2id, max_length) if trained else []
 
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
@@ -151,3 +131,33 @@ def make_tiny_model_dir(
     metrics = {"train_loss": losses, "epochs": [], "train_time_s": 0.0, "tiny_fixture": True}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     return out
+
+
+def fit_on_keywords(
+    model: Any, tokenizer: Any, label2id: dict[str, int], max_length: int = 32
+) -> list[float]:
+    """Fit ``model`` (any sequence classifier) on the keyword headlines: 60 full-batch steps, well
+    under a second. Returns the losses; leaves the model in eval mode."""
+    import torch
+
+    texts = [t for lines in KEYWORD_HEADLINES.values() for t in lines]
+    labels = torch.tensor([label2id[name] for name, lines in KEYWORD_HEADLINES.items() for _ in lines])
+    batch = tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+    optimizer = torch.optim.AdamW(model.parameters(), lr=5e-3)
+    model.train()
+    losses: list[float] = []
+    # One thread: for a model this small, multi-threaded kernels cost ~50x more in
+    # synchronisation than they save, worse still when other tests share the cores.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for _ in range(60):
+            optimizer.zero_grad()
+            loss = model(**batch, labels=labels).loss
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+    finally:
+        torch.set_num_threads(threads)
+    model.eval()
+    return losses

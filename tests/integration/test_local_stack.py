@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ import httpx
 import pytest
 
 from tests.helpers.tiny_model import PROBE_HEADLINES
-from tests.integration.conftest import ENDPOINT_NAME, KEY, LocalStackProcesses
+from tests.integration.conftest import API_KEY, ENDPOINT_NAME, KEY, LocalStackProcesses, Server
 from textclf import config
 from textclf.labels import LABELS
 
@@ -47,12 +48,50 @@ def _assert_prediction(prediction: dict[str, Any]) -> None:
 def test_health_is_ok_while_the_endpoint_serves(local_stack: LocalStackProcesses) -> None:
     reply = httpx.get(f"{local_stack.api_url}/health")
     assert reply.status_code == 200
-    # The stack started with a packaged archive, not a registry version: no version to report.
+    # `serve --endpoint-url`: a model server the stack does not host, whose version nothing in
+    # the control plane records (the in-process endpoint's is: see the test below).
     assert reply.json() == {
         "status": "ok",
         "endpoint": {"name": ENDPOINT_NAME, "status": "InService"},
         "model_version": None,
     }
+
+
+def test_health_names_the_version_the_hand_deployed_archive_answers_as(
+    tiny_archive: Path, tmp_path: Path
+) -> None:
+    # `make serve` / `make demo`: one `textclf serve` hosting the archive's model in-process.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(
+        TEXTCLF_ARTIFACTS=str(tmp_path / "artifacts"),
+        TEXTCLF_CACHE=str(tmp_path / "cache"),
+        PYTHONUNBUFFERED="1",
+        TEXTCLF_API_KEY=API_KEY,
+    )
+    server = Server(
+        "textclf serve",
+        ["serve", "--model", str(tiny_archive), "--endpoint-name", ENDPOINT_NAME, "--threads", "1"],
+        env,
+        tmp_path / "serve.log",
+        listen=("--fd", "--endpoint-fd"),
+    )
+    server.start()
+    try:
+        server.wait_ready(f"{server.url()}/health")
+        served = httpx.post(f"{server.url()}/predict", json={"text": "x y z"}, headers=KEY, timeout=30)
+        assert served.status_code == 200, served.text
+        version = served.json()["model_version"]
+        # The archive's packaging fingerprint: what every prediction says, and what health names.
+        assert version.startswith("sha256:") and len(version) == len("sha256:") + 12, version
+        health = httpx.get(f"{server.url()}/health", timeout=30)
+        assert health.status_code == 200, health.text
+        assert health.json() == {
+            "status": "ok",
+            "endpoint": {"name": ENDPOINT_NAME, "status": "InService"},
+            "model_version": version,
+        }
+    finally:
+        server.stop()
 
 
 def test_predict_single(local_stack: LocalStackProcesses) -> None:

@@ -8,7 +8,7 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
 from textclf_api import aws
-from textclf_api.logic.deployment import version_of
+from textclf_api.logic.deployment import MODEL_VERSION_ENV, version_of
 from textclf_api.schemas import EndpointHealth, HealthResponse
 from textclf_api.settings import Settings, get_settings
 
@@ -53,8 +53,7 @@ def describe_health(settings: Settings) -> HealthResponse:
     try:
         desc = aws.sagemaker().describe_endpoint(EndpointName=name)
         state = str(desc["EndpointStatus"])
-        # Rollouts of the deploy loop name their config after the version (logic/deployment.py).
-        version = version_of(desc.get("EndpointConfigName"))
+        config = desc.get("EndpointConfigName")
     except ClientError as exc:
         missing = aws.error_code(exc) in {"ValidationException", "ValidationError", "ResourceNotFound"} and (
             "not find" in aws.error_message(exc).lower() or "not found" in aws.error_message(exc).lower()
@@ -65,8 +64,32 @@ def describe_health(settings: Settings) -> HealthResponse:
     except Exception as exc:  # timeouts, connection errors: SageMaker could not be asked
         logger.warning("DescribeEndpoint failed", error=repr(exc), endpoint=name)
         state = UNKNOWN
+    else:
+        version = served_version(config)
     return HealthResponse(
         status="ok" if state == IN_SERVICE else "unavailable",
         endpoint=EndpointHealth(name=name, status=state),
         model_version=version,
     )
+
+
+def served_version(config: str | None) -> str | None:
+    """The version the endpoint's model answers as (the ``model_version`` of every prediction).
+
+    Rollouts of the deploy loop name their config after the registry version (logic/deployment.py),
+    so one DescribeEndpoint tells. Any other deployment (``textclf deploy``, the local stack's
+    archive) is read where the model itself reads it: the Model's ``TEXTCLF_MODEL_VERSION``.
+    None when neither says; a failure to look is logged, never turned into an unhealthy answer.
+    """
+    version = version_of(config)
+    if version is not None or not config:
+        return version
+    sagemaker = aws.sagemaker()
+    try:
+        variants = sagemaker.describe_endpoint_config(EndpointConfigName=config)["ProductionVariants"]
+        model = sagemaker.describe_model(ModelName=variants[0]["ModelName"])
+    except Exception as exc:  # a deleted config or model, throttling, timeouts
+        logger.warning("reading the served model's version failed", error=repr(exc), config=config)
+        return None
+    environment = (model.get("PrimaryContainer") or {}).get("Environment") or {}
+    return environment.get(MODEL_VERSION_ENV) or None

@@ -29,6 +29,7 @@ from typing import Any
 import boto3
 import httpx
 from botocore.config import Config
+from textclf_api.logic.deployment import MODEL_VERSION_ENV
 
 from textclf.bundle import source_bundle_bytes
 from textclf.local import LOCAL_ACCOUNT_ID
@@ -61,6 +62,9 @@ class Seed:
     endpoint_name: str
     data_dir: Path | None  # processed data (``textclf data`` output) to upload, if any
     model_archive: Path | None  # model.tar.gz to record as the endpoint's model data, if any
+    #: The version that archive's model answers as, recorded as SageMaker records a deployed one
+    #: (the Model's TEXTCLF_MODEL_VERSION), so GET /health names what /predict answers with.
+    model_version: str | None = None
     dataset_pointer_key: str = "datasets/latest.json"
     source_bundle_key: str = "code/sourcedir.tar.gz"
     #: DynamoDB tables (deployment records, idempotency keys) and the model package group.
@@ -177,6 +181,7 @@ class ControlPlane:
             PrimaryContainer={
                 "Image": INFERENCE_IMAGE.format(region=seed.region),
                 "ModelDataUrl": model_data,
+                "Environment": {MODEL_VERSION_ENV: seed.model_version} if seed.model_version else {},
             },
         )
         sagemaker.create_endpoint_config(

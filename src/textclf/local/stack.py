@@ -182,13 +182,15 @@ class LocalStack:
         self.sagemaker_server = ServerThread(self.sagemaker.app, sagemaker_sock, name="local SageMaker")
         self.sagemaker_server.start()
         env = self._lambda_environment(template, resources)
+        served_archive = self._served_archive(endpoint_sock)
         seed = Seed(
             region=opts.region,
             bucket=opts.bucket,
             role_name=LOCAL_ROLE_NAME,
             endpoint_name=opts.endpoint_name,
             data_dir=opts.data_dir,
-            model_archive=self._served_archive(endpoint_sock),
+            model_archive=served_archive,
+            model_version=_archive_version(served_archive),
             dataset_pointer_key=env.get("DATASET_POINTER_KEY") or "datasets/latest.json",
             source_bundle_key=env.get("SOURCE_BUNDLE_KEY") or "code/sourcedir.tar.gz",
             tables=tuple(env[n] for n in ("DEPLOYMENTS_TABLE", "IDEMPOTENCY_TABLE") if env.get(n)),
@@ -510,3 +512,14 @@ def serve_forever(stop: threading.Event | None = None) -> None:
     stop = stop or threading.Event()
     while not stop.wait(0.5):
         pass
+
+
+def _archive_version(archive: Path | None) -> str | None:
+    """The version the ``--model`` archive answers as, by inference.py's own rule, recorded on the
+    seed's Model (TEXTCLF_MODEL_VERSION) so GET /health names what /predict answers with."""
+    if archive is None:
+        return None
+    from textclf.packaging.build import check_archive
+    from textclf.packaging.runtime import load_inference_module
+
+    return str(load_inference_module().model_version(check_archive(archive)))

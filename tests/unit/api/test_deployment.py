@@ -373,17 +373,82 @@ def test_promoting_an_earlier_version_rolls_back(loop: Any) -> None:
     assert handle(package_event("1")).action == "ignored"
 
 
-def test_alarm_rollback_and_failed_update_are_recorded(loop: Any) -> None:
+def settle(loop: list[dict[str, Any]], state: str, config: str | None, failure: str | None) -> None:
+    """SageMaker ending the last UpdateEndpoint in ``state``, serving ``config`` (None: the old one)."""
+    endpoint = backend().endpoints[ENDPOINT]
+    endpoint.endpoint_status = state
+    if config is not None:
+        endpoint.endpoint_config_name = config
+    endpoint.failure_reason = failure
+
+
+ALARM = "Alarm textclf-errors went into ALARM during the baking period"
+
+
+@pytest.mark.parametrize(
+    ("state", "failure", "action", "reason"),
+    [
+        # InService on the old config after an alarm: SageMaker's automatic rollback.
+        ("InService", ALARM, "rolled_back", "rollout of {new} ended; the endpoint serves {old}: " + ALARM),
+        # InService on the old config for another reason (new fleet failed its health checks).
+        (
+            "InService",
+            "The primary container for production variant AllTraffic did not pass the ping health check",
+            "failed",
+            "rollout of {new} ended; the endpoint serves {old}: The primary container for production "
+            "variant AllTraffic did not pass the ping health check",
+        ),
+        ("InService", None, "failed", "rollout of {new} ended; the endpoint serves {old}: no reason given"),
+        # The endpoint itself Failed.
+        (
+            "Failed",
+            "Unable to provision instances",
+            "failed",
+            "the endpoint failed: Unable to provision instances",
+        ),
+        ("Failed", None, "failed", "the endpoint failed: no reason given"),
+    ],
+    ids=["alarm-rollback", "health-check", "no-reason", "endpoint-failed", "endpoint-failed-no-reason"],
+)
+def test_every_way_an_update_ends_without_the_new_config_is_recorded(
+    loop: Any, state: str, failure: str | None, action: str, reason: str
+) -> None:
     finished_job("textclf-a", test_accuracy=0.90)
     handle(training_event("textclf-a"))
     handle(endpoint_event())
+    old = aws.sagemaker().describe_endpoint(EndpointName=ENDPOINT)["EndpointConfigName"]
     finished_job("textclf-b", test_accuracy=0.91)
     handle(training_event("textclf-b"))
-    finish_update(loop, failure="Alarm textclf-errors went into ALARM during the baking period")
+    new = loop[-1]["EndpointConfigName"]
+    settle(loop, state, None, failure)
     outcome = handle(endpoint_event())
-    assert (outcome.action, outcome.training_job_name) == ("rolled_back", "textclf-b")
+    expected = reason.format(new=new, old=old)
+    assert (outcome.action, outcome.training_job_name, outcome.model_version) == (action, "textclf-b", "2")
+    assert outcome.reason == expected
+    assert record("textclf-b")["status"] == action
+    assert record("textclf-b")["reason"] == expected
+    # The version that served before is still the one marked deployed, and still serves.
+    assert record("textclf-a")["status"] == "deployed"
+    assert record("textclf-a")["model_version"] == "1"
     assert serving_version() == "1"
-    assert "textclf-errors" in record("textclf-b")["reason"]
+    # Settled once: a repeated event finds nothing deploying and changes no record.
+    again = handle(endpoint_event())
+    assert again.action == "ignored" and again.training_job_name is None
+    assert record("textclf-b")["status"] == action
+    assert record("textclf-a")["status"] == "deployed"
+
+
+def test_an_event_for_another_endpoint_or_a_deleted_one_changes_nothing(loop: Any) -> None:
+    finished_job("textclf-a", test_accuracy=0.90)
+    handle(training_event("textclf-a"))
+    other = endpoint_event()
+    other["detail"]["EndpointName"] = "someone-elses-endpoint"
+    assert handle(other) == deployment.Outcome("ignored", reason="another endpoint")
+    assert record("textclf-a")["status"] == "deploying"
+    aws.sagemaker().delete_endpoint(EndpointName=ENDPOINT)
+    gone = handle(endpoint_event())
+    assert gone == deployment.Outcome("ignored", reason="the endpoint does not exist (deleted)")
+    assert record("textclf-a")["status"] == "deploying"
 
 
 # The one set `textclf deploy` refuses on too (tests/unit/serving/test_deploy.py pins its members).

@@ -18,7 +18,9 @@ from .conftest import ENDPOINT, REGION, ROLE_ARN, ApiResponse
 Invoke = Callable[..., ApiResponse]
 
 
-def create_endpoint(name: str = ENDPOINT, config: str | None = None) -> None:
+def create_endpoint(
+    name: str = ENDPOINT, config: str | None = None, environment: dict[str, str] | None = None
+) -> None:
     sm = boto3.client("sagemaker", region_name=REGION)
     sm.create_model(
         ModelName=f"{name}-model",
@@ -26,6 +28,7 @@ def create_endpoint(name: str = ENDPOINT, config: str | None = None) -> None:
         PrimaryContainer={
             "Image": "763104351884.dkr.ecr.us-east-1.amazonaws.com/x:1",
             "ModelDataUrl": "s3://b/m",
+            "Environment": environment or {},
         },
     )
     config = config or f"{name}-config"
@@ -47,7 +50,7 @@ def test_in_service_endpoint_is_ok(moto: None, invoke: Invoke) -> None:
     create_endpoint()
     response = invoke(health_handler, "health")
     assert response.status == 200
-    # Deployed by hand (not by the deploy loop): no registry version to report.
+    # Deployed by hand without TEXTCLF_MODEL_VERSION on its Model: nothing names a version.
     assert response.body == {
         "status": "ok",
         "endpoint": {"name": ENDPOINT, "status": "InService"},
@@ -60,6 +63,23 @@ def test_health_reports_the_version_the_deploy_loop_rolled_out(moto: None, invok
     create_endpoint(config=f"{ENDPOINT}-v7-20250101-120000")
     response = invoke(health_handler, "health")
     assert (response.status, response.body["model_version"]) == (200, "7")
+
+
+def test_health_reports_the_version_a_hand_deployed_model_answers_as(moto: None, invoke: Invoke) -> None:
+    # The variable inference.py reports as model_version in every prediction.
+    create_endpoint(environment={"TEXTCLF_MODEL_VERSION": "sha256:0123456789ab"})
+    response = invoke(health_handler, "health")
+    assert (response.status, response.body["model_version"]) == (200, "sha256:0123456789ab")
+
+
+def test_a_version_that_cannot_be_read_leaves_health_as_it_is(
+    moto: None, invoke: Invoke, caplog: pytest.LogCaptureFixture
+) -> None:
+    create_endpoint(environment={"TEXTCLF_MODEL_VERSION": "sha256:0123456789ab"})
+    boto3.client("sagemaker", region_name=REGION).delete_model(ModelName=f"{ENDPOINT}-model")
+    response = invoke(health_handler, "health")
+    assert (response.status, response.body["model_version"]) == (200, None)
+    assert any(r.getMessage() == "reading the served model's version failed" for r in caplog.records)
 
 
 def test_missing_endpoint_is_503_not_found(moto: None, invoke: Invoke) -> None:
@@ -164,11 +184,11 @@ def test_a_public_health_check_is_not_one_describe_per_request(
 
     def describe(EndpointName: str) -> dict[str, Any]:  # noqa: N803 - boto3's keyword
         calls.append(EndpointName)
-        return {"EndpointStatus": "InService", "EndpointConfigName": ENDPOINT}
+        return {"EndpointStatus": "InService", "EndpointConfigName": f"{ENDPOINT}-v3-20250101-120000"}
 
     monkeypatch.setattr(aws.sagemaker(), "describe_endpoint", describe)
-    answers = [invoke(health_handler, "health").status for _ in range(20)]
-    assert answers == [200] * 20
+    answers = [invoke(health_handler, "health") for _ in range(20)]
+    assert [(a.status, a.body["model_version"]) for a in answers] == [(200, "3")] * 20
     assert calls == [ENDPOINT]  # one look, reused for HEALTH_CACHE_SECONDS
 
 

@@ -22,6 +22,12 @@ from textclf.packaging.runtime import load_inference_module
 from .conftest import load_event
 from .test_predict import Invoke, prediction, queue_endpoint_reply
 
+#: What POST /predict may answer, from the published document (not from the handler's code).
+PREDICT_RESPONSES = json.loads((config.REPO_ROOT / "docs" / "openapi.json").read_text(encoding="utf-8"))[
+    "paths"
+]["/predict"]["post"]["responses"]
+ERROR_OF_STATUS = {400: "BadRequest", 413: "PayloadTooLarge", 422: "ValidationError"}
+
 
 def _event(body: HostileBody) -> dict[str, Any]:
     event = load_event("predict_single")
@@ -41,7 +47,10 @@ def test_the_api_answers_every_hostile_body_with_a_4xx_and_a_message(
     body: HostileBody, invoke: Invoke, moto: None
 ) -> None:
     response = invoke(predict_handler, _event(body))
-    assert 400 <= response.status < 500, (response.status, response.body)
+    # The one status docs/openapi.json gives for what is wrong with this body, not just any 4xx.
+    assert response.status == body.status, (response.status, response.body)
+    assert str(body.status) in PREDICT_RESPONSES
+    assert response.body["error"] == ERROR_OF_STATUS[body.status]
     assert isinstance(response.body, dict) and len(response.body["message"]) > 10
     assert response.body["error"] != "InternalError"
     assert leaks(json.dumps(response.body)) == []

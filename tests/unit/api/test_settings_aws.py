@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
+from botocore.exceptions import (
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+    ResponseStreamingError,
+)
 from textclf_api import aws
 from textclf_api.errors import (
     ConfigurationError,
@@ -130,8 +137,14 @@ def error(code: str, status: int = 400, message: str = "m") -> ClientError:
         (ReadTimeoutError(endpoint_url="u"), UpstreamTimeoutError),
         (ConnectTimeoutError(endpoint_url="u"), UpstreamTimeoutError),
         (EndpointConnectionError(endpoint_url="u"), ServiceUnavailableError),
+        (ConnectionClosedError(endpoint_url="u"), ServiceUnavailableError),
+        (
+            ResponseStreamingError(error="IncompleteRead(6 bytes read, 894 more expected)"),
+            ServiceUnavailableError,
+        ),
         (error("ThrottlingException"), ServiceUnavailableError),
         (error("SlowDown", 503), ServiceUnavailableError),
+        (error("ProvisionedThroughputExceededException"), ServiceUnavailableError),
         (error("Whatever", 429), ServiceUnavailableError),
         (error("ServiceUnavailable", 503), ServiceUnavailableError),
         (error("AccessDeniedException", 403), UpstreamError),

@@ -688,3 +688,74 @@ def test_running_jobs_beyond_the_cap_get_429(
     assert len(created) == 1
     job.training_job_status = "Completed"
     assert invoke(training_handler, "train").status == 202
+
+
+def test_a_replay_while_the_first_request_is_in_flight_is_409(
+    idempotency_table: str, invoke: Invoke, created: list[dict[str, Any]]
+) -> None:
+    # The replay arrives while the first request is inside CreateTrainingJob: its key is stored
+    # as INPROGRESS and no result exists yet, so the replay can neither start a job nor return one.
+    replies: list[ApiResponse] = []
+
+    def replay_now(**_: Any) -> None:
+        if not replies:
+            replies.append(invoke(training_handler, with_key({"epochs": 1}, "build-7")))
+
+    events = aws.sagemaker().meta.events
+    events.register("before-call.sagemaker.CreateTrainingJob", replay_now)
+    try:
+        first = invoke(training_handler, with_key({"epochs": 1}, "build-7"))
+    finally:
+        events.unregister("before-call.sagemaker.CreateTrainingJob", replay_now)
+    (in_flight,) = replies
+    assert first.status == 202, first.body
+    assert in_flight.status == 409, in_flight.body
+    assert in_flight.body["error"] == "Conflict"
+    assert in_flight.body["message"] == (
+        "a request with Idempotency-Key 'build-7' is still being processed; retry in a few seconds"
+    )
+    assert in_flight.headers["retry-after"] == "2"
+    assert len(created) == 1
+    # Once the first has finished, the same replay gets its job.
+    after = invoke(training_handler, with_key({"epochs": 1}, "build-7"))
+    assert (after.status, after.body) == (202, first.body)
+    assert len(created) == 1
+
+
+def test_an_idempotency_table_that_throttles_is_503_and_starts_nothing(
+    idempotency_table: str, invoke: Invoke, created: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aws_lambda_powertools.utilities.idempotency.persistence.dynamodb import DynamoDBPersistenceLayer
+    from botocore.exceptions import ClientError
+
+    def throttled(self: Any, data_record: Any) -> None:
+        raise ClientError(
+            {
+                "Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"},
+                "ResponseMetadata": {"HTTPStatusCode": 400},
+            },
+            "PutItem",
+        )
+
+    # ProvisionedThroughputExceededException is DynamoDB's throttle; moto never sends it.
+    monkeypatch.setattr(DynamoDBPersistenceLayer, "_put_record", throttled)
+    response = invoke(training_handler, with_key({"epochs": 1}, "build-8"))
+    assert response.status == 503, response.body
+    assert response.headers["retry-after"] == "30"
+    assert response.body["message"] == "the idempotency table is throttling requests; try again later"
+    assert "ProvisionedThroughput" not in json.dumps(response.body)
+    assert created == []
+
+
+def test_a_missing_idempotency_table_is_502_and_starts_nothing(
+    idempotency_table: str, invoke: Invoke, created: list[dict[str, Any]]
+) -> None:
+    aws.dynamodb().delete_table(TableName=idempotency_table)
+    response = invoke(training_handler, with_key({"epochs": 1}, "build-9"))
+    assert response.status == 502, response.body
+    assert "retry-after" not in response.headers
+    assert response.body["message"] == (
+        "the idempotency table failed; the request id above finds the cause in the function's log"
+    )
+    assert "ResourceNotFound" not in json.dumps(response.body)
+    assert created == []

@@ -18,11 +18,13 @@ from starlette.routing import Route
 
 
 class CountingServer:
-    """Answers by body: ``ok`` 200, ``fail`` 500, ``slow`` 200 after 50 ms, ``hang`` after 5 s,
-    ``stream`` 200 chunked, ``close`` 200 with ``Connection: close``. Counts what it received."""
+    """Answers by body: ``ok`` 200, ``fail`` 500, ``slow`` 200 after 50 ms, ``hang`` only when the
+    fixture stops (at most 30 s), ``stream`` 200 chunked, ``close`` 200 with ``Connection: close``.
+    Counts what it received, and ``hanging`` is how many ``hang`` requests it still holds."""
 
     def __init__(self) -> None:
         self.received: Counter[str] = Counter()
+        self.hanging = 0
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self.app = Starlette(routes=[Route("/invocations", self.invocations, methods=["POST"])])
@@ -48,11 +50,16 @@ class CountingServer:
         if kind == "slow":
             await asyncio.sleep(0.05)
         if kind == "hang":
-            # Hangs until the fixture stops (at most 5 s), then answers: a handler cancelled by
-            # uvicorn's shutdown would print a traceback into every test run's output.
-            hang_until = time.monotonic() + 5
+            # Hangs until the fixture stops, then answers: a handler cancelled by uvicorn's
+            # shutdown would print a traceback into every test run's output. The 30 s cap only
+            # bounds a broken client's test; a working one gives up long before.
+            with self._lock:
+                self.hanging += 1
+            hang_until = time.monotonic() + 30
             while not self._stopping.is_set() and time.monotonic() < hang_until:
                 await asyncio.sleep(0.02)
+            with self._lock:
+                self.hanging -= 1
         if kind == "stream":
 
             async def chunks() -> object:

@@ -83,9 +83,17 @@ def test_one_story_per_label_stays_in_train() -> None:
     assert len(parts["train"]) == len(frame)
 
 
-@pytest.mark.parametrize(("val", "test"), [(-0.1, 0.1), (0.5, 0.5), (0.1, 1.0), (0.9, 0.2)])
-def test_bad_fractions_are_user_errors(val: float, test: float) -> None:
-    with pytest.raises(UserError):
+@pytest.mark.parametrize(
+    ("val", "test", "message"),
+    [
+        (-0.1, 0.1, r"--val-frac must be in \[0, 1\), got -0.1"),
+        (0.5, 0.5, r"--val-frac \+ --test-frac must be below 1, got 1.0"),
+        (0.1, 1.0, r"--test-frac must be in \[0, 1\), got 1.0"),
+        (0.9, 0.2, r"--val-frac \+ --test-frac must be below 1, got 1.1"),
+    ],
+)
+def test_bad_fractions_are_user_errors(val: float, test: float, message: str) -> None:
+    with pytest.raises(UserError, match=message):
         check_fractions(val, test)
 
 

@@ -33,7 +33,7 @@ def test_choose_max_length_is_the_smallest_covering_length() -> None:
     for bad in (0.0, 1.5):
         with pytest.raises(UserError, match="--coverage"):
             choose_max_length(lengths, bad)
-    with pytest.raises(UserError):
+    with pytest.raises(UserError, match="no headlines to measure"):
         choose_max_length(np.array([], dtype=int), 0.995)
 
 

@@ -2,16 +2,33 @@
 
 from __future__ import annotations
 
+import argparse
+import importlib.util
+import json
+import sys
 import tarfile
 from pathlib import Path
+from typing import Any
 
 import onnx
+import pandas as pd
 import pytest
 from onnx import numpy_helper
 
+from tests.helpers.tiny_model import PROBE_HEADLINES
+from textclf import config
 from textclf.cli import main
 from textclf.errors import UserError
-from textclf.packaging import FidelityError, FidelityReport, build_package, onnx_export, read_archive_meta
+from textclf.packaging import (
+    FidelityError,
+    FidelityReport,
+    build_package,
+    load_inference_module,
+    load_model,
+    onnx_export,
+    quantize,
+    read_archive_meta,
+)
 from textclf.packaging.fidelity import Thresholds, sample_validation
 from textclf.packaging.wheels import pinned
 
@@ -199,3 +216,101 @@ def test_cli_package_torch_needs_no_validation_data(
     assert f"wrote {out}" in capsys.readouterr().out
     meta = read_archive_meta(out)
     assert meta is not None and meta["runtime"] == "torch" and meta["fidelity"] is None
+
+
+# ------------------------------------------------------------------------------------------------
+# The training job's fallback: a refused int8 leaves fp32 (or torch) to ship
+# ------------------------------------------------------------------------------------------------
+
+
+def _collapse_to_the_first_class(onnx_path: Path) -> None:
+    """Push every logit of class 0 far up: the quantised model answers class 0 whatever the text
+    -- what saturated int8 activations do to a classifier -- with no label swapped."""
+    model = onnx.load(str(onnx_path))
+    last = next(n for n in model.graph.node if "logits" in n.output)
+    by_name = {init.name: init for init in model.graph.initializer}
+    (bias_name,) = [name for name in last.input if name in by_name]
+    bias = numpy_helper.to_array(by_name[bias_name]).copy()
+    bias[0] += 50.0
+    by_name[bias_name].CopyFrom(numpy_helper.from_array(bias, bias_name))
+    onnx.save(model, str(onnx_path))
+
+
+@pytest.fixture
+def collapsing_int8(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = quantize.quantize_int8
+
+    def quantize_then_collapse(src: Path, dst: Path, **kwargs: Any) -> None:
+        real(src, dst, **kwargs)
+        _collapse_to_the_first_class(dst)
+
+    monkeypatch.setattr(quantize, "quantize_int8", quantize_then_collapse)
+
+
+def _package_as_the_job_does(
+    tiny_model: Path, validation_split: Path, dest: Path, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, Any]:
+    """``model/train.py``'s own packaging step (``--serving_runtime auto``), loaded by path as the
+    SageMaker toolkit runs it; the textclf_meta.json it leaves in the model dir."""
+
+    # train.py points TEXTCLF_MODEL_CODE at itself with setdefault; monkeypatch undoes it.
+    monkeypatch.setenv("TEXTCLF_MODEL_CODE", str(config.model_code_dir()))
+    spec = importlib.util.spec_from_file_location(
+        "textclf_train_fallback", config.model_code_dir() / "train.py"
+    )
+    assert spec is not None and spec.loader is not None
+    train = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, train)
+    spec.loader.exec_module(train)
+    dest.mkdir(parents=True)
+    valid = pd.read_parquet(validation_split)
+    train.package_for_serving(argparse.Namespace(serving_runtime="auto"), tiny_model, dest, valid)
+    meta: dict[str, Any] = json.loads((dest / "textclf_meta.json").read_text(encoding="utf-8"))
+    return meta
+
+
+def _op_types(onnx_path: Path) -> set[str]:
+    return {node.op_type for node in onnx.load(str(onnx_path)).graph.node}
+
+
+def test_a_refused_int8_makes_the_job_ship_fp32(  # noqa: PLR0917 - fixtures
+    collapsing_int8: None,
+    tiny_model: Path,
+    validation_split: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    dest = tmp_path / "model"
+    meta = _package_as_the_job_does(tiny_model, validation_split, dest, monkeypatch)
+    out = capsys.readouterr().out
+    assert "train.py: package: onnx-int8 refused: refusing to package onnx-int8: accuracy drops" in out
+    assert f"train.py: serving archive in {dest}: runtime onnx-fp32" in out
+    assert meta["runtime"] == "onnx-fp32"
+    (refused,) = meta["packaging"]["runtimes_refused"]
+    assert refused.startswith("onnx-int8: refusing to package onnx-int8: accuracy drops")
+    assert meta["fidelity"]["passed"] is True
+    # What ships is the fp32 graph (no int8 operators left over from the refused attempt), and it
+    # answers as the trained model does.
+    ops = _op_types(dest / "model.onnx")
+    assert "MatMulInteger" not in ops and "DynamicQuantizeLinear" not in ops
+    inference = load_inference_module()
+    headlines = list(PROBE_HEADLINES.values())
+    shipped = inference.predict_texts(load_model(dest), headlines)
+    trained = inference.predict_texts(load_model(tiny_model, "torch"), headlines)
+    assert [p["label"] for p in shipped] == [p["label"] for p in trained] == list(PROBE_HEADLINES)
+
+
+def test_when_every_onnx_runtime_is_refused_the_job_ships_torch(
+    corrupting_export: None,
+    tiny_model: Path,
+    validation_split: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    dest = tmp_path / "model"
+    meta = _package_as_the_job_does(tiny_model, validation_split, dest, monkeypatch)
+    assert meta["runtime"] == "torch"
+    assert [r.split(":")[0] for r in meta["packaging"]["runtimes_refused"]] == ["onnx-int8", "onnx-fp32"]
+    assert meta["fidelity"] is None
+    assert not (dest / "model.onnx").exists()

@@ -47,6 +47,10 @@ def _write(path: Path, fmt: str) -> Path:
     ("fmt", "name"),
     [
         ("corpus", "newsCorpora.csv"),
+        # The raw corpus under any name: its layout is sniffed, not taken from the extension.
+        ("corpus", "newsCorpora.tsv"),
+        ("corpus", "newsCorpora.txt"),
+        ("corpus", "newsCorpora"),
         ("zip", "NewsAggregatorDataset.zip"),
         ("csv", "headlines.csv"),
         ("tsv", "headlines.tsv"),
@@ -105,7 +109,13 @@ def test_a_malformed_row_stops_the_run_naming_its_line_and_writes_nothing(
     [
         ('{"text": "ok"}\nnot json\n', "jsonl", "line 2: not JSON"),
         ('{"title": "ok"}\n{"body": "no text"}\n', "jsonl", "line 2: the headline is missing or blank"),
-        ("name,value\na,b\n", "csv", "has no text or title column"),
+        ("name,value\na,b\n", "csv", "has no text or title column\n"),
+        # The raw corpus read as a table (--format tsv): the message names the format it is in.
+        (
+            _corpus_line(0, "stocks rally") + "\n",
+            "tsv",
+            "has no text or title column; this looks like the raw newsCorpora file: pass --format corpus",
+        ),
         ("x" * 2001 + "\n", "lines", "line 1: the headline has 2001 characters; at most 2000"),
     ],
 )

@@ -71,7 +71,7 @@ def test_key_from_uri(uri: str, expected: tuple[str, str]) -> None:
 
 
 def test_bad_uri_is_a_user_error() -> None:
-    with pytest.raises(UserError):
+    with pytest.raises(UserError, match=r"--s3-uri must look like s3://bucket/prefix/, got 'bucket/code'"):
         training.source_bundle_key("bucket/code")
 
 
