@@ -48,13 +48,13 @@ RUNTIME_PACKAGES: Final[tuple[str, ...]] = (
 MB: Final = 1_000_000
 REGION: Final = "us-east-1"
 
-# Runs in the measured interpreter: argv = [module, *sys.path entries]; prints milliseconds.
+# Runs in the measured interpreter: argv = [module, *sys.path entries]; prints wall and CPU ms.
 _IMPORT_SNIPPET: Final = """
 import importlib, sys, time
 sys.path[0:0] = sys.argv[2:]
-start = time.perf_counter()
+wall, cpu = time.perf_counter(), time.process_time()
 importlib.import_module(sys.argv[1])
-print((time.perf_counter() - start) * 1000)
+print((time.perf_counter() - wall) * 1000, (time.process_time() - cpu) * 1000)
 """
 
 
@@ -74,7 +74,10 @@ class FunctionFigures:
     name: str
     code_bytes: int
     layer_bytes: int
-    import_ms: tuple[float, ...]  # empty when not measured
+    import_ms: tuple[float, ...]  # wall clock per run; empty when not measured
+    # CPU time of the same runs: what the import costs a CPU of its own (on a busy machine the wall
+    # clock also counts waiting for one).
+    import_cpu_ms: tuple[float, ...] = ()
 
     @property
     def total_bytes(self) -> int:
@@ -83,6 +86,10 @@ class FunctionFigures:
     @property
     def import_median_ms(self) -> float | None:
         return statistics.median(self.import_ms) if self.import_ms else None
+
+    @property
+    def import_cpu_median_ms(self) -> float | None:
+        return statistics.median(self.import_cpu_ms) if self.import_cpu_ms else None
 
 
 def tree_bytes(root: Path) -> int:
@@ -190,11 +197,14 @@ def lambda_environment(build: FunctionBuild) -> dict[str, str]:
     return env
 
 
-def time_import(build: FunctionBuild, python: str, runtime: Path, runs: int) -> tuple[float, ...]:
-    """Milliseconds to import the handler module, one fresh interpreter per run."""
+def time_import(
+    build: FunctionBuild, python: str, runtime: Path, runs: int
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Wall-clock and CPU milliseconds to import the handler module, one fresh interpreter per run."""
     paths = [str(build.code_dir), *(str(layer / "python") for layer in build.layer_dirs), str(runtime)]
     env = lambda_environment(build)
-    times = []
+    wall: list[float] = []
+    cpu: list[float] = []
     for _ in range(runs):
         done = subprocess.run(
             [python, "-B", "-S", "-E", "-c", _IMPORT_SNIPPET, build.handler_module, *paths],
@@ -207,8 +217,10 @@ def time_import(build: FunctionBuild, python: str, runtime: Path, runs: int) -> 
         if done.returncode != 0:
             tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
             raise UserError(f"{build.name}: importing {build.handler_module} failed: {tail[0]}")
-        times.append(float(done.stdout.strip().splitlines()[-1]))
-    return tuple(times)
+        wall_ms, cpu_ms = done.stdout.split()[-2:]
+        wall.append(float(wall_ms))
+        cpu.append(float(cpu_ms))
+    return tuple(wall), tuple(cpu)
 
 
 def measure(build_dir: Path, *, python: str | None, runs: int) -> list[FunctionFigures]:
@@ -217,13 +229,14 @@ def measure(build_dir: Path, *, python: str | None, runs: int) -> list[FunctionF
     runtime = runtime_site(build_dir.parent, python) if python else None
     figures = []
     for build in builds:
-        timings = time_import(build, python, runtime, runs) if python and runtime else ()
+        timings = time_import(build, python, runtime, runs) if python and runtime else ((), ())
         figures.append(
             FunctionFigures(
                 name=build.name,
                 code_bytes=tree_bytes(build.code_dir),
                 layer_bytes=sum(tree_bytes(layer) for layer in build.layer_dirs),
-                import_ms=timings,
+                import_ms=timings[0],
+                import_cpu_ms=timings[1],
             )
         )
     return figures
@@ -235,15 +248,15 @@ def python_version(python: str) -> str:
 
 
 def render(figures: Sequence[FunctionFigures]) -> str:
-    """One line per function: MB are 10^6 bytes; import median and range in milliseconds."""
+    """One line per function: MB are 10^6 bytes; import medians (wall, CPU) and wall range in ms."""
     head = f"{'function':<18} {'code MB':>8} {'layers MB':>10} {'total MB':>9}"
-    lines = [f"{head} {'import ms (median)':>19} {'min-max':>13}"]
+    lines = [f"{head} {'import ms':>10} {'CPU ms':>7} {'min-max ms':>12}"]
     for fig in figures:
         line = f"{fig.name:<18} {fig.code_bytes / MB:8.2f} {fig.layer_bytes / MB:10.2f}"
         line += f" {fig.total_bytes / MB:9.2f}"
-        median = fig.import_median_ms
-        if median is not None:
-            line += f" {median:19.0f} {min(fig.import_ms):6.0f}-{max(fig.import_ms):<6.0f}"
+        median, cpu = fig.import_median_ms, fig.import_cpu_median_ms
+        if median is not None and cpu is not None:
+            line += f" {median:10.0f} {cpu:7.0f} {min(fig.import_ms):6.0f}-{max(fig.import_ms):<6.0f}"
         lines.append(line)
     return "\n".join(lines)
 
@@ -259,6 +272,8 @@ def as_json(figures: Sequence[FunctionFigures], machine: Mapping[str, Any]) -> s
                     "layer_bytes": fig.layer_bytes,
                     "total_bytes": fig.total_bytes,
                     "import_ms": list(fig.import_ms),
+                    "import_cpu_ms": list(fig.import_cpu_ms),
+                    "import_cpu_median_ms": fig.import_cpu_median_ms,
                     "import_median_ms": fig.import_median_ms,
                 }
                 for fig in figures

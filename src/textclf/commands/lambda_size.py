@@ -48,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
     print(lambda_size.render(figures))
     if python:
         print(
-            f"import: median of {args.runs} fresh interpreters, python {lambda_size.python_version(python)}; "
+            f"import: median wall-clock and CPU ms of {args.runs} fresh interpreters, "
+            f"python {lambda_size.python_version(python)}; "
             f"CPU {machine['cpu_model']}, load average {machine['loadavg_1_5_15']}"
         )
     if args.json:
