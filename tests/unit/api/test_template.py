@@ -20,7 +20,7 @@ from textclf_api import aws
 from textclf_api.schemas import BASE_MODELS, GPU_INSTANCE_TYPES, MAX_TRAINING_INSTANCE_COUNT, GpuInstanceType
 
 from tests.helpers.prerequisites import missing_prerequisite
-from textclf.lambda_size import measure
+from textclf.lambda_size import measure, read_build, runtime_site, time_import
 
 from .conftest import REPO
 
@@ -573,19 +573,22 @@ def test_sam_validate_lint_is_clean() -> None:
     assert "is a valid SAM Template" in result.stdout + result.stderr
 
 
-# Its own limit above sam's: a cold `sam build` downloads the layer's wheels (a minute or more on a
-# fresh CI machine); pytest's default 300 s would cut it off before its own 600 s timeout. Sizes are
-# deterministic for given pins, so the bound is asserted here; import time is `make lambda-size`'s.
-@pytest.mark.timeout(660)
-def test_sam_build_succeeds(template: dict[str, Any]) -> None:
-    sam = tool("sam")
-    if not shutil.which("python3.12", path=tool_env()["PATH"]):
+def python312() -> str:
+    found = shutil.which("python3.12", path=tool_env()["PATH"])
+    if not found:
         missing_prerequisite(
             "sam build needs a python3.12 interpreter on PATH for the python3.12 runtime",
             "install Python 3.12 (pyenv install 3.12) so the Makefile puts it on PATH",
         )
+    return found
+
+
+@pytest.fixture(scope="module")
+def sam_build_dir() -> Path:
+    sam = tool("sam")
+    python312()
     # Inside the gitignored .aws-sam/, at a fixed place: sam keeps its cache manifest (build.toml)
-    # next to the build dir, so re-runs reuse the pip-installed dependencies.
+    # next to the build dir, so re-runs reuse the downloaded wheels.
     work = REPO / ".aws-sam" / "pytest"
     build_dir = work / "build"
     shutil.rmtree(build_dir, ignore_errors=True)
@@ -605,6 +608,15 @@ def test_sam_build_succeeds(template: dict[str, Any]) -> None:
         timeout=600,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+    return build_dir
+
+
+# Its own limit above sam's: a cold `sam build` downloads the layer's wheels (a minute or more on a
+# fresh CI machine); pytest's default 300 s would cut it off before its own 600 s timeout. Sizes are
+# deterministic for given pins, so the bound is asserted here; import time is `make lambda-size`'s.
+@pytest.mark.timeout(660)
+def test_sam_build_succeeds(template: dict[str, Any], sam_build_dir: Path) -> None:
+    build_dir = sam_build_dir
     layer = build_dir / "DependenciesLayer" / "python"
     assert (layer / "aws_lambda_powertools").is_dir() and (layer / "aws_xray_sdk").is_dir()
     assert list((layer / "pydantic_core").glob("*cpython-312*.so")), "pydantic-core built for 3.12"
@@ -619,3 +631,14 @@ def test_sam_build_succeeds(template: dict[str, Any]) -> None:
         )
     shipped = {p.name for p in layer.iterdir()}
     assert not shipped & {"boto3", "botocore", "s3transfer", "urllib3", "torch", "transformers"}
+
+
+@pytest.mark.timeout(660)
+def test_every_handler_imports_from_its_build_and_layer_alone(sam_build_dir: Path) -> None:
+    """The layer holds everything the handlers import: a python3.12 that sees only a function's
+    build folder, its layer and the runtime's boto3 (no virtualenv) imports each handler."""
+    builds = read_build(sam_build_dir)
+    runtime = runtime_site(sam_build_dir.parent, python312())
+    for build in builds:
+        wall, _cpu = time_import(build, python312(), runtime, runs=1)  # raises UserError on failure
+        assert wall[0] > 0, build.name
