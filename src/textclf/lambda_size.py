@@ -250,7 +250,8 @@ def python_version(python: str) -> str:
 def render(figures: Sequence[FunctionFigures]) -> str:
     """One line per function: MB are 10^6 bytes; import medians (wall, CPU) and wall range in ms."""
     head = f"{'function':<18} {'code MB':>8} {'layers MB':>10} {'total MB':>9}"
-    lines = [f"{head} {'import ms':>10} {'CPU ms':>7} {'min-max ms':>12}"]
+    timed = any(fig.import_ms for fig in figures)
+    lines = [f"{head} {'import ms':>10} {'CPU ms':>7} {'min-max ms':>12}" if timed else head]
     for fig in figures:
         line = f"{fig.name:<18} {fig.code_bytes / MB:8.2f} {fig.layer_bytes / MB:10.2f}"
         line += f" {fig.total_bytes / MB:9.2f}"
