@@ -15,7 +15,7 @@ DATA ?=
 PY312_BIN := $(shell d=$$(ls -d $$(pyenv root 2>/dev/null)/versions/3.12.*/bin 2>/dev/null | tail -n 1); echo $$d)
 SAM_PATH := $(if $(PY312_BIN),$(PY312_BIN):,)$(CURDIR)/$(TOOLS)/bin:$(PATH)
 
-.PHONY: help venv tools browser lint typecheck template-check openapi hyperparameters pytest test unit integration demo serve bench screenshot mutation clean
+.PHONY: help venv tools browser lint typecheck template-check lambda-size openapi hyperparameters pytest test unit integration demo serve bench screenshot mutation clean
 
 help:
 	@echo "make demo   - prepare data, EDA, train, evaluate, package, run the local stack and query it"
@@ -23,6 +23,7 @@ help:
 	@echo "make serve  - start the local stack (API on :3000, endpoint on :8080) and keep it up; it remembers what it trained and deployed (FRESH=1 starts empty)"
 	@echo "make bench  - serving benchmark (model, endpoint and API level) against the baseline"
 	@echo "make screenshot - docs/img/playground.png: the playground page with the packaged model"
+	@echo "make lambda-size - each Lambda function's unpacked size (code + layers) and cold handler import"
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -70,6 +71,14 @@ template-check: tools
 	$(CHECKOV)/bin/checkov -f template.yaml --framework cloudformation --quiet --compact
 	PATH="$(SAM_PATH)" $(TOOLS)/bin/sam validate --lint --region us-east-1 --template-file template.yaml
 	PATH="$(SAM_PATH)" SAM_CLI_TELEMETRY=0 $(TOOLS)/bin/sam build --template-file template.yaml
+
+# Each Lambda function's unpacked size with its layers and its cold handler import (docs/benchmarks.md),
+# measured on a sam build of its own (re-runs reuse sam's cache).
+LAMBDA_BUILD := .aws-sam/lambda-size
+lambda-size: venv tools
+	PATH="$(SAM_PATH)" SAM_CLI_TELEMETRY=0 $(TOOLS)/bin/sam build --template-file template.yaml \
+	  --build-dir $(LAMBDA_BUILD)/build --cache-dir $(LAMBDA_BUILD)/cache --cached --parallel
+	PATH="$(SAM_PATH)" $(BIN)/textclf lambda-size --build-dir $(LAMBDA_BUILD)/build $(LAMBDA_SIZE_ARGS)
 
 openapi: venv
 	$(BIN)/python -m textclf_api.openapi > docs/openapi.json
