@@ -18,12 +18,25 @@ SAM_PATH := $(if $(PY312_BIN),$(PY312_BIN):,)$(CURDIR)/$(TOOLS)/bin:$(PATH)
 .PHONY: help venv tools browser lint typecheck template-check lambda-size openapi hyperparameters pytest test unit integration demo serve bench screenshot mutation clean
 
 help:
-	@echo "make demo   - prepare data, EDA, train, evaluate, package, run the local stack and query it"
-	@echo "make test   - lint, type-check, template checks and the whole test suite"
-	@echo "make serve  - start the local stack (API on :3000, endpoint on :8080) and keep it up; it remembers what it trained and deployed (FRESH=1 starts empty)"
-	@echo "make bench  - serving benchmark (model, endpoint and API level) against the baseline"
+	@echo "make demo       - data, EDA, train, evaluate, package, run the local stack and query it (DATA=<zip> offline)"
+	@echo "make serve      - the local stack (API :3000, endpoint :8080) until Ctrl-C; FRESH=1 starts empty"
+	@echo "make test       - what CI runs: lint, typecheck and the whole suite (template checks included)"
+	@echo "make unit       - the fast loop: unit tests without servers, real training or export (~40 s)"
+	@echo "make integration - the local stack over real HTTP (tests/integration)"
+	@echo "make lint       - ruff check and ruff format --check"
+	@echo "make typecheck  - mypy"
+	@echo "make template-check - cfn-lint, checkov, sam validate --lint, sam build"
+	@echo "make openapi    - regenerate docs/openapi.json from the pydantic models"
+	@echo "make bench      - serving benchmark (model, endpoint and API level) against the baseline"
 	@echo "make screenshot - docs/img/playground.png: the playground page with the packaged model"
+	@echo "make browser    - Debian's chromium and chromium-driver for the page's tests (root)"
 	@echo "make lambda-size - each Lambda function's unpacked size (code + layers) and cold handler import"
+	@echo "make hyperparameters - copy model/hyperparameters.py into the Lambda package (its one owner)"
+	@echo "make mutation   - mutation testing of the deploy/API logic, lexical head, fidelity gate"
+	@echo "make venv       - .venv: the project, editable, with its dev tools"
+	@echo "make tools      - .venv-tools (SAM CLI, cfn-lint) and .venv-checkov"
+	@echo "make clean      - remove .aws-sam and the tool caches"
+	@echo "make help       - this list"
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

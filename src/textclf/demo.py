@@ -242,7 +242,7 @@ class Demo:
 def run_demo(options: DemoOptions) -> int:
     started = time.perf_counter()
     demo = Demo(options)
-    # Fail now, not after 15 minutes of training, when the stack's ports are taken.
+    # Fail now, not after minutes of training, when the stack's ports are taken.
     for port, what, flag in (
         (options.port, "API", "--port"),
         (options.endpoint_port, "endpoint", "--endpoint-port"),

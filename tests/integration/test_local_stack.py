@@ -1,4 +1,4 @@
-"""The local stack over real HTTP: the API contract of issue 2, end to end, with a tiny model."""
+"""The local stack over real HTTP: the API contract of docs/api.md, end to end, with a tiny model."""
 
 from __future__ import annotations
 

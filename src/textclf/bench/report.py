@@ -4,8 +4,9 @@ The report is built from one ``results`` dict (the same one written to ``bench.j
 table, the JSON and the plots can never disagree, and a saved ``bench.json`` can be rendered
 again (``render_table(json.load(...))``) without rerunning anything.
 
-Targets come from issues 5 and 12; each is checked against the measured figures of the same run and
-reported as pass, FAIL, or n/a (level not run).
+Targets are the thresholds below (the model and the endpoint; the served configuration); each is
+checked against the measured figures of the same run and reported as pass, FAIL, or n/a (level not
+run).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 MB = 1024 * 1024
 
-#: Issue 5 targets (thresholds, not results: results always come from the run).
+#: Targets of the model and the endpoint (thresholds, not results: results always come from the run).
 TARGET_INT8_P50_MS = 1.0
 TARGET_INT8_SPEEDUP = 5.0
 TARGET_ENDPOINT_RPS = 1500.0
@@ -28,7 +29,7 @@ TARGET_RSS_MB = 600.0
 TARGET_API_P50_MS = 10.0
 TARGET_ACCURACY_DROP_POINTS = 0.3
 TARGET_CONCURRENCY = 64
-# Issue 12: the served configuration against the pipeline baseline at TARGET_CONCURRENCY, at
+# The served configuration against the pipeline baseline at TARGET_CONCURRENCY, at
 # accuracy (and macro-F1) no more than 0.1 point below the fp32 model on the test split.
 TARGET_SERVED_SPEEDUP = 15.0
 TARGET_SERVED_P99_SHARE = 0.1
@@ -147,7 +148,7 @@ def find_run(results: Mapping[str, Any], server: str, concurrency: int) -> Mappi
 
 
 def check_targets(results: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Each issue-5 target with the measured value and pass / FAIL / n/a."""
+    """Each model and endpoint target with the measured value and pass / FAIL / n/a."""
     checks: list[dict[str, Any]] = []
 
     def add(name: str, measured: float | None, target: str, ok: bool | None) -> None:
@@ -238,7 +239,7 @@ def check_targets(results: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def served_targets(results: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Issue 12: the served endpoint vs the baseline server at concurrency 64, and the served
+    """The served endpoint vs the baseline server at concurrency 64, and the served
     runtime's test-split accuracy and macro-F1 vs fp32."""
     checks: list[dict[str, Any]] = []
 
@@ -412,7 +413,7 @@ def render_table(results: Mapping[str, Any], *, markdown: bool = False) -> str:
             f"end {soak['rss_end_bytes'] / MB:.0f} MB, peak {soak['peak_rss_bytes'] / MB:.0f} MB, "
             f"slope {soak['rss_slope_mb_per_min']:+.2f} MB/min"
         )
-    parts.append("Targets (issue 5: the model and the endpoint; issue 12: the served configuration)")
+    parts.append("Targets (the model and the endpoint; the served configuration)")
     parts.append(table(*target_rows(results)))
     return "\n\n".join(parts) + "\n"
 

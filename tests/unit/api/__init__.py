@@ -1,1 +1,1 @@
-"""Tests of the serverless API (issue 2): handlers, logic, events, OpenAPI and template."""
+"""Tests of the serverless API: handlers, logic, events, OpenAPI and template."""

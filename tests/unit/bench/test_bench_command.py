@@ -94,7 +94,7 @@ def test_bench_smoke_all_levels(
     )  # fmt: skip
     assert code == 0
     stdout = capsys.readouterr().out
-    assert "Targets (issue 5: the model and the endpoint; issue 12: the served configuration)" in stdout
+    assert "Targets (the model and the endpoint; the served configuration)" in stdout
 
     results = json.loads((out / "bench.json").read_text())
     names = [r["name"] for r in results["model"]["runtimes"]]
