@@ -269,16 +269,18 @@ def cli_settings(endpoint_name: str, role_arn: str, instance_type: str, instance
     (no autoscaling), blue/green all at once without a bake time (there are no alarms to watch)."""
     from textclf_api.settings import Settings
 
-    return replace(
-        Settings.from_env({}),
-        endpoint_name=endpoint_name,
-        sagemaker_role_arn=role_arn,
-        endpoint_type="RealTime",
-        endpoint_instance_type=instance_type,
-        endpoint_min_instances=instance_count,
-        endpoint_max_instances=instance_count,
-        rollback_alarms=(),
-        canary_wait_seconds=0,
+    # By field name and validated like the environment (bounds, max >= min).
+    return Settings.model_validate(
+        {
+            "endpoint_name": endpoint_name,
+            "sagemaker_role_arn": role_arn,
+            "endpoint_type": "RealTime",
+            "endpoint_instance_type": instance_type,
+            "endpoint_min_instances": instance_count,
+            "endpoint_max_instances": instance_count,
+            "rollback_alarms": (),
+            "canary_wait_seconds": 0,
+        }
     )
 
 

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from textclf_api.logic.transform import split_s3
 from textclf_api.logic.training import TORCHRUN_LAUNCHER
+from textclf_api.logic.transform import split_s3
 
 from textclf.local import LOCAL_ACCOUNT_ID
 from textclf.local.sagemaker.common import INTERRUPTED, SageMakerError, Services, record_of
