@@ -27,7 +27,12 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--runs", type=int, default=10, help="fresh interpreters per function (default: 10)")
     parser.add_argument("--sizes-only", action="store_true", help="skip the import timing")
-    parser.add_argument("--json", type=Path, default=None, help="also write the figures and the machine here")
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=None,
+        help="also write the figures and the machine to this JSON file (default: not written)",
+    )
     parser.set_defaults(func=run)
 
 
