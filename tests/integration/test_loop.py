@@ -263,7 +263,8 @@ def test_a_gated_out_model_leaves_the_old_one_serving_until_promoted(
         assert refused["deployment"]["status"] == "rejected"
         assert "below GateMinAccuracy 0.9900" in refused["deployment"]["reason"]
         assert stack.predict_version() == before
-        assert stack.client.get("/health").json()["model_version"] is None
+        # /health names what serves: still the --model archive, as /predict says.
+        assert stack.client.get("/health").json()["model_version"] == before
         # Rollback is approval: promoting the version rolls it out, traffic keeps flowing.
         with Traffic(stack.api_url) as traffic:
             promoted = stack.cli("models", "promote", "1", "--local")

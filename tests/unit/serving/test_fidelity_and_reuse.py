@@ -250,8 +250,9 @@ def collapsing_int8(monkeypatch: pytest.MonkeyPatch) -> None:
 def _package_as_the_job_does(
     tiny_model: Path, validation_split: Path, dest: Path, monkeypatch: pytest.MonkeyPatch
 ) -> dict[str, Any]:
-    """``model/train.py``'s own packaging step (``--serving_runtime auto``), loaded by path as the
-    SageMaker toolkit runs it; the textclf_meta.json it leaves in the model dir."""
+    """The training job's own packaging step (``--serving_runtime auto``: ``job_outputs.py`` as
+    ``model/train.py`` imports it), loaded by path as the SageMaker toolkit runs it; the
+    textclf_meta.json it leaves in the model dir."""
 
     # train.py points TEXTCLF_MODEL_CODE at itself with setdefault; monkeypatch undoes it.
     monkeypatch.setenv("TEXTCLF_MODEL_CODE", str(config.model_code_dir()))
@@ -264,7 +265,8 @@ def _package_as_the_job_does(
     spec.loader.exec_module(train)
     dest.mkdir(parents=True)
     valid = pd.read_parquet(validation_split)
-    train.package_for_serving(argparse.Namespace(serving_runtime="auto"), tiny_model, dest, valid)
+    package = train.job_outputs.package_for_serving
+    package(argparse.Namespace(serving_runtime="auto"), tiny_model, dest, valid)
     meta: dict[str, Any] = json.loads((dest / "textclf_meta.json").read_text(encoding="utf-8"))
     return meta
 
