@@ -101,9 +101,10 @@ hyperparameters:
 	cp model/hyperparameters.py functions/textclf_api/hyperparameters.py
 
 # The suite runs the template checks itself (tests/unit/api/test_template.py), so it needs the tools.
-# Random order every run (pytest-randomly; the seed is printed to replay it), the 25 slowest listed.
+# Random order every run (pytest-randomly; the seed is printed to replay it), the 25 slowest listed;
+# two xdist workers, each taking whole test files (module fixtures such as a trained stack stay one).
 pytest: venv tools browser
-	$(BIN)/pytest --durations=25
+	$(BIN)/pytest -n 2 --dist loadfile --durations=25
 
 # The fast inner loop: no servers, no real training or export.
 unit: venv
