@@ -20,7 +20,10 @@ NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "textclf"
 # measuring); powertools would log a warning for each such invocation.
 warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 logger = Logger(service=SERVICE)
-tracer = Tracer(service=SERVICE)
+# Only what the functions call out through: boto3 (botocore) and the deploy function's reply to
+# CloudFormation (urllib -> http.client). Tracer's default patches every library the X-Ray SDK
+# knows (requests, sqlite3, psycopg, ...), importing each one's patcher at every cold start.
+tracer = Tracer(service=SERVICE, patch_modules=("botocore", "httplib"))
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 
 
