@@ -40,6 +40,15 @@ def run_script(args: list[str], env: dict[str, str]) -> subprocess.CompletedProc
     )
 
 
+def assert_same_weights(expected_dir: Path, got_dir: Path) -> None:
+    """The two trained model folders hold the same tensors (names and values, float tolerance)."""
+    expected = load_file(expected_dir / "model.safetensors")
+    got = load_file(got_dir / "model.safetensors")
+    assert got.keys() == expected.keys()
+    for key, tensor in expected.items():
+        torch.testing.assert_close(got[key], tensor, rtol=1e-5, atol=1e-6, msg=key)
+
+
 def test_sagemaker_contract_end_to_end(tiny_model: Path, tiny_data: Path, tmp_path: Path) -> None:
     env = {
         "SM_MODEL_DIR": str(tmp_path / "model"),
@@ -263,11 +272,7 @@ def test_resume_after_interruption_matches_uninterrupted_run(  # noqa: PLR0917 -
     assert train_module.main(_args(tiny_model, tiny_data, tmp_path / "resumed", ckpt)) == 0
     out = capsys.readouterr().out
     assert f"resumed from {ckpt / f'checkpoint-{saves[1]}'} at step {saves[1]}" in out
-    straight = load_file(tmp_path / "straight" / "model.safetensors")
-    resumed = load_file(tmp_path / "resumed" / "model.safetensors")
-    assert straight.keys() == resumed.keys()
-    for key, tensor in straight.items():
-        torch.testing.assert_close(resumed[key], tensor, rtol=1e-5, atol=1e-6, msg=key)
+    assert_same_weights(tmp_path / "straight", tmp_path / "resumed")
     history = json.loads((tmp_path / "resumed" / "metrics.json").read_text())["evaluations"]
     # The history from before the interruption survived the restart.
     expected = json.loads((tmp_path / "straight" / "metrics.json").read_text())["evaluations"]
@@ -296,10 +301,7 @@ def test_resume_in_the_middle_of_an_epoch_replays_its_batch_order(
     steps_per_epoch = json.loads((tmp_path / "straight" / "metrics.json").read_text())["steps"] // 2
     assert saves[-1] % 7 == 0 and steps_per_epoch < saves[-1] < 2 * steps_per_epoch
     assert train_module.main(args) == 0
-    straight = load_file(tmp_path / "straight" / "model.safetensors")
-    resumed = load_file(tmp_path / "resumed" / "model.safetensors")
-    for key, tensor in straight.items():
-        torch.testing.assert_close(resumed[key], tensor, rtol=1e-5, atol=1e-6, msg=key)
+    assert_same_weights(tmp_path / "straight", tmp_path / "resumed")
 
 
 def test_resume_after_the_last_evaluation_still_blends(
@@ -340,10 +342,7 @@ def test_checkpoint_of_another_run_is_ignored(
     assert "belongs to another run" in capsys.readouterr().out
     # Trained from scratch, not from run a's weights: the same as a seed-2 run with no checkpoint.
     assert train_module.main([*_args(tiny_model, tiny_data, tmp_path / "fresh", None), "--seed", "2"]) == 0
-    fresh = load_file(tmp_path / "fresh" / "model.safetensors")
-    ignored = load_file(tmp_path / "b" / "model.safetensors")
-    for key, tensor in fresh.items():
-        torch.testing.assert_close(ignored[key], tensor, rtol=1e-5, atol=1e-6, msg=key)
+    assert_same_weights(tmp_path / "fresh", tmp_path / "b")
 
 
 class _Planted:
@@ -378,9 +377,7 @@ def test_a_checkpoint_that_would_run_code_is_ignored_not_loaded(  # noqa: PLR091
     assert "not a plain checkpoint" in out and "resumed from" not in out
     fresh = [*_args(tiny_model, tiny_data, tmp_path / "fresh", None), "--seed", "1"]
     assert train_module.main(fresh) == 0
-    expected = load_file(tmp_path / "fresh" / "model.safetensors")
-    for key, tensor in load_file(tmp_path / "out" / "model.safetensors").items():
-        torch.testing.assert_close(tensor, expected[key], rtol=1e-5, atol=1e-6, msg=key)
+    assert_same_weights(tmp_path / "fresh", tmp_path / "out")
 
 
 def test_freeze_layers_keeps_the_bottom_fixed(
