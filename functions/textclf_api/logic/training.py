@@ -43,7 +43,6 @@ from textclf_api.errors import (
     QuotaExceededError,
     ResourceNotFoundError,
 )
-from textclf_api.labels import LABELS
 from textclf_api.logic.deployment import deployment_of
 from textclf_api.schemas import (
     GPUS_PER_INSTANCE,
@@ -296,12 +295,6 @@ def read_dataset_pointer(settings: Settings, bucket: str) -> DatasetPointer:
     defaults = document.get("training_defaults") or {}
     if not isinstance(defaults, dict):
         raise PreconditionMissingError(f"training_defaults in {pointer} must be an object; {hint}")
-    labels = defaults.get("labels")
-    if labels is not None and list(labels) != list(LABELS):
-        # train.py would train (and the endpoint answer) another label set than the API's schema.
-        raise PreconditionMissingError(
-            f"the dataset at {uri} has labels {labels}, the API serves {list(LABELS)}; {hint}"
-        )
     max_length = defaults.get("max_length")
     bounds = f"{MIN_MAX_LENGTH}..{MAX_MAX_LENGTH}"
     if max_length is not None and not (
