@@ -410,6 +410,14 @@ class TrainRequest(_Strict):
             "GPU, so the effective batch is batch_size x GPUs; `learning_rate` is used as given.",
         ),
     ] = 1
+    allow_label_change: Annotated[
+        bool,
+        Field(
+            description="Let the deploy gate replace the serving model with one whose label set (or "
+            "label order) differs, e.g. after training on another dataset. Omitted or false: such a "
+            "model is rejected, with both label sets in GET /train/{job_name}'s deployment reason."
+        ),
+    ] = False
 
 
 class TrainStartedResponse(BaseModel):

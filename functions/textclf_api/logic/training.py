@@ -43,7 +43,7 @@ from textclf_api.errors import (
     QuotaExceededError,
     ResourceNotFoundError,
 )
-from textclf_api.logic.deployment import deployment_of
+from textclf_api.logic.deployment import ALLOW_LABEL_CHANGE, deployment_of
 from textclf_api.schemas import (
     GPUS_PER_INSTANCE,
     MAX_MAX_LENGTH,
@@ -351,6 +351,9 @@ def build_training_job_request(
         hyperparameters["max_length"] = max_length
     if request.max_train_samples is not None:
         hyperparameters["max_train_samples"] = request.max_train_samples
+    if request.allow_label_change:
+        # For the deploy gate, which reads it back from DescribeTrainingJob (train.py ignores it).
+        hyperparameters[ALLOW_LABEL_CHANGE] = True
     # The HF estimator's framework hyperparameters: the training toolkit downloads and unpacks the
     # submit directory and runs the program from it. Every value is JSON-encoded, as the SDK does.
     hyperparameters |= {

@@ -273,6 +273,28 @@ def test_spot_training_checkpoints_and_waits(
     assert json.loads(job["HyperParameters"]["epochs"]) == 2
 
 
+def test_allow_label_change_travels_with_the_job_for_the_deploy_gate(
+    bucket: Any, invoke: Invoke, created: list[dict[str, Any]]
+) -> None:
+    from textclf_api.logic.deployment import allows_label_change
+
+    response = invoke(training_handler, "train_allow_label_change")
+    assert response.status == 202, response.body
+    (job,) = created
+    assert job["HyperParameters"]["allow_label_change"] == "true"
+    # The deploy function reads it back from DescribeTrainingJob, as SageMaker returns it.
+    described = aws.sagemaker().describe_training_job(TrainingJobName=response.body["training_job_name"])
+    assert allows_label_change(described)
+    # Omitted (or false): not sent at all, so a default job's request is unchanged.
+    assert (
+        invoke(training_handler, with_body(load_event("train"), {"allow_label_change": False})).status == 202
+    )
+    assert "allow_label_change" not in created[1]["HyperParameters"]
+    assert not allows_label_change(
+        aws.sagemaker().describe_training_job(TrainingJobName=created[1]["TrainingJobName"])
+    )
+
+
 def test_job_names_are_unique_sortable_and_short() -> None:
     now = datetime(2025, 3, 4, 5, 6, 7, tzinfo=UTC)
     assert new_job_name("textclf", now, "abc123") == "textclf-20250304-050607-abc123"
@@ -345,6 +367,7 @@ INVALID = {
     "train_invalid_base_model": (422, "base_model: Input should be 'distilbert-base-uncased'"),
     "train_invalid_instance_type": (422, "instance_type: Input should be 'ml.g4dn.xlarge'"),
     "train_invalid_use_spot_type": (422, "use_spot: Input should be a valid boolean"),
+    "train_invalid_allow_label_change_type": (422, "allow_label_change: Input should be a valid boolean"),
     "train_invalid_array_body": (422, "must be a JSON object"),
 }
 
