@@ -27,7 +27,7 @@ DescribeEndpoint away.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
@@ -262,7 +262,7 @@ def label_change(labels: artifacts.LabelSet | None, champion: Champion | None) -
     return f"the label set (or its order) changed: {serving}, this model has {labels.shown}"
 
 
-def allows_label_change(job: dict[str, Any]) -> bool:
+def allows_label_change(job: Mapping[str, Any]) -> bool:
     """Whether the DescribeTrainingJob ``job`` was started with ``allow_label_change`` true."""
     # JSON-encoded like every hyperparameter: POST /train writes "true".
     return (job.get("HyperParameters") or {}).get(ALLOW_LABEL_CHANGE) == "true"

@@ -93,8 +93,8 @@ def read_reply(body: bytes, model: type[Reply]) -> Reply:
     reply = from_json(body)
     if isinstance(reply, dict) and "labels" not in reply:
         predictions = reply.get("predictions")
-        listed = isinstance(predictions, list) and predictions
-        first = reply if model is ExplainResponse else predictions[0] if listed else None
+        first_prediction = predictions[0] if isinstance(predictions, list) and predictions else None
+        first = reply if model is ExplainResponse else first_prediction
         scores = first.get("scores") if isinstance(first, dict) else None
         if isinstance(scores, dict):
             reply["labels"] = list(scores)
