@@ -18,8 +18,9 @@ API_KEY_AUTH: list[dict[str, list[str]]] = [{"api_key": []}]
 IAM_AUTH: list[dict[str, list[str]]] = [{"sigv4": []}]
 
 DESCRIPTION = (
-    "Classifies news headlines into business, science_and_technology, entertainment and health "
-    "through a SageMaker endpoint, starts SageMaker training jobs and Batch Transform jobs. `/predict` "
+    "Classifies text into the label set of the model a SageMaker endpoint serves (every answer lists "
+    "it in `labels`; the default model sorts news headlines into business, science_and_technology, "
+    "entertainment and health), starts SageMaker training jobs and Batch Transform jobs. `/predict` "
     "needs an API key (`x-api-key`; the stack's PredictAuth parameter can switch it to SigV4 or off), "
     "`/train` and `/batch` routes "
     "need AWS IAM (SigV4) authentication, `/health` is public. Every error is a JSON object with "

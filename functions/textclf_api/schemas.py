@@ -3,7 +3,9 @@
 The handlers validate every request against these models (powertools ``enable_validation``), the
 predict logic validates the SageMaker endpoint's reply with :class:`PredictResponse` (the endpoint
 answers exactly the API's 200 body), and ``python -m textclf_api.openapi`` derives the OpenAPI
-document from them. Labels come from :mod:`textclf_api.labels`, never spelled out here.
+document from them. No label set is compiled in: a reply carries the served model's own
+``labels``, and a reply is checked against the set it reports. The news topics appear only as
+example values of the document.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from typing import Annotated, Any, Final, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from textclf_api import hyperparameters as hp
-from textclf_api.labels import LABELS, Label
 
 MAX_TEXT_CHARS: Final = 2000
 MAX_BATCH_TEXTS: Final = 64
@@ -23,6 +24,10 @@ MAX_BATCH_TEXTS: Final = 64
 MAX_BODY_BYTES: Final = 1024 * 1024
 MIN_MAX_LENGTH: Final = int(hp.BY_NAME["max_length"].minimum or 0)
 MAX_MAX_LENGTH: Final = int(hp.BY_NAME["max_length"].maximum or 0)
+
+#: Example values only (the default news corpus's topics, in its class-id order): the API serves
+#: whatever label set the deployed model reports, and no code checks labels against these.
+EXAMPLE_LABELS: Final[tuple[str, ...]] = ("business", "science_and_technology", "entertainment", "health")
 
 # Base models a training job may start from. Each is a plain encoder the HF training image can load
 # with AutoModelForSequenceClassification without extra packages (no sentencepiece/tiktoken).
@@ -185,14 +190,35 @@ class PredictRequest(_Strict):
         return len(self.texts) if self.texts is not None else 1
 
 
+LabelName = Annotated[
+    str,
+    Field(
+        min_length=1,
+        description="A label of the served model (one of the response's `labels`).",
+        examples=[EXAMPLE_LABELS[0]],
+    ),
+]
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+ServedLabels = Annotated[
+    list[LabelName],
+    Field(
+        min_length=2,
+        description="The served model's label set in class-id order (its `id2label`): every `label` "
+        "is one of these and every `scores` has exactly these keys. It changes only when a model "
+        "trained on another label set is deployed.",
+        examples=[list(EXAMPLE_LABELS)],
+    ),
+]
+
+
 class Prediction(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    label: Label
+    label: LabelName
     score: Annotated[float, Field(ge=0.0, le=1.0, description="Probability of `label`.")]
     scores: Annotated[
-        dict[Label, Annotated[float, Field(ge=0.0, le=1.0)]],
-        Field(description="Probability of every label."),
+        dict[str, Probability],
+        Field(description="Probability of every label of the served model (the keys are `labels`)."),
     ]
 
     @model_validator(mode="after")
@@ -202,8 +228,22 @@ class Prediction(BaseModel):
         return self
 
 
+def check_served_labels(labels: list[str], predictions: list[Prediction]) -> None:
+    """Every prediction fits the label set the model reports: ``label`` in it, ``scores`` keyed by
+    exactly its labels. Raises ValueError naming the first misfit (pydantic reports it)."""
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"labels {labels} name a label twice")
+    served = set(labels)
+    for i, prediction in enumerate(predictions):
+        where = f"prediction {i}" if len(predictions) > 1 else "the prediction"
+        if prediction.label not in served:
+            raise ValueError(f"{where}'s label {prediction.label!r} is not one of labels {labels}")
+        if set(prediction.scores) != served:
+            raise ValueError(f"{where}'s scores keys {sorted(prediction.scores)} are not labels {labels}")
+
+
 class PredictResponse(BaseModel):
-    """One prediction per input, in input order. Also the SageMaker endpoint's reply."""
+    """One prediction per input (in input order) and the served label set; also the endpoint's reply."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -212,22 +252,30 @@ class PredictResponse(BaseModel):
                 {
                     "predictions": [
                         {
-                            "label": LABELS[0],
+                            "label": EXAMPLE_LABELS[0],
                             "score": 0.97,
-                            "scores": dict(zip(LABELS, (0.97, 0.01, 0.01, 0.01), strict=True)),
+                            "scores": dict(zip(EXAMPLE_LABELS, (0.97, 0.01, 0.01, 0.01), strict=True)),
                         }
-                    ]
+                    ],
+                    "labels": list(EXAMPLE_LABELS),
+                    "model_version": "3",
                 }
             ]
         },
     )
 
     predictions: list[Prediction]
+    labels: ServedLabels
     model_version: str = Field(
         default="unversioned",
         description="The model version that answered: the Model Registry version the deploy function "
         "rolled out, or `sha256:<12 hex>` of a hand-deployed archive.",
     )
+
+    @model_validator(mode="after")
+    def _fits_labels(self) -> PredictResponse:
+        check_served_labels(self.labels, self.predictions)
+        return self
 
 
 EndpointState = Annotated[
@@ -280,6 +328,7 @@ class LexicalExplanation(BaseModel):
 class ExplainResponse(Prediction):
     """The prediction `/predict` would give, and what it rests on. Also the endpoint's reply."""
 
+    labels: ServedLabels
     model_version: str
     answered_by: str = Field(
         description="Which part of the served model answered (the cascade may skip the transformer)."
@@ -294,6 +343,7 @@ class ExplainResponse(Prediction):
 
     @model_validator(mode="after")
     def _aligned(self) -> ExplainResponse:
+        check_served_labels(self.labels, [self])
         if len(self.attributions) != len(self.tokens):
             raise ValueError(f"{len(self.attributions)} attributions for {len(self.tokens)} tokens")
         return self
@@ -360,6 +410,14 @@ class TrainRequest(_Strict):
             "GPU, so the effective batch is batch_size x GPUs; `learning_rate` is used as given.",
         ),
     ] = 1
+    allow_label_change: Annotated[
+        bool,
+        Field(
+            description="Let the deploy gate replace the serving model with one whose label set (or "
+            "label order) differs, e.g. after training on another dataset. Omitted or false: such a "
+            "model is rejected, with both label sets in GET /train/{job_name}'s deployment reason."
+        ),
+    ] = False
 
 
 class TrainStartedResponse(BaseModel):

@@ -13,6 +13,7 @@ import pytest
 
 from tests.helpers.prerequisites import missing_prerequisite
 from textclf import browser
+from textclf.labels import LABELS
 
 from .conftest import API_KEY, LocalStackProcesses
 
@@ -66,10 +67,14 @@ def test_a_headline_shows_its_label_bars_and_shaded_tokens(page: Any) -> None:
     submit_headline(page, API_KEY, "measles outbreak spreads")
     wait_for(page, visible("result"))
     wait_for(page, lambda d: d.find_element("id", "answer").text.strip())
-    labels = {"Business", "Science & technology", "Entertainment", "Health"}
-    assert page.find_element("id", "answer").text in labels
+    # Names and colours come from the answer's `labels`: the tiny model serves the news preset.
+    names = {label.replace("_", " ").capitalize() for label in LABELS}
+    assert page.find_element("id", "answer").text in names
     bars = page.find_elements("css selector", "#bars .bar")
-    assert len(bars) == 4 and all(b.get_attribute("aria-label").endswith("%") for b in bars)
+    assert len(bars) == len(LABELS) and all(b.get_attribute("aria-label").endswith("%") for b in bars)
+    assert {b.get_attribute("aria-label").rsplit(" ", 1)[0] for b in bars} == names
+    fills = {b.find_element("css selector", "span").value_of_css_property("background-color") for b in bars}
+    assert len(fills) == len(LABELS)  # one generated colour per label
     tokens = page.find_elements("css selector", "#tokens .tok")
     assert [t.text for t in tokens][:1] == ["[CLS]"] and len(tokens) >= 5
     shaded = [
@@ -81,6 +86,14 @@ def test_a_headline_shows_its_label_bars_and_shaded_tokens(page: Any) -> None:
     assert all(t.get_attribute("aria-label") for t in tokens)  # screen readers hear the value
     assert page.find_element("id", "version").text.startswith("sha256:")
     assert not page.find_element("id", "one-error").is_displayed()
+
+
+def fills_of(driver: Any) -> set[str]:
+    """The label colours the one-text answer's bars show."""
+    return {
+        e.value_of_css_property("background-color")
+        for e in driver.find_elements("css selector", "#bars .bar span")
+    }
 
 
 def test_bad_input_shows_the_apis_own_message(page: Any) -> None:
@@ -105,7 +118,11 @@ def test_batch_mode_fills_a_table_and_offers_json_lines(page: Any) -> None:
     page.find_element("id", "classify-many").click()
     wait_for(page, lambda d: len(d.find_elements("css selector", "#table tbody tr")) == 3)
     assert page.find_element("id", "download").is_enabled()
-    assert "3 headlines classified" in page.find_element("id", "many-status").text
+    assert "3 texts classified" in page.find_element("id", "many-status").text
+    swatches = page.find_elements("css selector", "#table tbody tr td .swatch")
+    assert len(swatches) == 3 and all(
+        s.value_of_css_property("background-color") in fills_of(page) for s in swatches
+    )
 
 
 def test_no_console_errors_and_it_fits_a_phone(page: Any, local_stack: LocalStackProcesses) -> None:

@@ -12,7 +12,6 @@ from aws_lambda_powertools.metrics import MetricUnit
 from textclf_api.handlers.error_responses import error_responses
 from textclf_api.handlers.observability import count_by, logger, metrics, tracer
 from textclf_api.handlers.resolver import create_app, lambda_handler_for
-from textclf_api.labels import LABELS
 from textclf_api.logic.predict import explain, predict
 from textclf_api.openapi import API_KEY_AUTH
 from textclf_api.schemas import ExplainRequest, ExplainResponse, PredictRequest, PredictResponse
@@ -40,8 +39,9 @@ def predict_route(request: Annotated[PredictRequest, Body()]) -> PredictResponse
     result = predict(request)
     metrics.add_metric(name="EndpointLatency", unit=MetricUnit.Milliseconds, value=result.endpoint_ms)
     counts: Counter[str] = Counter(p.label for p in result.response.predictions)
-    # One metric per label, dimensioned by label, so dashboards can plot the predicted-topic mix.
-    for label in LABELS:
+    # One metric per label the served model has, dimensioned by label, so dashboards can plot the
+    # predicted mix; labels nothing was predicted as are not emitted (a zero is no data point).
+    for label in result.response.labels:
         if counts[label]:
             count_by("Predictions", "Label", label, counts[label])
     logger.info("predicted", texts=request.count(), endpoint_ms=round(result.endpoint_ms, 1))

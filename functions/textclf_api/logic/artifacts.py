@@ -4,7 +4,9 @@
 the archive can run code on the endpoint. The training role writes ``training-output/``; the
 serving role may read only ``models/``. When a training job completes, :func:`admit` reads its
 archive once, hashing every byte (SHA-256) and reading the two files that decide how it may be
-served, then copies it server-side into ``models/<sha256[:16]>/model.tar.gz`` asking S3 for the
+served (``textclf_meta.json`` also names the label set the model answers with, which the deploy
+gate compares with the serving model's), then copies it server-side into
+``models/<sha256[:16]>/model.tar.gz`` asking S3 for the
 copy's own SHA-256 -- equal to the one computed while reading, or the source changed in between
 and nothing is admitted. The hash goes into the model package's metadata, and :func:`verify`
 checks S3's checksum of the admitted copy against it before every CreateModel (a rollout or a
@@ -19,6 +21,7 @@ import io
 import json
 import tarfile
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
@@ -29,6 +32,11 @@ ARCHIVE_NAME: Final = "model.tar.gz"
 #: Metadata keys of a model package (CustomerMetadataProperties) written here and read by verify.
 SHA256_KEY: Final = "sha256"
 OFFLINE_KEY: Final = "offline"
+#: The label set in class-id order: its SHA-256 (exact, for comparing) and the readable list, which
+#: is shortened when it does not fit a metadata value (at most 256 characters).
+LABELS_SHA256_KEY: Final = "labels_sha256"
+LABELS_KEY: Final = "labels"
+_METADATA_VALUE_MAX = 256
 #: Files read from the stream: they decide whether the container needs the network at start.
 _REQUIREMENTS = "code/requirements.txt"
 _META = "textclf_meta.json"
@@ -41,6 +49,34 @@ class ArtifactError(Exception):
 
 
 @dataclass(frozen=True)
+class LabelSet:
+    """A model's label set as a model package records it: ``sha256`` tells two sets (or two orders
+    of one set) apart exactly, ``shown`` is the JSON list for people (shortened past 256 chars)."""
+
+    sha256: str
+    shown: str
+
+    @classmethod
+    def of(cls, labels: Sequence[str]) -> LabelSet:
+        text = json.dumps(list(labels), ensure_ascii=False)
+        if len(text) > _METADATA_VALUE_MAX:
+            tail = f", ... ({len(labels)} labels)]"
+            shown = text[: _METADATA_VALUE_MAX - len(tail)] + tail
+        else:
+            shown = text
+        return cls(hashlib.sha256(text.encode("utf-8")).hexdigest(), shown)
+
+    @classmethod
+    def recorded(cls, metadata: dict[str, str]) -> LabelSet | None:
+        """The set a package's metadata records; None for a package registered before it did."""
+        digest = metadata.get(LABELS_SHA256_KEY)
+        return cls(digest, metadata.get(LABELS_KEY, "?")) if digest else None
+
+    def metadata(self) -> dict[str, str]:
+        return {LABELS_SHA256_KEY: self.sha256, LABELS_KEY: self.shown}
+
+
+@dataclass(frozen=True)
 class Artifact:
     uri: str
     sha256: str
@@ -48,9 +84,12 @@ class Artifact:
     #: with ``--no-index``): the model can then run with network isolation.
     offline: bool
     runtime: str | None = None
+    #: What the model answers with, from ``textclf_meta.json``; None when the archive names none.
+    labels: LabelSet | None = None
 
     def metadata(self) -> dict[str, str]:
-        return {SHA256_KEY: self.sha256, OFFLINE_KEY: "true" if self.offline else "false"}
+        recorded = {SHA256_KEY: self.sha256, OFFLINE_KEY: "true" if self.offline else "false"}
+        return recorded | (self.labels.metadata() if self.labels else {})
 
 
 class _GunzipHashingReader(io.RawIOBase):
@@ -142,7 +181,8 @@ def inspect(stream: Any, uri: str) -> Artifact:
     if _META not in files:
         raise ArtifactError(f"the model artifact has no {_META}: it was not written by train.py")
     try:
-        runtime = json.loads(files[_META]).get("runtime")
+        meta = json.loads(files[_META])
+        runtime = meta.get("runtime")
     except (ValueError, AttributeError) as exc:
         raise ArtifactError(f"the model artifact's {_META} is not a JSON object") from exc
     return Artifact(
@@ -150,7 +190,20 @@ def inspect(stream: Any, uri: str) -> Artifact:
         sha256=sha256,
         offline=is_offline(files.get(_REQUIREMENTS)),
         runtime=str(runtime) if runtime else None,
+        labels=_label_set(meta.get("labels")),
     )
+
+
+def _label_set(labels: Any) -> LabelSet | None:
+    if labels is None:
+        return None
+    if (
+        not isinstance(labels, list)
+        or not all(isinstance(name, str) and name for name in labels)
+        or len(set(labels)) != len(labels)
+    ):
+        raise ArtifactError(f"the model artifact's {_META} labels must be a list of distinct label names")
+    return LabelSet.of(labels)
 
 
 def admit(

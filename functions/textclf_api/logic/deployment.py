@@ -3,8 +3,9 @@
 Three EventBridge events drive it (template.yaml routes them to the deploy function):
 
 - **SageMaker Training Job State Change** (this stack's jobs): the job is described (the event
-  carries neither metrics nor the artefact), its ``test_accuracy`` is gated against
-  ``GateMinAccuracy`` and against the model now serving (the champion) minus ``GateMaxDrop``, the
+  carries neither metrics nor the artefact), its label set must be the model now serving's (the
+  champion's) unless the job was started with ``allow_label_change``, its ``test_accuracy`` is
+  gated against ``GateMinAccuracy`` and against the champion's minus ``GateMaxDrop``, the
   model is registered in the Model Registry as Approved or Rejected with its figures and the
   reason, and an approved model is rolled out: a new Model and EndpointConfig, then CreateEndpoint,
   or UpdateEndpoint with blue/green traffic shifting and automatic rollback on the template's
@@ -26,7 +27,7 @@ DescribeEndpoint away.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
@@ -178,12 +179,22 @@ def deployment_of(job: str, settings: Settings) -> Deployment | None:
 # --------------------------------------------------------------------------------------------
 
 
+#: The training job's hyperparameter that lets its model change the served label set. A
+#: hyperparameter rather than a tag: DescribeTrainingJob (which the gate calls anyway) returns
+#: hyperparameters, in the cloud and in the local stack alike, and they cannot be edited after the
+#: job starts; tags need ListTags (another permission and call) and can be added later by anyone
+#: allowed to tag. POST /train sends it only when true; train.py ignores it.
+ALLOW_LABEL_CHANGE: Final = "allow_label_change"
+
+
 @dataclass(frozen=True)
 class Champion:
     """The approved version the endpoint serves now."""
 
     version: str
     test_accuracy: float | None
+    #: None: registered before packages recorded their label set (not compared).
+    labels: artifacts.LabelSet | None = None
 
 
 @dataclass(frozen=True)
@@ -192,14 +203,33 @@ class Decision:
     reason: str
 
 
-def gate(metrics: dict[str, float], champion: Champion | None, settings: Settings) -> Decision:
-    """``test_accuracy >= GateMinAccuracy`` and ``>= champion's - GateMaxDrop`` (fractions)."""
+def gate(
+    metrics: dict[str, float],
+    champion: Champion | None,
+    settings: Settings,
+    *,
+    labels: artifacts.LabelSet | None = None,
+    allow_label_change: bool = False,
+) -> Decision:
+    """The champion's label set, in its order, unless ``allow_label_change``; then ``test_accuracy
+    >= GateMinAccuracy`` and ``>= champion's - GateMaxDrop`` (fractions). A model allowed to
+    change the label set is not held to the champion's accuracy: that measured another task."""
     accuracy = metrics.get("test_accuracy")
     if accuracy is None:
         return Decision(False, "the job reported no test_accuracy (was the test channel missing?)")
+    changed = label_change(labels, champion)
+    if changed and not allow_label_change:
+        return Decision(False, f"{changed}; train with allow_label_change: true to replace the serving model")
     floor = settings.gate_min_accuracy
     if accuracy < floor:
         return Decision(False, f"test accuracy {accuracy:.4f} is below GateMinAccuracy {floor:.4f}")
+    if changed and champion is not None:
+        # Short: the package metadata keeps 256 characters of it.
+        return Decision(
+            True,
+            f"test accuracy {accuracy:.4f} >= GateMinAccuracy {floor:.4f}; labels differ from version "
+            f"{champion.version}'s, allowed by allow_label_change (accuracy not compared)",
+        )
     if champion is not None and champion.test_accuracy is not None:
         bar = champion.test_accuracy - settings.gate_max_drop
         if accuracy < bar:
@@ -216,6 +246,26 @@ def gate(metrics: dict[str, float], champion: Champion | None, settings: Setting
     return Decision(
         True, f"test accuracy {accuracy:.4f} >= GateMinAccuracy {floor:.4f}; no model serving yet"
     )
+
+
+def label_change(labels: artifacts.LabelSet | None, champion: Champion | None) -> str | None:
+    """What differs between the challenger's label set and the champion's, naming both; None when
+    they are the same or there is nothing to compare with (no model serving, or one registered
+    before packages recorded their labels)."""
+    if champion is None or champion.labels is None:
+        return None
+    serving = f"version {champion.version} serves labels {champion.labels.shown}"
+    if labels is None:
+        return f"{serving}, and this model's archive names no label set"
+    if labels.sha256 == champion.labels.sha256:
+        return None
+    return f"the label set (or its order) changed: {serving}, this model has {labels.shown}"
+
+
+def allows_label_change(job: Mapping[str, Any]) -> bool:
+    """Whether the DescribeTrainingJob ``job`` was started with ``allow_label_change`` true."""
+    # JSON-encoded like every hyperparameter: POST /train writes "true".
+    return (job.get("HyperParameters") or {}).get(ALLOW_LABEL_CHANGE) == "true"
 
 
 # --------------------------------------------------------------------------------------------
@@ -237,6 +287,10 @@ class Package:
     def test_accuracy(self) -> float | None:
         value = self.metadata.get("test_accuracy")
         return float(value) if value else None
+
+    @property
+    def labels(self) -> artifacts.LabelSet | None:
+        return artifacts.LabelSet.recorded(self.metadata)
 
 
 # The registry reads take the SageMaker client as a parameter: the function's by default,
@@ -309,7 +363,9 @@ def champion(settings: Settings) -> Champion | None:
     if version is None:
         return None
     package = find_package(version, settings)
-    return Champion(version, package.test_accuracy if package else None)
+    if package is None:
+        return Champion(version, None)
+    return Champion(version, package.test_accuracy, package.labels)
 
 
 # --------------------------------------------------------------------------------------------
@@ -368,7 +424,13 @@ def on_training_job(detail: dict[str, Any], settings: Settings) -> Outcome:
         reason = f"model artifact refused: {exc}"
         records.update(job, status="failed", reason=reason)
         return Outcome("failed", job, reason=reason)
-    decision = gate(metrics, champion(settings), settings)
+    decision = gate(
+        metrics,
+        champion(settings),
+        settings,
+        labels=artifact.labels,
+        allow_label_change=allows_label_change(desc),
+    )
     package = register(job, artifact, metrics, decision, settings)
     logger.info("gated", training_job_name=job, approved=decision.approved, reason=decision.reason)
     if not decision.approved:

@@ -2,8 +2,11 @@
 
 The endpoint (``model/inference.py``) takes ``{"inputs": str | [str, ...]}`` and answers exactly the
 API's 200 body, so its reply is validated with the same :class:`PredictResponse` the API documents:
-a reply that does not fit (wrong labels, wrong count) is the model's fault and maps to 502, never
-passed on to clients.
+a reply that does not fit (a label outside the set it reports, scores keyed otherwise, the wrong
+count) is the model's fault and maps to 502, never passed on to clients.
+
+No label set is compiled in here: the served model reports its own (``labels``, its ``id2label`` in
+class-id order), so a model trained on other labels serves through the same code.
 """
 
 from __future__ import annotations
@@ -11,14 +14,17 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+from typing import TypeVar
 
 from botocore.exceptions import ClientError
-from pydantic import ValidationError
+from pydantic_core import from_json
 
 from textclf_api import aws
 from textclf_api.errors import ApiError, ModelFailedError, ServiceUnavailableError
 from textclf_api.schemas import ExplainRequest, ExplainResponse, PredictRequest, PredictResponse
 from textclf_api.settings import Settings, get_settings
+
+Reply = TypeVar("Reply", PredictResponse, ExplainResponse)
 
 # What clients call the endpoint: its name and account are internals.
 ENDPOINT = "the model endpoint"
@@ -58,8 +64,8 @@ def explain(request: ExplainRequest, settings: Settings | None = None) -> Explai
     against the schema the API documents: a reply that does not fit is the model's fault (502)."""
     body, endpoint_ms = invoke({"inputs": request.text, "explain": True}, settings or get_settings())
     try:
-        response = ExplainResponse.model_validate_json(body)
-    except ValidationError as exc:
+        response = read_reply(body, ExplainResponse)
+    except ValueError as exc:  # not JSON, or pydantic's ValidationError (a ValueError)
         raise ModelFailedError("the model answered with an invalid explanation") from exc
     return ExplainResult(response=response, endpoint_ms=endpoint_ms)
 
@@ -67,14 +73,32 @@ def explain(request: ExplainRequest, settings: Settings | None = None) -> Explai
 def predict(request: PredictRequest, settings: Settings | None = None) -> PredictResult:
     body, endpoint_ms = invoke({"inputs": request.inputs()}, settings or get_settings())
     try:
-        response = PredictResponse.model_validate_json(body)
-    except ValidationError as exc:
+        response = read_reply(body, PredictResponse)
+    except ValueError as exc:  # not JSON, or pydantic's ValidationError (a ValueError)
         raise ModelFailedError("the model answered with an invalid prediction response") from exc
     if len(response.predictions) != request.count():
         raise ModelFailedError("the model answered with the wrong number of predictions") from ValueError(
             f"{len(response.predictions)} predictions for {request.count()} texts"
         )
     return PredictResult(response=response, endpoint_ms=endpoint_ms)
+
+
+def read_reply(body: bytes, model: type[Reply]) -> Reply:
+    """The endpoint's JSON reply as ``model``, checked against the label set it reports.
+
+    A reply from a model archived before replies carried ``labels`` is checked against its own
+    scores' keys (the first answer's, in the order the model wrote them: class-id order) and
+    answered with them as ``labels``. Raises ValueError (not JSON) or pydantic's ValidationError.
+    """
+    reply = from_json(body)
+    if isinstance(reply, dict) and "labels" not in reply:
+        predictions = reply.get("predictions")
+        first_prediction = predictions[0] if isinstance(predictions, list) and predictions else None
+        first = reply if model is ExplainResponse else first_prediction
+        scores = first.get("scores") if isinstance(first, dict) else None
+        if isinstance(scores, dict):
+            reply["labels"] = list(scores)
+    return model.model_validate(reply)
 
 
 def _endpoint_failure(exc: Exception, endpoint: str, retry_after: int) -> ApiError:

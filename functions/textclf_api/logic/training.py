@@ -43,8 +43,7 @@ from textclf_api.errors import (
     QuotaExceededError,
     ResourceNotFoundError,
 )
-from textclf_api.labels import LABELS
-from textclf_api.logic.deployment import deployment_of
+from textclf_api.logic.deployment import ALLOW_LABEL_CHANGE, deployment_of
 from textclf_api.schemas import (
     GPUS_PER_INSTANCE,
     MAX_MAX_LENGTH,
@@ -296,12 +295,6 @@ def read_dataset_pointer(settings: Settings, bucket: str) -> DatasetPointer:
     defaults = document.get("training_defaults") or {}
     if not isinstance(defaults, dict):
         raise PreconditionMissingError(f"training_defaults in {pointer} must be an object; {hint}")
-    labels = defaults.get("labels")
-    if labels is not None and list(labels) != list(LABELS):
-        # train.py would train (and the endpoint answer) another label set than the API's schema.
-        raise PreconditionMissingError(
-            f"the dataset at {uri} has labels {labels}, the API serves {list(LABELS)}; {hint}"
-        )
     max_length = defaults.get("max_length")
     bounds = f"{MIN_MAX_LENGTH}..{MAX_MAX_LENGTH}"
     if max_length is not None and not (
@@ -358,6 +351,9 @@ def build_training_job_request(
         hyperparameters["max_length"] = max_length
     if request.max_train_samples is not None:
         hyperparameters["max_train_samples"] = request.max_train_samples
+    if request.allow_label_change:
+        # For the deploy gate, which reads it back from DescribeTrainingJob (train.py ignores it).
+        hyperparameters[ALLOW_LABEL_CHANGE] = True
     # The HF estimator's framework hyperparameters: the training toolkit downloads and unpacks the
     # submit directory and runs the program from it. Every value is JSON-encoded, as the SDK does.
     hyperparameters |= {

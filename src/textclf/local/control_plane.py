@@ -211,14 +211,9 @@ class ControlPlane:
                     key = f"{prefix}/{path.relative_to(seed.data_dir).as_posix()}"
                     s3.upload_file(str(path), seed.bucket, key)
                     uploaded += 1
-        if uploaded == 0:
-            # No processed data yet: the channels hold the label set only, so POST /train is
-            # accepted and its job fails with train.py's own message about the missing data.
-            from textclf.labels import LABELS
-
-            labels = json.dumps(list(LABELS)).encode()
-            for channel in ("train", "validation", "test"):
-                s3.put_object(Bucket=seed.bucket, Key=f"{prefix}/{channel}/labels.json", Body=labels)
+        # No processed data yet: the pointer still names the (empty) prefix, so POST /train is
+        # accepted and its job fails with train.py's own message about the missing labels.json.
+        # The label set is the data's own: nothing is made up here.
         sha = _manifest_sha(seed.data_dir)
         pointer: dict[str, Any] = {
             "uri": f"s3://{seed.bucket}/{prefix}/",

@@ -195,7 +195,7 @@ class LocalStack:
             source_bundle_key=env.get("SOURCE_BUNDLE_KEY") or "code/sourcedir.tar.gz",
             tables=tuple(env[n] for n in ("DEPLOYMENTS_TABLE", "IDEMPOTENCY_TABLE") if env.get(n)),
             model_package_group=env.get("MODEL_PACKAGE_GROUP"),
-            training_defaults=_training_defaults(),
+            training_defaults=_training_defaults(opts.data_dir),
         )
         self.control_plane.seed(seed)
         # What the last run left: S3, DynamoDB, the registry, then jobs and endpoints (a job or
@@ -453,15 +453,19 @@ def _packaged_base_model() -> Path | None:
         return None
 
 
-def _training_defaults() -> dict[str, object] | None:
-    """The dataset pointer's defaults from the EDA of the local data, when there is one."""
-    from textclf.labels import LABELS
+def _training_defaults(data_dir: Path | None) -> dict[str, object] | None:
+    """The dataset pointer's defaults from the EDA of the local data, when there is one, with the
+    label set of the processed data it uploads (its ``labels.json``, class-id order)."""
     from textclf.training import default_max_length
 
     eda = config.artifacts_dir() / "eda" / "eda.json"
     if not eda.is_file():
         return None
-    return {"max_length": default_max_length(eda), "labels": list(LABELS)}
+    defaults: dict[str, object] = {"max_length": default_max_length(eda)}
+    labels = data_dir / "labels.json" if data_dir is not None else None
+    if labels is not None and labels.is_file():
+        defaults["labels"] = json.loads(labels.read_text(encoding="utf-8"))
+    return defaults
 
 
 def _reset_lambda_caches() -> None:

@@ -23,6 +23,7 @@ from textclf_api.handlers import deploy as handler
 from textclf_api.logic import deployment
 from textclf_api.settings import get_settings
 
+from textclf.labels import LABELS
 from textclf.local.control_plane import create_id_table
 
 from .conftest import ACCOUNT, BUCKET, ENDPOINT, EVENTS, IMAGE, REGION, ROLE_ARN, FakeLambdaContext
@@ -30,6 +31,7 @@ from .conftest import ACCOUNT, BUCKET, ENDPOINT, EVENTS, IMAGE, REGION, ROLE_ARN
 GROUP = "textclf-models-test"
 TABLE = "textclf-deployments-test"
 INFERENCE_IMAGE = "763104351884.dkr.ecr.us-east-1.amazonaws.com/huggingface-pytorch-inference:cpu"
+NEWS = list(LABELS)
 
 
 @pytest.fixture
@@ -104,12 +106,18 @@ def backend() -> Any:
 
 
 def model_archive(
-    name: str, requirements: str = "--no-index\n--find-links wheels\nonnxruntime==1.24.1\n"
+    name: str,
+    requirements: str = "--no-index\n--find-links wheels\nonnxruntime==1.24.1\n",
+    labels: Any = NEWS,
 ) -> bytes:
-    """A small model.tar.gz as train.py writes it (the files the deploy loop reads, and a marker)."""
+    """A small model.tar.gz as train.py writes it (the files the deploy loop reads, and a marker);
+    ``labels=None``: an archive whose meta names no label set."""
     buffer = io.BytesIO()
+    meta: dict[str, Any] = {"runtime": "onnx-fp32", "trained_by": name}
+    if labels is not None:
+        meta["labels"] = labels
     files = {
-        "textclf_meta.json": json.dumps({"runtime": "onnx-fp32", "trained_by": name}).encode(),
+        "textclf_meta.json": json.dumps(meta).encode(),
         "code/requirements.txt": requirements.encode(),
         "code/inference.py": b"# serving code\n",
     }
@@ -126,12 +134,17 @@ def output_key(name: str) -> str:
 
 
 def finished_job(
-    name: str, status: str = "Completed", archive: bytes | None = None, **metrics: float
+    name: str,
+    status: str = "Completed",
+    archive: bytes | None = None,
+    hyperparameters: dict[str, str] | None = None,
+    **metrics: float,
 ) -> None:
     """A training job as SageMaker holds it when it ends: status, FinalMetricDataList, its archive."""
     aws.s3().put_object(Bucket=BUCKET, Key=output_key(name), Body=archive or model_archive(name))
     aws.sagemaker().create_training_job(
         TrainingJobName=name,
+        HyperParameters=hyperparameters or {},
         AlgorithmSpecification={"TrainingImage": IMAGE, "TrainingInputMode": "File"},
         RoleArn=ROLE_ARN,
         OutputDataConfig={"S3OutputPath": f"s3://{BUCKET}/training-output/"},
@@ -676,3 +689,122 @@ def test_a_package_registered_by_hand_without_a_hash_is_not_served(loop: Any) ->
     assert outcome.action == "failed"
     assert "records no sha256" in outcome.reason
     assert aws.sagemaker().list_models()["Models"] == []
+
+
+# --------------------------------------------------------------------------------------------
+# The label set: a model answering with other labels replaces the champion only when asked to
+# --------------------------------------------------------------------------------------------
+
+SPAM = ["ham", "spam"]
+ALLOW = {"allow_label_change": "true"}  # as POST /train sends it (JSON-encoded)
+
+
+def serve_news_model() -> None:
+    finished_job("textclf-news", test_accuracy=0.90)
+    handle(training_event("textclf-news"))
+    handle(endpoint_event())
+    assert serving_version() == "1"
+
+
+def test_packages_record_the_label_set_they_answer_with(loop: Any) -> None:
+    serve_news_model()
+    (package,) = packages()
+    assert json.loads(package.metadata["labels"]) == NEWS
+    assert package.metadata["labels_sha256"] == hashlib.sha256(json.dumps(NEWS).encode()).hexdigest()
+    assert deployment.champion(get_settings()) == deployment.Champion("1", 0.90, package.labels)
+
+
+def test_a_challenger_with_another_label_set_is_refused_naming_both(loop: Any) -> None:
+    serve_news_model()
+    finished_job("textclf-spam", archive=model_archive("textclf-spam", labels=SPAM), test_accuracy=0.99)
+    outcome = handle(training_event("textclf-spam"))
+    assert outcome.action == "rejected"
+    assert outcome.reason == (
+        f"the label set (or its order) changed: version 1 serves labels {json.dumps(NEWS)}, this model "
+        f"has {json.dumps(SPAM)}; train with allow_label_change: true to replace the serving model"
+    )
+    assert packages()[1].status == "Rejected" and packages()[1].metadata["gate"] == outcome.reason[:256]
+    # GET /train/{job} shows it, as it shows the gate's other refusals.
+    shown = deployment.deployment_of("textclf-spam", get_settings())
+    assert shown is not None and (shown.status, shown.reason) == ("rejected", outcome.reason)
+    assert loop == [] and serving_version() == "1"
+
+
+def test_the_same_labels_in_another_order_are_another_label_set(loop: Any) -> None:
+    serve_news_model()
+    shuffled = NEWS[::-1]
+    finished_job("textclf-order", archive=model_archive("textclf-order", labels=shuffled), test_accuracy=0.95)
+    outcome = handle(training_event("textclf-order"))
+    assert outcome.action == "rejected" and json.dumps(shuffled) in outcome.reason
+
+
+def test_allow_label_change_lets_it_replace_the_champion(loop: Any) -> None:
+    serve_news_model()
+    # Below the champion's accuracy minus GateMaxDrop, above the floor: another task's figure is
+    # not compared with the champion's.
+    finished_job(
+        "textclf-spam",
+        archive=model_archive("textclf-spam", labels=SPAM),
+        hyperparameters=ALLOW,
+        test_accuracy=0.86,
+    )
+    outcome = handle(training_event("textclf-spam"))
+    assert (outcome.action, outcome.model_version) == ("deploying", "2"), outcome
+    assert packages()[1].metadata["gate"] == (
+        "test accuracy 0.8600 >= GateMinAccuracy 0.8500; labels differ from version 1's, "
+        "allowed by allow_label_change (accuracy not compared)"
+    )
+    assert json.loads(packages()[1].metadata["labels"]) == SPAM
+    finish_update(loop)
+    assert handle(endpoint_event()).action == "deployed" and serving_version() == "2"
+    # The new champion's set is what the next model is held to.
+    finished_job("textclf-news-again", test_accuracy=0.95)
+    again = handle(training_event("textclf-news-again"))
+    assert again.action == "rejected" and f"version 2 serves labels {json.dumps(SPAM)}" in again.reason
+    # GateMinAccuracy still applies to a model allowed to change the labels.
+    finished_job(
+        "textclf-low",
+        archive=model_archive("textclf-low", labels=["a", "b"]),
+        hyperparameters=ALLOW,
+        test_accuracy=0.5,
+    )
+    assert handle(training_event("textclf-low")).reason.endswith("is below GateMinAccuracy 0.8500")
+
+
+def test_an_archive_naming_no_labels_cannot_replace_one_that_does(loop: Any) -> None:
+    serve_news_model()
+    finished_job("textclf-bare", archive=model_archive("textclf-bare", labels=None), test_accuracy=0.95)
+    outcome = handle(training_event("textclf-bare"))
+    assert outcome.action == "rejected" and "this model's archive names no label set" in outcome.reason
+
+
+def test_a_champion_registered_before_packages_recorded_labels_is_not_compared(loop: Any) -> None:
+    finished_job("textclf-old", archive=model_archive("textclf-old", labels=None), test_accuracy=0.90)
+    handle(training_event("textclf-old"))
+    handle(endpoint_event())
+    assert "labels_sha256" not in packages()[0].metadata
+    finished_job("textclf-spam", archive=model_archive("textclf-spam", labels=SPAM), test_accuracy=0.95)
+    assert handle(training_event("textclf-spam")).action == "deploying"
+
+
+def test_a_long_label_set_is_shortened_for_people_and_compared_exactly(loop: Any) -> None:
+    many = [f"contract_clause_category_{i:02d}" for i in range(12)]
+    finished_job("textclf-12", archive=model_archive("textclf-12", labels=many), test_accuracy=0.90)
+    handle(training_event("textclf-12"))
+    handle(endpoint_event())
+    shown = packages()[0].metadata["labels"]
+    assert len(shown) <= 256 and shown.endswith(", ... (12 labels)]")
+    # Differing only in the last label, past what is shown: still another set.
+    other = [*many[:-1], "contract_clause_category_99"]
+    finished_job("textclf-12b", archive=model_archive("textclf-12b", labels=other), test_accuracy=0.95)
+    assert handle(training_event("textclf-12b")).action == "rejected"
+    finished_job("textclf-12c", archive=model_archive("textclf-12c", labels=many), test_accuracy=0.95)
+    assert handle(training_event("textclf-12c")).action == "deploying"
+
+
+@pytest.mark.parametrize("labels", ["business", ["a", "a"], ["a", ""], [1, 2]], ids=str)
+def test_an_archive_with_a_malformed_label_list_is_refused(loop: Any, labels: Any) -> None:
+    finished_job("textclf-bad", archive=model_archive("textclf-bad", labels=labels), test_accuracy=0.95)
+    outcome = handle(training_event("textclf-bad"))
+    assert outcome.action == "failed" and "labels must be a list of distinct label names" in outcome.reason
+    assert packages() == []

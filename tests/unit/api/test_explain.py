@@ -4,26 +4,28 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
 from textclf_api import aws
 from textclf_api.handlers import health as health_handler
 from textclf_api.handlers import predict as predict_handler
-from textclf_api.labels import LABELS
+
+from textclf.labels import LABELS
 
 from .conftest import ApiResponse
-from .test_predict import queue_endpoint_reply
+from .test_predict import OTHER_LABEL_SETS, logged_failure, queue_endpoint_reply
 
 Invoke = Callable[..., ApiResponse]
 
 
-def explanation(label: str = "health") -> dict[str, Any]:
+def explanation(label: str = "health", labels: Sequence[str] = LABELS) -> dict[str, Any]:
     return {
         "label": label,
         "score": 0.9,
-        "scores": {name: 0.9 if name == label else 0.1 / 3 for name in LABELS},
+        "scores": {name: 0.9 if name == label else 0.1 / (len(labels) - 1) for name in labels},
+        "labels": list(labels),
         "model_version": "3",
         "answered_by": "transformer blended with the lexical head",
         "tokens": [
@@ -54,19 +56,48 @@ def test_explain_asks_the_endpoint_for_an_explanation_and_returns_it(
     assert json.loads(call["Body"]) == {"inputs": "Ebola outbreak spreads in West Africa", "explain": True}
 
 
+@pytest.mark.parametrize("labels", list(OTHER_LABEL_SETS.values()), ids=list(OTHER_LABEL_SETS))
+def test_a_model_with_another_label_set_explains_through_unchanged(
+    moto: None, invoke: Invoke, labels: list[str]
+) -> None:
+    queue_endpoint_reply(explanation(labels[-1], labels))
+    response = invoke(predict_handler, "explain")
+    assert response.status == 200, response.body
+    assert response.body == explanation(labels[-1], labels)
+
+
+def test_an_older_explanation_without_labels_gets_them_from_its_scores(moto: None, invoke: Invoke) -> None:
+    old = explanation("neutral", ["positive", "neutral", "negative"])
+    del old["labels"]
+    queue_endpoint_reply(old)
+    response = invoke(predict_handler, "explain")
+    assert response.status == 200, response.body
+    assert response.body["labels"] == ["positive", "neutral", "negative"]
+
+
 @pytest.mark.parametrize(
-    "reply",
+    ("reply", "fragment"),
     [
-        {**explanation(), "attributions": [0.0]},  # not one per token
-        {**explanation(), "label": "sports"},  # not a label of the API
-        {"predictions": []},  # a prediction, not an explanation
+        ({**explanation(), "attributions": [0.0]}, "1 attributions for 4 tokens"),
+        # Label and scores are checked against the set the reply reports.
+        ({**explanation(), "label": "sports"}, "scores has no entry for the predicted label 'sports'"),
+        (
+            {**explanation(), "label": "sports", "scores": {**explanation()["scores"], "sports": 0.0}},
+            "label 'sports' is not one of labels",
+        ),
+        ({**explanation(), "labels": ["health", "business"]}, "scores keys"),
+        ({**explanation(), "labels": None}, "labels\n  Input should be a valid list"),
+        ({"predictions": []}, "Field required"),  # a prediction, not an explanation
     ],
 )
-def test_an_explanation_that_does_not_fit_the_schema_is_a_502(moto: None, invoke: Invoke, reply: Any) -> None:
+def test_an_explanation_that_does_not_fit_the_schema_is_a_502(
+    moto: None, invoke: Invoke, reply: Any, fragment: str, caplog: pytest.LogCaptureFixture
+) -> None:
     queue_endpoint_reply(reply)
     response = invoke(predict_handler, "explain")
     assert response.status == 502, response.body
     assert response.body["message"] == "the model answered with an invalid explanation"
+    assert fragment in logged_failure(caplog, response.body["request_id"])["cause"]
 
 
 @pytest.mark.parametrize(

@@ -6,8 +6,9 @@ import json
 import subprocess
 import sys
 
-from textclf_api.labels import LABELS
 from textclf_api.openapi import openapi_document
+
+from textclf.labels import LABELS
 
 from .conftest import REPO
 
@@ -62,10 +63,23 @@ def test_routes_methods_and_auth() -> None:
     assert {"200", "404"} <= set(paths["/train/{job_name}"]["get"]["responses"])
 
 
-def test_labels_in_the_schema_are_the_canonical_ones() -> None:
+def test_labels_are_strings_of_the_served_set_with_the_news_topics_as_examples() -> None:
     schemas = openapi_document()["components"]["schemas"]
-    assert schemas["Prediction"]["properties"]["label"]["enum"] == list(LABELS)
-    assert set(schemas["Prediction"]["properties"]["scores"]["propertyNames"]["enum"]) == set(LABELS)
+    for name in ("Prediction", "ExplainResponse"):
+        props = schemas[name]["properties"]
+        # No compiled label list: any model's labels fit the schema.
+        assert props["label"]["type"] == "string" and "enum" not in props["label"]
+        assert "`labels`" in props["label"]["description"]
+        assert props["label"]["examples"] == [LABELS[0]]
+        assert "propertyNames" not in props["scores"]
+    for name in ("PredictResponse", "ExplainResponse"):
+        labels = schemas[name]["properties"]["labels"]
+        assert "labels" in schemas[name]["required"]
+        assert labels["type"] == "array" and labels["items"]["type"] == "string"
+        assert "class-id order" in labels["description"]
+        assert labels["examples"] == [list(LABELS)]  # the news preset, as an example
+    (example,) = schemas["PredictResponse"]["examples"]
+    assert example["labels"] == list(LABELS) and set(example["predictions"][0]["scores"]) == set(LABELS)
 
 
 def test_request_limits_are_documented() -> None:

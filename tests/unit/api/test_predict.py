@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -13,9 +13,10 @@ from botocore.stub import Stubber
 from moto.sagemakerruntime.models import sagemakerruntime_backends
 from textclf_api import aws
 from textclf_api.handlers import predict as predict_handler
-from textclf_api.labels import LABELS
 from textclf_api.logic.predict import predict
 from textclf_api.schemas import MAX_BODY_BYTES, PredictRequest
+
+from textclf.labels import LABELS
 
 from .conftest import (
     ACCOUNT,
@@ -30,13 +31,18 @@ from .conftest import (
 Invoke = Callable[..., ApiResponse]
 
 
-def prediction(label: str, score: float) -> dict[str, Any]:
-    rest = (1.0 - score) / (len(LABELS) - 1)
+def prediction(label: str, score: float, labels: Sequence[str] = LABELS) -> dict[str, Any]:
+    rest = (1.0 - score) / (len(labels) - 1)
     return {
         "label": label,
         "score": score,
-        "scores": {name: score if name == label else rest for name in LABELS},
+        "scores": {name: score if name == label else rest for name in labels},
     }
+
+
+def answer(*predictions: dict[str, Any], labels: Sequence[str] = LABELS, **extra: Any) -> dict[str, Any]:
+    """The endpoint's predict reply: the predictions and the served label set (class-id order)."""
+    return {"predictions": list(predictions), "labels": list(labels), **extra}
 
 
 def queue_endpoint_reply(body: Any, content_type: str = "application/json") -> None:
@@ -61,7 +67,7 @@ def payloads(calls: list[dict[str, Any]]) -> list[Any]:
 def test_single_text_is_sent_as_a_string_and_answered_with_one_prediction(
     moto: None, invoke: Invoke, sent: list[dict[str, Any]]
 ) -> None:
-    queue_endpoint_reply({"predictions": [prediction("business", 0.91)]})
+    queue_endpoint_reply(answer(prediction("business", 0.91)))
     event = load_event("predict_single")
     response = invoke(predict_handler, event)
     assert response.status == 200, response.body
@@ -77,10 +83,10 @@ def test_batch_is_sent_as_a_list_and_answered_in_input_order(
     texts = json.loads(event["body"])["texts"]
     labels = ["business", "science_and_technology", "entertainment", "health"]
     assert len(texts) == len(labels)
-    reply = {
-        "predictions": [prediction(label, 0.8 + i / 100) for i, label in enumerate(labels)],
-        "model_version": "3",  # the version that answered reaches the client unchanged
-    }
+    reply = answer(
+        *(prediction(label, 0.8 + i / 100) for i, label in enumerate(labels)),
+        model_version="3",  # the version that answered reaches the client unchanged
+    )
     queue_endpoint_reply(reply)
     response = invoke(predict_handler, event)
     assert response.status == 200, response.body
@@ -89,25 +95,80 @@ def test_batch_is_sent_as_a_list_and_answered_in_input_order(
     assert payloads(sent) == [{"inputs": texts}]
 
 
+#: Label sets of models trained on other data: the API has no list of its own to check them against.
+OTHER_LABEL_SETS = {
+    "3 labels": ["negative", "neutral", "positive"],
+    "12 labels": [f"clause_{i:02d}" for i in range(12)],
+    "binary, non-ASCII": ["spam", "ham ✉"],
+}
+
+
+@pytest.mark.parametrize("labels", list(OTHER_LABEL_SETS.values()), ids=list(OTHER_LABEL_SETS))
+def test_a_model_with_another_label_set_answers_through_unchanged(
+    labels: list[str], moto: None, invoke: Invoke
+) -> None:
+    texts = ["first text", "second text", "third text"]
+    reply = answer(*(prediction(labels[i % len(labels)], 0.6, labels) for i in range(3)), labels=labels)
+    reply["model_version"] = "7"
+    queue_endpoint_reply(reply)
+    response = invoke(predict_handler, with_body(load_event("predict_batch"), {"texts": texts}))
+    assert response.status == 200, response.body
+    assert response.body == reply
+    assert response.body["labels"] == labels  # the served set, in class-id order
+
+
+def test_an_older_reply_without_labels_gets_them_from_its_scores(moto: None, invoke: Invoke) -> None:
+    labels = ["positive", "neutral", "negative"]  # not sorted: the model's own class-id order
+    old = {"predictions": [prediction("neutral", 0.8, labels)], "model_version": "2"}
+    queue_endpoint_reply(old)
+    response = invoke(predict_handler, "predict_single")
+    assert response.status == 200, response.body
+    assert response.body == {**old, "labels": labels}
+
+
+def test_an_older_reply_is_still_checked_prediction_by_prediction(moto: None, invoke: Invoke) -> None:
+    # Its labels come from the first prediction; the second scores another set: the model's fault.
+    old = {"predictions": [prediction("health", 0.8), prediction("spam", 0.8, ["spam", "ham"])]}
+    queue_endpoint_reply(old)
+    response = invoke(predict_handler, with_body(load_event("predict_batch"), {"texts": ["a", "b"]}))
+    assert response.status == 502, response.body
+    assert response.body["error"] == "ModelError"
+
+
 def test_a_one_element_batch_stays_a_list(moto: None, invoke: Invoke, sent: list[dict[str, Any]]) -> None:
-    queue_endpoint_reply({"predictions": [prediction("health", 0.7)]})
+    queue_endpoint_reply(answer(prediction("health", 0.7)))
     response = invoke(predict_handler, with_body(load_event("predict_single"), {"texts": ["Flu season"]}))
     assert response.status == 200
     assert payloads(sent) == [{"inputs": ["Flu season"]}]
 
 
-def test_metrics_count_predictions_per_label_and_endpoint_latency(
-    moto: None, invoke: Invoke, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("labels", "answers", "counted"),
+    [
+        (LABELS, ["health", "health", "business"], {"health": [2.0], "business": [1.0]}),
+        # Another model's labels are counted by the names it answers with.
+        (
+            ["negative", "neutral", "positive"],
+            ["positive", "neutral", "positive"],
+            {"positive": [2.0], "neutral": [1.0]},
+        ),
+    ],
+)
+def test_metrics_count_predictions_per_label_and_endpoint_latency(  # noqa: PLR0917 - fixtures
+    labels: Sequence[str],
+    answers: list[str],
+    counted: dict[str, list[float]],
+    moto: None,
+    invoke: Invoke,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    queue_endpoint_reply(
-        {"predictions": [prediction("health", 0.9), prediction("health", 0.8), prediction("business", 0.7)]}
-    )
+    queue_endpoint_reply(answer(*(prediction(label, 0.8, labels) for label in answers), labels=labels))
     capsys.readouterr()
     response = invoke(predict_handler, with_body(load_event("predict_batch"), {"texts": ["a", "b", "c"]}))
     assert response.status == 200
     emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
     per_label = {doc["Label"]: doc["Predictions"] for doc in emf if "Predictions" in doc and "Label" in doc}
-    assert per_label == {"health": [2.0], "business": [1.0]}
+    assert per_label == counted
     latency = [doc for doc in emf if "EndpointLatency" in doc]
     assert latency and latency[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "textclf"
     assert latency[0]["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Unit"] == "Milliseconds"
@@ -183,7 +244,7 @@ def test_largest_valid_batch_fits_the_body_limit() -> None:
 def test_base64_bodies_are_decoded_and_bad_base64_is_a_400(
     moto: None, invoke: Invoke, sent: list[dict[str, Any]]
 ) -> None:
-    queue_endpoint_reply({"predictions": [prediction("entertainment", 0.6)]})
+    queue_endpoint_reply(answer(prediction("entertainment", 0.6)))
     event = load_event("predict_single")
     event["body"] = base64.b64encode(b'{"text": "Oscars night"}').decode()
     event["isBase64Encoded"] = True
@@ -195,7 +256,7 @@ def test_base64_bodies_are_decoded_and_bad_base64_is_a_400(
 
 
 def test_json_with_charset_is_accepted(moto: None, invoke: Invoke, sent: list[dict[str, Any]]) -> None:
-    queue_endpoint_reply({"predictions": [prediction("business", 0.6)]})
+    queue_endpoint_reply(answer(prediction("business", 0.6)))
     event = load_event("predict_single")
     event["headers"]["Content-Type"] = "application/json; charset=utf-8"
     event["multiValueHeaders"]["Content-Type"] = ["application/json; charset=utf-8"]
@@ -319,25 +380,41 @@ def test_internal_failure_maps_to_502(
     )
 
 
+NEWS = list(LABELS)
+SPORTS_TOO = {**prediction("health", 0.5), "scores": {**prediction("health", 0.5)["scores"], "sports": 0.0}}
+
+
 @pytest.mark.parametrize(
     ("reply", "fragment"),
     [
-        ("body", "Invalid JSON"),  # moto's default reply: not JSON at all
+        ("body", "expected value at line 1 column 1"),  # moto's default reply: not JSON at all
+        # The label set the reply reports is what each prediction is checked against.
         (
-            {"predictions": [{"label": "sports", "score": 0.9, "scores": {"sports": 0.9}}]},
-            "predictions.0.label",
+            answer({"label": "sports", "score": 0.9, "scores": {"sports": 0.9}}),
+            "'sports' is not one of labels",
         ),
+        (answer({"label": "health", "score": 1.5, "scores": {"health": 1.5}}), "predictions.0.score"),
         (
-            {"predictions": [{"label": "health", "score": 1.5, "scores": {"health": 1.5}}]},
-            "predictions.0.score",
-        ),
-        (
-            {"predictions": [{"label": "health", "score": 0.5, "scores": {"business": 0.5}}]},
+            answer({"label": "health", "score": 0.5, "scores": {"business": 0.5}}),
             "predicted label",
         ),
-        ({"predictions": []}, "0 predictions for 1 texts"),
-        ({"predictions": [prediction("health", 0.5)] * 2}, "2 predictions for 1 texts"),
+        (
+            answer(SPORTS_TOO),
+            "scores keys ['business', 'entertainment', 'health', 'science_and_technology', ",
+        ),
+        (answer(prediction("health", 0.5, NEWS[1:])), "scores keys ['entertainment', 'health', 'science"),
+        (answer(prediction("health", 0.5), labels=[*NEWS, "health"]), "name a label twice"),
+        (answer(prediction("health", 0.5), labels=["health"]), "labels\n  List should have at least 2 items"),
+        (
+            {"predictions": [prediction("health", 0.5)], "labels": "health"},
+            "labels\n  Input should be a valid list",
+        ),
+        # An older reply without labels is checked against its scores' keys: one key is no model.
+        ({"predictions": [{"label": "sports", "score": 0.9, "scores": {"sports": 0.9}}]}, "at least 2 items"),
+        (answer(), "0 predictions for 1 texts"),
+        (answer(*[prediction("health", 0.5)] * 2), "2 predictions for 1 texts"),
         ({"result": "health"}, "predictions"),
+        ({"predictions": {"0": prediction("health", 0.5)}}, "predictions\n  Input should be a valid list"),
     ],
 )
 def test_invalid_endpoint_replies_map_to_502_and_log_what_was_wrong(
@@ -366,14 +443,14 @@ def test_missing_endpoint_name_is_a_configuration_503(
 
 
 def test_logic_can_be_called_directly(moto: None) -> None:
-    queue_endpoint_reply({"predictions": [prediction("science_and_technology", 0.99)]})
+    queue_endpoint_reply(answer(prediction("science_and_technology", 0.99)))
     result = predict(PredictRequest(text="New chip doubles battery life"))
     assert result.response.predictions[0].label == "science_and_technology"
     assert result.endpoint_ms >= 0.0
 
 
 def test_non_ascii_headlines_travel_as_utf8(moto: None, invoke: Invoke, sent: list[dict[str, Any]]) -> None:
-    queue_endpoint_reply({"predictions": [prediction("business", 0.9)]})
+    queue_endpoint_reply(answer(prediction("business", 0.9)))
     event = with_body(load_event("predict_single"), {"text": "Zürich stocks rise — € gains"})
     assert invoke(predict_handler, event).status == 200
     body = sent[0]["Body"]
@@ -388,7 +465,7 @@ def test_endpoint_latency_is_the_invoke_time_in_ms(
 
     clock = iter([10.0, 10.25])  # before and after InvokeEndpoint
     monkeypatch.setattr(logic.time, "perf_counter", lambda: next(clock))
-    queue_endpoint_reply({"predictions": [prediction("health", 0.9)]})
+    queue_endpoint_reply(answer(prediction("health", 0.9)))
     capsys.readouterr()
     assert invoke(predict_handler, "predict_single").status == 200
     emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"EndpointLatency"' in line]

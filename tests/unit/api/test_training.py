@@ -17,6 +17,7 @@ from textclf_api.handlers import training as training_handler
 from textclf_api.logic.training import new_job_name, start_training
 from textclf_api.schemas import TrainRequest
 
+from textclf.labels import LABELS
 from textclf.local.control_plane import create_id_table
 
 from .conftest import (
@@ -221,12 +222,13 @@ def test_an_empty_object_body_also_means_defaults(
     assert "max_length" not in created[0]["HyperParameters"]
 
 
+@pytest.mark.parametrize("labels", [list(LABELS), ["spam", "ham"]], ids=["news", "another set"])
 def test_omitted_max_length_comes_from_the_dataset_pointer(
-    bucket: Any, invoke: Invoke, created: list[dict[str, Any]]
+    bucket: Any, invoke: Invoke, created: list[dict[str, Any]], labels: list[str]
 ) -> None:
-    from textclf_api.labels import LABELS
-
-    pointer = {"uri": DATASET_URI, "training_defaults": {"max_length": 32, "labels": list(LABELS)}}
+    # The dataset's labels are whatever it has: the API compiles in no set to compare them with
+    # (the deploy gate compares the trained model's with the serving model's).
+    pointer = {"uri": DATASET_URI, "training_defaults": {"max_length": 32, "labels": labels}}
     bucket.put_object(Bucket=BUCKET, Key="datasets/latest.json", Body=json.dumps(pointer))
     assert invoke(training_handler, with_body(load_event("train"), {})).status == 202
     assert json.loads(created[0]["HyperParameters"]["max_length"]) == 32
@@ -238,7 +240,6 @@ def test_omitted_max_length_comes_from_the_dataset_pointer(
 @pytest.mark.parametrize(
     ("defaults", "message"),
     [
-        ({"labels": ["spam", "ham"]}, "has labels ['spam', 'ham'], the API serves"),
         ({"max_length": 4}, "training_defaults.max_length in"),
         ({"max_length": "32"}, "must be an integer in 8..512"),
         ("32", "training_defaults in"),
@@ -270,6 +271,28 @@ def test_spot_training_checkpoints_and_waits(
     }
     assert json.loads(job["HyperParameters"]["max_train_samples"]) == 50000
     assert json.loads(job["HyperParameters"]["epochs"]) == 2
+
+
+def test_allow_label_change_travels_with_the_job_for_the_deploy_gate(
+    bucket: Any, invoke: Invoke, created: list[dict[str, Any]]
+) -> None:
+    from textclf_api.logic.deployment import allows_label_change
+
+    response = invoke(training_handler, "train_allow_label_change")
+    assert response.status == 202, response.body
+    (job,) = created
+    assert job["HyperParameters"]["allow_label_change"] == "true"
+    # The deploy function reads it back from DescribeTrainingJob, as SageMaker returns it.
+    described = aws.sagemaker().describe_training_job(TrainingJobName=response.body["training_job_name"])
+    assert allows_label_change(described)
+    # Omitted (or false): not sent at all, so a default job's request is unchanged.
+    assert (
+        invoke(training_handler, with_body(load_event("train"), {"allow_label_change": False})).status == 202
+    )
+    assert "allow_label_change" not in created[1]["HyperParameters"]
+    assert not allows_label_change(
+        aws.sagemaker().describe_training_job(TrainingJobName=created[1]["TrainingJobName"])
+    )
 
 
 def test_job_names_are_unique_sortable_and_short() -> None:
@@ -344,6 +367,7 @@ INVALID = {
     "train_invalid_base_model": (422, "base_model: Input should be 'distilbert-base-uncased'"),
     "train_invalid_instance_type": (422, "instance_type: Input should be 'ml.g4dn.xlarge'"),
     "train_invalid_use_spot_type": (422, "use_spot: Input should be a valid boolean"),
+    "train_invalid_allow_label_change_type": (422, "allow_label_change: Input should be a valid boolean"),
     "train_invalid_array_body": (422, "must be a JSON object"),
 }
 

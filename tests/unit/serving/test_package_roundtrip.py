@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from textclf_api.logic.predict import read_reply
 from textclf_api.schemas import PredictResponse
 
 from tests.helpers.tiny_model import KEYWORD_HEADLINES, PROBE_HEADLINES
@@ -68,8 +69,9 @@ def test_handlers_round_trip(runtime: str, unpacked: dict[str, Path], tiny_model
     body = inference.output_fn(inference.predict_fn(data, model, None), "application/json", None)
     predictions = json.loads(body)["predictions"]
 
-    # Exactly the API's 200 body (strict pydantic model, extra fields forbidden).
-    PredictResponse.model_validate_json(body)
+    # Exactly the API's 200 body (strict pydantic model, extra fields forbidden), as the Lambda
+    # reads it: checked against the label set the reply reports.
+    assert read_reply(body.encode("utf-8"), PredictResponse).labels == list(LABELS)
     assert len(predictions) == len(TEXTS)
     for pred in predictions:
         assert list(pred) == ["label", "score", "scores"]

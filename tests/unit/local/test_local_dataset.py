@@ -1,0 +1,73 @@
+"""The local stack's dataset: the channels and pointer it seeds carry the processed data's own
+label set (its labels.json), never a compiled one, and with no data it invents none."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from textclf.local.control_plane import DATASET_PREFIX, ControlPlane, Seed
+from textclf.local.stack import _training_defaults
+
+BUCKET = "textclf-local-test"
+LABELS = ["negative", "neutral", "positive"]  # a dataset that is not the news corpus
+
+
+def processed(root: Path) -> Path:
+    """The files `textclf data` writes, as far as the seeding reads them."""
+    (root / "manifest.json").parent.mkdir(parents=True)
+    (root / "manifest.json").write_text(json.dumps({"labels": LABELS}), encoding="utf-8")
+    for folder in (root, root / "train", root / "validation", root / "test"):
+        folder.mkdir(exist_ok=True)
+        (folder / "labels.json").write_text(json.dumps(LABELS), encoding="utf-8")
+    return root
+
+
+def test_training_defaults_take_the_datas_labels(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEXTCLF_ARTIFACTS", str(tmp_path / "artifacts"))
+    data = processed(tmp_path / "data")
+    assert _training_defaults(data) is None  # no EDA yet: nothing to default
+    eda = tmp_path / "artifacts" / "eda" / "eda.json"
+    eda.parent.mkdir(parents=True)
+    eda.write_text(json.dumps({"max_length": 48}), encoding="utf-8")
+    assert _training_defaults(data) == {"max_length": 48, "labels": LABELS}
+    assert _training_defaults(None) == {"max_length": 48}  # no data: no label set made up
+
+
+def seeded(tmp_path: Path, data_dir: Path | None) -> dict[str, Any]:
+    """What the control plane holds under the dataset prefix after seeding: key -> JSON."""
+    plane = ControlPlane("us-east-1")
+    plane.start()
+    try:
+        seed = Seed(
+            region="us-east-1",
+            bucket=BUCKET,
+            role_name="textclf-local-role",
+            endpoint_name="textclf-local",
+            data_dir=data_dir,
+            model_archive=None,
+        )
+        plane.seed(seed)
+        s3 = plane.client("s3")
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])]
+        return {
+            key: json.loads(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
+            for key in keys
+            if key.endswith(".json")
+        }
+    finally:
+        plane.stop()
+
+
+def test_the_channels_hold_the_datas_labels_and_none_without_data(tmp_path: Path) -> None:
+    with_data = seeded(tmp_path, processed(tmp_path / "data"))
+    for channel in ("train", "validation", "test"):
+        assert with_data[f"{DATASET_PREFIX}/{channel}/labels.json"] == LABELS
+    assert with_data["datasets/latest.json"]["uri"] == f"s3://{BUCKET}/{DATASET_PREFIX}/"
+    # No processed data: the pointer alone; the job's train.py says that labels.json is missing.
+    without = seeded(tmp_path, None)
+    assert [key for key in without if key.startswith(f"{DATASET_PREFIX}/")] == []
+    assert without["datasets/latest.json"]["uri"] == f"s3://{BUCKET}/{DATASET_PREFIX}/"
