@@ -10,6 +10,7 @@ import pytest
 
 from textclf.cli import main
 from textclf.data import read_split
+from textclf.data.inputs import InputOptions
 from textclf.data.parse import COLUMNS, SCHEMA
 from textclf.data.prepare import prepare
 from textclf.data.samples import raw_line, write_raw_corpus
@@ -119,17 +120,22 @@ def test_bad_inputs_are_user_errors(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="no such file"):
         prepare(str(tmp_path / "nope.zip"), tmp_path / "out", progress=False)
     empty = write_raw_corpus(tmp_path / "empty.csv", [])
-    with pytest.raises(UserError, match="no valid rows"):
+    with pytest.raises(UserError, match="no header row"):
         prepare(str(empty), tmp_path / "out", progress=False)
     garbage = write_raw_corpus(tmp_path / "garbage.csv", ["a,b,c", "d,e,f"])
     with pytest.raises(UserError, match=r"skipped: \{'field_count': 2\}"):
-        prepare(str(garbage), tmp_path / "out", progress=False)
+        prepare(str(garbage), tmp_path / "out", progress=False, options=InputOptions(format="uci"))
     with pytest.raises(UserError, match="--val-frac"):
         prepare(str(garbage), tmp_path / "out", val_frac=1.5, progress=False)
     wrong = tmp_path / "wrong.json"
     wrong.write_text("{}")
-    with pytest.raises(UserError, match="expected a URL or"):
+    with pytest.raises(UserError, match=r"needs --text-column and --label-column \(its columns: none\)"):
         prepare(str(wrong), tmp_path / "out", progress=False)
+    unknown = tmp_path / "data.xml"
+    unknown.write_text("<a/>")
+    with pytest.raises(UserError, match=r"cannot tell the format of data\.xml; pass --format"):
+        prepare(str(unknown), tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
 
 
 def test_read_split_accepts_dir_parquet_and_raw(corpus: Path, tmp_path: Path) -> None:

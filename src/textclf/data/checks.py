@@ -1,0 +1,153 @@
+"""The checks a dataset passes before anything is written: bad rows, conflicting labels, labels.
+
+Each refusal is one line that names what is wrong and the flag that fixes it (the CLI prints it
+and exits 2); they all run on the in-memory frame, so a refused dataset leaves ``--out`` as it was.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from textclf.errors import UserError
+
+#: Default for --min-rows-per-label: fewer rows cannot fill a 10% validation and test share.
+DEFAULT_MIN_ROWS_PER_LABEL = 10
+#: Default for --max-bad-rows: up to 1% of the rows read may be skipped (blank text, blank label,
+#: unreadable row...). A few blank cells are normal in exported data; more usually means a wrong
+#: --text-column/--label-column or a broken export, which should stop the run, not shrink it.
+DEFAULT_MAX_BAD_ROWS = "1%"
+CONFLICT_POLICIES = ("drop", "keep")
+_BAD_ROWS = re.compile(r"^\s*(\d+)\s*$|^\s*(\d+(?:\.\d+)?)\s*%\s*$")
+
+
+@dataclass(frozen=True)
+class Checks:
+    """The refusal thresholds of ``textclf data`` (recorded in the recipe and the manifest)."""
+
+    min_rows_per_label: int = DEFAULT_MIN_ROWS_PER_LABEL
+    max_bad_rows: str = DEFAULT_MAX_BAD_ROWS
+    #: "drop", "keep", or None: refuse conflicting labels (generic data) / keep them (news preset).
+    conflicts: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.min_rows_per_label < 1:
+            raise UserError(f"--min-rows-per-label must be >= 1, got {self.min_rows_per_label}")
+        bad_rows_limit(self.max_bad_rows, 0)  # refuse a malformed value before any work
+        if self.conflicts is not None and self.conflicts not in CONFLICT_POLICIES:
+            raise UserError(f"--conflicts must be drop or keep, got {self.conflicts!r}")
+
+    def resolved(self, *, preset: bool) -> dict[str, Any]:
+        """The checks as applied; the news preset keeps conflicting rows, as it always has."""
+        policy = self.conflicts or ("keep" if preset else "refuse")
+        return {
+            "min_rows_per_label": self.min_rows_per_label,
+            "max_bad_rows": self.max_bad_rows.strip(),
+            "conflicts": policy,
+        }
+
+
+def bad_rows_limit(spec: str, rows_read: int) -> int:
+    """Rows that may be skipped: ``"N"`` rows, or ``"P%"`` of ``rows_read`` (rounded down)."""
+    match = _BAD_ROWS.match(spec)
+    if match is None:
+        raise UserError(
+            f"--max-bad-rows must be a row count (e.g. 50) or a percentage (e.g. 2%), got {spec!r}"
+        )
+    if match.group(1) is not None:
+        return int(match.group(1))
+    percent = float(match.group(2))
+    if percent > 100:
+        raise UserError(f"--max-bad-rows must be at most 100%, got {spec!r}")
+    return int(rows_read * percent / 100)
+
+
+def _reasons(skipped: Mapping[str, int]) -> str:
+    return ", ".join(f"{reason} {count:,}" for reason, count in skipped.items())
+
+
+def check_bad_rows(
+    origin: str, rows_read: int, skipped: Mapping[str, int], examples: Mapping[str, list[int]], spec: str
+) -> None:
+    """Refuse when more rows were skipped than --max-bad-rows allows."""
+    bad = sum(skipped.values())
+    limit = bad_rows_limit(spec, rows_read)
+    if bad <= limit:
+        return
+    lines = sorted({line for kept in examples.values() for line in kept})[:5]
+    raise UserError(
+        f"{origin}: {bad:,} of {rows_read:,} rows are unusable ({_reasons(skipped)}; e.g. lines "
+        f"{', '.join(map(str, lines))}), over --max-bad-rows {spec.strip()} ({limit:,} rows): check "
+        f"--text-column/--label-column, fix those rows, or pass --max-bad-rows {bad}"
+    )
+
+
+@dataclass(frozen=True)
+class Conflicts:
+    texts: int
+    rows: int
+    dropped: int
+
+    def as_dict(self) -> dict[str, int]:
+        return {"texts": self.texts, "rows": self.rows, "dropped": self.dropped}
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def resolve_conflicts(frame: pd.DataFrame, policy: str) -> tuple[pd.DataFrame, Conflicts]:
+    """Find texts carrying more than one label; drop their rows, keep them, or refuse."""
+    # pyarrow's hash aggregation: a pandas groupby on 370k strings costs several times more.
+    table = pa.table(
+        {"text": pa.array(frame["text"], pa.string()), "label": pa.array(frame["label"], pa.string())}
+    )
+    per_text = table.group_by("text").aggregate([("label", "count_distinct")])
+    conflicting = per_text.filter(pc.greater(per_text["label_count_distinct"], 1))["text"]
+    if len(conflicting) == 0:
+        return frame, Conflicts(0, 0, 0)
+    mask = pc.is_in(table["text"], value_set=conflicting).to_numpy(zero_copy_only=False)
+    rows = int(mask.sum())
+    if policy == "keep":
+        return frame, Conflicts(len(conflicting), rows, 0)
+    if policy == "drop":
+        return frame[~mask].reset_index(drop=True), Conflicts(len(conflicting), rows, rows)
+    example_text = str(conflicting[0])
+    counts = frame.loc[frame["text"] == example_text, "label"].value_counts()
+    detail = ", ".join(f"{label} {n}" for label, n in sorted(counts.items()))
+    raise UserError(
+        f"{len(conflicting):,} texts carry conflicting labels ({rows:,} rows; e.g. {_short(example_text)!r}: "
+        f"{detail}): pass --conflicts drop to leave those rows out or --conflicts keep to keep them all"
+    )
+
+
+def label_counts(frame: pd.DataFrame, labels: Sequence[str]) -> dict[str, int]:
+    counts = frame["label"].value_counts()
+    return {label: int(counts.get(label, 0)) for label in labels}
+
+
+def check_labels(counts: Mapping[str, int], min_rows: int, column: str) -> None:
+    """Refuse fewer than 2 labels, or labels with fewer than ``min_rows`` rows."""
+    present = [label for label, n in counts.items() if n > 0]
+    if len(present) < 2:
+        found = f"only {present[0]!r}" if present else "none"
+        raise UserError(
+            f"the label column {column!r} holds {len(present)} label ({found}); a classifier needs at least "
+            "2: check --label-column"
+        )
+    rare = {label: n for label, n in counts.items() if n < min_rows}
+    if rare:
+        listed = ", ".join(
+            f"{label!r} ({n})" for label, n in sorted(rare.items(), key=lambda kv: (kv[1], kv[0]))
+        )
+        raise UserError(
+            f"{len(rare)} label{'s' if len(rare) > 1 else ''} of {column!r} "
+            f"{'have' if len(rare) > 1 else 'has'} fewer than {min_rows} rows: {listed}; add rows, "
+            "merge or remove those labels, or lower --min-rows-per-label"
+        )
