@@ -6,66 +6,15 @@ and exits 2); they all run on the in-memory frame, so a refused dataset leaves `
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from textclf.data.options import bad_rows_limit
 from textclf.errors import UserError
-
-#: Default for --min-rows-per-label: fewer rows cannot fill a 10% validation and test share.
-DEFAULT_MIN_ROWS_PER_LABEL = 10
-#: Default for --max-bad-rows: up to 1% of the rows read may be skipped (blank text, blank label,
-#: unreadable row...). A few blank cells are normal in exported data; more usually means a wrong
-#: --text-column/--label-column or a broken export, which should stop the run, not shrink it.
-DEFAULT_MAX_BAD_ROWS = "1%"
-CONFLICT_POLICIES = ("drop", "keep")
-_BAD_ROWS = re.compile(r"^\s*(\d+)\s*$|^\s*(\d+(?:\.\d+)?)\s*%\s*$")
-
-
-@dataclass(frozen=True)
-class Checks:
-    """The refusal thresholds of ``textclf data`` (recorded in the recipe and the manifest)."""
-
-    min_rows_per_label: int = DEFAULT_MIN_ROWS_PER_LABEL
-    max_bad_rows: str = DEFAULT_MAX_BAD_ROWS
-    #: "drop", "keep", or None: refuse conflicting labels (generic data) / keep them (news preset).
-    conflicts: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.min_rows_per_label < 1:
-            raise UserError(f"--min-rows-per-label must be >= 1, got {self.min_rows_per_label}")
-        bad_rows_limit(self.max_bad_rows, 0)  # refuse a malformed value before any work
-        if self.conflicts is not None and self.conflicts not in CONFLICT_POLICIES:
-            raise UserError(f"--conflicts must be drop or keep, got {self.conflicts!r}")
-
-    def resolved(self, *, preset: bool) -> dict[str, Any]:
-        """The checks as applied; the news preset keeps conflicting rows, as it always has."""
-        policy = self.conflicts or ("keep" if preset else "refuse")
-        return {
-            "min_rows_per_label": self.min_rows_per_label,
-            "max_bad_rows": self.max_bad_rows.strip(),
-            "conflicts": policy,
-        }
-
-
-def bad_rows_limit(spec: str, rows_read: int) -> int:
-    """Rows that may be skipped: ``"N"`` rows, or ``"P%"`` of ``rows_read`` (rounded down)."""
-    match = _BAD_ROWS.match(spec)
-    if match is None:
-        raise UserError(
-            f"--max-bad-rows must be a row count (e.g. 50) or a percentage (e.g. 2%), got {spec!r}"
-        )
-    if match.group(1) is not None:
-        return int(match.group(1))
-    percent = float(match.group(2))
-    if percent > 100:
-        raise UserError(f"--max-bad-rows must be at most 100%, got {spec!r}")
-    return int(rows_read * percent / 100)
 
 
 def _reasons(skipped: Mapping[str, int]) -> str:

@@ -21,7 +21,8 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from textclf.data.inputs import InputOptions, Table
+from textclf.data.inputs import Table
+from textclf.data.options import InputOptions
 from textclf.data.parse import COLUMNS, SCHEMA, ParseResult, normalize_whitespace
 from textclf.errors import UserError
 

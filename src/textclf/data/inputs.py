@@ -20,7 +20,7 @@ import csv
 import io
 import json
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,17 +29,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from textclf.data.files import first_line, read_bytes
+from textclf.data.options import FORMATS, InputOptions
 from textclf.data.parse import looks_like_news_row
 from textclf.errors import UserError
-
-FORMATS: tuple[str, ...] = ("csv", "tsv", "jsonl", "parquet", "hf", "uci")
-#: The news corpus preset's name in the manifest (``input.preset``).
-NEWS_PRESET = "uci-news"
-#: Between the cells of several ``--text-column``s. Whitespace alone would vanish: WordPiece and
-#: most other tokenizers drop it, so "title body" would read as one sentence. " | " is one
-#: punctuation token every tokenizer keeps (a visible boundary the model can learn), unlike
-#: "[SEP]", which only BERT-family vocabularies treat as a separator; TF-IDF ignores it.
-DEFAULT_TEXT_SEPARATOR = " | "
 
 _SUFFIX_FORMATS = {
     ".csv": "csv",
@@ -53,76 +45,6 @@ _SUFFIX_FORMATS = {
 # Long documents exceed csv's default 128 KiB field limit; 2**31-1 fits every platform's C long.
 _CSV_FIELD_LIMIT = 2**31 - 1
 _EXAMPLES_PER_REASON = 5
-
-
-@dataclass(frozen=True)
-class InputOptions:
-    """How to read a file: its format and which columns hold what (all optional)."""
-
-    format: str | None = None  # None: detect
-    text_columns: tuple[str, ...] = ()
-    text_separator: str = DEFAULT_TEXT_SEPARATOR
-    label_column: str | None = None
-    group_column: str | None = None
-    time_column: str | None = None
-    id_column: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.format is not None and self.format not in FORMATS:
-            raise UserError(f"--format must be one of {', '.join(FORMATS)}, got {self.format!r}")
-        if any(not name for name in self.text_columns):
-            raise UserError("--text-column: empty column name")
-        if len(set(self.text_columns)) != len(self.text_columns):
-            raise UserError(f"--text-column names a column twice: {list(self.text_columns)}")
-        if self.label_column is not None and self.label_column in self.text_columns:
-            raise UserError(
-                f"--label-column {self.label_column!r} is also a --text-column: "
-                "the model would read its answer"
-            )
-
-    def named_columns(self) -> dict[str, str]:
-        """{flag: column} for every column option given, text columns first."""
-        named = {f"--text-column {name}": name for name in self.text_columns}
-        for flag, name in (
-            ("--label-column", self.label_column),
-            ("--group-column", self.group_column),
-            ("--time-column", self.time_column),
-            ("--id-column", self.id_column),
-        ):
-            if name is not None:
-                named[flag] = name
-        return named
-
-    def describe(self, fmt: str) -> dict[str, Any]:
-        """The manifest's ``input`` block for a generic (non-preset) file."""
-        return {
-            "format": fmt,
-            "preset": None,
-            "text_columns": list(self.text_columns),
-            "text_separator": self.text_separator,
-            "label_column": self.label_column,
-            "group_column": self.group_column,
-            "time_column": self.time_column,
-            "id_column": self.id_column,
-        }
-
-
-#: The manifest's ``input`` block for the news preset: its fixed newsCorpora columns.
-NEWS_INPUT: dict[str, Any] = {
-    "format": "uci",
-    "preset": NEWS_PRESET,
-    "text_columns": ["TITLE"],
-    "text_separator": None,
-    "label_column": "CATEGORY",
-    "group_column": "STORY",
-    "time_column": None,
-    "id_column": None,
-}
-
-
-def split_column_list(values: Sequence[str] | None) -> tuple[str, ...]:
-    """``--text-column a,b --text-column c`` -> ("a", "b", "c"); names are stripped."""
-    return tuple(part.strip() for value in values or () for part in value.split(","))
 
 
 def detect_format(path: Path) -> str:
@@ -141,6 +63,18 @@ def detect_format(path: Path) -> str:
     fmt = _SUFFIX_FORMATS.get(suffix)
     if fmt is None:
         raise UserError(f"cannot tell the format of {path.name}; pass --format ({', '.join(FORMATS)})")
+    return fmt
+
+
+def resolve_format(path: Path, options: InputOptions, origin: str) -> str:
+    """``--format`` or the detected format; refuses column options for the news corpus."""
+    fmt = options.format or detect_format(path)
+    if fmt == "uci" and options.named_columns():
+        raise UserError(
+            f"{origin} is the news corpus (newsCorpora.csv: no header, fixed columns), so "
+            f"{', '.join(options.named_columns())} cannot apply; drop them, or pass --format csv/tsv "
+            "if its first line is a header"
+        )
     return fmt
 
 

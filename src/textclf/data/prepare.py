@@ -30,7 +30,6 @@ import pyarrow.parquet as pq
 
 from textclf import __version__
 from textclf.data.checks import (
-    Checks,
     Conflicts,
     check_bad_rows,
     check_labels,
@@ -40,7 +39,8 @@ from textclf.data.checks import (
 from textclf.data.checksum import folder_files, sha256_file
 from textclf.data.download import Source, is_url, resolve_source
 from textclf.data.generic import check_columns, frame_from_table
-from textclf.data.inputs import NEWS_INPUT, InputOptions, detect_format, read_table
+from textclf.data.inputs import read_table, resolve_format
+from textclf.data.options import NEWS_INPUT, Checks, InputOptions
 from textclf.data.parse import COLUMNS, NEWS_LABELS, SCHEMA, ParseResult, parse_file
 from textclf.data.split import SPLITS, check_fractions, drop_duplicates, split_by_story, split_by_time
 from textclf.errors import UserError
@@ -264,14 +264,8 @@ def prepare(
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} exists and is not a directory")
     src = resolve_source(source, cache_dir=cache_dir, sha256=sha256, progress=progress, s3_client=s3_client)
-    fmt = options.format or detect_format(src.path)
+    fmt = resolve_format(src.path, options, src.origin)
     preset = fmt == "uci"
-    if preset and options.named_columns():
-        raise UserError(
-            f"{src.origin} is the news corpus (newsCorpora.csv: no header, fixed columns), so "
-            f"{', '.join(options.named_columns())} cannot apply; drop them, or pass --format csv/tsv "
-            "if its first line is a header"
-        )
     method = split_method(options, preset=preset)
     input_block = NEWS_INPUT if preset else options.describe(fmt)
     applied = checks.resolved(preset=preset)

@@ -10,7 +10,7 @@ import pytest
 
 from textclf.cli import main
 from textclf.data import read_split
-from textclf.data.inputs import InputOptions
+from textclf.data.options import InputOptions
 from textclf.data.parse import COLUMNS, SCHEMA
 from textclf.data.prepare import prepare
 from textclf.data.samples import raw_line, write_raw_corpus
