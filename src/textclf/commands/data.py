@@ -61,7 +61,8 @@ def register(subparsers: Any) -> None:
         default=None,
         metavar="NAME[,NAME...]",
         help="column(s) holding the text; several (repeat the flag or separate with commas) are "
-        "joined with --text-separator, e.g. --text-column title,body",
+        "joined with --text-separator, e.g. --text-column title,body (default: none; the news corpus "
+        "needs none)",
     )
     columns.add_argument(
         "--text-separator",
@@ -69,22 +70,27 @@ def register(subparsers: Any) -> None:
         help=f"between several text columns (default: {DEFAULT_TEXT_SEPARATOR!r}, a boundary every "
         "tokenizer keeps)",
     )
-    columns.add_argument("--label-column", default=None, help="column holding the label")
+    columns.add_argument(
+        "--label-column",
+        default=None,
+        help="column holding the label (default: none; the news corpus needs none)",
+    )
     columns.add_argument(
         "--group-column",
         default=None,
-        help="rows sharing a value stay in one split (a thread, a customer, a source document)",
+        help="rows sharing a value stay in one split: a thread, a customer, a source document "
+        "(default: none, a split stratified by label)",
     )
     columns.add_argument(
         "--time-column",
         default=None,
         help="split by time: train on the oldest rows, validation on the next, test on the newest "
-        "(ISO 8601 or epoch seconds/ms; with --group-column, groups stay whole)",
+        "(ISO 8601 or epoch seconds/ms; with --group-column, groups stay whole; default: none)",
     )
     columns.add_argument(
         "--id-column",
         default=None,
-        help="your row id, kept as source_id (blank or repeated ids are bad rows)",
+        help="your row id, kept as source_id; blank or repeated ids are bad rows (default: none)",
     )
     checks = parser.add_argument_group("checks (a failed one writes nothing and exits 2)")
     checks.add_argument(
@@ -96,8 +102,8 @@ def register(subparsers: Any) -> None:
     checks.add_argument(
         "--max-bad-rows",
         default=DEFAULT_MAX_BAD_ROWS,
-        help="rows that may be skipped (blank or non-text cells, unreadable rows), as a count or a "
-        f"percentage of the rows read; more refuses the file (default: {DEFAULT_MAX_BAD_ROWS})",
+        help="rows that may be skipped (blank or non-text cells, unreadable rows): a count (50) or a "
+        "percentage of the rows read (2%%); more refuses the file (default: %(default)s)",
     )
     checks.add_argument(
         "--conflicts",

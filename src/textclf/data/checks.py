@@ -70,8 +70,9 @@ def resolve_conflicts(frame: pd.DataFrame, policy: str) -> tuple[pd.DataFrame, C
     example_text = str(conflicting[0])
     counts = frame.loc[frame["text"] == example_text, "label"].value_counts()
     detail = ", ".join(f"{label} {n}" for label, n in sorted(counts.items()))
+    texts = f"{len(conflicting):,} texts carry" if len(conflicting) > 1 else "1 text carries"
     raise UserError(
-        f"{len(conflicting):,} texts carry conflicting labels ({rows:,} rows; e.g. {_short(example_text)!r}: "
+        f"{texts} conflicting labels ({rows:,} rows; e.g. {_short(example_text)!r}: "
         f"{detail}): pass --conflicts drop to leave those rows out or --conflicts keep to keep them all"
     )
 
@@ -88,7 +89,7 @@ def check_labels(counts: Mapping[str, int], min_rows: int, column: str) -> None:
         found = f"only {present[0]!r}" if present else "none"
         raise UserError(
             f"the label column {column!r} holds {len(present)} label ({found}); a classifier needs at least "
-            "2: check --label-column"
+            "2: name another --label-column or add rows of other labels"
         )
     rare = {label: n for label, n in counts.items() if n < min_rows}
     if rare:

@@ -59,9 +59,7 @@ def check_columns(table: Table, options: InputOptions, origin: str, *, fmt: str)
     ]
     if missing:
         raise UserError(f"{origin}: a {fmt} file needs {' and '.join(missing)} (its columns: {available})")
-    unknown = [
-        f"{flag} {name!r}" for flag, name in options.named_columns().items() if name not in table.columns
-    ]
+    unknown = [f"{flag} {name!r}" for flag, name in options.named_columns() if name not in table.columns]
     if unknown:
         raise UserError(f"{origin}: no such column: {', '.join(unknown)} (its columns: {available})")
 

@@ -70,10 +70,10 @@ def resolve_format(path: Path, options: InputOptions, origin: str) -> str:
     """``--format`` or the detected format; refuses column options for the news corpus."""
     fmt = options.format or detect_format(path)
     if fmt == "uci" and options.named_columns():
+        flags = ", ".join(dict.fromkeys(flag for flag, _ in options.named_columns()))
         raise UserError(
-            f"{origin} is the news corpus (newsCorpora.csv: no header, fixed columns), so "
-            f"{', '.join(options.named_columns())} cannot apply; drop them, or pass --format csv/tsv "
-            "if its first line is a header"
+            f"{origin} is the news corpus (newsCorpora.csv: no header, fixed columns), so {flags} "
+            "cannot apply; drop them, or pass --format csv/tsv if its first line is a header"
         )
     return fmt
 

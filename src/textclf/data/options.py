@@ -49,9 +49,9 @@ class InputOptions:
                 "the model would read its answer"
             )
 
-    def named_columns(self) -> dict[str, str]:
-        """{flag: column} for every column option given, text columns first."""
-        named = {f"--text-column {name}": name for name in self.text_columns}
+    def named_columns(self) -> list[tuple[str, str]]:
+        """(flag, column) for every column option given, text columns first."""
+        named = [("--text-column", name) for name in self.text_columns]
         for flag, name in (
             ("--label-column", self.label_column),
             ("--group-column", self.group_column),
@@ -59,7 +59,7 @@ class InputOptions:
             ("--id-column", self.id_column),
         ):
             if name is not None:
-                named[flag] = name
+                named.append((flag, name))
         return named
 
     def describe(self, fmt: str) -> dict[str, Any]:

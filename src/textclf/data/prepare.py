@@ -152,8 +152,9 @@ def _reusable(out: Path, want: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _raw_name(source: Source) -> str:
-    if is_url(source.origin):
-        return Path(urlparse(source.origin).path).name or source.path.name
+    """The name the user knows the raw data by (not the cache's hashed file name)."""
+    if is_url(source.origin) or source.origin.startswith("s3://"):
+        return Path(urlparse(source.origin.rstrip("/")).path).name or source.path.name
     return source.path.name
 
 
