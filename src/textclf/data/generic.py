@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import re
-from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time
 from typing import Any
@@ -46,7 +45,6 @@ _NUMBER = re.compile(r"^[+-]?\d+(\.\d*)?$")
 _EPOCH = pd.Timestamp(0, tz="UTC")
 #: Epoch numbers at least this large are milliseconds (1e11 ms is March 1973; 1e11 s is year 5138).
 _MS_THRESHOLD = 1e11
-_EXAMPLES_PER_REASON = 5
 
 
 def check_columns(table: Table, options: InputOptions, origin: str, *, fmt: str) -> None:
@@ -146,64 +144,43 @@ def frame_from_table(table: Table, options: InputOptions) -> ParseResult:
     groups = table.column(options.group_column) if options.group_column else None
     times = parse_times(table.column(options.time_column)) if options.time_column else None
     source_ids = table.column(options.id_column) if options.id_column else None
-    skipped: Counter[str] = Counter(table.skipped)
-    examples = {reason: list(lines) for reason, lines in table.examples.items()}
-    cols: dict[str, list[Any]] = {name: [] for name in COLUMNS}
     seen_ids: set[str] = set()
 
-    def skip(reason: str, row: int) -> None:
-        skipped[reason] += 1
-        kept = examples.setdefault(reason, [])
-        if len(kept) < _EXAMPLES_PER_REASON:
-            kept.append(table.line_numbers[row])
-
-    for row in range(n):
+    def usable(row: int) -> tuple[Any, ...] | str:
+        """The row's processed values (in :data:`COLUMNS` order), or why it cannot be used."""
         text = _text([column[row] for column in texts], options.text_separator)
         if text is None:
-            skip("non_text", row)
-            continue
+            return "non_text"
         if not text:
-            skip("blank_text", row)
-            continue
+            return "blank_text"
         label = _scalar(labels[row])
         if label is None:
-            skip("bad_label", row)
-            continue
+            return "bad_label"
         if not label:
-            skip("blank_label", row)
-            continue
-        story = None
-        if groups is not None:
-            story = _scalar(groups[row])
-            if not story:
-                skip("blank_group", row)
-                continue
-        timestamp = None
-        if times is not None:
-            timestamp = times[row]
-            if timestamp is None:
-                skip("bad_time", row)
-                continue
-        source_id = None
-        if source_ids is not None:
-            source_id = _scalar(source_ids[row])
-            if not source_id:
-                skip("blank_id", row)
-                continue
+            return "blank_label"
+        story = _scalar(groups[row]) if groups is not None else None
+        if groups is not None and not story:
+            return "blank_group"
+        timestamp = times[row] if times is not None else None
+        if times is not None and timestamp is None:
+            return "bad_time"
+        source_id = _scalar(source_ids[row]) if source_ids is not None else None
+        if source_ids is not None and not source_id:
+            return "blank_id"
+        if source_id is not None:
             if source_id in seen_ids:
-                skip("duplicate_id", row)
-                continue
+                return "duplicate_id"
             seen_ids.add(source_id)
         row_id = table.positions[row]
-        cols["id"].append(row_id)
-        cols["text"].append(text)
-        cols["label"].append(label)
-        cols["category"].append(None)
-        cols["story"].append(story if story is not None else str(row_id))
-        cols["publisher"].append(None)
-        cols["hostname"].append(None)
-        cols["timestamp"].append(timestamp)
-        cols["source_id"].append(source_id)
-    frame = pa.Table.from_pydict(cols, schema=SCHEMA).to_pandas()
-    ordered = {reason: skipped[reason] for reason in REASONS if skipped.get(reason)}
-    return ParseResult(frame=frame, rows_read=table.rows_read, skipped=ordered, examples=examples)
+        return (row_id, text, label, None, story or str(row_id), None, None, timestamp, source_id)
+
+    skips = table.skips.copy()
+    kept: list[tuple[Any, ...]] = []
+    for row in range(n):
+        values = usable(row)
+        if isinstance(values, str):
+            skips.add(values, table.line_numbers[row])
+        else:
+            kept.append(values)
+    cols = {name: [values[i] for values in kept] for i, name in enumerate(COLUMNS)}
+    return skips.result(pa.Table.from_pydict(cols, schema=SCHEMA).to_pandas(), table.rows_read, REASONS)

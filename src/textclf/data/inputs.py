@@ -19,7 +19,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +29,7 @@ import pyarrow.parquet as pq
 
 from textclf.data.files import first_line, read_bytes
 from textclf.data.options import FORMATS, InputOptions
-from textclf.data.parse import looks_like_news_row
+from textclf.data.parse import SkipLog, looks_like_news_row
 from textclf.errors import UserError
 
 _SUFFIX_FORMATS = {
@@ -44,7 +43,6 @@ _SUFFIX_FORMATS = {
 }
 # Long documents exceed csv's default 128 KiB field limit; 2**31-1 fits every platform's C long.
 _CSV_FIELD_LIMIT = 2**31 - 1
-_EXAMPLES_PER_REASON = 5
 
 
 def detect_format(path: Path) -> str:
@@ -89,8 +87,7 @@ class Table:
     line_numbers: list[int]
     #: 0-based position of every readable row among all the rows read (unreadable ones count).
     positions: list[int]
-    skipped: Counter[str] = field(default_factory=Counter)
-    examples: dict[str, list[int]] = field(default_factory=dict)
+    skips: SkipLog = field(default_factory=SkipLog)
     #: Per column: class id -> name, from a ``datasets`` ClassLabel feature.
     class_names: dict[str, list[str]] = field(default_factory=dict)
 
@@ -106,12 +103,6 @@ class Table:
         """Record a readable row (call after counting it in ``rows_read``)."""
         self.line_numbers.append(line)
         self.positions.append(self.rows_read - 1)
-
-    def skip(self, reason: str, line: int) -> None:
-        self.skipped[reason] += 1
-        kept = self.examples.setdefault(reason, [])
-        if len(kept) < _EXAMPLES_PER_REASON:
-            kept.append(line)
 
 
 def _decode(data: bytes, origin: str) -> str:
@@ -140,7 +131,7 @@ def _read_delimited(text: str, delimiter: str, origin: str) -> Table:
                 continue
             table.rows_read += 1
             if len(row) != len(columns):
-                table.skip("field_count", reader.line_num)
+                table.skips.add("field_count", reader.line_num)
                 continue
             rows.append(row)
             table.keep(reader.line_num)
@@ -181,9 +172,9 @@ def _read_jsonl(text: str, origin: str) -> Table:
     for number, value in _json_values(text, origin):
         table.rows_read += 1
         if value is _NOT_JSON:
-            table.skip("bad_json", number)
+            table.skips.add("bad_json", number)
         elif not isinstance(value, dict):
-            table.skip("not_object", number)
+            table.skips.add("not_object", number)
         else:
             records.append(value)
             table.keep(number)

@@ -101,6 +101,27 @@ def _parse_int(value: str) -> int | None:
 
 
 @dataclass
+class SkipLog:
+    """Rows skipped per reason, with the line numbers of the first few of each."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    examples: dict[str, list[int]] = field(default_factory=dict)
+
+    def add(self, reason: str, line: int) -> None:
+        self.counts[reason] += 1
+        kept = self.examples.setdefault(reason, [])
+        if len(kept) < _EXAMPLES_PER_REASON:
+            kept.append(line)
+
+    def copy(self) -> SkipLog:
+        return SkipLog(Counter(self.counts), {reason: list(lines) for reason, lines in self.examples.items()})
+
+    def result(self, frame: pd.DataFrame, rows_read: int, reasons: tuple[str, ...]) -> ParseResult:
+        ordered = {reason: self.counts[reason] for reason in reasons if self.counts.get(reason)}
+        return ParseResult(frame=frame, rows_read=rows_read, skipped=ordered, examples=self.examples)
+
+
+@dataclass
 class ParseResult:
     """Valid rows as a DataFrame plus what was skipped and why."""
 
@@ -126,16 +147,11 @@ def parse_lines(lines: Iterable[bytes | str]) -> ParseResult:
     canonical label names.
     """
     cols: dict[str, list[object]] = {name: [] for name in COLUMNS}
-    skipped: Counter[str] = Counter()
-    examples: dict[str, list[int]] = {}
+    skips = SkipLog()
+    skip = skips.add
+    skipped, examples = skips.counts, skips.examples
     seen_ids: set[int] = set()
     rows_read = 0
-
-    def skip(reason: str, line_no: int) -> None:
-        skipped[reason] += 1
-        kept = examples.setdefault(reason, [])
-        if len(kept) < _EXAMPLES_PER_REASON:
-            kept.append(line_no)
 
     final_piece_empty = False
     for line_no, raw in enumerate(lines, start=1):
@@ -206,9 +222,7 @@ def parse_lines(lines: Iterable[bytes | str]) -> ParseResult:
             if not examples["empty_line"]:
                 del examples["empty_line"]
 
-    table = pa.Table.from_pydict(cols, schema=SCHEMA)
-    ordered = {reason: skipped[reason] for reason in REASONS if skipped.get(reason)}
-    return ParseResult(frame=table.to_pandas(), rows_read=rows_read, skipped=ordered, examples=examples)
+    return skips.result(pa.Table.from_pydict(cols, schema=SCHEMA).to_pandas(), rows_read, REASONS)
 
 
 def read_raw_bytes(path: Path) -> bytes:
