@@ -205,7 +205,7 @@ def test_real_rows_end_to_end(real_rows_sample: tuple[str, ...], tmp_path: Path)
     assert all(len(f) > 0 for f in frames.values())
 
 
-# -- the news preset must split row for row as before the generic input (issue 21) ---------------
+# -- the news preset must split row for row as it did before any other dataset was read ---------
 # Digests of every written row (split, id, text, label, category, story, publisher, hostname,
 # timestamp), taken with the code before any other dataset was supported. The full corpus
 # (371,784 rows, seed 13) was checked the same way when the change was made.
