@@ -22,7 +22,8 @@ import pyarrow as pa
 
 from textclf.data.inputs import Table
 from textclf.data.options import InputOptions
-from textclf.data.parse import COLUMNS, SCHEMA, ParseResult, normalize_whitespace
+from textclf.data.parse import COLUMNS, SCHEMA, ParseResult
+from textclf.data.text import join_text_cells
 from textclf.errors import UserError
 
 #: Skip reasons of generic data, in the order they are checked (``field_count``, ``bad_json``
@@ -60,20 +61,6 @@ def check_columns(table: Table, options: InputOptions, origin: str, *, fmt: str)
     unknown = [f"{flag} {name!r}" for flag, name in options.named_columns() if name not in table.columns]
     if unknown:
         raise UserError(f"{origin}: no such column: {', '.join(unknown)} (its columns: {available})")
-
-
-def _text(cells: Sequence[Any], separator: str) -> str | None:
-    """The joined text, "" when every cell is blank, None when a cell is not text."""
-    parts = []
-    for cell in cells:
-        if cell is None:
-            continue
-        if not isinstance(cell, str):
-            return None
-        part = normalize_whitespace(cell)
-        if part:
-            parts.append(part)
-    return separator.join(parts)
 
 
 def _scalar(value: Any) -> str | None:
@@ -148,7 +135,7 @@ def frame_from_table(table: Table, options: InputOptions) -> ParseResult:
 
     def usable(row: int) -> tuple[Any, ...] | str:
         """The row's processed values (in :data:`COLUMNS` order), or why it cannot be used."""
-        text = _text([column[row] for column in texts], options.text_separator)
+        text = join_text_cells([column[row] for column in texts], options.text_separator)
         if text is None:
             return "non_text"
         if not text:

@@ -18,6 +18,7 @@ import pandas as pd
 import pyarrow as pa
 
 from textclf.data.files import read_bytes
+from textclf.data.text import normalize_whitespace
 from textclf.errors import UserError
 from textclf.labels import CATEGORY_TO_LABEL
 
@@ -75,11 +76,6 @@ RAW_SUFFIXES = (".csv", ".tsv", ".zip")
 
 # Line numbers kept per reason so a report can point at examples without storing every line.
 _EXAMPLES_PER_REASON = 5
-
-
-def normalize_whitespace(text: str) -> str:
-    """Collapse every run of whitespace (tabs, NBSP, newlines...) to one space and trim."""
-    return " ".join(text.split())
 
 
 def looks_like_news_row(line: str) -> bool:

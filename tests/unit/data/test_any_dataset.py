@@ -18,6 +18,7 @@ from textclf.data.options import Checks, InputOptions
 from textclf.data.parse import COLUMNS, SCHEMA
 from textclf.data.prepare import Prepared, prepare
 from textclf.data.split import SPLITS
+from textclf.errors import UserError
 
 TEXT_AND_LABEL = InputOptions(text_columns=("title", "body"), label_column="label")
 
@@ -306,3 +307,24 @@ def test_time_values_in_every_spelling() -> None:
     ]
     day = noon - (22 * 3600 + 13 * 60 + 20) * 1000
     assert parse_times(values) == [noon] * 8 + [day] + [None] * 5
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".tsv", ".jsonl"])
+def test_predict_reads_the_text_columns_as_training_did(tmp_path: Path, suffix: str) -> None:
+    from textclf.scoring import BadRowError, iter_rows
+
+    rows: list[Any] = labelled_rows(["a", "b"], 10, paragraphs=3)
+    source = write_rows(tmp_path / f"docs{suffix}", rows)
+    options = InputOptions(text_columns=("title", "body"), text_separator=" ~ ", label_column="label")
+    _prepare(source, tmp_path / "out", options=options)
+    trained = pd.concat(_splits(tmp_path / "out").values()).sort_values("id")["text"].tolist()
+    fmt = suffix.strip(".")
+    scored = [text() for _, text in iter_rows(source, fmt, ("title", "body"), " ~ ")]
+    assert scored == trained
+    with pytest.raises(UserError, match=r"no such column: --text-column 'summary'|--text-column applies"):
+        next(iter_rows(source, "lines" if fmt == "jsonl" else fmt, ("summary",), " ~ "))
+    if fmt == "jsonl":
+        rows[0]["body"] = 7
+        _, text = next(iter_rows(write_rows(tmp_path / "bad.jsonl", rows), fmt, ("title", "body"), " ~ "))
+        with pytest.raises(BadRowError, match="line 1: a --text-column cell is not text"):
+            text()
