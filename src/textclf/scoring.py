@@ -7,8 +7,10 @@ confidence cascade included) and the model's version. Input formats:
 
 - ``corpus``: the raw UCI ``newsCorpora.csv`` (8 tab-separated fields; the title is the 2nd), or
   the dataset's ``.zip``;
-- ``csv`` / ``tsv``: a header row with a ``title`` or ``text`` column;
-- ``jsonl``: one JSON object per line with ``text`` or ``title`` (or a bare JSON string);
+- ``csv`` / ``tsv``: a header row with a ``title`` or ``text`` column, or the ``--text-column`` columns
+  the model was trained on (joined as ``textclf data`` joined them);
+- ``jsonl``: one JSON object per line with ``text`` or ``title`` or the ``--text-column`` columns (or a
+  bare JSON string);
 - ``lines``: one headline per line.
 
 A malformed row (wrong field count, no text column, invalid JSON, blank or over-long text) stops
@@ -22,13 +24,15 @@ import io
 import json
 import time
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
+from textclf.data.options import DEFAULT_TEXT_SEPARATOR
+from textclf.data.text import join_text_cells
 from textclf.errors import UserError
 
 FORMATS = ("auto", "corpus", "csv", "tsv", "jsonl", "lines")
@@ -113,11 +117,21 @@ def _corpus_text(raw: str, line: int) -> str:
     return _check(fields[1], line)
 
 
-def _jsonl_text(raw: str, line: int) -> str:
+def _joined(cells: list[Any], separator: str, line: int) -> str:
+    """Several --text-column cells as ``textclf data`` joined them for training."""
+    text = join_text_cells(cells, separator)
+    if text is None:
+        raise BadRowError(f"line {line}: a --text-column cell is not text")
+    return _check(text, line)
+
+
+def _jsonl_text(raw: str, line: int, columns: Sequence[str] = (), separator: str = "") -> str:
     try:
         value = json.loads(raw)
     except ValueError as exc:
         raise BadRowError(f"line {line}: not JSON ({exc})") from exc
+    if isinstance(value, dict) and columns:
+        return _joined([value.get(c) for c in columns], separator, line)
     if isinstance(value, dict):
         value = next((value[c] for c in TEXT_COLUMNS if c in value), None)
     return _check(value, line)
@@ -132,10 +146,15 @@ def _lines(handle: IO[str], parse: Callable[[str, int], str]) -> Iterator[tuple[
         yield number, partial(parse, raw, number)
 
 
-def _table_rows(handle: IO[str], delimiter: str) -> Iterator[tuple[int, Callable[[], str]]]:
+def _table_rows(
+    handle: IO[str], delimiter: str, columns: Sequence[str] = (), separator: str = ""
+) -> Iterator[tuple[int, Callable[[], str]]]:
     reader = csv.reader(handle, delimiter=delimiter)
     header = next(reader, None)
     if header is None:
+        return
+    if columns:
+        yield from _named_columns_rows(reader, [h.strip() for h in header], columns, separator)
         return
     names = [h.strip().lower() for h in header]
     column = next((names.index(c) for c in TEXT_COLUMNS if c in names), None)
@@ -156,16 +175,41 @@ def _table_rows(handle: IO[str], delimiter: str) -> Iterator[tuple[int, Callable
         yield reader.line_num, partial(text, row, reader.line_num)
 
 
-def iter_rows(path: Path, fmt: str) -> Iterator[tuple[int, Callable[[], str]]]:
+def _named_columns_rows(
+    reader: Any, header: list[str], columns: Sequence[str], separator: str
+) -> Iterator[tuple[int, Callable[[], str]]]:
+    missing = [c for c in columns if c not in header]
+    if missing:
+        raise UserError(
+            f"no such column: --text-column {', '.join(map(repr, missing))} (the header: {header})"
+        )
+    indices = [header.index(c) for c in columns]
+
+    def text(row: list[str], line: int) -> str:
+        if len(row) != len(header):
+            raise BadRowError(f"line {line}: {len(row)} fields, the header has {len(header)}")
+        return _joined([row[i] for i in indices], separator, line)
+
+    for row in reader:
+        yield reader.line_num, partial(text, row, reader.line_num)
+
+
+def iter_rows(
+    path: Path, fmt: str, text_columns: Sequence[str] = (), text_separator: str = DEFAULT_TEXT_SEPARATOR
+) -> Iterator[tuple[int, Callable[[], str]]]:
     """(line number, a function giving the row's headline or raising BadRowError), streamed: the
-    caller decides whether a bad row stops the run or is skipped."""
+    caller decides whether a bad row stops the run or is skipped. ``text_columns`` (csv, tsv,
+    jsonl) name the text the model was trained on, joined as ``textclf data`` joined them."""
+    if text_columns and fmt not in ("csv", "tsv", "jsonl"):
+        raise UserError(f"--text-column applies to csv, tsv and jsonl input, not {fmt}")
     with ExitStack() as stack:
         handle = _open_text(path, stack)
+        cols, sep = tuple(text_columns), text_separator
         rows = {
             "corpus": lambda: _lines(handle, _corpus_text),
-            "csv": lambda: _table_rows(handle, ","),
-            "tsv": lambda: _table_rows(handle, "\t"),
-            "jsonl": lambda: _lines(handle, _jsonl_text),
+            "csv": lambda: _table_rows(handle, ",", cols, sep),
+            "tsv": lambda: _table_rows(handle, "\t", cols, sep),
+            "jsonl": lambda: _lines(handle, partial(_jsonl_text, columns=cols, separator=sep)),
             "lines": lambda: _lines(handle, _plain_text),
         }[fmt]
         try:
@@ -184,6 +228,8 @@ def predict_file(
     skip_bad_rows: bool = False,
     version: str,
     progress: Callable[[int], None] | None = None,
+    text_columns: Sequence[str] = (),
+    text_separator: str = DEFAULT_TEXT_SEPARATOR,
 ) -> Summary:
     """Score every row of ``source`` with a loaded ``inference.Classifier`` into ``out`` (JSONL)."""
     if fmt == "auto":
@@ -200,7 +246,7 @@ def predict_file(
             progress(len(chunk))
         chunk.clear()
 
-    for number, text in iter_rows(source, fmt):
+    for number, text in iter_rows(source, fmt, text_columns, text_separator):
         try:
             chunk.append(text())
         except BadRowError:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from textclf.aws_clients import add_aws_arguments
+from textclf.data.options import DEFAULT_TEXT_SEPARATOR, split_column_list
 from textclf.errors import UserError
 
 
@@ -32,6 +33,19 @@ def register(subparsers: Any) -> None:
         help="model.tar.gz or model folder (default: <artifacts>/package/model.tar.gz)",
     )
     parser.add_argument("--format", choices=FORMATS, default="auto", help="input format (default: by name)")
+    parser.add_argument(
+        "--text-column",
+        action="append",
+        default=None,
+        metavar="NAME[,NAME...]",
+        help="csv/tsv/jsonl column(s) holding the text, joined as `textclf data --text-column` joined "
+        "them for training (default: a text or title column)",
+    )
+    parser.add_argument(
+        "--text-separator",
+        default=DEFAULT_TEXT_SEPARATOR,
+        help="between several text columns: the one the model was trained with (default: %(default)r)",
+    )
     parser.add_argument(
         "--skip-bad-rows",
         action="store_true",
@@ -79,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
             skip_bad_rows=args.skip_bad_rows,
             version=model.version,
             progress=progress_bar.update if progress_bar else None,
+            text_columns=split_column_list(args.text_column),
+            text_separator=args.text_separator,
         )
     except BaseException:
         if partial is not None:
@@ -115,6 +131,10 @@ def run_transform(args: argparse.Namespace) -> int:
     from textclf.aws_clients import target_from_args
 
     transform_job.check_uris(args.input, args.output)
+    if args.text_column:
+        raise UserError(
+            "--text-column reads local files; a Batch Transform job sends JSON Lines with a text field"
+        )
     instance_type = args.instance_type or DEFAULT_BATCH_INSTANCE_TYPE
     if instance_type not in BATCH_INSTANCE_TYPES:
         raise UserError(f"--instance-type must be one of {', '.join(BATCH_INSTANCE_TYPES)}")

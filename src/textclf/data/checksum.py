@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from pathlib import Path
 
 from textclf.errors import UserError
 from textclf.hashing import sha256_file
 
-__all__ = ["normalize_sha256", "read_sidecar", "sha256_file", "sidecar_path", "write_sidecar"]
+__all__ = [
+    "folder_files",
+    "normalize_sha256",
+    "read_sidecar",
+    "sha256_file",
+    "sha256_source",
+    "sidecar_path",
+    "write_sidecar",
+]
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -39,3 +49,20 @@ def read_sidecar(path: Path) -> str | None:
     if not first or not _HEX64.match(first[0]):
         return None
     return first[0]
+
+
+def folder_files(folder: Path) -> list[Path]:
+    """Every file under ``folder`` (hidden ones left out: ``.DS_Store``, editor files), sorted."""
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )
+
+
+def sha256_source(path: Path) -> str:
+    """A file's sha256; for a folder (a datasets save_to_disk), the hash of its files' paths and hashes."""
+    if not path.is_dir():
+        return sha256_file(path)
+    listing = [[f.relative_to(path).as_posix(), sha256_file(f)] for f in folder_files(path)]
+    return hashlib.sha256(json.dumps(listing).encode()).hexdigest()

@@ -1,4 +1,5 @@
-"""Fetch the raw corpus: a URL (default: the official UCI archive) into the user cache, or a local file.
+"""Fetch the raw data: a URL (default: the official UCI archive) or an ``s3://`` object into the
+user cache, or a local file or folder.
 
 The official archive's sha256 is not published, so a download is trusted when it is a
 complete zip holding ``newsCorpora.csv`` (and matches ``--sha256`` when the user pins one).
@@ -14,6 +15,7 @@ import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import platformdirs
@@ -21,7 +23,7 @@ import requests
 from tqdm import tqdm
 
 from textclf.config import UCI_MEMBER
-from textclf.data.checksum import read_sidecar, sha256_file, sidecar_path, write_sidecar
+from textclf.data.checksum import read_sidecar, sha256_file, sha256_source, sidecar_path, write_sidecar
 from textclf.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -160,17 +162,28 @@ def fetch_url(
 
 
 def resolve_source(
-    source: str, *, cache_dir: Path | None = None, sha256: str | None = None, progress: bool = True
+    source: str,
+    *,
+    cache_dir: Path | None = None,
+    sha256: str | None = None,
+    progress: bool = True,
+    s3_client: Any = None,
 ) -> Source:
-    """A URL is downloaded/cached; a path must be an existing ``.zip``/``.csv``/``.tsv``."""
+    """A URL is downloaded/cached; ``s3://`` is copied into the cache with ``s3_client``; a local
+    path must be a file or a folder (its format is told later, by :func:`inputs.detect_format`)."""
     if is_url(source):
         return fetch_url(source, cache_dir=cache_dir, sha256=sha256, progress=progress)
-    path = Path(source).expanduser()
-    if not path.is_file():
-        raise UserError(f"--source: no such file: {source}")
-    if path.suffix.lower() not in (".zip", ".csv", ".tsv"):
-        raise UserError(f"--source: expected a URL or a .zip/.csv/.tsv file, got {source}")
-    actual = sha256_file(path)
+    if source.startswith("s3://"):
+        from textclf.data.s3 import fetch_s3
+
+        path = fetch_s3(source, (cache_dir or default_cache_dir()) / "s3", client=s3_client)
+    else:
+        path = Path(source).expanduser()
+        if not path.exists():
+            raise UserError(f"--source: no such file or folder: {source}")
+    actual = sha256_source(path)
     if sha256 is not None and actual != sha256:
-        raise UserError(f"checksum mismatch for {path}: expected sha256 {sha256}, got {actual}")
-    return Source(path=path.resolve(), sha256=actual, origin=str(path))
+        raise UserError(f"checksum mismatch for {source}: expected sha256 {sha256}, got {actual}")
+    return Source(
+        path=path.resolve(), sha256=actual, origin=source if source.startswith("s3://") else str(path)
+    )

@@ -9,7 +9,6 @@ a 370k-row ingestion.
 from __future__ import annotations
 
 import logging
-import zipfile
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -18,7 +17,8 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
-from textclf.config import UCI_MEMBER
+from textclf.data.files import read_bytes
+from textclf.data.text import normalize_whitespace
 from textclf.errors import UserError
 from textclf.labels import CATEGORY_TO_LABEL
 
@@ -27,7 +27,17 @@ log = logging.getLogger(__name__)
 N_FIELDS = 8
 
 #: Output columns (DESIGN.md "Processed data"), in this order.
-COLUMNS: tuple[str, ...] = ("id", "text", "label", "category", "story", "publisher", "hostname", "timestamp")
+COLUMNS: tuple[str, ...] = (
+    "id",
+    "text",
+    "label",
+    "category",
+    "story",
+    "publisher",
+    "hostname",
+    "timestamp",
+    "source_id",
+)
 
 #: Arrow schema of every processed parquet file; fixing it keeps empty splits and pandas
 #: versions from changing column types under the training code.
@@ -41,8 +51,13 @@ SCHEMA = pa.schema(
         ("publisher", pa.string()),
         ("hostname", pa.string()),
         ("timestamp", pa.int64()),
+        # The user's --id-column value for generic data; null for the news preset (id is its ID).
+        ("source_id", pa.string()),
     ]
 )
+
+#: The news preset's labels in class-id order (CATEGORY_TO_LABEL's order).
+NEWS_LABELS: tuple[str, ...] = tuple(CATEGORY_TO_LABEL.values())
 
 #: Skip reasons, in the order they are checked (a row is counted once, under the first failure).
 REASONS: tuple[str, ...] = (
@@ -63,9 +78,14 @@ RAW_SUFFIXES = (".csv", ".tsv", ".zip")
 _EXAMPLES_PER_REASON = 5
 
 
-def normalize_whitespace(text: str) -> str:
-    """Collapse every run of whitespace (tabs, NBSP, newlines...) to one space and trim."""
-    return " ".join(text.split())
+def looks_like_news_row(line: str) -> bool:
+    """A newsCorpora.csv row: 8 tab-separated fields, a numeric ID, a b/t/e/m CATEGORY (no header)."""
+    fields = line.rstrip("\r\n").split("\t")
+    return (
+        len(fields) == N_FIELDS
+        and _parse_int(fields[0]) is not None
+        and fields[4].strip() in CATEGORY_TO_LABEL
+    )
 
 
 def _parse_int(value: str) -> int | None:
@@ -74,6 +94,27 @@ def _parse_int(value: str) -> int | None:
     if not value.isascii() or not value.isdigit():
         return None
     return int(value)
+
+
+@dataclass
+class SkipLog:
+    """Rows skipped per reason, with the line numbers of the first few of each."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    examples: dict[str, list[int]] = field(default_factory=dict)
+
+    def add(self, reason: str, line: int) -> None:
+        self.counts[reason] += 1
+        kept = self.examples.setdefault(reason, [])
+        if len(kept) < _EXAMPLES_PER_REASON:
+            kept.append(line)
+
+    def copy(self) -> SkipLog:
+        return SkipLog(Counter(self.counts), {reason: list(lines) for reason, lines in self.examples.items()})
+
+    def result(self, frame: pd.DataFrame, rows_read: int, reasons: tuple[str, ...]) -> ParseResult:
+        ordered = {reason: self.counts[reason] for reason in reasons if self.counts.get(reason)}
+        return ParseResult(frame=frame, rows_read=rows_read, skipped=ordered, examples=self.examples)
 
 
 @dataclass
@@ -102,16 +143,11 @@ def parse_lines(lines: Iterable[bytes | str]) -> ParseResult:
     canonical label names.
     """
     cols: dict[str, list[object]] = {name: [] for name in COLUMNS}
-    skipped: Counter[str] = Counter()
-    examples: dict[str, list[int]] = {}
+    skips = SkipLog()
+    skip = skips.add
+    skipped, examples = skips.counts, skips.examples
     seen_ids: set[int] = set()
     rows_read = 0
-
-    def skip(reason: str, line_no: int) -> None:
-        skipped[reason] += 1
-        kept = examples.setdefault(reason, [])
-        if len(kept) < _EXAMPLES_PER_REASON:
-            kept.append(line_no)
 
     final_piece_empty = False
     for line_no, raw in enumerate(lines, start=1):
@@ -168,6 +204,7 @@ def parse_lines(lines: Iterable[bytes | str]) -> ParseResult:
         cols["publisher"].append(normalize_whitespace(publisher))
         cols["hostname"].append(hostname.strip())
         cols["timestamp"].append(timestamp)
+    cols["source_id"] = [None] * len(cols["id"])
 
     # Splitting a file on LF leaves one zero-length piece after its final newline: not a row.
     # (A real blank line is a zero-length piece too, but never the last one.)
@@ -181,36 +218,14 @@ def parse_lines(lines: Iterable[bytes | str]) -> ParseResult:
             if not examples["empty_line"]:
                 del examples["empty_line"]
 
-    table = pa.Table.from_pydict(cols, schema=SCHEMA)
-    ordered = {reason: skipped[reason] for reason in REASONS if skipped.get(reason)}
-    return ParseResult(frame=table.to_pandas(), rows_read=rows_read, skipped=ordered, examples=examples)
-
-
-def _zip_member(archive: zipfile.ZipFile, path: Path) -> str:
-    names = [n for n in archive.namelist() if not n.endswith("/")]
-    for name in names:
-        if name.rsplit("/", 1)[-1] == UCI_MEMBER:
-            return name
-    tables = [n for n in names if n.lower().endswith((".csv", ".tsv"))]
-    if len(tables) == 1:
-        return tables[0]
-    raise UserError(f"{path}: no {UCI_MEMBER} in the archive (members: {', '.join(names[:10]) or 'none'})")
+    return skips.result(pa.Table.from_pydict(cols, schema=SCHEMA).to_pandas(), rows_read, REASONS)
 
 
 def read_raw_bytes(path: Path) -> bytes:
     """The raw corpus bytes from a ``.zip`` (its ``newsCorpora.csv``) or a ``.csv``/``.tsv``."""
-    if not path.is_file():
-        raise UserError(f"no such file: {path}")
-    suffix = path.suffix.lower()
-    if suffix == ".zip":
-        try:
-            with zipfile.ZipFile(path) as archive:
-                return archive.read(_zip_member(archive, path))
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as exc:
-            raise UserError(f"{path}: not a readable zip archive ({exc})") from exc
-    if suffix in (".csv", ".tsv"):
-        return path.read_bytes()
-    raise UserError(f"{path}: expected a .zip, .csv or .tsv file in the newsCorpora.csv format")
+    if path.suffix.lower() not in RAW_SUFFIXES and path.is_file():
+        raise UserError(f"{path}: expected a .zip, .csv or .tsv file in the newsCorpora.csv format")
+    return read_bytes(path)[0]
 
 
 def parse_bytes(data: bytes) -> ParseResult:

@@ -1,12 +1,13 @@
-"""``textclf data``: raw corpus -> validated, STORY-split parquet files plus a manifest.
+"""``textclf data``: raw data -> validated, checked, split parquet files plus a manifest.
 
 Layout (DESIGN.md "Processed data")::
 
     <out>/manifest.json  <out>/labels.json  <out>/<split>/data.parquet  <out>/<split>/labels.json
 
 The manifest is written last and removed first, so a directory holding one is complete.
-It records a *recipe* (source sha256, seed, fractions, format version); a re-run with the
-same recipe whose files still hash as recorded reuses the output instead of rebuilding it.
+It records a *recipe* (source sha256, seed, fractions, format version, how the input was read
+and checked); a re-run with the same recipe whose files still hash as recorded reuses the
+output instead of rebuilding it.
 """
 
 from __future__ import annotations
@@ -28,18 +29,34 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from textclf import __version__
-from textclf.data.checksum import sha256_file
+from textclf.data.checks import (
+    Conflicts,
+    check_bad_rows,
+    check_labels,
+    label_counts,
+    resolve_conflicts,
+)
+from textclf.data.checksum import folder_files, sha256_file
 from textclf.data.download import Source, is_url, resolve_source
-from textclf.data.parse import COLUMNS, SCHEMA, parse_file
-from textclf.data.split import SPLITS, check_fractions, split_by_story
+from textclf.data.generic import check_columns, frame_from_table
+from textclf.data.inputs import read_table, resolve_format
+from textclf.data.options import NEWS_INPUT, Checks, InputOptions
+from textclf.data.parse import COLUMNS, NEWS_LABELS, SCHEMA, ParseResult, parse_file
+from textclf.data.split import SPLITS, check_fractions, drop_duplicates, split_by_story, split_by_time
 from textclf.errors import UserError
-from textclf.labels import LABELS
 
 log = logging.getLogger(__name__)
 
 #: Bump when the output files change meaning or layout, so old outputs are rebuilt, not reused.
-FORMAT_VERSION = 1
+#: 2: any dataset (input/checks in the recipe, source_id column, label_counts, split_method names).
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
+_DEDUP = {
+    "story": "text+label within split",
+    "group": "text+label within split",
+    "time": "text+label within split",
+    "stratified": "text+label before split",
+}
 LABELS_FILE = "labels.json"
 DATA_FILE = "data.parquet"
 
@@ -60,7 +77,7 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 def _write_json(path: Path, payload: object) -> None:
-    _atomic_write_bytes(path, (json.dumps(payload, indent=2, sort_keys=False) + "\n").encode())
+    _atomic_write_bytes(path, (json.dumps(payload, indent=2, ensure_ascii=False) + "\n").encode())
 
 
 def _write_parquet(path: Path, frame: pd.DataFrame) -> None:
@@ -73,15 +90,34 @@ def _write_parquet(path: Path, frame: pd.DataFrame) -> None:
     os.replace(tmp, path)
 
 
-def recipe(source_sha256: str, seed: int, fractions: dict[str, float]) -> dict[str, Any]:
+def split_method(options: InputOptions, *, preset: bool) -> str:
+    """story (news preset), time (--time-column, groups kept whole), group, else stratified."""
+    if preset:
+        return "story"
+    if options.time_column:
+        return "time"
+    return "group" if options.group_column else "stratified"
+
+
+def recipe(
+    source_sha256: str,
+    seed: int,
+    fractions: dict[str, float],
+    *,
+    method: str,
+    input_block: dict[str, Any],
+    checks: dict[str, Any],
+) -> dict[str, Any]:
     """Everything that determines the output; equal recipes give byte-identical data files."""
     return {
         "format_version": FORMAT_VERSION,
         "source_sha256": source_sha256,
         "seed": seed,
         "fractions": fractions,
-        "split": "story",
-        "dedup": "text+label within split",
+        "split": method,
+        "dedup": _DEDUP[method],
+        "input": input_block,
+        "checks": checks,
     }
 
 
@@ -116,23 +152,90 @@ def _reusable(out: Path, want: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _raw_name(source: Source) -> str:
-    if is_url(source.origin):
-        return Path(urlparse(source.origin).path).name or source.path.name
+    """The name the user knows the raw data by (not the cache's hashed file name)."""
+    if is_url(source.origin) or source.origin.startswith("s3://"):
+        return Path(urlparse(source.origin.rstrip("/")).path).name or source.path.name
     return source.path.name
 
 
-def _split_counts(frame: pd.DataFrame) -> dict[str, Any]:
+def _split_counts(frame: pd.DataFrame, labels: list[str], method: str) -> dict[str, Any]:
     per_label = frame["label"].value_counts()
-    return {
+    counts: dict[str, Any] = {
         "rows": len(frame),
         "stories": int(frame["story"].nunique()),
-        "labels": {label: int(per_label.get(label, 0)) for label in LABELS},
+        "labels": {label: int(per_label.get(label, 0)) for label in labels},
     }
+    if method == "time":
+        # Epoch ms of the split's oldest and newest row: train's last should precede test's first.
+        stamps = frame["timestamp"]
+        counts["first_timestamp"] = int(stamps.min()) if len(stamps) else None
+        counts["last_timestamp"] = int(stamps.max()) if len(stamps) else None
+    return counts
 
 
 def _count_in(texts: pd.Series, value_set: pa.Array) -> int:
     mask = pc.is_in(pa.array(texts, type=pa.string()), value_set=value_set)
     return int(pc.sum(mask).as_py() or 0)
+
+
+@dataclass(frozen=True)
+class _Built:
+    """A dataset ready to write: every check passed, nothing on disk yet."""
+
+    parsed: ParseResult
+    parts: dict[str, pd.DataFrame]
+    dropped: dict[str, int]
+    dropped_before_split: int
+    labels: list[str]
+    label_counts: dict[str, int]
+    conflicts: Conflicts
+
+
+def _read(src: Source, fmt: str, options: InputOptions) -> tuple[ParseResult, str]:
+    """Valid rows and the name of the label column (for messages)."""
+    if fmt == "uci":
+        return parse_file(src.path), NEWS_INPUT["label_column"]
+    table = read_table(src.path, fmt)
+    check_columns(table, options, src.origin, fmt=fmt)
+    assert options.label_column is not None  # check_columns refuses a missing one
+    return frame_from_table(table, options), options.label_column
+
+
+def _build(
+    src: Source,
+    fmt: str,
+    *,
+    options: InputOptions,
+    checks: dict[str, Any],
+    method: str,
+    seed: int,
+    fractions: dict[str, float],
+) -> _Built:
+    parsed, label_column = _read(src, fmt, options)
+    if parsed.frame.empty:
+        hint = "; is it a newsCorpora.csv-format file?" if fmt == "uci" else ""
+        skipped = parsed.skipped or "none"
+        raise UserError(f"{src.origin}: no valid rows out of {parsed.rows_read} (skipped: {skipped}){hint}")
+    check_bad_rows(src.origin, parsed.rows_read, parsed.skipped, parsed.examples, checks["max_bad_rows"])
+    frame, conflicts = resolve_conflicts(parsed.frame, checks["conflicts"])
+    dropped_before = 0
+    if method == "stratified":
+        # One group per row: a repeated text could land in train and in test, so repeats go first.
+        frame, dropped_before = drop_duplicates(frame)
+    labels = list(NEWS_LABELS) if fmt == "uci" else sorted(frame["label"].unique(), key=str)
+    counts = label_counts(frame, labels)
+    check_labels(counts, checks["min_rows_per_label"], label_column)
+    if method == "time":
+        parts, dropped = split_by_time(frame, fractions, grouped=bool(options.group_column))
+        empty = [name for name in SPLITS if fractions[name] > 0 and parts[name].empty]
+        if empty:
+            raise UserError(
+                f"--time-column {options.time_column!r}: too few distinct times to give "
+                f"{' and '.join(empty)} any rows; use more data or drop --time-column"
+            )
+    else:
+        parts, dropped = split_by_story(frame, seed, fractions, labels=labels)
+    return _Built(parsed, parts, dropped, dropped_before, labels, counts, conflicts)
 
 
 def prepare(
@@ -146,31 +249,39 @@ def prepare(
     force: bool = False,
     cache_dir: Path | None = None,
     progress: bool = True,
+    options: InputOptions | None = None,
+    checks: Checks | None = None,
+    s3_client: Any = None,
 ) -> Prepared:
-    """Build (or reuse) the processed dataset in ``out`` from ``source`` (URL or local file)."""
+    """Build (or reuse) the processed dataset in ``out`` from ``source`` (URL, s3:// or local).
+
+    Everything is read, checked and split in memory first: a refused dataset (a
+    :class:`UserError`) leaves ``out`` exactly as it was.
+    """
     started = time.perf_counter()
+    options = options or InputOptions()
+    checks = checks or Checks()
     fractions = check_fractions(val_frac, test_frac)
-    src = resolve_source(source, cache_dir=cache_dir, sha256=sha256, progress=progress)
-    want = recipe(src.sha256, seed, fractions)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} exists and is not a directory")
+    src = resolve_source(source, cache_dir=cache_dir, sha256=sha256, progress=progress, s3_client=s3_client)
+    fmt = resolve_format(src.path, options, src.origin)
+    preset = fmt == "uci"
+    method = split_method(options, preset=preset)
+    input_block = NEWS_INPUT if preset else options.describe(fmt)
+    applied = checks.resolved(preset=preset)
+    want = recipe(src.sha256, seed, fractions, method=method, input_block=input_block, checks=applied)
     if not force:
         existing = _reusable(out, want)
         if existing is not None:
             return Prepared(out, existing, True, src, time.perf_counter() - started)
 
+    built = _build(src, fmt, options=options, checks=applied, method=method, seed=seed, fractions=fractions)
+    parts, dropped, parsed = built.parts, built.dropped, built.parsed
     out.mkdir(parents=True, exist_ok=True)
     (out / MANIFEST).unlink(missing_ok=True)
-    parsed = parse_file(src.path)
-    if parsed.frame.empty:
-        raise UserError(
-            f"{src.origin}: no valid rows out of {parsed.rows_read} "
-            f"(skipped: {parsed.skipped or 'none'}); is it a newsCorpora.csv-format file?"
-        )
-    parts, dropped = split_by_story(parsed.frame, seed, fractions)
-
     files: dict[str, str] = {}
-    labels_bytes = (json.dumps(list(LABELS)) + "\n").encode()
+    labels_bytes = (json.dumps(built.labels, ensure_ascii=False) + "\n").encode()
     _atomic_write_bytes(out / LABELS_FILE, labels_bytes)
     files[LABELS_FILE] = hashlib.sha256(labels_bytes).hexdigest()
     for name in SPLITS:
@@ -184,6 +295,7 @@ def prepare(
 
     # pyarrow's hash join: pandas' isin on string columns takes seconds per split here.
     train_texts = pa.array(parts["train"]["text"], type=pa.string())
+    duplicates = built.dropped_before_split + sum(dropped.values())
     manifest: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -193,24 +305,31 @@ def prepare(
             "origin": src.origin,
             "name": _raw_name(src),
             "sha256": src.sha256,
-            "bytes": src.path.stat().st_size,
+            "bytes": _source_bytes(src.path),
         },
+        "input": input_block,
+        "checks": applied,
         "seed": seed,
         "fractions": fractions,
-        "split_method": "by STORY (no story in two splits), stratified by label, seeded shuffle",
-        "labels": list(LABELS),
+        "split_method": method,
+        "labels": built.labels,
+        "label_counts": built.label_counts,
         "rows": {
             "read": parsed.rows_read,
             "valid": parsed.rows_valid,
             "skipped": parsed.rows_skipped,
-            "duplicates_dropped": sum(dropped.values()),
+            "conflicts_dropped": built.conflicts.dropped,
+            "duplicates_dropped": duplicates,
             "written": sum(len(p) for p in parts.values()),
         },
         "skipped": parsed.skipped,
         "skipped_example_lines": parsed.examples,
+        "conflicts": built.conflicts.as_dict(),
+        # Per split; with a stratified split, repeats go before the split (duplicates_before_split).
         "duplicates_dropped": dropped,
-        "counts": {name: _split_counts(parts[name]) for name in SPLITS},
-        # Same headline under a different story: not a story leak, but worth knowing its size.
+        "duplicates_before_split": built.dropped_before_split,
+        "counts": {name: _split_counts(parts[name], built.labels, method) for name in SPLITS},
+        # Same text under another story/group: not a group leak, but worth knowing its size.
         "texts_also_in_train": {
             name: _count_in(parts[name]["text"], train_texts) for name in ("validation", "test")
         },
@@ -219,3 +338,7 @@ def prepare(
     }
     _write_json(out / MANIFEST, manifest)
     return Prepared(out, manifest, False, src, time.perf_counter() - started)
+
+
+def _source_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in folder_files(path)) if path.is_dir() else path.stat().st_size

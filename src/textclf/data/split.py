@@ -1,20 +1,21 @@
-"""Train/validation/test splits grouped by STORY, plus the random row split used to show leakage.
+"""Train/validation/test splits grouped by STORY (or any group), by time, plus the leaky row split.
 
 Headlines of one story are near-duplicates ("Apple unveils iPhone 6" from 40 publishers), so a
 random row split puts copies of test headlines in training and overstates accuracy. The story
 split keeps every story whole. It is also stratified by label: every story carries a single
 category, so stories are dealt per label and each split gets about the same class balance.
+The same code splits generic data by its ``--group-column``, or, with one group per row, gives
+a plain stratified split. :func:`split_by_time` trains on the past and tests on the future.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from textclf.errors import UserError
-from textclf.labels import LABELS
 
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
 
@@ -30,11 +31,15 @@ def check_fractions(val_frac: float, test_frac: float) -> dict[str, float]:
     return {"train": round(train, 10), "validation": val_frac, "test": test_frac}
 
 
-def assign_stories(frame: pd.DataFrame, seed: int, fractions: Mapping[str, float]) -> dict[str, str]:
+def assign_stories(
+    frame: pd.DataFrame, seed: int, fractions: Mapping[str, float], labels: Sequence[str] = ()
+) -> dict[str, str]:
     """Map every story to a split name.
 
-    Per label, the label's stories are sorted (so input row order does not matter), shuffled
-    with ``seed`` and dealt out in that order: a story goes to test if its rows keep test
+    Labels are dealt in the order of ``labels`` (the dataset's class-id order; it fixes how the
+    seeded generator is consumed), then any others sorted. Per label, the label's stories are
+    sorted (so input row order does not matter), shuffled with ``seed`` and dealt out in that
+    order: a story goes to test if its rows keep test
     nearest its quota (``test`` x the label's rows), else to validation likewise, else to train.
     Quotas count rows, not stories, because story sizes range from 1 to over a thousand headlines.
     """
@@ -45,7 +50,7 @@ def assign_stories(frame: pd.DataFrame, seed: int, fractions: Mapping[str, float
     per_story = counts.drop_duplicates("story")
     sizes = frame.groupby("story", sort=True).size()
     labels_present = set(per_story["label"])
-    order = [*(x for x in LABELS if x in labels_present), *sorted(labels_present - set(LABELS))]
+    order = [*(x for x in labels if x in labels_present), *sorted(labels_present - set(labels))]
     assignment: dict[str, str] = {}
     for label in order:
         stories = np.sort(per_story.loc[per_story["label"] == label, "story"].to_numpy(dtype=object))
@@ -75,13 +80,47 @@ def drop_duplicates(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
 
 
 def split_by_story(
-    frame: pd.DataFrame, seed: int, fractions: Mapping[str, float], *, dedup: bool = True
+    frame: pd.DataFrame,
+    seed: int,
+    fractions: Mapping[str, float],
+    *,
+    dedup: bool = True,
+    labels: Sequence[str] = (),
 ) -> tuple[dict[str, pd.DataFrame], dict[str, int]]:
     """STORY-grouped split; returns ({split: frame}, {split: duplicates dropped})."""
     if frame.empty:
         raise UserError("no valid rows to split")
-    assignment = assign_stories(frame, seed, fractions)
+    assignment = assign_stories(frame, seed, fractions, labels)
     split_of_row = frame["story"].map(assignment)
+    return _finish({name: frame[split_of_row == name] for name in SPLITS}, dedup)
+
+
+def split_by_time(
+    frame: pd.DataFrame, fractions: Mapping[str, float], *, grouped: bool, dedup: bool = True
+) -> tuple[dict[str, pd.DataFrame], dict[str, int]]:
+    """Time-ordered split: train on the oldest rows, validation on the next, test on the newest.
+
+    Units are dealt in time order: each ``timestamp`` value (rows of the same instant never
+    straddle two splits, so no test row is as old as a training row), or with ``grouped`` each
+    story, placed by its first timestamp and kept whole. A unit goes to the first split whose
+    cumulative quota (rows) holds its midpoint, as in :func:`assign_stories`.
+    """
+    if frame.empty:
+        raise UserError("no valid rows to split")
+    key = frame["story"] if grouped else frame["timestamp"]
+    units = frame.groupby(key, sort=False)["timestamp"].agg(["min", "size"]).reset_index()
+    units.columns = pd.Index(["unit", "start", "size"])
+    units["unit_str"] = units["unit"].astype(str)
+    units = units.sort_values(["start", "unit_str"], kind="stable")
+    sizes = units["size"].to_numpy(dtype=float)
+    midpoints = np.cumsum(sizes) - sizes / 2
+    train_end = fractions["train"] * len(frame)
+    validation_end = train_end + fractions["validation"] * len(frame)
+    names = np.where(
+        midpoints <= train_end, "train", np.where(midpoints <= validation_end, "validation", "test")
+    )
+    split_of_unit = dict(zip(units["unit"], names, strict=True))
+    split_of_row = key.map(split_of_unit)
     return _finish({name: frame[split_of_row == name] for name in SPLITS}, dedup)
 
 

@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from textclf.data.parse import COLUMNS, normalize_whitespace, parse_bytes, parse_file, parse_lines
+from textclf.data.parse import COLUMNS, parse_bytes, parse_file, parse_lines
 from textclf.data.samples import raw_line, write_raw_corpus
+from textclf.data.text import normalize_whitespace
 from textclf.errors import UserError
 from textclf.labels import CATEGORY_TO_LABEL
 

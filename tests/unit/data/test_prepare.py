@@ -4,15 +4,17 @@ import hashlib
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
 from textclf.cli import main
 from textclf.data import read_split
+from textclf.data.options import InputOptions
 from textclf.data.parse import COLUMNS, SCHEMA
 from textclf.data.prepare import prepare
-from textclf.data.samples import raw_line, write_raw_corpus
+from textclf.data.samples import raw_line, real_sample_lines, write_raw_corpus
 from textclf.data.split import SPLITS
 from textclf.errors import UserError
 from textclf.labels import LABELS
@@ -119,17 +121,22 @@ def test_bad_inputs_are_user_errors(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="no such file"):
         prepare(str(tmp_path / "nope.zip"), tmp_path / "out", progress=False)
     empty = write_raw_corpus(tmp_path / "empty.csv", [])
-    with pytest.raises(UserError, match="no valid rows"):
+    with pytest.raises(UserError, match="no header row"):
         prepare(str(empty), tmp_path / "out", progress=False)
     garbage = write_raw_corpus(tmp_path / "garbage.csv", ["a,b,c", "d,e,f"])
     with pytest.raises(UserError, match=r"skipped: \{'field_count': 2\}"):
-        prepare(str(garbage), tmp_path / "out", progress=False)
+        prepare(str(garbage), tmp_path / "out", progress=False, options=InputOptions(format="uci"))
     with pytest.raises(UserError, match="--val-frac"):
         prepare(str(garbage), tmp_path / "out", val_frac=1.5, progress=False)
     wrong = tmp_path / "wrong.json"
     wrong.write_text("{}")
-    with pytest.raises(UserError, match="expected a URL or"):
+    with pytest.raises(UserError, match=r"needs --text-column and --label-column \(its columns: none\)"):
         prepare(str(wrong), tmp_path / "out", progress=False)
+    unknown = tmp_path / "data.xml"
+    unknown.write_text("<a/>")
+    with pytest.raises(UserError, match=r"cannot tell the format of data\.xml; pass --format"):
+        prepare(str(unknown), tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
 
 
 def test_read_split_accepts_dir_parquet_and_raw(corpus: Path, tmp_path: Path) -> None:
@@ -196,3 +203,54 @@ def test_real_rows_end_to_end(real_rows_sample: tuple[str, ...], tmp_path: Path)
     stories = [set(f["story"]) for f in frames.values()]
     assert not (stories[0] & stories[1] or stories[0] & stories[2] or stories[1] & stories[2])
     assert all(len(f) > 0 for f in frames.values())
+
+
+# -- the news preset must split row for row as it did before any other dataset was read ---------
+# Digests of every written row (split, id, text, label, category, story, publisher, hostname,
+# timestamp), taken with the code before any other dataset was supported. The full corpus
+# (371,784 rows, seed 13) was checked the same way when the change was made.
+NEWS_SYNTHETIC_DIGEST = "0101aa191c2a0748c4dea2903f19135271d4690ae70c5811c53f8f694fb6c416"
+NEWS_REAL_SAMPLE_DIGEST = "b64c25fcd85fcae3d48836228bb37d12265b419ac9cb0f9e2051e37ede028e86"
+
+
+def _news_lines() -> list[str]:
+    """3,847 rows: stories of 1-24 headlines with repeats (duplicates and cross-label texts)."""
+    rng = np.random.default_rng(21)
+    lines, row_id = [], 1
+    for s in range(300):
+        category = "btem"[int(rng.integers(0, 4))]
+        for _ in range(int(rng.integers(1, 25))):
+            title = f"story {s} headline {int(rng.integers(0, 6))}"
+            if rng.random() < 0.05:  # the same headline in stories of other categories
+                title = f"common headline {int(rng.integers(0, 5))}"
+            lines.append(
+                raw_line(
+                    row_id, title, category=category, story=f"S{s:03d}", timestamp=1394470370698 + row_id
+                )
+            )
+            row_id += 1
+    return lines
+
+
+def _rows_digest(out: Path) -> str:
+    digest = hashlib.sha256()
+    for split in SPLITS:
+        for row in pq.read_table(out / split / "data.parquet").select(list(COLUMNS[:8])).to_pylist():
+            digest.update(repr((split, *row.values())).encode())
+    return digest.hexdigest()
+
+
+def test_news_preset_splits_row_for_row_as_before(tmp_path: Path) -> None:
+    source = write_raw_corpus(tmp_path / "synthetic.csv", _news_lines())
+    m = prepare(str(source), tmp_path / "out", seed=13, progress=False).manifest
+    assert _rows_digest(tmp_path / "out") == NEWS_SYNTHETIC_DIGEST
+    assert m["input"]["preset"] == "uci-news" and m["split_method"] == "story"
+    assert m["checks"]["conflicts"] == "keep"  # as it always was: the corpus has cross-label repeats
+    assert m["conflicts"]["texts"] > 0 and m["rows"]["conflicts_dropped"] == 0
+    assert m["labels"] == list(m["label_counts"]) == list(LABELS)
+
+
+def test_news_preset_real_rows_split_as_before(shared_zip: Path, tmp_path: Path) -> None:
+    source = write_raw_corpus(tmp_path / "real.csv", real_sample_lines(shared_zip, 2000, 3, 20))
+    prepare(str(source), tmp_path / "out", seed=5, progress=False)
+    assert _rows_digest(tmp_path / "out") == NEWS_REAL_SAMPLE_DIGEST

@@ -9,7 +9,10 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from tests.helpers.labelled_data import labelled_rows, write_rows
 from textclf.cli import main
+from textclf.data.checksum import folder_files, sha256_file
+from textclf.data.options import InputOptions
 from textclf.data.prepare import Prepared, prepare
 from textclf.data.s3 import parse_s3_uri, upload_dataset
 from textclf.data.samples import raw_line, write_raw_corpus
@@ -100,3 +103,48 @@ def test_cli_uploads(s3: Any, prepared: Prepared, capsys: pytest.CaptureFixture[
     assert "reused (up to date)" in out
     assert f"pointer s3://{BUCKET}/datasets/latest.json" in out
     assert "datasets/latest.json" in _keys(s3)
+
+
+# -- --source s3://: a raw file (or a save_to_disk folder) already in the bucket ---------------------
+
+
+def test_source_from_s3_object_and_folder(s3: Any, tmp_path: Path) -> None:
+    rows = labelled_rows(["spam", "ham"], 20)
+    s3.upload_file(str(write_rows(tmp_path / "local.csv", rows)), BUCKET, "raw/mail.csv")
+    for path in folder_files(write_rows(tmp_path / "hf", rows, "hf")):
+        s3.upload_file(str(path), BUCKET, f"raw/mail_hf/{path.name}")
+    options = InputOptions(text_columns=("title", "body"), label_column="label")
+    kwargs: dict[str, Any] = {"progress": False, "options": options, "s3_client": s3}
+    csv_result = prepare(f"s3://{BUCKET}/raw/mail.csv", tmp_path / "csv", **kwargs)
+    assert csv_result.manifest["source"]["origin"] == f"s3://{BUCKET}/raw/mail.csv"
+    assert csv_result.manifest["source"]["name"] == "mail.csv"
+    assert csv_result.manifest["source"]["sha256"] == sha256_file(tmp_path / "local.csv")
+    assert csv_result.manifest["labels"] == ["ham", "spam"]
+    assert prepare(f"s3://{BUCKET}/raw/mail.csv", tmp_path / "csv", **kwargs).reused
+    for uri in (f"s3://{BUCKET}/raw/mail_hf", f"s3://{BUCKET}/raw/mail_hf/"):
+        hf = prepare(uri, tmp_path / "hf-out", force=True, **kwargs)
+        assert hf.manifest["input"]["format"] == "hf"
+        assert hf.manifest["files"] == csv_result.manifest["files"]
+    with pytest.raises(UserError, match=rf"--source s3://{BUCKET}/raw/nope.csv: no such object or folder"):
+        prepare(f"s3://{BUCKET}/raw/nope.csv", tmp_path / "x", **kwargs)
+    with pytest.raises(UserError, match="NoSuchBucket"):
+        prepare("s3://no-such-bucket/raw/mail.csv", tmp_path / "x", **kwargs)
+    with pytest.raises(UserError, match="not the bucket"):
+        prepare(f"s3://{BUCKET}", tmp_path / "x", **kwargs)
+    assert not (tmp_path / "x").exists()
+
+
+def test_cli_prepares_an_s3_source_and_uploads_the_folder_raw(s3: Any, tmp_path: Path) -> None:
+    for path in folder_files(write_rows(tmp_path / "hf", labelled_rows(["a", "b"], 15), "hf")):
+        s3.upload_file(str(path), BUCKET, f"in/ds/{path.name}")
+    out = tmp_path / "out"
+    argv = ["data", "--source", f"s3://{BUCKET}/in/ds", "--out", str(out), "--text-column", "title"]
+    assert main([*argv, "--label-column", "label"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["source"]["name"] == "ds" and manifest["input"]["format"] == "hf"
+    options = InputOptions(text_columns=("title",), label_column="label")
+    prepared = prepare(f"s3://{BUCKET}/in/ds", out, progress=False, options=options, s3_client=s3)
+    assert prepared.reused and prepared.source.path.is_dir()
+    upload_dataset(out, manifest, prepared.source.path, parse_s3_uri(f"s3://{BUCKET}/datasets"))
+    base = f"datasets/{manifest['dataset_sha256'][:12]}"
+    assert {f"{base}/raw/ds/{name}" for name in ("state.json", "dataset_info.json")} <= _keys(s3)

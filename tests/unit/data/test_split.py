@@ -11,6 +11,7 @@ from textclf.data.split import (
     check_fractions,
     drop_duplicates,
     split_by_story,
+    split_by_time,
     split_rows_randomly,
 )
 from textclf.errors import UserError
@@ -147,3 +148,23 @@ def test_real_rows_split_story_disjoint(real_rows_sample: tuple[str, ...]) -> No
     assert len(parts["test"]) > 0 and len(parts["validation"]) > 0
     for part in parts.values():
         assert not part.duplicated(["text", "label"]).any()
+
+
+def test_time_split_never_puts_one_instant_in_two_splits() -> None:
+    # 100 rows over 20 instants of 5 rows: the cuts fall between instants, in time order.
+    frame = pd.DataFrame(
+        {
+            "id": range(100),
+            "text": [f"t{i}" for i in range(100)],
+            "label": ["a", "b"] * 50,
+            "story": [str(i) for i in range(100)],
+            "timestamp": [1_000 * (i % 20) for i in range(100)],
+        }
+    )
+    parts, _ = split_by_time(frame.sample(frac=1.0, random_state=1), FRACTIONS, grouped=False)
+    assert [len(parts[name]) for name in SPLITS] == [80, 10, 10]
+    assert parts["train"]["timestamp"].max() < parts["validation"]["timestamp"].min()
+    assert parts["validation"]["timestamp"].max() < parts["test"]["timestamp"].min()
+    assert parts["test"]["id"].tolist() == sorted(parts["test"]["id"])
+    parts, _ = split_by_time(frame, check_fractions(0.0, 0.2), grouped=False)
+    assert parts["validation"].empty and len(parts["test"]) == 20
