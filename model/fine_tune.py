@@ -21,6 +21,7 @@ import job_outputs
 import numpy as np
 import pandas as pd
 import torch
+import truncation
 from job_outputs import metric, say
 from transformers import EvalPrediction, Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_pt_utils import LengthGroupedSampler, safe_globals
@@ -47,7 +48,9 @@ class Rows(torch.utils.data.Dataset):
 
 
 def tokenised(frame: pd.DataFrame, tokenizer: Any, args: argparse.Namespace, labels: list[str]) -> Rows:
-    ids = tokenizer(frame["text"].tolist(), truncation=True, max_length=args.max_length)["input_ids"]
+    # The cut the served model makes too (inference.py calls the same encode).
+    texts = frame["text"].tolist()
+    ids = truncation.encode(tokenizer, texts, args.max_length, args.truncation)["input_ids"]
     y = frame["label"].map({name: i for i, name in enumerate(labels)}).to_numpy(dtype=np.int64)
     return Rows(ids, y, np.arange(len(frame)))
 

@@ -62,6 +62,14 @@ HYPERPARAMETERS: Final[tuple[Hyperparameter, ...]] = (
     ),
     Hyperparameter("batch_size", int, 32, "rows per optimiser step and process", 1, 512),
     Hyperparameter("max_length", int, 64, "tokens per headline, incl. special tokens", 8, 512, local=32),
+    Hyperparameter(
+        "truncation",
+        str,
+        "head",
+        "which tokens of a longer text are kept: the first, the last, or both ends (head+tail, "
+        "Sun et al. 2019); serving cuts the same way (truncation.py, whose MODES these are)",
+        choices=("head", "tail", "head+tail"),
+    ),
     Hyperparameter("max_train_samples", int, 0, "training rows to use, 0 = all", 0, local=32_000),
     Hyperparameter(
         "sampling",

@@ -7,19 +7,21 @@ handler accepts an optional ``context``. The local endpoint (``textclf serve-end
 same file by path and calls ``model_fn`` and ``predict_texts`` from its micro-batcher.
 
 Self-contained on purpose (stdlib + numpy + the transformers tokenizer + torch *or* onnxruntime,
-imported lazily for the runtime the archive holds, + ``lexical.py`` shipped beside this file): it
-runs inside the stock DLC, which has no textclf package.
+imported lazily for the runtime the archive holds, + ``lexical.py`` and ``truncation.py`` shipped
+beside this file): it runs inside the stock DLC, which has no textclf package.
 
 Files read from the model directory:
-- ``textclf_meta.json``: ``runtime`` (``torch`` | ``onnx-fp32`` | ``onnx-int8``) and ``max_length``;
+- ``textclf_meta.json``: ``runtime`` (``torch`` | ``onnx-fp32`` | ``onnx-int8``), ``max_length`` and
+  ``truncation`` (how longer texts are cut, ``truncation.py``; ``head`` when absent);
 - ``config.json``: ``id2label`` (the label order; nothing here hard-codes labels);
 - tokenizer files; ``model.safetensors`` (torch) or ``model.onnx`` (ONNX runtimes);
 - ``lexical_vocab.txt`` + ``lexical_head.npz`` when the model has a lexical head (lexical.py).
 
 Request: ``{"inputs": "headline"}`` or ``{"inputs": ["headline", ...]}`` as ``application/json``.
 Response: ``{"predictions": [{"label": str, "score": float, "scores": {label: float}}, ...],
-"model_version": str}``, one prediction per input, in input order -- exactly the API's
-``POST /predict`` 200 body.
+"labels": [str, ...], "model_version": str}``, one prediction per input, in input order;
+``labels`` is the served label set in class-id order (``config.json``'s ``id2label``), which the
+API checks every answer against -- exactly the API's ``POST /predict`` 200 body.
 Bad payloads raise :class:`PayloadError` (a ``ValueError``) with a message naming what is wrong;
 the toolkit answers any handler exception with HTTP 400.
 """
@@ -92,6 +94,7 @@ def _load_sibling(name: str) -> ModuleType:
 
 
 lexical = _load_sibling("lexical")
+truncation = _load_sibling("truncation")
 
 
 class PayloadError(ValueError):
@@ -147,6 +150,8 @@ class Classifier:
     #: Lexical-head confidence at or above which the transformer is skipped for a headline (the
     #: confidence cascade; ``textclf_meta.json`` "cascade", chosen on validation). None: off.
     cascade_threshold: float | None = None
+    #: How texts longer than ``max_length`` are cut (``truncation.MODES``), as in training.
+    truncation: str = "head"
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -249,6 +254,12 @@ def load_classifier(model_dir: str | Path, runtime: str | None = None) -> Classi
     if max_length < 2:
         raise ValueError(f"{META_FILE} must give max_length >= 2, got {meta.get('max_length')!r}")
     labels = _labels_from_config(config)
+    # Archives from before the option cut the head, as the tokenizer does by default.
+    cut = str(meta.get("truncation", truncation.DEFAULT))
+    if cut not in truncation.MODES:
+        raise ValueError(
+            f"unknown truncation {cut!r} in {META_FILE}; expected one of {', '.join(truncation.MODES)}"
+        )
     # Always from_pretrained(dir): transformers 5 tokenizer classes ignore vocab_file=.
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     threads = num_threads()
@@ -266,10 +277,12 @@ def load_classifier(model_dir: str | Path, runtime: str | None = None) -> Classi
     if head is not None and head.weight.shape[1] != len(labels):
         raise ValueError(f"lexical head has {head.weight.shape[1]} labels, config.json {len(labels)}")
     logger.info(
-        "textclf model loaded: runtime=%s labels=%d max_length=%d threads=%d inputs=%s lexical_head=%s",
+        "textclf model loaded: runtime=%s labels=%d max_length=%d truncation=%s threads=%d inputs=%s "
+        "lexical_head=%s",
         runtime,
         len(labels),
         max_length,
+        cut,
         threads,
         ",".join(input_names),
         "none" if head is None else f"{len(head.vectorizer.vocab)} n-grams, w={head.blend_weight}",
@@ -286,6 +299,7 @@ def load_classifier(model_dir: str | Path, runtime: str | None = None) -> Classi
         lexical_head=head,
         model_version=model_version(meta),
         cascade_threshold=cascade_threshold(meta) if head is not None else None,
+        truncation=cut,
     )
 
 
@@ -337,15 +351,8 @@ def predict_proba(
         if len(unsure):
             lexical_probs[unsure] = predict_proba(model, [texts[int(i)] for i in unsure], cascade=False)
         return lexical_probs
-    # Explicit truncation to the max_length the model was trained with; headlines longer than
-    # that lose their tail (the EDA chose max_length to cover >= 99.5% of headlines).
-    encoded = model.tokenizer(
-        list(texts),
-        truncation=True,
-        max_length=model.max_length,
-        padding=False,
-        return_attention_mask=True,
-    )
+    # Cut to the max_length the model was trained with, the way it was trained (truncation.py).
+    encoded = truncation.encode(model.tokenizer, texts, model.max_length, model.truncation)
     lengths = [len(ids) for ids in encoded["input_ids"]]
     # Longest first, so similar lengths share a batch and padding is minimal; results are put
     # back in input order below.
@@ -418,6 +425,7 @@ def explain(model: Classifier, text: str) -> dict[str, Any]:
         "label": model.labels[best],
         "score": float(probs[best]),
         "scores": {label: float(p) for label, p in zip(model.labels, probs, strict=True)},
+        "labels": list(model.labels),
         "model_version": model.model_version,
         "answered_by": _answered_by(model, text),
         "tokens": tokens,
@@ -445,9 +453,12 @@ def _answered_by(model: Classifier, text: str) -> str:
 
 def _occlusion(model: Classifier, text: str, label: int) -> tuple[list[dict[str, Any]], list[float]]:
     tokenizer = model.tokenizer
-    full = tokenizer(text, truncation=False, add_special_tokens=True)["input_ids"]
-    encoded = tokenizer([text], truncation=True, max_length=model.max_length, return_attention_mask=True)
-    ids = list(encoded["input_ids"][0])
+    full = tokenizer([text], truncation=False, return_special_tokens_mask=True, verbose=False)
+    every = list(full["input_ids"][0])
+    # What the model sees, cut as predict_proba cuts it; the other pieces are shown after it.
+    seen = truncation.kept_positions(full["special_tokens_mask"][0], model.max_length, model.truncation)
+    ids = [every[i] for i in seen]
+    dropped = [every[i] for i in sorted(set(range(len(every))) - set(seen))]
     special = set(tokenizer.all_special_ids)
     content = [i for i, token in enumerate(ids) if token not in special]
     # Row 0 is the headline; row k leaves out its k-th content token (padded back to length).
@@ -476,8 +487,7 @@ def _occlusion(model: Classifier, text: str, label: int) -> tuple[list[dict[str,
         {"text": piece, "special": token in special, "truncated": False}
         for piece, token in zip(pieces, ids, strict=True)
     ]
-    # Pieces past max_length: shown, never seen by the model (their attribution is 0).
-    dropped = [t for t in full[len(ids) - 1 : -1] if t not in special] if len(full) > len(ids) else []
+    # Pieces cut to fit max_length: shown, never seen by the model (their attribution is 0).
     for piece in tokenizer.convert_ids_to_tokens(dropped):
         tokens.append({"text": piece, "special": False, "truncated": True})
         attributions.append(0.0)
@@ -675,7 +685,12 @@ def predict_fn(data: list[str], model: Classifier, context: Any = None) -> dict[
     explanation of the one headline of an explain request."""
     if isinstance(data, ExplainInputs):
         return explain(model, data[0])
-    return {"predictions": predict_texts(model, data), "model_version": model.model_version}
+    return {
+        "predictions": predict_texts(model, data),
+        # The served label set in class-id order: the API checks each answer against it.
+        "labels": list(model.labels),
+        "model_version": model.model_version,
+    }
 
 
 def output_fn(prediction: dict[str, Any], accept: str | None, context: Any = None) -> str:

@@ -272,6 +272,8 @@ def save_trained(
     tokenizer.save_pretrained(dest)
     meta: dict[str, Any] = {
         "max_length": args.max_length,
+        # How inference.py cuts longer texts: the way they were cut for training.
+        "truncation": args.truncation,
         "base_model": args.base_model,
         "labels": run.labels,
         "runtime": "torch",

@@ -2,7 +2,7 @@
 (``sourcedir.tar.gz``).
 
 Serving (``code/`` of every archive, whether ``textclf package`` or the training job builds it):
-``inference.py`` and the helper it imports from its own folder.
+``inference.py`` and the helpers it imports from its own folder.
 
 Training (``sourcedir.tar.gz``, what ``textclf upload-source`` uploads and the local control plane
 seeds): every file of ``model/`` -- the folder is the list -- plus the modules of this package that
@@ -25,7 +25,7 @@ from textclf import config
 from textclf.errors import UserError
 
 #: ``model/`` files copied into ``code/`` of every serving archive.
-SERVING_CODE: Final[tuple[str, ...]] = ("inference.py", "lexical.py")
+SERVING_CODE: Final[tuple[str, ...]] = ("inference.py", "lexical.py", "truncation.py")
 
 
 def package_root() -> Path:

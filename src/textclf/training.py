@@ -47,6 +47,8 @@ DEFAULT_FREEZE_LAYERS: int = hp.local_default("freeze_layers")
 DEFAULT_EVALS_PER_EPOCH: int = hp.local_default("evals_per_epoch")
 #: Used when there is no EDA report: headlines are short (p99.5 is about 27 MiniLM tokens).
 DEFAULT_MAX_LENGTH: int = hp.local_default("max_length")
+#: ``--truncation``'s choices (model/truncation.py's modes, as hyperparameters.py lists them).
+TRUNCATION_MODES: tuple[str, ...] = hp.BY_NAME["truncation"].choices or ()
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,7 @@ class TrainSettings:
     max_train_samples: int = DEFAULT_MAX_TRAIN_SAMPLES
     max_eval_samples: int = DEFAULT_MAX_EVAL_SAMPLES
     max_length: int = DEFAULT_MAX_LENGTH
+    truncation: str = hp.local_default("truncation")
     batch_size: int = DEFAULT_BATCH_SIZE
     learning_rate: float = DEFAULT_LEARNING_RATE
     seed: int = DEFAULT_SEED

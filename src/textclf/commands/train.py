@@ -48,6 +48,14 @@ def register(subparsers: Any) -> None:
         default=None,
         help="tokens per headline (default: from the EDA report, else 32)",
     )
+    parser.add_argument(
+        "--truncation",
+        choices=training.TRUNCATION_MODES,
+        default=training.TrainSettings.truncation,
+        help="tokens kept of a text longer than --max-length: the first (head), the last (tail) or "
+        "both ends (head+tail: a quarter from the start, the rest from the end; for long documents). "
+        "Serving cuts the same way. Default %(default)s",
+    )
     parser.add_argument("--batch-size", type=int, default=training.DEFAULT_BATCH_SIZE)
     parser.add_argument("--learning-rate", type=float, default=training.DEFAULT_LEARNING_RATE)
     parser.add_argument("--seed", type=int, default=training.DEFAULT_SEED)
@@ -103,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
         max_train_samples=args.max_train_samples,
         max_eval_samples=args.max_eval_samples,
         max_length=args.max_length or training.default_max_length(),
+        truncation=args.truncation,
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
         seed=args.seed,

@@ -135,7 +135,12 @@ class ServingModel:
     def render(self, predictions: Sequence[Any], accept: str) -> bytes:
         """The reply body: ``output_fn`` of what ``predict_fn`` returns for these predictions."""
         try:
-            body = {"predictions": list(predictions), "model_version": self.version}
+            # predict_fn's reply, batched here: the served label set rides with every answer.
+            body = {
+                "predictions": list(predictions),
+                "labels": list(self.model.labels),
+                "model_version": self.version,
+            }
             rendered = self.module.output_fn(body, accept)
         except ValueError as exc:
             raise BadPayloadError(str(exc)) from exc

@@ -132,7 +132,7 @@ def test_without_explain_it_is_a_prediction(inference: ModuleType, tiny_model: P
     model = load_model(tiny_model, "torch")
     data = inference.input_fn(json.dumps({"inputs": "film premiere", "explain": False}), EXPLAIN)
     assert not isinstance(data, inference.ExplainInputs)
-    assert set(inference.predict_fn(data, model)) == {"predictions", "model_version"}
+    assert set(inference.predict_fn(data, model)) == {"predictions", "labels", "model_version"}
 
 
 def test_textclf_explain_prints_the_explanation(

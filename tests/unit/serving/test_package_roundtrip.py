@@ -68,6 +68,8 @@ def test_handlers_round_trip(runtime: str, unpacked: dict[str, Path], tiny_model
     data = inference.input_fn(json.dumps({"inputs": TEXTS}).encode(), "application/json", None)
     body = inference.output_fn(inference.predict_fn(data, model, None), "application/json", None)
     predictions = json.loads(body)["predictions"]
+    # The served label set in class-id order (config.json's id2label): what the API checks against.
+    assert json.loads(body)["labels"] == list(LABELS)
 
     # Exactly the API's 200 body (strict pydantic model, extra fields forbidden), as the Lambda
     # reads it: checked against the label set the reply reports.

@@ -150,3 +150,26 @@ def test_bench_train_runs_both_and_prints_them_side_by_side(
     assert report["runs"][0]["steps"] == report["runs"][1]["steps"]  # the same optimiser steps
     assert main([*argv, "--processes", "1"]) == 2
     assert "--processes" in capfd.readouterr().err
+
+
+def test_truncation_reaches_train_py_and_a_bad_one_is_refused(
+    tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seen: list[training.TrainSettings] = []
+
+    def record(data: Path, out: Path, settings: training.TrainSettings, **_: object) -> training.TrainResult:
+        seen.append(settings)
+        return training.TrainResult(model_dir=out, reused=True, metrics={}, wall_time_s=0.0)
+
+    monkeypatch.setattr(training, "run_training", record)
+    argv = ["train", "--data", str(tiny_data), "--out", str(tmp_path / "m"), "--base-model", "m"]
+    assert main([*argv, "--truncation", "head+tail"]) == 0
+    assert seen[-1].truncation == "head+tail"
+    flags = dict(zip(*[iter(training.command(seen[-1], Path("/code/train.py"))[2:])] * 2, strict=True))
+    assert flags["--truncation"] == "head+tail"
+    assert seen[-1].identity() != training.TrainSettings(base_model="m").identity()
+    assert main([*argv]) == 0 and seen[-1].truncation == "head"  # the default
+    with pytest.raises(SystemExit) as exited:  # argparse's own usage error
+        main([*argv, "--truncation", "middle"])
+    assert exited.value.code == 2
+    assert "--truncation: invalid choice: 'middle'" in capsys.readouterr().err

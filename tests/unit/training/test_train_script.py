@@ -74,7 +74,7 @@ def test_sagemaker_contract_end_to_end(tiny_model: Path, tiny_data: Path, tmp_pa
     assert cfg["id2label"] == {str(i): name for i, name in enumerate(labels)}
     assert cfg["label2id"] == {name: i for i, name in enumerate(labels)}
     meta = json.loads((model_dir / "textclf_meta.json").read_text())
-    assert meta["max_length"] == 24
+    assert meta["max_length"] == 24 and meta["truncation"] == "head"
     assert meta["labels"] == labels
     assert meta["runtime"] == "torch"
     assert meta["base_model"] == str(tiny_model)
