@@ -39,31 +39,33 @@ def test_mcnemar_matches_scipys_exact_binomial_test(b: int, c: int) -> None:
     assert mcnemar_p(b, c) == pytest.approx(expected, rel=1e-9, abs=1e-12)
 
 
-def _scores(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A served model right ~90% of the time and a lexical head whose confidence tracks its accuracy."""
-    gold = rng.integers(0, 4, n)
-    served = np.full((n, 4), 0.02)
-    served_pred = np.where(rng.random(n) < 0.9, gold, rng.integers(0, 4, n))
+def _scores(rng: np.random.Generator, n: int, k: int = 4) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A served model right ~90% of the time and a lexical head whose confidence tracks its
+    accuracy, over ``k`` labels."""
+    gold = rng.integers(0, k, n)
+    served = np.full((n, k), 0.06 / (k - 1))
+    served_pred = np.where(rng.random(n) < 0.9, gold, rng.integers(0, k, n))
     served[np.arange(n), served_pred] = 0.94
-    confidence = rng.uniform(0.3, 1.0, n)
+    confidence = rng.uniform(1.0 / k + 0.05, 1.0, n)
     lexical_right = rng.random(n) < confidence  # confident rows are mostly right
-    lexical_pred = np.where(lexical_right, gold, (gold + 1) % 4)
-    lexical = np.tile(((1 - confidence) / 3)[:, None], (1, 4))
+    lexical_pred = np.where(lexical_right, gold, (gold + 1) % k)
+    lexical = np.tile(((1 - confidence) / (k - 1))[:, None], (1, k))
     lexical[np.arange(n), lexical_pred] = confidence
     return served, lexical, gold
 
 
-def _recalls(gold: np.ndarray, predicted: np.ndarray) -> np.ndarray:
-    return per_class_scores(confusion_matrix(gold, predicted, 4))[1]
+def _recalls(gold: np.ndarray, predicted: np.ndarray, k: int) -> np.ndarray:
+    return per_class_scores(confusion_matrix(gold, predicted, k))[1]
 
 
 def _brute_force(served: np.ndarray, lexical: np.ndarray, gold: np.ndarray) -> float:
     """Highest coverage over every distinct threshold that meets all three limits."""
     limits = cascade.CascadeLimits()
+    k = served.shape[1]
     full_pred = served.argmax(1)
     acc_full = (full_pred == gold).mean()
-    f1_full = macro_f1(gold, full_pred, 4)
-    rec_full = _recalls(gold, full_pred)
+    f1_full = macro_f1(gold, full_pred, k)
+    rec_full = _recalls(gold, full_pred, k)
     best = 0.0
     for t in np.unique(lexical.max(1)):
         covered = lexical.max(1) >= t
@@ -71,19 +73,20 @@ def _brute_force(served: np.ndarray, lexical: np.ndarray, gold: np.ndarray) -> f
         right = mixed == gold
         ok = (
             right.mean() >= acc_full - limits.max_drop - 1e-12
-            and macro_f1(gold, mixed, 4) >= f1_full - limits.max_drop - 1e-12
-            and (rec_full - _recalls(gold, mixed)).max() <= limits.max_class_recall_drop + 1e-12
+            and macro_f1(gold, mixed, k) >= f1_full - limits.max_drop - 1e-12
+            and (rec_full - _recalls(gold, mixed, k)).max() <= limits.max_class_recall_drop + 1e-12
         )
         if ok:
             best = max(best, covered.mean())
     return float(best)
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_the_chosen_threshold_is_the_highest_coverage_within_the_limits(seed: int) -> None:
-    served, lexical, gold = _scores(np.random.default_rng(seed), 3000)
-    record = cascade.choose(served, lexical, gold, LABELS)
-    assert record is not None
+@pytest.mark.parametrize(("seed", "k"), [(0, 4), (1, 4), (2, 4), (3, 2), (4, 3), (5, 12)])
+def test_the_chosen_threshold_is_the_highest_coverage_within_the_limits(seed: int, k: int) -> None:
+    labels = LABELS if k == 4 else [f"label {i}" for i in range(k)]
+    served, lexical, gold = _scores(np.random.default_rng(seed), 3000, k)
+    record = cascade.choose(served, lexical, gold, labels)
+    assert record is not None and list(record["per_class"]) == labels
     assert record["coverage"] == pytest.approx(_brute_force(served, lexical, gold))
     # What the record says is what serving at that threshold does.
     covered = lexical.max(1) >= record["threshold"]

@@ -92,6 +92,37 @@ def test_fit_matches_scikit_learn_logistic_regression(
     assert np.abs(ours_p - theirs_p).max() < 0.05
 
 
+def test_a_binary_head_is_scikit_learns_binary_logistic_regression(
+    lexical: ModuleType, rows: tuple[pd.DataFrame, pd.DataFrame]
+) -> None:
+    """Two labels: two softmax columns, not scikit-learn's one logistic column. With the L2 on both
+    columns the optimum is w1 = -w0 = d / 2, i.e. logistic regression on d with C' = 2C."""
+    train, valid = (frame[frame["label"].isin(["business", "health"])] for frame in rows)
+    y = (train["label"] == "health").to_numpy(dtype=np.int64)
+    vectorizer, weight, bias = lexical.fit(train["text"].tolist(), y, 2, c=3.0, max_iter=300)
+    assert weight.shape == (len(vectorizer.vocab), 2) and bias.shape == (2,)
+    head = lexical.LexicalHead(vectorizer, weight, bias, (0.5, 1.0))
+    ours = head.probabilities(valid["text"].tolist())
+    assert ours.shape == (len(valid), 2)
+    features = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
+    reference = LogisticRegression(C=6.0, max_iter=2000, tol=1e-8).fit(
+        features.fit_transform(train["text"]), y
+    )
+    theirs = reference.predict_proba(features.transform(valid["text"]))
+    assert np.abs(ours - theirs).max() < 1e-3
+    # The blend, its choice on validation and the explanation all work on two columns.
+    y_valid = (valid["label"] == "health").to_numpy(dtype=np.int64)
+    transformer = np.full((len(valid), 2), 0.5)
+    w, _t, scores = lexical.choose_blend(transformer, head.logits(valid["text"].tolist()), y_valid)
+    assert (
+        w < 1.0 and scores["blend_accuracy"] == scores["lexical_accuracy"] > 0.8
+    )  # a coin flip adds nothing
+    blended = head.combine(transformer, valid["text"].tolist())
+    assert blended.shape == (len(valid), 2) and np.allclose(blended.sum(1), 1.0)
+    pairs = head.contributions(valid["text"].iloc[0], 1)
+    assert pairs and all(isinstance(g, str) for g, _ in pairs)
+
+
 def test_blend_weight_one_is_the_transformer_alone(lexical: ModuleType) -> None:
     rng = np.random.default_rng(0)
     probs = rng.dirichlet(np.ones(4), size=10)
