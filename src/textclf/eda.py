@@ -1,10 +1,13 @@
 """Exploratory analysis of the processed splits and the ``max_length`` choice for training.
 
 Outputs (``textclf eda``): ``class_balance.png``, ``token_lengths.png``,
-``headlines_per_story.png``, ``report.md`` and ``eda.json``. ``eda.json["max_length"]`` is
-what training reads: the smallest token length covering ``coverage`` of the TRAINING
-headlines (special tokens included), rounded up to a multiple of ``round_to``. It is chosen on
-train only so the test split stays unseen; its coverage on every split is reported beside it.
+``headlines_per_story.png`` (grouped splits only: STORY or ``--group-column``), ``report.md`` and
+``eda.json``. ``eda.json["max_length"]`` is what training reads: the smallest token length
+covering ``coverage`` of the TRAINING texts (special tokens included), rounded up to a multiple
+of ``round_to``, and capped at the tokenizer's limit and at :data:`CPU_MAX_LENGTH` (the report
+then says what the uncapped length would cover and cost). It is chosen on train only so the test
+split stays unseen; its coverage on every split is reported beside it. The label set and its
+order are the dataset's (``labels.json``), whatever the data.
 """
 
 from __future__ import annotations
@@ -25,13 +28,24 @@ import pandas as pd
 from textclf.data.read import read_split
 from textclf.data.split import SPLITS
 from textclf.errors import UserError
-from textclf.labels import LABELS
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
-PLOTS = ("class_balance.png", "token_lengths.png", "headlines_per_story.png")
+FORMAT_VERSION = 2
+GROUP_PLOT = "headlines_per_story.png"
+PLOTS = ("class_balance.png", "token_lengths.png", GROUP_PLOT)
 OUTPUTS = (*PLOTS, "report.md", "eda.json")
+#: The longest max_length the EDA suggests, for training on a CPU. A row's cost grows faster than
+#: its length: per layer ~24 d^2 FLOPs per token in the dense layers and ~4 L d in attention
+#: (:func:`relative_cost`). On the 2-core machine a MiniLM training step measured 2.0x (256 tokens)
+#: and 4.6x (512) the per-row time of 128, as that count predicts; 256 keeps long documents
+#: within a CPU run's budget at twice the cost of 128. Longer texts are cut (``--truncation``);
+#: ``textclf train --max-length`` overrides the suggestion (a GPU job can afford 512).
+CPU_MAX_LENGTH = 256
+#: The max_length costs are quoted against.
+COST_REFERENCE = 128
+#: Hidden size assumed when the tokenizer folder has no model config (DistilBERT / BERT-base).
+DEFAULT_HIDDEN_SIZE = 768
 
 
 @dataclass(frozen=True)
@@ -86,14 +100,77 @@ def choose_max_length(
     return raw, chosen
 
 
+def relative_cost(
+    lengths: np.ndarray, max_length: int, hidden: int, reference: int = COST_REFERENCE
+) -> float:
+    """Training time per row at ``max_length`` over that at ``reference``, estimated for these
+    token lengths: a row pays for its own (cut) length L -- batches are length-grouped and padded
+    to their longest row -- at L * (6 d + L) FLOPs per layer (dense layers 24 d^2 per token,
+    attention 4 L d; the constant factors cancel)."""
+
+    def cost(cap: int) -> float:
+        cut = np.minimum(lengths, cap).astype(np.float64)
+        return float(np.mean(cut * (6 * hidden + cut)))
+
+    return cost(max_length) / cost(reference) if len(lengths) else 1.0
+
+
+def hidden_size(model_dir: Path) -> int:
+    """The encoder's width from ``config.json`` beside the tokenizer (BERT ``hidden_size``,
+    DistilBERT ``dim``), else :data:`DEFAULT_HIDDEN_SIZE`."""
+    try:
+        config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return DEFAULT_HIDDEN_SIZE
+    value = config.get("hidden_size", config.get("dim")) if isinstance(config, dict) else None
+    return int(value) if isinstance(value, int) and value > 0 else DEFAULT_HIDDEN_SIZE
+
+
+@dataclass(frozen=True)
+class MaxLength:
+    """The ``max_length`` suggestion and what capped it."""
+
+    raw: int  # the smallest length covering the coverage target of the training texts
+    uncapped: int  # raw rounded up, within the model's limit (length_limit)
+    chosen: int  # uncapped, at most the CPU cap
+
+    @property
+    def capped_for_cpu(self) -> bool:
+        return self.chosen < self.uncapped
+
+
+def suggest_max_length(
+    lengths: np.ndarray,
+    coverage: float,
+    round_to: int,
+    model_cap: int | None,
+    cpu_cap: int = CPU_MAX_LENGTH,
+) -> MaxLength:
+    """The EDA rule: coverage of the training texts, rounded up, capped by the model and the CPU."""
+    raw, uncapped = choose_max_length(lengths, coverage, round_to, model_cap)
+    return MaxLength(raw, uncapped, min(uncapped, cpu_cap))
+
+
+def length_limit(tokenizer_dir: Path) -> int:
+    """The longest max_length training takes: the tokenizer's ``model_max_length`` (when it gives
+    one rather than a sentinel such as int(1e30)), at most the hyperparameter's maximum."""
+    from textclf_api import hyperparameters as hp
+    from transformers import AutoTokenizer
+
+    limit = int(hp.BY_NAME["max_length"].maximum or 512)
+    model_max = int(AutoTokenizer.from_pretrained(str(tokenizer_dir)).model_max_length)
+    return min(model_max, limit) if model_max > 0 else limit
+
+
 def training_defaults(
     data: Path, tokenizer_dir: Path, *, coverage: float = 0.995, round_to: int = 8
 ) -> dict[str, Any]:
     """What the dataset pointer tells training jobs: the label set and the ``max_length`` the EDA
-    rule picks on the training split (the smallest multiple of ``round_to`` tokens covering
-    ``coverage`` of the headlines), so a job started without ``max_length`` uses it."""
+    rule picks on the training split (:func:`suggest_max_length`), so a job started without
+    ``max_length`` uses it."""
     texts = read_split(data / "train")["text"].astype(str).tolist()
-    _raw, chosen = choose_max_length(token_lengths(texts, tokenizer_dir), coverage, round_to)
+    lengths = token_lengths(texts, tokenizer_dir)
+    chosen = suggest_max_length(lengths, coverage, round_to, length_limit(tokenizer_dir)).chosen
     labels = json.loads((data / "labels.json").read_text(encoding="utf-8"))
     return {"max_length": max(chosen, 8), "labels": labels, "max_length_coverage": coverage}
 
@@ -128,18 +205,21 @@ def _story_stats(frame: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def _plot_class_balance(path: Path, balance: dict[str, dict[str, int]]) -> None:
+def _plot_class_balance(path: Path, balance: dict[str, dict[str, int]], labels: list[str]) -> None:
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    # Wider for many labels; the news preset's four keep the 8-inch figure.
+    fig, ax = plt.subplots(figsize=(max(8.0, 0.5 * len(labels) * len(SPLITS)), 4.5))
     width = 0.8 / len(SPLITS)
-    x = np.arange(len(LABELS))
+    x = np.arange(len(labels))
     for i, split in enumerate(SPLITS):
-        counts = np.array([balance[split][lab] for lab in LABELS], dtype=float)
+        counts = np.array([balance[split][lab] for lab in labels], dtype=float)
         share = 100 * counts / max(counts.sum(), 1)
         bars = ax.bar(x + (i - (len(SPLITS) - 1) / 2) * width, share, width, label=split)
         ax.bar_label(bars, labels=[f"{int(c):,}" for c in counts], fontsize=6, rotation=90, padding=2)
-    ax.set_xticks(x, [lab.replace("_", " ") for lab in LABELS])
+    names = [lab.replace("_", " ") for lab in labels]
+    slanted = len(labels) > 6 or max(map(len, names)) > 24
+    ax.set_xticks(x, names, rotation=30 if slanted else 0, ha="right" if slanted else "center")
     ax.set_ylabel("share of split (%)")
     ax.set_title("Class balance per split (bar labels: rows)")
     ax.set_ylim(0, ax.get_ylim()[1] * 1.15)
@@ -150,21 +230,22 @@ def _plot_class_balance(path: Path, balance: dict[str, dict[str, int]]) -> None:
 
 
 def _plot_token_lengths(
-    path: Path, lengths: dict[str, np.ndarray], raw: int, chosen: int, coverage: float
+    path: Path, lengths: dict[str, np.ndarray], choice: MaxLength, coverage: float
 ) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 4.5))
     top = max(int(v.max()) for v in lengths.values() if len(v))
-    bins = [x + 0.5 for x in range(top + 1)]  # one bin per integer length
+    # One bin per integer length for short texts; 200 bins for long documents.
+    bins: Any = [x + 0.5 for x in range(top + 1)] if top <= 400 else 200
     for split, values in lengths.items():
         if len(values):
             ax.hist(values, bins=bins, density=True, histtype="step", linewidth=1.4, label=split)
-    ax.axvline(chosen, color="red", linestyle="--", label=f"max_length = {chosen}")
-    if raw != chosen:
-        ax.axvline(raw, color="gray", linestyle=":", label=f"{coverage:.1%} of train = {raw}")
-    ax.set_xlabel("tokens per headline (incl. special tokens)")
-    ax.set_ylabel("share of headlines")
+    ax.axvline(choice.chosen, color="red", linestyle="--", label=f"max_length = {choice.chosen}")
+    if choice.raw != choice.chosen:
+        ax.axvline(choice.raw, color="gray", linestyle=":", label=f"{coverage:.1%} of train = {choice.raw}")
+    ax.set_xlabel("tokens per text (incl. special tokens)")
+    ax.set_ylabel("share of texts")
     ax.set_title("Token-length distribution")
     cum = ax.twinx()
     train = np.sort(lengths["train"])
@@ -202,12 +283,35 @@ def _plot_story_sizes(path: Path, frames: dict[str, pd.DataFrame]) -> None:
     plt.close(fig)
 
 
+def cost_note(summary: dict[str, Any]) -> str | None:
+    """One line on the CPU cap when it lowered the suggestion, else None (the CLI prints it too)."""
+    cap = summary.get("cpu_cap") or {}
+    if not cap.get("applied"):
+        return None
+    return (
+        f"max_length {summary['max_length_uncapped']} would cover "
+        f"{summary['coverage_uncapped']:.1%} of train texts but costs ~{cap['cost_uncapped']:.1f}x "
+        f"the time of {COST_REFERENCE} per row on CPU; capped at {summary['max_length']} "
+        f"(covers {summary['token_lengths']['train']['coverage']:.1%}, ~{cap['cost_chosen']:.1f}x) "
+        f"-- pass `textclf train --max-length {summary['max_length_uncapped']}` to override, "
+        "and consider `--truncation head+tail` for texts longer than that"
+    )
+
+
 def _report(summary: dict[str, Any]) -> str:
     ml = summary["max_length"]
     cov = summary["coverage_target"]
     tl = summary["token_lengths"]
+    labels = summary["labels"]
+    title = (
+        "UCI News Aggregator" if summary.get("preset") == "uci-news" else f"`{Path(summary['data']).name}`"
+    )
+    caps = []
+    if summary["capped"]:
+        caps.append(f"capped at the model's limit, {summary['model_max_length']}")
+    note = cost_note(summary)
     lines = [
-        "# EDA — UCI News Aggregator (processed splits)",
+        f"# EDA — {title} (processed splits)",
         "",
         f"Data: `{summary['data']}` (dataset sha256 `{str(summary['dataset_sha256'])[:12]}`), "
         f"tokenizer `{summary['tokenizer']}`, generated {summary['created']}.",
@@ -215,12 +319,12 @@ def _report(summary: dict[str, Any]) -> str:
         "## Truncation choice",
         "",
         f"**max_length = {ml}** tokens (special tokens included). The smallest length covering "
-        f"≥ {cov:.1%} of the training headlines is {summary['max_length_raw']} tokens; it is "
+        f"≥ {cov:.1%} of the training texts is {summary['max_length_raw']} tokens; it is "
         f"rounded up to a multiple of {summary['round_to']}"
-        + (f" (capped at the tokenizer's {summary['model_max_length']})" if summary["capped"] else "")
+        + (f" ({', '.join(caps)})" if caps else "")
         + ". It was chosen on train only; coverage on each split:",
         "",
-        "| split | headlines | mean | p50 | p95 | p99 | p99.5 | max | longer than max_length | coverage |",
+        "| split | texts | mean | p50 | p95 | p99 | p99.5 | max | longer than max_length | coverage |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for split, s in tl.items():
@@ -228,6 +332,12 @@ def _report(summary: dict[str, Any]) -> str:
             f"| {split} | {s['n']:,} | {s['mean']:.1f} | {s['p50']:.0f} | {s['p95']:.0f} | {s['p99']:.0f} "
             f"| {s['p99_5']:.0f} | {s['max']} | {s['truncated']:,} | {s['coverage']:.4%} |"
         )
+    if note:
+        lines += [
+            "",
+            f"CPU cost: {note}. Costs are estimated per row from the encoder's FLOPs (hidden size "
+            f"{summary['cpu_cap']['hidden_size']}); the cap is {summary['cpu_cap']['max_length']}.",
+        ]
     if summary["sample"]:
         lines += ["", f"Token lengths measured on a seeded sample of {summary['sample']:,} rows per split."]
     lines += [
@@ -236,38 +346,37 @@ def _report(summary: dict[str, Any]) -> str:
         "",
         "## Class balance per split",
         "",
-        "| split | rows | " + " | ".join(LABELS) + " |",
-        "|---|---:|" + "---:|" * len(LABELS),
+        "| split | rows | " + " | ".join(labels) + " |",
+        "|---|---:|" + "---:|" * len(labels),
     ]
     for split, counts in summary["class_balance"].items():
         total = sum(counts.values())
-        cells = " | ".join(f"{counts[lab]:,} ({counts[lab] / max(total, 1):.1%})" for lab in LABELS)
+        cells = " | ".join(f"{counts[lab]:,} ({counts[lab] / max(total, 1):.1%})" for lab in labels)
         lines.append(f"| {split} | {total:,} | {cells} |")
-    lines += [
-        "",
-        "Stories are dealt to splits per label, so the class shares match across splits.",
-        "",
-        "![class balance](class_balance.png)",
-        "",
-        "## Headlines per story",
-        "",
-        "| split | stories | mean | median | p90 | max | single-headline stories |",
-        "|---|---:|---:|---:|---:|---:|---:|",
-    ]
-    for split, s in summary["stories"].items():
-        if s["stories"]:
-            lines.append(
-                f"| {split} | {s['stories']:,} | {s['mean']:.1f} | {s['median']:.0f} | {s['p90']:.0f} "
-                f"| {s['max']:,} | {s['single_headline_stories']:,} |"
-            )
-    lines += [
-        "",
-        "Many headlines per story, often near-duplicates, are why the splits are grouped by STORY: "
-        "a random row split would put copies of test headlines in training.",
-        "",
-        "![headlines per story](headlines_per_story.png)",
-        "",
-    ]
+    lines += ["", "![class balance](class_balance.png)", ""]
+    if summary["stories"]:
+        lines += [
+            "Stories are dealt to splits per label, so the class shares match across splits.",
+            "",
+            "## Headlines per story",
+            "",
+            "| split | stories | mean | median | p90 | max | single-headline stories |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for split, s in summary["stories"].items():
+            if s["stories"]:
+                lines.append(
+                    f"| {split} | {s['stories']:,} | {s['mean']:.1f} | {s['median']:.0f} | {s['p90']:.0f} "
+                    f"| {s['max']:,} | {s['single_headline_stories']:,} |"
+                )
+        lines += [
+            "",
+            "Many headlines per story, often near-duplicates, are why the splits are grouped by STORY: "
+            "a random row split would put copies of test headlines in training.",
+            "",
+            f"![headlines per story]({GROUP_PLOT})",
+            "",
+        ]
     return "\n".join(lines)
 
 
@@ -278,9 +387,26 @@ def _reusable(out: Path, key: dict[str, Any]) -> dict[str, Any] | None:
         return None
     if not isinstance(summary, dict) or summary.get("key") != key:
         return None
-    if not all((out / name).is_file() for name in OUTPUTS):
+    if not all((out / name).is_file() for name in summary.get("outputs", OUTPUTS)):
         return None
     return summary
+
+
+def dataset_labels(data: Path, manifest: dict[str, Any]) -> list[str]:
+    """The dataset's label set in class-id order: ``labels.json``, else the manifest's ``labels``."""
+    try:
+        labels = json.loads((data / "labels.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        labels = manifest.get("labels")
+    if not (isinstance(labels, list) and labels and all(isinstance(x, str) for x in labels)):
+        raise UserError(f"{data}: no label list in labels.json or manifest.json; run `textclf data` again")
+    return labels
+
+
+def grouped(manifest: dict[str, Any]) -> bool:
+    """True when rows share groups across which the split was made (STORY or ``--group-column``);
+    a time or stratified split gives every row its own group, so group sizes say nothing."""
+    return manifest.get("split_method") not in ("time", "stratified")
 
 
 def run_eda(
@@ -312,10 +438,12 @@ def run_eda(
         "round_to": round_to,
         "sample": sample,
         "seed": seed,
+        "cpu_max_length": CPU_MAX_LENGTH,
     }
     if not force and (reused := _reusable(out, key)) is not None:
         return EdaResult(out, reused, True, time.perf_counter() - started)
 
+    labels = dataset_labels(data, manifest)
     frames = {split: read_split(data / split) for split in SPLITS}
     if frames["train"].empty:
         raise UserError(f"{data / 'train'}: the training split is empty")
@@ -326,40 +454,58 @@ def run_eda(
             texts = texts.sample(n=sample, random_state=seed)
         t0 = time.perf_counter()
         lengths[split] = token_lengths(texts.tolist(), tokenizer_dir)
-        log.info("tokenised %s: %d headlines in %.1f s", split, len(texts), time.perf_counter() - t0)
+        log.info("tokenised %s: %d texts in %.1f s", split, len(texts), time.perf_counter() - t0)
 
-    from transformers import AutoTokenizer
-
-    model_max = int(AutoTokenizer.from_pretrained(str(tokenizer_dir)).model_max_length)
-    # Some tokenizers report a huge sentinel (int(1e30)) when no limit is configured.
-    cap = model_max if 0 < model_max < 100_000 else None
-    raw, chosen = choose_max_length(lengths["train"], coverage, round_to, cap)
+    cap = length_limit(tokenizer_dir)
+    choice = suggest_max_length(lengths["train"], coverage, round_to, cap)
+    hidden = hidden_size(tokenizer_dir)
+    train_lengths = lengths["train"]
 
     out.mkdir(parents=True, exist_ok=True)
     balance = {
-        split: {lab: int((frame["label"] == lab).sum()) for lab in LABELS} for split, frame in frames.items()
+        split: {lab: int((frame["label"] == lab).sum()) for lab in labels} for split, frame in frames.items()
     }
+    with_groups = grouped(manifest)
+    outputs = [name for name in OUTPUTS if with_groups or name != GROUP_PLOT]
+    input_spec = manifest.get("input")
     summary: dict[str, Any] = {
-        "max_length": chosen,
-        "max_length_raw": raw,
+        "max_length": choice.chosen,
+        "max_length_raw": choice.raw,
+        "max_length_uncapped": choice.uncapped,
+        "coverage_uncapped": round(float((train_lengths <= choice.uncapped).mean()), 6),
         "coverage_target": coverage,
         "round_to": round_to,
         "model_max_length": cap,
-        "capped": cap is not None and chosen == cap and chosen < raw,
+        "capped": choice.uncapped == cap and cap < choice.raw,
+        "cpu_cap": {
+            "max_length": CPU_MAX_LENGTH,
+            "applied": choice.capped_for_cpu,
+            "hidden_size": hidden,
+            "cost_reference": COST_REFERENCE,
+            "cost_chosen": round(relative_cost(train_lengths, choice.chosen, hidden), 2),
+            "cost_uncapped": round(relative_cost(train_lengths, choice.uncapped, hidden), 2),
+        },
         "chosen_on": "train",
         "tokenizer": str(tokenizer_dir),
         "data": str(data),
+        # Manifests from before `--source` are the news corpus.
+        "preset": input_spec.get("preset") if isinstance(input_spec, dict) else "uci-news",
         "dataset_sha256": manifest.get("dataset_sha256"),
+        "labels": labels,
         "sample": sample if sample and any(len(f) > sample for f in frames.values()) else 0,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "token_lengths": {split: _length_stats(v, chosen) for split, v in lengths.items()},
+        "token_lengths": {split: _length_stats(v, choice.chosen) for split, v in lengths.items()},
         "class_balance": balance,
-        "stories": {split: _story_stats(frame) for split, frame in frames.items()},
+        "stories": {split: _story_stats(frame) for split, frame in frames.items()} if with_groups else {},
+        "outputs": outputs,
         "key": key,
     }
-    _plot_class_balance(out / "class_balance.png", balance)
-    _plot_token_lengths(out / "token_lengths.png", lengths, raw, chosen, coverage)
-    _plot_story_sizes(out / "headlines_per_story.png", frames)
+    _plot_class_balance(out / "class_balance.png", balance, labels)
+    _plot_token_lengths(out / "token_lengths.png", lengths, choice, coverage)
+    if with_groups:
+        _plot_story_sizes(out / GROUP_PLOT, frames)
+    else:
+        (out / GROUP_PLOT).unlink(missing_ok=True)  # an earlier run's, of other data
     (out / "report.md").write_text(_report(summary), encoding="utf-8")
     # eda.json last (atomically): its presence with a matching key means the rest is complete.
     tmp = out / f".eda.json.{os.getpid()}.tmp"

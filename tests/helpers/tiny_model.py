@@ -279,6 +279,12 @@ def write_keyword_dataset(out: str | Path, labels: Sequence[str]) -> Path:
         frame.reindex(columns=list(COLUMNS)).to_parquet(out / split / "data.parquet")
         (out / split / "labels.json").write_text(json.dumps(names), encoding="utf-8")
     (out / "labels.json").write_text(json.dumps(names), encoding="utf-8")
-    manifest = {"labels": names, "label_counts": counts, "dataset_sha256": f"keywords-{len(names)}"}
+    manifest = {
+        "labels": names,
+        "label_counts": counts,
+        "dataset_sha256": f"keywords-{len(names)}",
+        "split_method": "stratified",
+        "input": {"format": "keywords", "preset": None, "text_columns": ["text"], "label_column": "label"},
+    }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return out

@@ -13,8 +13,9 @@ def register(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "eda",
         help="class balance, token lengths (-> max_length) and story sizes of the processed data",
-        description="Write class_balance.png, token_lengths.png, headlines_per_story.png, report.md "
-        "and eda.json (with the max_length that training uses).",
+        description="Write class_balance.png, token_lengths.png, headlines_per_story.png (grouped "
+        "splits), report.md and eda.json (with the max_length that training uses: the coverage "
+        "rule, capped for CPU cost; the report shows the cost of the uncapped length).",
     )
     parser.add_argument("--data", type=Path, default=None, help="processed data (default: <artifacts>/data)")
     parser.add_argument("--out", type=Path, default=None, help="output directory (default: <artifacts>/eda)")
@@ -22,7 +23,7 @@ def register(subparsers: Any) -> None:
         "--tokenizer", type=Path, default=None, help="tokenizer directory (default: the local base model)"
     )
     parser.add_argument(
-        "--coverage", type=float, default=0.995, help="share of train headlines max_length must cover"
+        "--coverage", type=float, default=0.995, help="share of train texts max_length must cover"
     )
     parser.add_argument("--round-to", type=int, default=8, help="round max_length up to a multiple of this")
     parser.add_argument(
@@ -33,7 +34,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from textclf.eda import run_eda
+    from textclf.eda import cost_note, run_eda
 
     data: Path = (args.data or config.artifacts_dir() / "data").resolve()
     out: Path = (args.out or config.artifacts_dir() / "eda").resolve()
@@ -50,13 +51,17 @@ def run(args: argparse.Namespace) -> int:
     s = result.summary
     train = s["token_lengths"]["train"]
     print(
-        f"max_length {s['max_length']}  ({s['coverage_target']:.1%} of train headlines fit in "
-        f"{s['max_length_raw']} tokens; longest {train['max']})"
+        f"max_length {s['max_length']}  ({s['coverage_target']:.1%} of train texts fit in "
+        f"{s['max_length_raw']} tokens; median {train['p50']:.0f}, p95 {train['p95']:.0f}, "
+        f"longest {train['max']})"
     )
+    note = cost_note(s)
+    if note:
+        print(note)
     for split, stats in s["token_lengths"].items():
         print(
-            f"{split:<11} headlines {stats['n']:>8,}  truncated {stats['truncated']:>5,}  "
-            f"coverage {stats['coverage']:.4%}"
+            f"{split:<11} texts {stats['n']:>8,}  longer than max_length {stats['truncated']:>6,} "
+            f"({1 - stats['coverage']:.2%})  coverage {stats['coverage']:.4%}"
         )
     state = "reused (up to date)" if result.reused else "written"
     print(f"{out}: {state} in {result.seconds:.1f} s (report.md, eda.json, {len(s['class_balance'])} splits)")
