@@ -19,18 +19,17 @@ import pandas as pd
 from textclf.errors import UserError
 from textclf.evaluation import baseline as baseline_mod
 from textclf.evaluation.metrics import classification_report
-from textclf.labels import LABELS
 
 LEAKAGE_FILE = "leakage.json"
 
 
-def _score(train: pd.DataFrame, test: pd.DataFrame, seed: int) -> dict[str, Any]:
-    index = {name: i for i, name in enumerate(LABELS)}
+def _score(train: pd.DataFrame, test: pd.DataFrame, labels: list[str], seed: int) -> dict[str, Any]:
+    index = {name: i for i, name in enumerate(labels)}
     started = time.perf_counter()
     fitted = baseline_mod.train_baseline(train["text"].tolist(), train["label"].map(index).to_numpy(), seed)
     fit_seconds = time.perf_counter() - started
-    probs = baseline_mod.predict_proba(fitted, test["text"].tolist(), len(LABELS))
-    report = classification_report(test["label"].map(index).to_numpy(), probs, LABELS)
+    probs = baseline_mod.predict_proba(fitted, test["text"].tolist(), len(labels))
+    report = classification_report(test["label"].map(index).to_numpy(), probs, labels)
     # Share of test headlines whose exact text also occurs in training: the crudest leak.
     seen = float(test["text"].isin(set(train["text"])).mean())
     shared_stories = float(test["story"].isin(set(train["story"])).mean())
@@ -62,8 +61,9 @@ def leakage_demo(data: Path, out: Path | None = None, seed: int = 13) -> dict[st
     story = {name: read_split(data / name) for name in ("train", "validation", "test")}
     everything = pd.concat(story.values(), ignore_index=True)
     rows, _ = split_rows_randomly(everything, seed, fractions)
-    story_scores = _score(story["train"], story["test"], seed)
-    row_scores = _score(rows["train"], rows["test"], seed)
+    labels = list(manifest["labels"])  # the dataset's label set, in class-id order
+    story_scores = _score(story["train"], story["test"], labels, seed)
+    row_scores = _score(rows["train"], rows["test"], labels, seed)
     result: dict[str, Any] = {
         "model": baseline_mod.BASELINE_NAME,
         "data": str(data),

@@ -5,6 +5,7 @@ Plain numpy so the numbers are easy to audit; the tests check them against sciki
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -63,6 +64,23 @@ def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, n_bi
     return float(ece)
 
 
+def mcnemar_p(only_reference_right: int, only_candidate_right: int) -> float:
+    """Exact two-sided McNemar p-value: a binomial test of the discordant rows at 1/2.
+
+    Stdlib only: the fidelity gate runs it inside the training job, whose image may lack scipy.
+    """
+    n = only_reference_right + only_candidate_right
+    if n == 0:
+        return 1.0
+    k = min(only_reference_right, only_candidate_right)
+    # Exact tail in log space (lgamma): a sum of comb(n, i) / 2**n overflows floats past n ~ 1,000.
+    tail = sum(
+        math.exp(math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) - n * math.log(2))
+        for i in range(k + 1)
+    )
+    return min(1.0, 2.0 * tail)
+
+
 def classification_report(
     y_true: np.ndarray, probabilities: np.ndarray, labels: Sequence[str]
 ) -> dict[str, Any]:
@@ -79,6 +97,18 @@ def classification_report(
             f"probabilities must have shape ({len(y_true)}, {len(labels)}), got {probabilities.shape}"
         )
     y_pred = probabilities.argmax(axis=1)
+    report = prediction_report(y_true, y_pred, labels)
+    report["ece"] = expected_calibration_error(probabilities.max(axis=1), y_pred == y_true)
+    return report
+
+
+def prediction_report(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str]) -> dict[str, Any]:
+    """:func:`classification_report`'s figures for a classifier without probabilities (a linear
+    SVM): ``ece`` is None (n/a)."""
+    y_true = np.asarray(y_true, dtype=np.int64)
+    y_pred = np.asarray(y_pred, dtype=np.int64)
+    if y_pred.shape != y_true.shape:
+        raise ValueError(f"predictions must have shape {y_true.shape}, got {y_pred.shape}")
     cm = confusion_matrix(y_true, y_pred, len(labels))
     precision, recall, f1, support = per_class_scores(cm)
     return {
@@ -87,7 +117,7 @@ def classification_report(
         "macro_f1": float(f1.mean()),
         "macro_precision": float(precision.mean()),
         "macro_recall": float(recall.mean()),
-        "ece": expected_calibration_error(probabilities.max(axis=1), y_pred == y_true),
+        "ece": None,
         "per_class": {
             name: {
                 "precision": float(precision[i]),
@@ -98,4 +128,19 @@ def classification_report(
             for i, name in enumerate(labels)
         },
         "confusion_matrix": cm.tolist(),
+    }
+
+
+def paired_comparison(model_right: np.ndarray, other_right: np.ndarray) -> dict[str, Any]:
+    """Two classifiers on the same rows: the accuracy difference and McNemar's exact p on the rows
+    only one of them gets right (the rows both get right or wrong say nothing about which is better)."""
+    model_right = np.asarray(model_right, dtype=bool)
+    other_right = np.asarray(other_right, dtype=bool)
+    only_model = int(np.sum(model_right & ~other_right))
+    only_other = int(np.sum(other_right & ~model_right))
+    return {
+        "accuracy_difference": (only_model - only_other) / max(len(model_right), 1),
+        "only_model_right": only_model,
+        "only_other_right": only_other,
+        "mcnemar_p": mcnemar_p(only_model, only_other),
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,8 +16,12 @@ def plot_confusion_matrices(matrices: dict[str, np.ndarray], labels: Sequence[st
     matplotlib.use("Agg")  # no display needed (CI, SSH)
     import matplotlib.pyplot as plt
 
-    short = [name.replace("science_and_technology", "sci/tech") for name in labels]
-    fig, axes = plt.subplots(1, len(matrices), figsize=(5.2 * len(matrices), 4.6), squeeze=False)
+    # Any label names: underscores as spaces, long ones wrapped onto two lines.
+    short = [textwrap.fill(name.replace("_", " "), 14, max_lines=2, placeholder="…") for name in labels]
+    n = len(labels)
+    side = max(4.6, 0.5 * n + 2.6)  # cells stay legible for a dozen labels
+    fig, axes = plt.subplots(1, len(matrices), figsize=((side + 0.6) * len(matrices), side), squeeze=False)
+    fontsize = 8 if n <= 6 else 6 if n <= 12 else 4
     for ax, (title, counts) in zip(axes[0], matrices.items(), strict=True):
         cm = np.asarray(counts, dtype=float)
         rows = cm.sum(axis=1, keepdims=True)
@@ -31,7 +36,7 @@ def plot_confusion_matrices(matrices: dict[str, np.ndarray], labels: Sequence[st
                     f"{int(cm[i, j]):,}\n{share[i, j]:.1%}",
                     ha="center",
                     va="center",
-                    fontsize=8,
+                    fontsize=fontsize,
                     color=colour,
                 )
         ax.set_xticks(range(len(short)), short, rotation=30, ha="right")

@@ -15,7 +15,7 @@ import pandas as pd
 
 from textclf.errors import UserError
 from textclf.evaluation import baseline as baseline_mod
-from textclf.evaluation.metrics import ECE_BINS, classification_report
+from textclf.evaluation.metrics import ECE_BINS, classification_report, paired_comparison, prediction_report
 from textclf.evaluation.plots import plot_confusion_matrices
 from textclf.evaluation.predict import latency_ms, load_model, predict_proba, timed
 from textclf.hashing import sha256_file
@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 
 REPORT_FILE = "evaluation.json"
 FIGURE_FILE = "confusion_matrix.png"
+#: Confusion-matrix panel titles of the linear models (evaluation.json keys: baseline, anchor).
+MATRIX_TITLES = {"baseline": "baseline (TF-IDF + LR)", "anchor": "anchor (TF-IDF + linear SVM)"}
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,8 @@ def fingerprint(settings: EvalSettings) -> dict[str, Any]:
         "train_data_sha256": sha256_file(_data_file(settings.train_data)) if settings.train_data else None,
         "max_samples": settings.max_samples,
         "seed": settings.seed,
-        "baseline_version": baseline_mod.BASELINE_VERSION,
+        "baseline_version": baseline_mod.BASELINE.version,
+        "anchor_version": baseline_mod.ANCHOR.version,
     }
 
 
@@ -120,7 +123,7 @@ def evaluate(settings: EvalSettings, *, force: bool = False) -> dict[str, Any]:
         len(texts), seconds, settings.batch_size, lambda t: predict_proba(loaded, [t], 1), latency_texts
     )
     results = {"model": model_report, **results}
-    compared = {"model": probs}
+    compared = {"model": probs.argmax(1)}
     matrices["fine-tuned model" + (" + lexical head" if head is not None else "")] = np.array(
         model_report["confusion_matrix"]
     )
@@ -128,38 +131,31 @@ def evaluate(settings: EvalSettings, *, force: bool = False) -> dict[str, Any]:
     if settings.train_data is not None:
         train = read_split(settings.train_data)
         y_train = label_ids(train, labels, str(settings.train_data))
-        log.info("fitting the baseline on %d training headlines", len(train))
-        fitted, fit_seconds = baseline_mod.load_or_train(
-            _data_file(settings.train_data),
-            train["text"].tolist(),
-            y_train,
-            settings.out / "cache",
-            settings.seed,
-        )
-        base_probs, base_seconds = timed(baseline_mod.predict_proba, fitted, texts, len(labels))
-        base_report = classification_report(y_true, base_probs, labels)
-        base_report["throughput"] = {
-            "headlines_per_s": len(texts) / base_seconds,
-            "seconds": base_seconds,
-            "batch_size": len(texts),
-            "latency_ms_single": latency_ms(
-                lambda t: baseline_mod.predict_proba(fitted, [t], len(labels)), latency_texts
-            ),
-        }
-        base_report["name"] = baseline_mod.BASELINE_NAME
-        base_report["train_rows"] = len(train)
-        base_report["fit_seconds"] = fit_seconds
-        results["baseline"] = base_report
-        matrices["baseline (TF-IDF + LR)"] = np.array(base_report["confusion_matrix"])
-        # Complementarity: the share of rows at least one of the two gets right.
-        results["either_correct"] = float(
-            np.mean((probs.argmax(1) == y_true) | (base_probs.argmax(1) == y_true))
-        )
-        compared["baseline"] = base_probs
-    if "story" in frame.columns:
+        model_right = probs.argmax(1) == y_true
+        for recipe in (baseline_mod.BASELINE, baseline_mod.ANCHOR):
+            log.info("fitting the %s on %d training rows", recipe.name, len(train))
+            side, predicted = _linear_report(
+                recipe,
+                settings,
+                train,
+                y_train,
+                texts=texts,
+                y_true=y_true,
+                labels=labels,
+                latency_texts=latency_texts,
+            )
+            results[recipe.slug] = side
+            matrices[MATRIX_TITLES[recipe.slug]] = np.array(side["confusion_matrix"])
+            # Paired on the same rows: is the model's margin over this linear model more than chance?
+            results[recipe.slug]["paired_with_model"] = paired_comparison(model_right, predicted == y_true)
+            compared[recipe.slug] = predicted
+        # Complementarity: the share of rows at least one of model and baseline gets right.
+        results["either_correct"] = float(np.mean(model_right | (compared["baseline"] == y_true)))
+    # Only where rows share stories (groups): a generic dataset's every row is its own.
+    if "story" in frame.columns and frame["story"].nunique() < len(frame):
         stories = frame["story"].to_numpy()
         results["story_vote_accuracy"] = {
-            side: story_vote_accuracy(stories, p.argmax(1), y_true) for side, p in compared.items()
+            side: story_vote_accuracy(stories, predicted, y_true) for side, predicted in compared.items()
         }
 
     meta_file = settings.model_dir / "textclf_meta.json"
@@ -200,6 +196,49 @@ def story_vote_accuracy(stories: np.ndarray, predicted: np.ndarray, y_true: np.n
     return float(np.mean(frame["story"].map(vote).to_numpy() == y_true))
 
 
+def _linear_report(
+    recipe: baseline_mod.Recipe,
+    settings: EvalSettings,
+    train: pd.DataFrame,
+    y_train: np.ndarray,
+    *,
+    texts: list[str],
+    y_true: np.ndarray,
+    labels: list[str],
+    latency_texts: list[str],
+) -> tuple[dict[str, Any], np.ndarray]:
+    """A linear model fitted on every training row (or its cached fit), scored on ``texts``:
+    its report and its predicted label ids."""
+    assert settings.train_data is not None
+    fitted, fit_seconds = baseline_mod.load_or_train(
+        _data_file(settings.train_data),
+        train["text"].tolist(),
+        y_train,
+        settings.out / "cache",
+        settings.seed,
+        recipe=recipe,
+    )
+    if recipe.probabilistic:
+        probs, seconds = timed(baseline_mod.predict_proba, fitted, texts, len(labels))
+        report = classification_report(y_true, probs, labels)
+        predicted = probs.argmax(1)
+
+        def one(t: str) -> Any:
+            return baseline_mod.predict_proba(fitted, [t], len(labels))
+    else:
+        predicted, seconds = timed(baseline_mod.predict, fitted, texts)
+        report = prediction_report(y_true, predicted, labels)  # no probabilities: ECE n/a
+
+        def one(t: str) -> Any:
+            return baseline_mod.predict(fitted, [t])
+
+    report["throughput"] = _throughput(len(texts), seconds, len(texts), one, latency_texts)
+    report["name"] = recipe.name
+    report["train_rows"] = len(train)
+    report["fit_seconds"] = fit_seconds
+    return report, predicted
+
+
 def _throughput(
     rows: int, seconds: float, batch_size: int, one: Any, latency_texts: list[str]
 ) -> dict[str, Any]:
@@ -218,12 +257,13 @@ def _threads() -> int:
 
 
 def format_table(report: dict[str, Any]) -> str:
-    """Side-by-side text table: every figure for the model and (when present) the baseline."""
-    columns = [c for c in ("model", "transformer_only", "baseline") if c in report]
+    """Side-by-side text table: every figure for the model and (when present) the linear models."""
+    columns = [c for c in ("model", "transformer_only", "baseline", "anchor") if c in report]
     rows: list[tuple[str, list[str]]] = []
 
     def add(name: str, getter: Any, fmt: str) -> None:
-        rows.append((name, [format(getter(report[c]), fmt) for c in columns]))
+        values = [getter(report[c]) for c in columns]
+        rows.append((name, ["n/a" if v is None else format(v, fmt) for v in values]))
 
     add("accuracy", lambda r: r["accuracy"], ".4f")
     add("macro-F1", lambda r: r["macro_f1"], ".4f")
@@ -231,13 +271,26 @@ def format_table(report: dict[str, Any]) -> str:
     for label in report["labels"]:
         for key, short in (("precision", "P"), ("recall", "R"), ("f1", "F1")):
             add(f"{label} {short}", lambda r, label=label, key=key: r["per_class"][label][key], ".4f")
-    add("throughput (headlines/s)", lambda r: r["throughput"]["headlines_per_s"], ",.0f")
-    add("latency, 1 headline p50 (ms)", lambda r: r["throughput"]["latency_ms_single"]["p50"], ".2f")
-    add("latency, 1 headline p95 (ms)", lambda r: r["throughput"]["latency_ms_single"]["p95"], ".2f")
+    add("throughput (texts/s)", lambda r: r["throughput"]["headlines_per_s"], ",.0f")
+    add("latency, 1 text p50 (ms)", lambda r: r["throughput"]["latency_ms_single"]["p50"], ".2f")
+    add("latency, 1 text p95 (ms)", lambda r: r["throughput"]["latency_ms_single"]["p95"], ".2f")
     width = max(len(name) for name, _ in rows) + 2
-    heads = {"model": "model", "transformer_only": "transformer", "baseline": "baseline"}
+    heads = {"model": "model", "transformer_only": "transformer", "baseline": "baseline", "anchor": "anchor"}
     lines = [f"{'':<{width}}" + "".join(f"{heads[c]:>12}" for c in columns)]
     lines += [f"{name:<{width}}" + "".join(f"{v:>12}" for v in values) for name, values in rows]
+    for side in ("baseline", "anchor"):
+        if side in report:
+            lines.append(
+                f"{side}: {report[side]['name']}"
+                + ("" if report[side]["ece"] is not None else " (margins, no probabilities: ECE n/a)")
+            )
+            paired = report[side].get("paired_with_model")
+            if paired:
+                lines.append(
+                    f"  model - {side}: {paired['accuracy_difference'] * 100:+.2f} points of accuracy "
+                    f"({paired['only_model_right']:,} rows only the model gets right, "
+                    f"{paired['only_other_right']:,} only the {side}); McNemar p = {paired['mcnemar_p']:.2g}"
+                )
     votes = report.get("story_vote_accuracy") or {}
     if votes:
         lines.append(

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from textclf.errors import UserError
-from textclf.evaluation.metrics import expected_calibration_error, macro_f1
+from textclf.evaluation.metrics import expected_calibration_error, macro_f1, mcnemar_p
 from textclf.packaging.runtime import load_inference_module
 
 #: Rows compared by default: the whole validation split of the real corpus has ~37,000; 20,000
@@ -164,23 +164,6 @@ def paired_accuracy_drop(ref_right: np.ndarray, cand_right: np.ndarray) -> tuple
     mean = float(diff.mean()) if n else 0.0
     se = float(diff.std(ddof=1) / math.sqrt(n)) if n > 1 else 0.0
     return mean, mean + Z_95 * se
-
-
-def mcnemar_p(only_reference_right: int, only_candidate_right: int) -> float:
-    """Exact two-sided McNemar p-value: a binomial test of the discordant rows at 1/2.
-
-    Stdlib only: this module runs inside the training job, whose image may lack scipy.
-    """
-    n = only_reference_right + only_candidate_right
-    if n == 0:
-        return 1.0
-    k = min(only_reference_right, only_candidate_right)
-    # Exact tail in log space (lgamma): a sum of comb(n, i) / 2**n overflows floats past n ~ 1,000.
-    tail = sum(
-        math.exp(math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) - n * math.log(2))
-        for i in range(k + 1)
-    )
-    return min(1.0, 2.0 * tail)
 
 
 @dataclass(frozen=True)

@@ -54,3 +54,27 @@ def test_cache_reuses_the_fit(tiny_data: Path, tmp_path: Path) -> None:
     _, other = baseline.load_or_train(train_file, texts, y, tmp_path, seed=5)
     assert other is not None
     assert len(list(tmp_path.glob("baseline-*.pkl"))) == 1
+
+
+def test_two_labels_give_two_probability_columns_and_anchor_ids() -> None:
+    """Binary scikit-learn models answer one decision column; the report needs one per label."""
+    texts = ["stocks rally", "stocks fall", "bank profit", "movie star", "movie festival", "film award"]
+    y = np.array([0, 0, 0, 1, 1, 1])
+    model = baseline.train_baseline(texts, y)
+    assert model.decision_function(["stocks"]).shape == (1,)  # what the helpers must not trip on
+    probs = baseline.predict_proba(model, ["stocks up", "movie night"], 2)
+    assert probs.shape == (2, 2) and probs.argmax(1).tolist() == [0, 1]
+    anchor = baseline.train_baseline(texts, y, recipe=baseline.ANCHOR)
+    assert baseline.predict(anchor, ["stocks up", "movie night", "bank"]).tolist() == [0, 1, 0]
+
+
+def test_each_recipe_keeps_its_own_cached_fit(tiny_data: Path, tmp_path: Path) -> None:
+    texts, y = _frame(tiny_data, "train")
+    train_file = tiny_data / "train" / "data.parquet"
+    baseline.load_or_train(train_file, texts, y, tmp_path)
+    fitted, seconds = baseline.load_or_train(train_file, texts, y, tmp_path, recipe=baseline.ANCHOR)
+    assert seconds is not None and len(list(tmp_path.glob("*.pkl"))) == 2
+    again, cached = baseline.load_or_train(train_file, texts, y, tmp_path, recipe=baseline.ANCHOR)
+    assert cached is None
+    assert (baseline.predict(again, texts) == baseline.predict(fitted, texts)).all()
+    assert baseline.load_or_train(train_file, texts, y, tmp_path)[1] is None  # the LR fit is still there

@@ -66,9 +66,38 @@ def test_evaluate_split_with_baseline(tiny_model: Path, tiny_data: Path, tmp_pat
 
     best = max(saved["model"]["accuracy"], saved["baseline"]["accuracy"])
     assert best <= saved["either_correct"] <= 1.0
-    assert set(saved["story_vote_accuracy"]) == {"model", "baseline"}
+    assert set(saved["story_vote_accuracy"]) == {"model", "baseline", "anchor"}
+
+    # The anchor: TF-IDF word 1-2 grams, sublinear tf, LinearSVC C=0.5 on every training row.
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.svm import LinearSVC
+
+    train = pd.read_parquet(tiny_data / "train" / "data.parquet")
+    features = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
+    svm = LinearSVC(C=0.5).fit(
+        features.fit_transform(train["text"]),
+        train["label"].map(dict(zip(loaded.labels, range(4), strict=True))),
+    )
+    anchor_right = svm.predict(features.transform(test["text"])) == y
+    anchor = saved["anchor"]
+    assert anchor["accuracy"] == pytest.approx(float(np.mean(anchor_right)))
+    assert anchor["ece"] is None and anchor["train_rows"] == len(train)  # margins, no probabilities
+    assert set(anchor["per_class"]) == set(saved["labels"])
+    # Paired with the served model on the same rows: counts, difference and McNemar's p.
+    model_right = probs.argmax(1) == y
+    paired = anchor["paired_with_model"]
+    assert paired["only_model_right"] == int(np.sum(model_right & ~anchor_right))
+    assert paired["only_other_right"] == int(np.sum(anchor_right & ~model_right))
+    assert paired["accuracy_difference"] == pytest.approx(saved["model"]["accuracy"] - anchor["accuracy"])
+    assert 0.0 < paired["mcnemar_p"] <= 1.0
+    assert saved["baseline"]["paired_with_model"]["accuracy_difference"] == pytest.approx(
+        saved["model"]["accuracy"] - saved["baseline"]["accuracy"]
+    )
     table = format_table(report)
-    assert "model" in table.splitlines()[0] and "baseline" in table.splitlines()[0]
+    assert table.splitlines()[0].split() == ["model", "baseline", "anchor"]
+    ece_row = next(line for line in table.splitlines() if line.startswith("ECE"))
+    assert ece_row.split()[-1] == "n/a"
+    assert "model - anchor:" in table and "McNemar p =" in table and "linear SVM (C=0.5)" in table
     assert "majority prediction" in table and "right by the model or the baseline" in table
     for label in saved["labels"]:
         assert f"{label} F1" in table
@@ -178,3 +207,30 @@ def test_story_vote_accuracy_gives_each_story_its_majority() -> None:
     truth = np.array([1, 1, 1, 3, 3, 0])
     # a -> 1 (3/3 right), b -> tie 2/3 -> lowest id 2 (0/2 right), c -> 0 (1/1 right)
     assert story_vote_accuracy(stories, predicted, truth) == pytest.approx(4 / 6)
+
+
+@pytest.mark.parametrize("labels", [["no", "yes"], [f"topic {i}" for i in range(12)]], ids=["binary", "12"])
+def test_evaluate_any_label_set(labels: list[str], tmp_path: Path) -> None:
+    """Labels from the model's id2label and the data; a binary anchor answers one margin per row."""
+    from tests.helpers.tiny_model import make_tiny_model_dir, write_keyword_dataset
+
+    model_dir = make_tiny_model_dir(tmp_path / "model", trained=True, labels=labels)
+    data = write_keyword_dataset(tmp_path / "data", labels)
+    settings = EvalSettings(
+        model_dir=model_dir,
+        data=data / "test",
+        out=tmp_path / "eval",
+        train_data=data / "train",
+        latency_samples=3,
+    )
+    report = evaluate(settings)
+    assert report["labels"] == labels
+    for side in ("model", "baseline", "anchor"):
+        assert list(report[side]["per_class"]) == labels
+        assert np.array(report[side]["confusion_matrix"]).shape == (len(labels), len(labels))
+    # Keyword texts: the linear models get them; the one-layer tiny transformer beats chance well.
+    assert report["baseline"]["accuracy"] >= 0.9 and report["anchor"]["accuracy"] >= 0.9
+    assert report["model"]["accuracy"] > 1.5 / len(labels)
+    assert "story_vote_accuracy" not in report  # every row its own group: no story to vote in
+    assert (tmp_path / "eval" / "confusion_matrix.png").stat().st_size > 5000
+    assert all(f"{label} F1" in format_table(report) for label in labels)

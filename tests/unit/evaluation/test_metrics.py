@@ -11,6 +11,8 @@ from textclf.evaluation.metrics import (
     classification_report,
     confusion_matrix,
     expected_calibration_error,
+    paired_comparison,
+    prediction_report,
 )
 
 LABELS = ["business", "science_and_technology", "entertainment", "health"]
@@ -100,3 +102,28 @@ def test_ece_rejects_values_outside_unit_interval() -> None:
     with pytest.raises(ValueError, match=r"confidences must lie in \[0, 1\]"):
         expected_calibration_error(np.array([1.2]), np.array([1]))
     assert expected_calibration_error(np.array([]), np.array([])) == 0.0
+
+
+@pytest.mark.parametrize("k", [2, 3, 12])
+def test_a_report_from_predictions_alone_is_the_same_without_ece(k: int) -> None:
+    rng = np.random.default_rng(k)
+    labels = [f"label {i}" for i in range(k)]
+    y_true = rng.integers(0, k, 400)
+    probs = random_probs(rng, 400, k)
+    probs[np.arange(400), y_true] += rng.random(400)
+    from_probs = classification_report(y_true, probs / probs.sum(1, keepdims=True), labels)
+    from_preds = prediction_report(y_true, probs.argmax(1), labels)
+    assert from_preds["ece"] is None and from_probs["ece"] is not None
+    assert {**from_preds, "ece": from_probs["ece"]} == from_probs
+    assert from_preds["macro_f1"] == pytest.approx(skm.f1_score(y_true, probs.argmax(1), average="macro"))
+
+
+def test_paired_comparison_counts_the_discordant_rows() -> None:
+    from scipy.stats import binomtest
+
+    model = np.array([True] * 70 + [False] * 30)
+    other = np.array([True] * 55 + [False] * 15 + [True] * 5 + [False] * 25)
+    paired = paired_comparison(model, other)
+    assert (paired["only_model_right"], paired["only_other_right"]) == (15, 5)
+    assert paired["accuracy_difference"] == pytest.approx(0.10)
+    assert paired["mcnemar_p"] == pytest.approx(binomtest(5, 20, 0.5).pvalue)

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from scipy.stats import binomtest
 
-from textclf.evaluation.metrics import confusion_matrix, macro_f1, per_class_scores
+from textclf.evaluation.metrics import confusion_matrix, macro_f1, mcnemar_p, per_class_scores
 from textclf.packaging import cascade
-from textclf.packaging.fidelity import mcnemar_p, paired_accuracy_drop
+from textclf.packaging.fidelity import paired_accuracy_drop
 
 LABELS = ["business", "science_and_technology", "entertainment", "health"]
 
