@@ -333,6 +333,12 @@ def _pad(rows: Sequence[Sequence[int]], pad_value: int) -> np.ndarray:
     return out
 
 
+def encode(model: Classifier, texts: Sequence[str]) -> dict[str, Any]:
+    """The model's input fields for ``texts``, unpadded: cut to the ``max_length`` it was trained
+    with, the way it was trained (``truncation.py``, the function train.py tokenises with)."""
+    return truncation.encode(model.tokenizer, texts, model.max_length, model.truncation)  # type: ignore[no-any-return]
+
+
 def predict_proba(
     model: Classifier, texts: Sequence[str], *, lexical: bool = True, cascade: bool = True
 ) -> np.ndarray:
@@ -351,8 +357,7 @@ def predict_proba(
         if len(unsure):
             lexical_probs[unsure] = predict_proba(model, [texts[int(i)] for i in unsure], cascade=False)
         return lexical_probs
-    # Cut to the max_length the model was trained with, the way it was trained (truncation.py).
-    encoded = truncation.encode(model.tokenizer, texts, model.max_length, model.truncation)
+    encoded = encode(model, texts)
     lengths = [len(ids) for ids in encoded["input_ids"]]
     # Longest first, so similar lengths share a batch and padding is minimal; results are put
     # back in input order below.

@@ -18,12 +18,6 @@ import numpy as np
 from textclf.bench.plots import save_figure
 from textclf.errors import UserError
 
-LABEL_COLOURS = {
-    "business": "#1f77b4",
-    "science_and_technology": "#ff7f0e",
-    "entertainment": "#2ca02c",
-    "health": "#d62728",
-}
 DPI = 110
 ATTENTION_HEADLINE = "Ebola outbreak spreads in West Africa, WHO says"
 
@@ -96,18 +90,20 @@ def attention_figure(model: Any, tokenizer: Any, out: Path) -> dict[str, Any]:
 
 
 def pooled_figure(
-    model: Any, tokenizer: Any, texts: list[str], labels: list[str], out: Path
+    model: Any, classifier: Any, texts: list[str], labels: list[str], *, encode: Any, out: Path
 ) -> dict[str, Any]:
     """The [CLS] vector after the pooler (what the classifier layer reads), projected on its top
-    two principal components."""
+    two principal components. ``classifier``: the served model (its tokenizer, label order,
+    ``max_length`` and truncation); ``encode``: ``inference.encode``, the cut it is served with."""
     import torch
 
+    from textclf.evaluation.plots import label_colours
+
+    tokenizer = classifier.tokenizer
     vectors = []
     with torch.inference_mode():
         for start in range(0, len(texts), 64):
-            batch = tokenizer(
-                texts[start : start + 64], padding=True, truncation=True, max_length=32, return_tensors="pt"
-            )
+            batch = tokenizer.pad(encode(classifier, texts[start : start + 64]), return_tensors="pt")
             hidden = model.base_model(**batch)
             vectors.append(hidden.pooler_output.numpy())
     x = np.concatenate(vectors)
@@ -117,7 +113,7 @@ def pooled_figure(
     explained = (s[:2] ** 2 / (s**2).sum()).tolist()
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 5))
-    for label, colour in LABEL_COLOURS.items():
+    for label, colour in label_colours(classifier.labels).items():
         mask = np.array(labels) == label
         ax.scatter(xy[mask, 0], xy[mask, 1], s=4, alpha=0.5, c=colour, label=label)
     ax.set_xlabel(f"PC1 ({explained[0]:.0%} of variance)")
@@ -244,7 +240,9 @@ def make_figures(model_dir: Path, data: Path, out: Path, rows: int, seed: int = 
     report: dict[str, Any] = {"model": str(model_dir), "max_length": meta["max_length"]}
     report["scaling"] = scaling_figure(out)
     report["attention"] = attention_figure(model, tokenizer, out)
-    report["pooled"] = pooled_figure(model, tokenizer, test["text"].tolist(), test["label"].tolist(), out)
+    report["pooled"] = pooled_figure(
+        model, classifier, test["text"].tolist(), test["label"].tolist(), encode=inference.encode, out=out
+    )
     report["wordpiece"] = wordpiece_examples(tokenizer, train["text"].astype(str).tolist())
     lengths = token_lengths(train["text"].astype(str).tolist(), model_dir)
     report["lengths"] = lengths_figure(lengths, int(meta["max_length"]), out)

@@ -1,4 +1,4 @@
-"""Confusion-matrix figure: the model and the baseline side by side, rows normalised."""
+"""Figures of the evaluation: confusion matrices side by side, and the colour of each label."""
 
 from __future__ import annotations
 
@@ -49,3 +49,19 @@ def plot_confusion_matrices(matrices: dict[str, np.ndarray], labels: Sequence[st
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def label_colours(labels: Sequence[str]) -> dict[str, str]:
+    """A colour per label, in class-id order, for any label set: matplotlib's ``tab10`` for up to
+    ten labels (the news preset's four get its first four, the colours of every committed
+    figure), else evenly spaced hues, alternately light and dark so neighbours stay apart."""
+    import matplotlib
+    from matplotlib.colors import hsv_to_rgb, to_hex
+
+    if len(labels) <= 10:
+        tab10 = matplotlib.colormaps["tab10"]
+        return {label: to_hex(tab10(i)) for i, label in enumerate(labels)}
+    return {
+        label: to_hex(hsv_to_rgb((i / len(labels), 0.7, 0.9 if i % 2 else 0.6)))
+        for i, label in enumerate(labels)
+    }
