@@ -336,7 +336,7 @@ def _pad(rows: Sequence[Sequence[int]], pad_value: int) -> np.ndarray:
 def encode(model: Classifier, texts: Sequence[str]) -> dict[str, Any]:
     """The model's input fields for ``texts``, unpadded: cut to the ``max_length`` it was trained
     with, the way it was trained (``truncation.py``, the function train.py tokenises with)."""
-    return truncation.encode(model.tokenizer, texts, model.max_length, model.truncation)  # type: ignore[no-any-return]
+    return truncation.encode(model.tokenizer, texts, model.max_length, model.truncation)
 
 
 def predict_proba(

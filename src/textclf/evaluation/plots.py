@@ -61,7 +61,5 @@ def label_colours(labels: Sequence[str]) -> dict[str, str]:
     if len(labels) <= 10:
         tab10 = matplotlib.colormaps["tab10"]
         return {label: to_hex(tab10(i)) for i, label in enumerate(labels)}
-    return {
-        label: to_hex(hsv_to_rgb((i / len(labels), 0.7, 0.9 if i % 2 else 0.6)))
-        for i, label in enumerate(labels)
-    }
+    hues = hsv_to_rgb([(i / len(labels), 0.7, 0.9 if i % 2 else 0.6) for i in range(len(labels))])
+    return {label: to_hex((r, g, b)) for label, (r, g, b) in zip(labels, hues.tolist(), strict=True)}
