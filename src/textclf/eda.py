@@ -404,9 +404,11 @@ def dataset_labels(data: Path, manifest: dict[str, Any]) -> list[str]:
 
 
 def grouped(manifest: dict[str, Any]) -> bool:
-    """True when rows share groups across which the split was made (STORY or ``--group-column``);
-    a time or stratified split gives every row its own group, so group sizes say nothing."""
-    return manifest.get("split_method") not in ("time", "stratified")
+    """True when rows share groups the split kept whole (the news corpus's STORY, a
+    ``--group-column``); without one every row is its own group and group sizes say nothing."""
+    spec = manifest.get("input")
+    # Manifests from before `--source` are the news corpus, split by STORY.
+    return bool(spec.get("group_column")) if isinstance(spec, dict) else True
 
 
 def run_eda(
