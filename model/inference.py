@@ -63,7 +63,7 @@ CASCADE_ENV = "TEXTCLF_CASCADE"
 #: Longest accepted input in characters: the API's own limit (textclf_api.schemas.MAX_TEXT_CHARS).
 #: Tokens past ``max_length`` are cut anyway; this bound only stops huge strings from costing
 #: tokenizer time and memory.
-MAX_TEXT_CHARS = int(os.environ.get("TEXTCLF_MAX_TEXT_CHARS", "2000"))
+MAX_TEXT_CHARS = int(os.environ.get("TEXTCLF_MAX_TEXT_CHARS", "20000"))
 #: Most inputs in one request. Larger than the API's 64 so direct endpoint clients (bench, batch
 #: scoring) can send bigger batches, small enough that one request cannot hold a worker for long.
 MAX_INPUTS = int(os.environ.get("TEXTCLF_MAX_INPUTS", "256"))

@@ -17,10 +17,15 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 from textclf_api import hyperparameters as hp
 
-MAX_TEXT_CHARS: Final = 2000
+#: Long enough for documents of a few thousand words (tokens past max_length are cut anyway); the
+#: endpoint keeps the same limit (model/inference.py, pinned by a test).
+MAX_TEXT_CHARS: Final = 20_000
+#: train.py's --truncation choices (hyperparameters.py; a test keeps them equal).
+Truncation = Literal["head", "tail", "head+tail"]
 MAX_BATCH_TEXTS: Final = 64
-# 64 texts x 2,000 characters, JSON-escaped (up to 6 bytes per character as \uXXXX), fits in 1 MiB;
-# anything larger cannot be a valid request, so it is refused before it is even parsed.
+# Every single valid text fits in 1 MiB even JSON-escaped (20,000 x 6 bytes as \uXXXX); a batch of
+# long documents is bounded by the body size instead (413 names the limit). Anything larger cannot
+# be a valid request, so it is refused before it is even parsed.
 MAX_BODY_BYTES: Final = 1024 * 1024
 MIN_MAX_LENGTH: Final = int(hp.BY_NAME["max_length"].minimum or 0)
 MAX_MAX_LENGTH: Final = int(hp.BY_NAME["max_length"].maximum or 0)
@@ -126,7 +131,7 @@ Headline = Annotated[
     Field(
         min_length=1,
         max_length=MAX_TEXT_CHARS,
-        description="A news headline (1-2,000 characters, not only whitespace).",
+        description="A text to classify, e.g. a news headline (1-20,000 characters, not only whitespace).",
         # Documents _not_blank (which gives the clearer message) for schema-driven clients.
         json_schema_extra={"pattern": r"\S"},
     ),
@@ -382,6 +387,14 @@ class TrainRequest(_Strict):
             **hp.field_bounds("max_length"),
             description="Token limit; omitted: the dataset's EDA choice (datasets/latest.json "
             f"training_defaults.max_length), else train.py's {hp.default('max_length')}.",
+        ),
+    ] = None
+    truncation: Annotated[
+        Truncation | None,
+        Field(
+            description="Which tokens of a text longer than max_length are kept (training and serving "
+            f"alike): head, tail, or head+tail (a quarter from the start, the rest from the end); "
+            f"omitted: train.py's {hp.default('truncation')}.",
         ),
     ] = None
     max_train_samples: Annotated[

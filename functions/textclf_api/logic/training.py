@@ -351,6 +351,8 @@ def build_training_job_request(
         hyperparameters["max_length"] = max_length
     if request.max_train_samples is not None:
         hyperparameters["max_train_samples"] = request.max_train_samples
+    if request.truncation is not None:
+        hyperparameters["truncation"] = request.truncation
     if request.allow_label_change:
         # For the deploy gate, which reads it back from DescribeTrainingJob (train.py ignores it).
         hyperparameters[ALLOW_LABEL_CHANGE] = True

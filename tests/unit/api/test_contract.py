@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from textclf_api.handlers import health, predict, training, transform
 from textclf_api.handlers.resolver import precheck
+from textclf_api.schemas import MAX_TEXT_CHARS
 
 from .conftest import EVENTS, ApiResponse, load_event, with_body
 
@@ -55,7 +56,7 @@ JUNK_BODIES = [
     '{"texts": {"0": "a"}}',
     '{"text": "\\ud800"}',
     "\x00\x01\x02",
-    '{"text": "' + "a" * 5000 + '"}',
+    '{"text": "' + "a" * (MAX_TEXT_CHARS + 1) + '"}',
     '{"texts": ' + json.dumps(["a"] * 1000) + "}",
     '{"__proto__": {"x": 1}}',
 ]

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 from textclf_api.openapi import openapi_document
+from textclf_api.schemas import MAX_TEXT_CHARS
 
 from textclf.labels import LABELS
 
@@ -90,7 +91,7 @@ def test_request_limits_are_documented() -> None:
     assert texts["type"] == "array"  # never null: an explicit null is refused (422)
     assert predict["properties"]["text"]["type"] == "string"
     assert (texts["minItems"], texts["maxItems"]) == (1, 64)
-    assert texts["items"]["maxLength"] == 2000
+    assert texts["items"]["maxLength"] == MAX_TEXT_CHARS == 20_000
     train = schemas["TrainRequest"]["properties"]
     assert (train["epochs"]["minimum"], train["epochs"]["maximum"]) == (1, 20)
     assert (train["learning_rate"]["exclusiveMinimum"], train["learning_rate"]["maximum"]) == (0, 0.01)

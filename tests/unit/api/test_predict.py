@@ -14,7 +14,7 @@ from moto.sagemakerruntime.models import sagemakerruntime_backends
 from textclf_api import aws
 from textclf_api.handlers import predict as predict_handler
 from textclf_api.logic.predict import predict
-from textclf_api.schemas import MAX_BODY_BYTES, PredictRequest
+from textclf_api.schemas import MAX_BODY_BYTES, MAX_TEXT_CHARS, PredictRequest
 
 from textclf.labels import LABELS
 
@@ -190,7 +190,7 @@ INVALID = {
     "predict_invalid_blank_text": (422, "text: must not be blank"),
     "predict_invalid_empty_text": (422, "text: String should have at least 1 character"),
     "predict_invalid_blank_in_batch": (422, "texts[1]: must not be blank"),
-    "predict_invalid_too_long": (422, "at most 2000 characters"),
+    "predict_invalid_too_long": (422, f"at most {MAX_TEXT_CHARS} characters"),
     "predict_invalid_empty_batch": (422, "texts: List should have at least 1 item"),
     "predict_invalid_too_many": (422, "at most 64 items"),
     "predict_invalid_content_type": (415, "Content-Type must be application/json"),
@@ -219,7 +219,7 @@ def test_bad_requests_get_a_4xx_naming_the_problem_and_never_reach_the_endpoint(
 def test_validation_errors_list_every_bad_field() -> None:
     from textclf_api.handlers.resolver import precheck
 
-    event = with_body(load_event("predict_single"), {"texts": ["ok", " ", "x" * 2001, 5]})
+    event = with_body(load_event("predict_single"), {"texts": ["ok", " ", "x" * (MAX_TEXT_CHARS + 1), 5]})
     assert precheck(event) is None
     response = predict_handler.lambda_handler(event, FakeLambdaContext())
     body = json.loads(response["body"])
@@ -235,10 +235,12 @@ def test_oversized_body_is_refused_with_413(moto: None, invoke: Invoke, sent: li
     assert payloads(sent) == []  # refused before the endpoint was called
 
 
-def test_largest_valid_batch_fits_the_body_limit() -> None:
-    # 64 texts of 2,000 non-ASCII characters, escaped by json.dumps: the worst valid request.
-    body = json.dumps({"texts": ["é" * 2000] * 64})
+def test_largest_valid_text_fits_the_body_limit() -> None:
+    # One text of MAX_TEXT_CHARS non-ASCII characters, escaped by json.dumps: the longest valid text.
+    body = json.dumps({"text": "é" * MAX_TEXT_CHARS})
     assert len(body.encode()) <= MAX_BODY_BYTES
+    # A full batch of headline-length texts fits too; a batch of long documents is bounded by the body.
+    assert len(json.dumps({"texts": ["é" * 2000] * 64}).encode()) <= MAX_BODY_BYTES
 
 
 def test_base64_bodies_are_decoded_and_bad_base64_is_a_400(

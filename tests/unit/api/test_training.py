@@ -783,3 +783,20 @@ def test_a_missing_idempotency_table_is_502_and_starts_nothing(
     )
     assert "ResourceNotFound" not in json.dumps(response.body)
     assert created == []
+
+
+def test_truncation_reaches_the_job_and_matches_train_py(
+    bucket: Any, invoke: Invoke, created: list[dict[str, Any]]
+) -> None:
+    from typing import get_args
+
+    from textclf_api import hyperparameters as hp
+    from textclf_api.schemas import Truncation
+
+    assert get_args(Truncation) == hp.BY_NAME["truncation"].choices
+    event = with_body(load_event("train_defaults"), {"truncation": "head+tail"})
+    response = invoke(training_handler, event)
+    assert response.status == 202, response.body
+    assert json.loads(created[0]["HyperParameters"]["truncation"]) == "head+tail"
+    refused = invoke(training_handler, with_body(load_event("train_defaults"), {"truncation": "middle"}))
+    assert refused.status == 422 and "truncation" in refused.body["message"]

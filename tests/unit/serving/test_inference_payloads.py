@@ -168,3 +168,13 @@ def test_json_lines_answers_one_line_per_record_in_order(inference: ModuleType) 
     rendered = inference.output_fn({"predictions": rows, "model_version": "7"}, JSONL)
     assert rendered.endswith("\n")
     assert [json.loads(line) for line in rendered.splitlines()] == [{**r, "model_version": "7"} for r in rows]
+
+
+def test_the_endpoint_and_the_api_accept_the_same_longest_text(inference: ModuleType) -> None:
+    # The Lambda validates first; an endpoint with a lower limit would answer 4xx to texts the
+    # API documents as valid (and a higher one would accept what the API refuses).
+    from textclf_api.schemas import MAX_TEXT_CHARS as API_MAX
+
+    from textclf.scoring import MAX_TEXT_CHARS as SCORING_MAX
+
+    assert inference.MAX_TEXT_CHARS == API_MAX == SCORING_MAX

@@ -116,7 +116,7 @@ def test_a_malformed_row_stops_the_run_naming_its_line_and_writes_nothing(
             "tsv",
             "has no text or title column; this looks like the raw newsCorpora file: pass --format corpus",
         ),
-        ("x" * 2001 + "\n", "lines", "line 1: the headline has 2001 characters; at most 2000"),
+        ("x" * 20_001 + "\n", "lines", "line 1: the text has 20001 characters; at most 20000"),
     ],
 )
 def test_bad_inputs_are_one_line_errors(  # noqa: PLR0917 - parametrised
