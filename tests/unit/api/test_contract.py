@@ -129,3 +129,20 @@ def test_no_api_model_is_built_at_import() -> None:
     assert not [name for name, complete in built.items() if complete]
     # ... and the first use builds one all the same.
     assert schemas.PredictRequest.model_validate({"text": "a headline"}).count() == 1
+
+
+def test_only_the_deploy_function_imports_the_deploy_loop() -> None:
+    """The API functions read versions and records from ``deploy_records``; the loop's gate,
+    registry and rollout code (and ``artifacts``) would cost each of their cold starts ~10 ms."""
+    code = (
+        "import sys\n"
+        "import textclf_api.handlers.health, textclf_api.handlers.predict\n"
+        "import textclf_api.handlers.training, textclf_api.handlers.transform\n"
+        "print(sorted(m for m in sys.modules if m.startswith('textclf_api.logic.')))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    loaded = done.stdout.strip().splitlines()[-1]
+    assert "deploy_records" in loaded
+    assert "textclf_api.logic.deployment'" not in loaded and "artifacts" not in loaded, loaded

@@ -542,7 +542,7 @@ def completed_job(name: str, status: str = "Completed") -> dict[str, Any]:
 def test_status_reports_the_deploy_loops_record(
     moto: None, invoke: Invoke, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from textclf_api.logic.deployment import Records
+    from textclf_api.logic.deploy_records import Records
     from textclf_api.settings import get_settings
 
     monkeypatch.setenv("DEPLOYMENTS_TABLE", "deployments")
