@@ -503,8 +503,8 @@ def test_layer_installs_exactly_its_pins_and_nothing_the_runtime_has() -> None:
     assert {"aws-lambda-powertools", "pydantic", "pydantic-core"} <= set(pins)
     assert not set(pins) & RUNTIME_PACKAGES
     assert not set(pins) & {"torch", "transformers", "numpy", "onnxruntime", "tokenizers", "sagemaker"}
-    # No X-Ray SDK: Lambda's active tracing needs none, and its recorder made two boto3 clients at
-    # every cold start. A handler making a Tracer() again fails the built-handler tests below.
+    # No X-Ray SDK: Lambda's active tracing needs none (docs/api.md#observability). A handler
+    # making a Tracer() again fails the built-handler tests below.
     assert not set(pins) & {"aws-xray-sdk", "wrapt"}
     makefile = (LAYER_DIR / "Makefile").read_text()
     # --no-deps: no requirement of a pinned package (botocore) is followed; the manylinux wheels for
