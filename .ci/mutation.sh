@@ -21,6 +21,7 @@ TARGETS=(
   "functions/textclf_api/logic/predict.py:tests/unit/api/test_predict.py"
   "functions/textclf_api/logic/training.py:tests/unit/api/test_training.py"
   "functions/textclf_api/logic/deployment.py:tests/unit/api/test_deployment.py"
+  "functions/textclf_api/logic/deploy_records.py:tests/unit/api/test_deployment.py"
   "model/lexical.py:tests/unit/training/test_lexical.py tests/unit/serving/test_lexical_head_serving.py"
   "src/textclf/packaging/fidelity.py:tests/unit/serving/test_fidelity_and_reuse.py"
 )

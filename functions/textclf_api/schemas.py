@@ -139,10 +139,13 @@ Headline = Annotated[
 ]
 
 
+# defer_build on every model (tests/unit/api/test_contract.py checks): a model's validator and
+# serializer are built when it is first used -- once per Lambda container, by its first request --
+# not at import. Each function uses a few of these models; the others' build is never paid.
 class _Strict(BaseModel):
     # strict: "3" is not an integer and "true" is not a boolean -- wrong types are client errors.
     # extra=forbid: a misspelt field must be reported, not silently ignored.
-    model_config = ConfigDict(strict=True, extra="forbid")
+    model_config = ConfigDict(strict=True, extra="forbid", defer_build=True)
 
 
 def _predict_request_schema(schema: dict[str, Any]) -> None:
@@ -217,7 +220,7 @@ ServedLabels = Annotated[
 
 
 class Prediction(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     label: LabelName
     score: Annotated[float, Field(ge=0.0, le=1.0, description="Probability of `label`.")]
@@ -252,6 +255,7 @@ class PredictResponse(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
+        defer_build=True,
         json_schema_extra={
             "examples": [
                 {
@@ -303,7 +307,7 @@ class ExplainRequest(_Strict):
 
 
 class ExplainedToken(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     text: str = Field(
         description="A WordPiece (or BPE) piece as the tokenizer produced it; `##` continues a word."
@@ -313,14 +317,14 @@ class ExplainedToken(BaseModel):
 
 
 class LexicalEvidence(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     ngram: str
     weight: float = Field(description="Feature value x (weight for the label - mean weight for the others).")
 
 
 class LexicalExplanation(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     toward: list[LexicalEvidence] = Field(
         description="N-grams of the headline pushing toward the label, strongest first."
@@ -355,12 +359,16 @@ class ExplainResponse(Prediction):
 
 
 class EndpointHealth(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     name: str
     status: EndpointState
 
 
 class HealthResponse(BaseModel):
     """200 with ``ok`` when the endpoint is InService; 503 with ``unavailable`` otherwise."""
+
+    model_config = ConfigDict(defer_build=True)
 
     status: Literal["ok", "unavailable"]
     endpoint: EndpointHealth
@@ -434,6 +442,8 @@ class TrainRequest(_Strict):
 
 
 class TrainStartedResponse(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     training_job_name: str
     training_job_arn: str
     status: str = Field(description="SageMaker TrainingJobStatus; `InProgress` right after the start.")
@@ -448,6 +458,8 @@ DeploymentStatus = Literal["pending", "deploying", "deployed", "rejected", "fail
 
 
 class Deployment(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     status: DeploymentStatus = Field(
         description="pending: being evaluated; deploying: rollout under way; deployed: serving (or served "
         "and was superseded); rejected: the gate refused it; failed: job or rollout failed; rolled_back: "
@@ -458,6 +470,8 @@ class Deployment(BaseModel):
 
 
 class TrainStatusResponse(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     training_job_name: str
     training_job_arn: str
     status: str = Field(description="InProgress, Completed, Failed, Stopping or Stopped.")
@@ -480,12 +494,16 @@ class TrainStatusResponse(BaseModel):
 
 
 class ErrorDetail(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     field: str = Field(description="Where the problem is, e.g. `texts[3]` or `body`.")
     message: str
 
 
 class ErrorResponse(BaseModel):
     """Body of every 4xx/5xx the Lambda functions return."""
+
+    model_config = ConfigDict(defer_build=True)
 
     message: str = Field(description="One line naming what is wrong.")
     error: str = Field(description="Machine-readable kind, e.g. ValidationError, ModelError, Timeout.")
@@ -534,6 +552,8 @@ class BatchRequest(_Strict):
 
 
 class BatchStartedResponse(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     transform_job_name: str
     transform_job_arn: str
     status: str = Field(description="SageMaker TransformJobStatus; `InProgress` right after the start.")
@@ -544,6 +564,8 @@ class BatchStartedResponse(BaseModel):
 
 
 class BatchStatusResponse(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     transform_job_name: str
     transform_job_arn: str
     status: str = Field(description="InProgress, Completed, Failed, Stopping or Stopped.")

@@ -100,7 +100,7 @@ def default_image_uri(region: str, instance_type: str) -> str:
 
 def unique_name(prefix: str, now: datetime | None = None) -> str:
     """``<prefix>-YYYYmmdd-HHMMSS-<4 hex>``, within SageMaker's 63-character name limit."""
-    from textclf_api.logic.deployment import fit_name
+    from textclf_api.logic.deploy_records import fit_name
 
     stamp = (now or datetime.now(UTC)).strftime("%Y%m%d-%H%M%S")
     return fit_name(prefix, f"-{stamp}-{secrets.token_hex(2)}")

@@ -10,8 +10,10 @@ upload:
   and the runtime's boto3 -- plus the stdlib, nothing from any virtualenv (``-S -E``). ``-B`` keeps
   the interpreter from writing bytecode, as Lambda's read-only file system does, so every run pays
   what a cold start pays. The environment is the one Lambda sets (``LAMBDA_TASK_ROOT``, region,
-  function name) merged with the function's variables from the template: powertools' Tracer and
-  the X-Ray SDK take their Lambda paths.
+  function name, X-Ray's variables of active tracing) merged with the function's variables from
+  the template: powertools takes its Lambda paths. The figure is the handler module's import
+  whole: powertools, pydantic (the schemas' models), boto3 and botocore (``textclf_api.aws``,
+  whose clients are made on first use, not at import).
 
 The runtime's boto3 is stood in for by the dev environment's own boto3, botocore and their
 dependencies, copied once into ``<build dir>/../runtime-boto3-<version>`` and compiled for the

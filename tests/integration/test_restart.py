@@ -126,7 +126,7 @@ def wait(condition: Callable[[], bool], what: str, timeout: float = 120) -> None
 def state_of(stack: Any) -> dict[str, Any]:
     """What serves, what the registry and the deployment record say (through the stack's clients)."""
     from textclf_api import aws
-    from textclf_api.logic import deployment
+    from textclf_api.logic import deploy_records, deployment
     from textclf_api.settings import get_settings
 
     settings = get_settings()
@@ -141,10 +141,10 @@ def state_of(stack: Any) -> dict[str, Any]:
     assert ping.status_code == 200, ping.text
     return {
         "endpoint": endpoint["EndpointStatus"],
-        "config_version": deployment.version_of(endpoint["EndpointConfigName"]),
+        "config_version": deploy_records.version_of(endpoint["EndpointConfigName"]),
         "served": ping.json()["model_version"],
         "packages": sorted(p.version for p in packages),
-        "record": deployment.Records(settings.require("deployments_table")).get(JOB),
+        "record": deploy_records.Records(settings.require("deployments_table")).get(JOB),
     }
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from textclf_api.handlers.observability import logger, metrics, tracer
+from textclf_api.handlers.observability import logger, metrics
 from textclf_api.logic.deployment import handle_event, teardown
 from textclf_api.settings import get_settings
 
@@ -24,7 +24,6 @@ _CFN_TIMEOUT_S = 10
 
 
 @logger.inject_lambda_context(log_event=True)
-@tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if "RequestType" in event and "ResponseURL" in event:

@@ -9,7 +9,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from aws_lambda_powertools.metrics import MetricUnit
 
 from textclf_api.handlers.error_responses import RETRY_AFTER_HEADER
-from textclf_api.handlers.observability import logger, metrics, tracer
+from textclf_api.handlers.observability import logger, metrics
 from textclf_api.handlers.resolver import create_app, lambda_handler_for
 from textclf_api.logic.health import check_health
 from textclf_api.logic.page import playground
@@ -36,7 +36,6 @@ router = APIGatewayRouter()
         },
     },
 )
-@tracer.capture_method
 def health_route() -> Response[HealthResponse]:
     health = check_health()
     healthy = health.status == "ok"

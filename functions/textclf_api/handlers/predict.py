@@ -10,7 +10,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from aws_lambda_powertools.metrics import MetricUnit
 
 from textclf_api.handlers.error_responses import error_responses
-from textclf_api.handlers.observability import count_by, logger, metrics, tracer
+from textclf_api.handlers.observability import count_by, logger, metrics
 from textclf_api.handlers.resolver import create_app, lambda_handler_for
 from textclf_api.logic.predict import explain, predict
 from textclf_api.openapi import API_KEY_AUTH
@@ -34,7 +34,6 @@ router = APIGatewayRouter()
     }
     | error_responses(400, 403, 413, 415, 422, 502, 503, 504),
 )
-@tracer.capture_method
 def predict_route(request: Annotated[PredictRequest, Body()]) -> PredictResponse:
     result = predict(request)
     metrics.add_metric(name="EndpointLatency", unit=MetricUnit.Milliseconds, value=result.endpoint_ms)
@@ -64,7 +63,6 @@ def predict_route(request: Annotated[PredictRequest, Body()]) -> PredictResponse
     }
     | error_responses(400, 403, 413, 415, 422, 502, 503, 504),
 )
-@tracer.capture_method
 def explain_route(request: Annotated[ExplainRequest, Body()]) -> ExplainResponse:
     result = explain(request)
     metrics.add_metric(name="ExplainLatency", unit=MetricUnit.Milliseconds, value=result.endpoint_ms)

@@ -43,7 +43,7 @@ from textclf_api.handlers.error_responses import (
     render_error,
     validation_details,
 )
-from textclf_api.handlers.observability import logger, metrics, tracer
+from textclf_api.handlers.observability import logger, metrics
 from textclf_api.schemas import MAX_BODY_BYTES, error_body
 
 LambdaHandler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
@@ -105,12 +105,18 @@ def create_app(*routers: APIGatewayRouter) -> APIGatewayRestResolver:
 
 
 def lambda_handler_for(app: APIGatewayRestResolver) -> LambdaHandler:
-    """The function's entry point: :func:`handle` with ``app``, logged, traced and measured."""
+    """The function's entry point: :func:`handle` with ``app``, logged and measured.
 
-    @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
-    @tracer.capture_lambda_handler
+    Every log line of a request carries its ``route`` (``POST /train``, ``GET /batch/{job_name}``),
+    and a route may add keys of its own (a job's name): the searchable fields an X-Ray annotation
+    gave. ``clear_state`` drops them when the next request begins, so no request is logged with
+    another's job.
+    """
+
+    @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
     @metrics.log_metrics(capture_cold_start_metric=True)
     def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        logger.append_keys(route=f"{event.get('httpMethod')} {event.get('resource')}")
         return handle(app, event, context)
 
     return lambda_handler

@@ -13,7 +13,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from aws_lambda_powertools.metrics import MetricUnit
 
 from textclf_api.handlers.error_responses import error_responses
-from textclf_api.handlers.observability import metrics, tracer
+from textclf_api.handlers.observability import logger, metrics
 from textclf_api.handlers.resolver import accepted, accepted_responses, create_app, lambda_handler_for
 from textclf_api.logic.training import get_training_status, start_training_once
 from textclf_api.openapi import IAM_AUTH
@@ -37,7 +37,6 @@ router = APIGatewayRouter()
     security=IAM_AUTH,
     responses=accepted_responses(TrainStartedResponse, 400, 409, 413, 415, 422, 429, 502, 503, 504),
 )
-@tracer.capture_method
 def start_training_route(
     request: Annotated[TrainRequest | None, Body()] = None,
     idempotency_key: Annotated[
@@ -52,7 +51,11 @@ def start_training_route(
         request or TrainRequest(), idempotency_key, lambda_context=app.lambda_context
     )
     metrics.add_metric(name="TrainingJobsStarted", unit=MetricUnit.Count, value=1)
-    tracer.put_annotation(key="training_job_name", value=started.training_job_name)
+    # Every answer names its job, a replayed Idempotency-Key's too (start_training, which logs a
+    # new job's start, does not run for a replay): what the request is found by in the logs.
+    logger.info(
+        "training job answered", training_job_name=started.training_job_name, idempotency_key=idempotency_key
+    )
     return accepted(started, f"/train/{started.training_job_name}")
 
 
@@ -70,10 +73,10 @@ def start_training_route(
     }
     | error_responses(404, 422, 502, 503, 504),
 )
-@tracer.capture_method
 def training_status_route(
     job_name: Annotated[str, Path(pattern=TRAINING_JOB_NAME_PATTERN, max_length=63)],
 ) -> TrainStatusResponse:
+    logger.append_keys(training_job_name=job_name)  # on the request's lines, a 404's included
     return get_training_status(job_name)
 
 

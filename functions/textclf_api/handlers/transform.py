@@ -13,7 +13,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from aws_lambda_powertools.metrics import MetricUnit
 
 from textclf_api.handlers.error_responses import error_responses
-from textclf_api.handlers.observability import metrics, tracer
+from textclf_api.handlers.observability import logger, metrics
 from textclf_api.handlers.resolver import accepted, accepted_responses, create_app, lambda_handler_for
 from textclf_api.logic.transform import get_transform_status, start_transform
 from textclf_api.openapi import IAM_AUTH
@@ -38,11 +38,9 @@ router = APIGatewayRouter()
     security=IAM_AUTH,
     responses=accepted_responses(BatchStartedResponse, 400, 409, 413, 415, 422, 429, 502, 503, 504),
 )
-@tracer.capture_method
 def start_transform_route(request: Annotated[BatchRequest, Body()]) -> Response[BatchStartedResponse]:
     started = start_transform(request)
     metrics.add_metric(name="BatchJobsStarted", unit=MetricUnit.Count, value=1)
-    tracer.put_annotation(key="transform_job_name", value=started.transform_job_name)
     return accepted(started, f"/batch/{started.transform_job_name}")
 
 
@@ -60,10 +58,10 @@ def start_transform_route(request: Annotated[BatchRequest, Body()]) -> Response[
     }
     | error_responses(404, 422, 502, 503, 504),
 )
-@tracer.capture_method
 def transform_status_route(
     job_name: Annotated[str, Path(pattern=TRAINING_JOB_NAME_PATTERN, max_length=63)],
 ) -> BatchStatusResponse:
+    logger.append_keys(transform_job_name=job_name)  # on the request's lines, a 404's included
     return get_transform_status(job_name)
 
 

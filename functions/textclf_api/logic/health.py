@@ -8,7 +8,7 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
 from textclf_api import aws
-from textclf_api.logic.deployment import MODEL_VERSION_ENV, version_of
+from textclf_api.logic.deploy_records import MODEL_VERSION_ENV, version_of
 from textclf_api.schemas import EndpointHealth, HealthResponse
 from textclf_api.settings import Settings, get_settings
 

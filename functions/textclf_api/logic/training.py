@@ -43,7 +43,7 @@ from textclf_api.errors import (
     QuotaExceededError,
     ResourceNotFoundError,
 )
-from textclf_api.logic.deployment import ALLOW_LABEL_CHANGE, deployment_of
+from textclf_api.logic.deploy_records import ALLOW_LABEL_CHANGE, deployment_of
 from textclf_api.schemas import (
     GPUS_PER_INSTANCE,
     MAX_MAX_LENGTH,

@@ -26,7 +26,7 @@ from textclf_api.errors import (
     QuotaExceededError,
     ResourceNotFoundError,
 )
-from textclf_api.logic.deployment import version_of
+from textclf_api.logic.deploy_records import version_of
 from textclf_api.schemas import (
     BATCH_INPUT_PREFIX,
     BATCH_OUTPUT_PREFIX,

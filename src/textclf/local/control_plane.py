@@ -29,7 +29,7 @@ from typing import Any
 import boto3
 import httpx
 from botocore.config import Config
-from textclf_api.logic.deployment import MODEL_VERSION_ENV
+from textclf_api.logic.deploy_records import MODEL_VERSION_ENV
 
 from textclf.bundle import source_bundle_bytes
 from textclf.local import LOCAL_ACCOUNT_ID

@@ -429,8 +429,6 @@ def lambda_environment(
             # too, never to AWS.
             "AWS_ENDPOINT_URL": control_plane_url,
             "AWS_EC2_METADATA_DISABLED": "true",
-            # No X-Ray daemon here; sam local disables tracing the same way.
-            "POWERTOOLS_TRACE_DISABLED": "true",
             "AWS_SAM_LOCAL": "true",
             "ENDPOINT_NAME": endpoint_name,
             "BUCKET_NAME": resources.bucket_name,

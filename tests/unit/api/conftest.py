@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 from moto import mock_aws
 from textclf_api import aws
+from textclf_api.handlers.observability import logger
 from textclf_api.logic import health
 from textclf_api.settings import get_settings
 
@@ -65,7 +67,7 @@ def with_body(event: dict[str, Any], body: Any) -> dict[str, Any]:
 
 @pytest.fixture(autouse=True)
 def api_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The environment template.yaml gives the functions, with fake credentials and no X-Ray."""
+    """The environment template.yaml gives the functions, with fake credentials."""
     for name in (
         "AWS_PROFILE",
         "AWS_ENDPOINT_URL",
@@ -82,7 +84,6 @@ def api_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         "AWS_REGION": REGION,
         "POWERTOOLS_SERVICE_NAME": "textclf-api",
         "POWERTOOLS_METRICS_NAMESPACE": "textclf",
-        "POWERTOOLS_TRACE_DISABLED": "true",
         "POWERTOOLS_LOG_LEVEL": "INFO",
         "ENDPOINT_NAME": ENDPOINT,
         "BUCKET_NAME": BUCKET,
@@ -128,6 +129,24 @@ def invoke() -> Callable[..., ApiResponse]:
         return ApiResponse(status=int(raw["statusCode"]), headers=headers, body=body, raw=raw)
 
     return _invoke
+
+
+Logged = Callable[[], list[dict[str, Any]]]
+
+
+@pytest.fixture
+def logged(monkeypatch: pytest.MonkeyPatch) -> Logged:
+    """The functions' JSON log lines since the last call (their handler bound its stream at import)."""
+    stream = io.StringIO()
+    monkeypatch.setattr(logger.registered_handler, "stream", stream)
+
+    def _read() -> list[dict[str, Any]]:
+        lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+        stream.seek(0)
+        stream.truncate()
+        return lines
+
+    return _read
 
 
 @pytest.fixture

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
 import pytest
+from textclf_api import schemas
 from textclf_api.handlers import health, predict, training, transform
 from textclf_api.handlers.resolver import precheck
 from textclf_api.schemas import MAX_TEXT_CHARS
@@ -102,3 +105,45 @@ def test_a_bug_is_a_generic_500_without_details(invoke: Invoke, monkeypatch: pyt
     assert response.status == 500
     assert "secret" not in json.dumps(response.body)
     assert response.body["request_id"] == load_event("health")["requestContext"]["requestId"]
+
+
+# Runs in a fresh interpreter: imports every handler module, prints the API models already built.
+_BUILT_AT_IMPORT = """
+import json
+import pydantic
+import textclf_api.handlers.deploy, textclf_api.handlers.health, textclf_api.handlers.predict
+import textclf_api.handlers.training, textclf_api.handlers.transform
+from textclf_api import schemas
+models = [v for v in vars(schemas).values() if isinstance(v, type) and issubclass(v, pydantic.BaseModel)]
+print(json.dumps({m.__name__: m.__pydantic_complete__ for m in models if m.__module__ == schemas.__name__}))
+"""
+
+
+def test_no_api_model_is_built_at_import() -> None:
+    """A cold start builds only the models its first request uses (``defer_build``): importing the
+    handlers builds none, nor does registering their routes."""
+    done = subprocess.run(
+        [sys.executable, "-c", _BUILT_AT_IMPORT], capture_output=True, text=True, timeout=120, check=True
+    )
+    built = json.loads(done.stdout.strip().splitlines()[-1])
+    assert len(built) >= 15, built  # every model of schemas.py was seen
+    assert not [name for name, complete in built.items() if complete]
+    # ... and the first use builds one all the same.
+    assert schemas.PredictRequest.model_validate({"text": "a headline"}).count() == 1
+
+
+def test_only_the_deploy_function_imports_the_deploy_loop() -> None:
+    """The API functions read versions and records from ``deploy_records``; the loop's gate,
+    registry and rollout code (and ``artifacts``) would cost each of their cold starts ~10 ms."""
+    code = (
+        "import sys\n"
+        "import textclf_api.handlers.health, textclf_api.handlers.predict\n"
+        "import textclf_api.handlers.training, textclf_api.handlers.transform\n"
+        "print(sorted(m for m in sys.modules if m.startswith('textclf_api.logic.')))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    loaded = done.stdout.strip().splitlines()[-1]
+    assert "deploy_records" in loaded
+    assert "textclf_api.logic.deployment'" not in loaded and "artifacts" not in loaded, loaded

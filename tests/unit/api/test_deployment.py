@@ -20,7 +20,7 @@ import pytest
 from moto.sagemaker.models import sagemaker_backends
 from textclf_api import aws
 from textclf_api.handlers import deploy as handler
-from textclf_api.logic import deployment
+from textclf_api.logic import deploy_records, deployment
 from textclf_api.settings import get_settings
 
 from textclf.labels import LABELS
@@ -195,7 +195,7 @@ def finish_update(updates: list[dict[str, Any]], *, failure: str | None = None) 
 
 def serving_version() -> str | None:
     desc = aws.sagemaker().describe_endpoint(EndpointName=ENDPOINT)
-    return deployment.version_of(desc["EndpointConfigName"])
+    return deploy_records.version_of(desc["EndpointConfigName"])
 
 
 def packages() -> list[deployment.Package]:
@@ -203,7 +203,7 @@ def packages() -> list[deployment.Package]:
 
 
 def record(job: str) -> dict[str, str]:
-    found = deployment.Records(TABLE).get(job)
+    found = deploy_records.Records(TABLE).get(job)
     assert found is not None
     return found
 
@@ -245,7 +245,7 @@ def test_first_model_passing_the_gate_is_registered_and_creates_the_endpoint(loo
     # The endpoint's state-change event settles it.
     settled = handle(endpoint_event())
     assert (settled.action, settled.training_job_name) == ("deployed", "textclf-a")
-    assert deployment.deployment_of("textclf-a", get_settings()) == deployment.Deployment(
+    assert deploy_records.deployment_of("textclf-a", get_settings()) == deploy_records.Deployment(
         status="deployed", reason=f"serving on {desc['EndpointConfigName']}", model_version="1"
     )
 
@@ -284,7 +284,7 @@ def test_challenger_is_compared_with_the_champion_and_rolled_out_blue_green(loop
     assert (outcome.action, outcome.model_version) == ("deploying", "3"), outcome
     (update,) = loop
     assert update["EndpointName"] == ENDPOINT
-    assert deployment.version_of(update["EndpointConfigName"]) == "3"
+    assert deploy_records.version_of(update["EndpointConfigName"]) == "3"
     assert update["DeploymentConfig"]["AutoRollbackConfiguration"] == {
         "Alarms": [{"AlarmName": "textclf-errors"}, {"AlarmName": "textclf-latency"}]
     }
@@ -375,7 +375,7 @@ def test_promoting_an_earlier_version_rolls_back(loop: Any) -> None:
     approve(v1)
     outcome = handle(package_event("1"))
     assert (outcome.action, outcome.model_version) == ("deploying", "1")
-    assert deployment.version_of(loop[-1]["EndpointConfigName"]) == "1"
+    assert deploy_records.version_of(loop[-1]["EndpointConfigName"]) == "1"
     finish_update(loop)
     assert handle(endpoint_event()).action == "deployed"
     assert serving_version() == "1"
@@ -480,7 +480,7 @@ def test_rollout_waits_for_a_busy_endpoint(loop: Any, busy: str) -> None:
     backend().endpoints[ENDPOINT].endpoint_status = "InService"
     started = handle(endpoint_event())
     assert (started.action, started.model_version) == ("deploying", "2")
-    assert deployment.version_of(loop[-1]["EndpointConfigName"]) == "2"
+    assert deploy_records.version_of(loop[-1]["EndpointConfigName"]) == "2"
 
 
 def test_a_failed_endpoint_is_replaced(loop: Any) -> None:
@@ -725,7 +725,7 @@ def test_a_challenger_with_another_label_set_is_refused_naming_both(loop: Any) -
     )
     assert packages()[1].status == "Rejected" and packages()[1].metadata["gate"] == outcome.reason[:256]
     # GET /train/{job} shows it, as it shows the gate's other refusals.
-    shown = deployment.deployment_of("textclf-spam", get_settings())
+    shown = deploy_records.deployment_of("textclf-spam", get_settings())
     assert shown is not None and (shown.status, shown.reason) == ("rejected", outcome.reason)
     assert loop == [] and serving_version() == "1"
 

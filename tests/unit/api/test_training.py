@@ -27,6 +27,7 @@ from .conftest import (
     REGION,
     ROLE_ARN,
     ApiResponse,
+    Logged,
     load_event,
     with_body,
 )
@@ -541,7 +542,7 @@ def completed_job(name: str, status: str = "Completed") -> dict[str, Any]:
 def test_status_reports_the_deploy_loops_record(
     moto: None, invoke: Invoke, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from textclf_api.logic.deployment import Records
+    from textclf_api.logic.deploy_records import Records
     from textclf_api.settings import get_settings
 
     monkeypatch.setenv("DEPLOYMENTS_TABLE", "deployments")
@@ -671,6 +672,33 @@ def test_same_idempotency_key_and_body_start_one_job(
     assert other.body["training_job_name"] != first.body["training_job_name"]
     assert invoke(training_handler, with_body(load_event("train"), {"epochs": 1})).status == 202
     assert len(created) == 3
+
+
+def test_every_request_is_found_in_the_logs_by_its_route_and_job(
+    idempotency_table: str, invoke: Invoke, logged: Logged
+) -> None:
+    """What the X-Ray annotations gave, as log keys: a replayed Idempotency-Key's answer names its
+    job too, a status lookup's lines (a 404's) name the job asked for, and nothing carries over to
+    the next request."""
+    first = invoke(training_handler, with_key({"epochs": 1}, "build-7"))
+    again = invoke(training_handler, with_key({"epochs": 1}, "build-7"))
+    assert again.body == first.body
+    answered = [line for line in logged() if line["message"] == "training job answered"]
+    name = first.body["training_job_name"]
+    assert [(line["training_job_name"], line["idempotency_key"]) for line in answered] == [
+        (name, "build-7")
+    ] * 2
+    assert {line["route"] for line in answered} == {"POST /train"}
+
+    assert invoke(training_handler, "train_status_unknown").status == 404
+    (failed,) = [line for line in logged() if line["message"] == "request failed"]
+    assert failed["route"] == "GET /train/{job_name}"
+    assert failed["training_job_name"] == "textclf-20240101-000000-ffffff"
+
+    assert invoke(training_handler, "train_invalid_epochs").status == 422
+    (refused,) = [line for line in logged() if line["message"] == "request failed"]
+    assert refused["route"] == "POST /train"
+    assert "training_job_name" not in refused  # the previous request's key was cleared
 
 
 def test_idempotency_key_with_another_body_is_refused(

@@ -12,7 +12,7 @@ from textclf_api.handlers import transform as transform_handler
 from textclf_api.logic.transform import build_transform_request, is_own_job, transform_job_name
 from textclf_api.settings import get_settings
 
-from .conftest import BUCKET, ENDPOINT, REGION, ROLE_ARN, ApiResponse, load_event, with_body
+from .conftest import BUCKET, ENDPOINT, REGION, ROLE_ARN, ApiResponse, Logged, load_event, with_body
 
 Invoke = Callable[..., ApiResponse]
 INPUT = f"s3://{BUCKET}/batch/input/headlines.jsonl"
@@ -130,11 +130,16 @@ def test_no_endpoint_means_nothing_to_run(bucket: Any, invoke: Invoke) -> None:
 @pytest.mark.parametrize(
     "name", ["textclf-batch-250101120000-a1b", "textclf-20250101-120000-a1b2c3", "other"]
 )
-def test_status_of_unknown_or_foreign_jobs_is_404(bucket: Any, invoke: Invoke, name: str) -> None:
+def test_status_of_unknown_or_foreign_jobs_is_404(
+    bucket: Any, invoke: Invoke, logged: Logged, name: str
+) -> None:
     event = load_event("batch_status")
     event["path"], event["pathParameters"] = f"/batch/{name}", {"job_name": name}
     response = invoke(transform_handler, event)
     assert response.status == 404, response.body
+    # The operator finds the request by the job it asked for (as X-Ray's annotation found its trace).
+    (failed,) = [line for line in logged() if line["message"] == "request failed"]
+    assert (failed["route"], failed["transform_job_name"]) == ("GET /batch/{job_name}", name)
 
 
 def test_job_names_fit_sagemakers_limit_for_the_longest_prefix() -> None:
