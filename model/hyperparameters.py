@@ -61,7 +61,7 @@ HYPERPARAMETERS: Final[tuple[Hyperparameter, ...]] = (
         "learning_rate", float, 5e-5, "peak AdamW learning rate", 0, 1e-2, exclusive_minimum=True, local=2e-4
     ),
     Hyperparameter("batch_size", int, 32, "rows per optimiser step and process", 1, 512),
-    Hyperparameter("max_length", int, 64, "tokens per headline, incl. special tokens", 8, 512, local=32),
+    Hyperparameter("max_length", int, 64, "tokens per text, incl. special tokens", 8, 512, local=32),
     Hyperparameter(
         "truncation",
         str,

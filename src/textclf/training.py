@@ -106,6 +106,20 @@ class TrainResult:
     wall_time_s: float
 
 
+def default_max_train_samples(max_length: int) -> int:
+    """The local default sample for ``max_length``: all of the CPU profile's rows for headlines,
+    fewer for longer texts so that training keeps to about the same CPU time.
+
+    A row's cost on a CPU grows faster than its length (attention, and the activations no longer
+    fit in cache): 256-token documents trained at 4.3 rows/s on 2 cores where 32-token headlines
+    train at about 100 rows/s (docs/results.md), so the sample shrinks as ``(32 / L) ** 1.5``.
+    """
+    if max_length <= DEFAULT_MAX_LENGTH:
+        return DEFAULT_MAX_TRAIN_SAMPLES
+    scaled = DEFAULT_MAX_TRAIN_SAMPLES * (DEFAULT_MAX_LENGTH / max_length) ** 1.5
+    return max(1_000, int(round(scaled, -2)))
+
+
 def default_max_length(eda_json: Path | None = None) -> int:
     """``max_length`` chosen by ``textclf eda`` (covers >= 99.5% of headlines), else a fixed default."""
     path = eda_json if eda_json is not None else config.artifacts_dir() / "eda" / "eda.json"

@@ -14,10 +14,11 @@ from textclf.errors import UserError
 def register(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "train",
-        help="fine-tune the headline classifier locally (the SageMaker train.py, on this machine)",
+        help="fine-tune the text classifier locally (the SageMaker train.py, on this machine)",
         description="Run model/train.py as SageMaker would (flags = hyperparameters, SM_* folders) "
         "on the output of `textclf data`. Defaults train the bundled all-MiniLM-L6-v2 and its lexical "
-        "head on 2 CPU cores in about 7 minutes (6 min 41 s measured, docs/results.md). A model "
+        "head on 2 CPU cores in about 6 minutes on the news corpus (357 s measured by make demo, "
+        "docs/results.md); longer texts cost more per row (textclf eda shows how much). A model "
         "already trained from the same data and settings is reused.",
     )
     parser.add_argument(
@@ -33,8 +34,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--max-train-samples",
         type=int,
-        default=training.DEFAULT_MAX_TRAIN_SAMPLES,
-        help="training rows, spread round-robin over stories (0 = all; default %(default)s)",
+        default=None,
+        help="training rows, spread round-robin over stories (0 = all; default "
+        f"{training.DEFAULT_MAX_TRAIN_SAMPLES} for headlines, fewer for a longer --max-length L: "
+        f"{training.DEFAULT_MAX_TRAIN_SAMPLES} x (32/L)^1.5, about the same CPU time)",
     )
     parser.add_argument(
         "--max-eval-samples",
@@ -46,7 +49,7 @@ def register(subparsers: Any) -> None:
         "--max-length",
         type=int,
         default=None,
-        help="tokens per headline (default: from the EDA report, else 32)",
+        help="tokens per text (default: from the EDA report, else 32)",
     )
     parser.add_argument(
         "--truncation",
@@ -94,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     for name in ("epochs", "batch_size", "learning_rate", "evals_per_epoch"):
         if getattr(args, name) <= 0:
             raise UserError(f"--{name.replace('_', '-')} must be > 0")
-    if args.max_train_samples < 0 or args.max_eval_samples < 0 or args.freeze_layers < 0:
+    if (args.max_train_samples or 0) < 0 or args.max_eval_samples < 0 or args.freeze_layers < 0:
         raise UserError("--max-train-samples, --max-eval-samples and --freeze-layers must be >= 0")
     if not 1 <= args.processes <= 64:
         raise UserError("--processes must be between 1 and 64")
@@ -105,12 +108,21 @@ def run(args: argparse.Namespace) -> int:
     base_model = args.base_model or training.default_base_model()
     if Path(base_model).exists():
         base_model = str(Path(base_model).resolve())  # same model, same identity, from any cwd
+    max_length = args.max_length or training.default_max_length()
+    max_train_samples = args.max_train_samples
+    if max_train_samples is None:
+        max_train_samples = training.default_max_train_samples(max_length)
+        if max_train_samples < training.DEFAULT_MAX_TRAIN_SAMPLES:
+            print(
+                f"training on up to {max_train_samples:,} rows at max_length {max_length} (the CPU "
+                "budget of the headline default; --max-train-samples N or 0 for all)"
+            )
     settings = training.TrainSettings(
         base_model=base_model,
         epochs=args.epochs,
-        max_train_samples=args.max_train_samples,
+        max_train_samples=max_train_samples,
         max_eval_samples=args.max_eval_samples,
-        max_length=args.max_length or training.default_max_length(),
+        max_length=max_length,
         truncation=args.truncation,
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,

@@ -173,3 +173,11 @@ def test_truncation_reaches_train_py_and_a_bad_one_is_refused(
         main([*argv, "--truncation", "middle"])
     assert exited.value.code == 2
     assert "--truncation: invalid choice: 'middle'" in capsys.readouterr().err
+
+
+def test_longer_texts_train_on_fewer_rows_by_default() -> None:
+    # Headlines keep the CPU profile's sample; longer texts keep about its CPU time instead.
+    samples = {length: training.default_max_train_samples(length) for length in (16, 32, 64, 128, 256, 512)}
+    assert samples[16] == samples[32] == training.DEFAULT_MAX_TRAIN_SAMPLES == 32_000
+    assert samples[64] == 11_300 and samples[128] == 4_000 and samples[256] == 1_400
+    assert samples[512] == 1_000  # never below a useful floor
