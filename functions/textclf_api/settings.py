@@ -34,6 +34,7 @@ from textclf_api.errors import ConfigurationError
 from textclf_api.schemas import (
     BASE_MODELS,
     GPU_INSTANCE_TYPES,
+    JOB_PREFIX_REGEX,
     MAX_BATCH_INSTANCE_COUNT,
     MAX_TRAINING_INSTANCE_COUNT,
 )
@@ -41,7 +42,7 @@ from textclf_api.schemas import (
 # Job names are "<prefix>-<YYYYmmdd-HHMMSS>-<6 hex>" (23 characters after the prefix) and SageMaker
 # allows 63, so the prefix may use 40. Lower case because SageMaker lower-cases names in ARNs, and
 # the trigger function's IAM policy matches the ARN "training-job/<prefix>-*".
-TRAINING_JOB_PREFIX_PATTERN: Final = re.compile(r"^[a-z0-9](-*[a-z0-9]){0,39}$")
+TRAINING_JOB_PREFIX_PATTERN: Final = re.compile(rf"^{JOB_PREFIX_REGEX}$")
 #: The template's EndpointType values: a real-time endpoint on instances, or serverless inference.
 ENDPOINT_TYPES: Final = ("RealTime", "Serverless")
 #: SageMaker: MaxRuntimeInSeconds up to 28 days, and a spot job's MaxWaitTime at most as long.
