@@ -72,6 +72,8 @@ class Seed:
     model_package_group: str | None = None
     #: What the dataset pointer tells training jobs (textclf.eda.training_defaults).
     training_defaults: dict[str, Any] | None = None
+    #: The endpoint config's DataCaptureConfig, as the deploy function writes it (None: no capture).
+    data_capture: dict[str, Any] | None = None
 
     @property
     def role_arn(self) -> str:
@@ -194,6 +196,7 @@ class ControlPlane:
                     "InstanceType": "ml.c5.large",
                 }
             ],
+            **({"DataCaptureConfig": seed.data_capture} if seed.data_capture else {}),
         )
         if seed.model_package_group:
             sagemaker.create_model_package_group(ModelPackageGroupName=seed.model_package_group)
