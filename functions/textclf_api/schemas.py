@@ -108,6 +108,13 @@ MAX_BATCH_INSTANCE_COUNT: Final = 20
 #: read and write there and nowhere else but models/).
 BATCH_INPUT_PREFIX: Final = "batch/input/"
 BATCH_OUTPUT_PREFIX: Final = "batch/output/"
+#: Where endpoints write their data capture (SageMaker's layout under it: <endpoint>/<variant>/
+#: yyyy/mm/dd/hh/*.jsonl) and POST /feedback its ground truth (yyyy/mm/dd/hh/*.jsonl).
+CAPTURE_PREFIX: Final = "capture/"
+GROUND_TRUTH_PREFIX: Final = "ground-truth/"
+#: The label set the endpoint serves now, as the deploy function records it when a model starts
+#: serving; POST /feedback checks labels against it.
+SERVING_LABELS_KEY: Final = "serving/labels.json"
 
 # SageMaker training-job names: letters, digits and single/multiple hyphens, at most 63 characters.
 TRAINING_JOB_NAME_PATTERN: Final = r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$"

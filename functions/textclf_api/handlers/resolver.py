@@ -47,6 +47,8 @@ from textclf_api.handlers.observability import logger, metrics, tracer
 from textclf_api.schemas import MAX_BODY_BYTES, error_body
 
 LambdaHandler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
+#: Why the caller of an event may not use the function (its error), or None: checked first.
+Authorizer = Callable[[Mapping[str, Any]], ApiError | None]
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _JSON_TYPES = ("application/json",)
@@ -104,21 +106,27 @@ def create_app(*routers: APIGatewayRouter) -> APIGatewayRestResolver:
     return app
 
 
-def lambda_handler_for(app: APIGatewayRestResolver) -> LambdaHandler:
+def lambda_handler_for(app: APIGatewayRestResolver, authorize: Authorizer | None = None) -> LambdaHandler:
     """The function's entry point: :func:`handle` with ``app``, logged, traced and measured."""
 
     @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
     @tracer.capture_lambda_handler
     @metrics.log_metrics(capture_cold_start_metric=True)
     def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-        return handle(app, event, context)
+        return handle(app, event, context, authorize)
 
     return lambda_handler
 
 
-def handle(app: APIGatewayRestResolver, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """Resolve ``event`` with ``app`` after :func:`precheck`; the body of every ``lambda_handler``."""
-    problem = precheck(event)
+def handle(
+    app: APIGatewayRestResolver,
+    event: dict[str, Any],
+    context: LambdaContext,
+    authorize: Authorizer | None = None,
+) -> dict[str, Any]:
+    """Resolve ``event`` with ``app`` after ``authorize`` (a caller who may not is told so before
+    anything about the body) and :func:`precheck`; the body of every ``lambda_handler``."""
+    problem = (authorize(event) if authorize is not None else None) or precheck(event)
     if problem is not None:
         response = render_error(problem, _request_id(event))
         return {

@@ -114,8 +114,11 @@ def build_event(
     source_ip: str,
     request_id: str | None = None,
     now: float | None = None,
+    api_key: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The REST API proxy event for one request (keys and nesting as in ``events/*.json``)."""
+    """The REST API proxy event for one request (keys and nesting as in ``events/*.json``).
+    ``api_key``: (value, id) of the key a keyed method was called with, which API Gateway names
+    in ``requestContext.identity``."""
     now = time.time() if now is None else now
     request_id = request_id or str(uuid.uuid4())
     header_single, header_multi = _single_and_multi(headers)
@@ -164,6 +167,8 @@ def build_event(
                 "sourceIp": source_ip,
                 "principalOrgId": None,
                 "accessKey": None,
+                "apiKey": api_key[0] if api_key else None,
+                "apiKeyId": api_key[1] if api_key else None,
                 "cognitoAuthenticationType": None,
                 "cognitoAuthenticationProvider": None,
                 "userArn": None,

@@ -8,7 +8,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from textclf_api.handlers import health, predict, training, transform
+from textclf_api.handlers import feedback, health, predict, training, transform
 from textclf_api.handlers.resolver import precheck
 
 from .conftest import EVENTS, ApiResponse, load_event, with_body
@@ -20,6 +20,8 @@ def handler_for(event: dict[str, Any]) -> ModuleType:
     resource = event["resource"]
     if resource.startswith("/batch"):
         return transform
+    if resource == "/feedback":
+        return feedback
     return training if resource.startswith("/train") else health if resource in ("/health", "/") else predict
 
 
