@@ -136,6 +136,22 @@ def build_event(
     else:
         body_text, is_base64 = None, False
     stamp = datetime.fromtimestamp(now, tz=UTC)
+    identity: dict[str, Any] = {
+        "cognitoIdentityPoolId": None,
+        "accountId": None,
+        "cognitoIdentityId": None,
+        "caller": None,
+        "sourceIp": source_ip,
+        "principalOrgId": None,
+        "accessKey": None,
+        "cognitoAuthenticationType": None,
+        "cognitoAuthenticationProvider": None,
+        "userArn": None,
+        "userAgent": user_agent,
+        "user": None,
+    }
+    if api_key is not None:
+        identity |= {"apiKey": api_key[0], "apiKeyId": api_key[1]}
     return {
         "resource": route.path,
         "path": path,
@@ -159,22 +175,7 @@ def build_event(
             "domainPrefix": host.split(".")[0].split(":")[0],
             "requestTimeEpoch": int(now * 1000),
             "requestId": request_id,
-            "identity": {
-                "cognitoIdentityPoolId": None,
-                "accountId": None,
-                "cognitoIdentityId": None,
-                "caller": None,
-                "sourceIp": source_ip,
-                "principalOrgId": None,
-                "accessKey": None,
-                "apiKey": api_key[0] if api_key else None,
-                "apiKeyId": api_key[1] if api_key else None,
-                "cognitoAuthenticationType": None,
-                "cognitoAuthenticationProvider": None,
-                "userArn": None,
-                "userAgent": user_agent,
-                "user": None,
-            },
+            "identity": identity,
             "domainName": host,
             "apiId": LOCAL_API_ID,
         },
