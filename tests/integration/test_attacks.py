@@ -67,7 +67,7 @@ def test_the_right_key_is_served_and_health_needs_none(local_stack: LocalStackPr
 
 
 def test_feedback_takes_the_labeller_key_only(local_stack: LocalStackProcesses) -> None:
-    """Issue 26's separate authority, as API Gateway and the function enforce it together."""
+    """Labellers are a separate authority: API Gateway and the function enforce it together."""
     url = f"{local_stack.api_url}/feedback"
     predicted = httpx.post(
         f"{local_stack.api_url}/predict", json={"text": "stocks rally"}, headers=KEY, timeout=30

@@ -1,4 +1,4 @@
-"""POST /feedback: the right labels of earlier predictions, from labellers (issue 26's authority)."""
+"""POST /feedback: the right labels of earlier predictions, from labellers only (a separate authority)."""
 
 # No `from __future__ import annotations`: powertools reads the route signatures at runtime.
 from typing import Annotated
