@@ -34,6 +34,7 @@ def write_split(path: Path) -> Path:
             "publisher": ["p"] * n,
             "hostname": ["h"] * n,
             "timestamp": [0] * n,
+            "source_id": [None] * n,  # the news preset has none
         },
         schema=SCHEMA,
     )
