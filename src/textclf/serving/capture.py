@@ -46,7 +46,7 @@ JSON_TYPE: Final = "application/json"
 
 
 #: JSON string literal of a str (the json module's C encoder, non-ASCII kept as is).
-_quote: Callable[[str], str] = json.encoder.encode_basestring  # type: ignore[attr-defined]
+_quote: Callable[[str], str] = json.encoder.encode_basestring
 
 
 def _media(content_type: str) -> str:
