@@ -99,7 +99,7 @@ def test_health_names_the_version_the_hand_deployed_archive_answers_as(
 def captured_and_labelled(api: str, answer: dict[str, Any], artifacts: Path) -> None:
     """The answer is in the endpoint's data capture under its inference id (SageMaker's layout in
     the local bucket), and a labeller can post its right label, checked against the served set."""
-    from textclf.local.control_plane import FAKE_CREDENTIALS
+    from textclf.serving import FAKE_CREDENTIALS
 
     state = json.loads((artifacts / "local-stack" / "stack.json").read_text())
     creds = {k.lower(): v for k, v in FAKE_CREDENTIALS.items()}

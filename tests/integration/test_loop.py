@@ -190,7 +190,7 @@ def the_deployed_model_is_captured_and_labelled(stack: Stack, root: Path) -> Non
 
     import boto3
 
-    from textclf.local.control_plane import FAKE_CREDENTIALS
+    from textclf.serving import FAKE_CREDENTIALS
 
     state = json.loads((root / "artifacts" / "local-stack" / "stack.json").read_text())
     creds = {k.lower(): v for k, v in FAKE_CREDENTIALS.items()}
@@ -243,7 +243,7 @@ def batch_scoring_with_the_deployed_model(stack: Stack, root: Path) -> None:
 
     import boto3
 
-    from textclf.local.control_plane import FAKE_CREDENTIALS
+    from textclf.serving import FAKE_CREDENTIALS
 
     state = json.loads((root / "artifacts" / "local-stack" / "stack.json").read_text())
     creds = {k.lower(): v for k, v in FAKE_CREDENTIALS.items()}

@@ -27,7 +27,6 @@ from textclf.local import API_KEY_ENV, LABELLER_KEY_ENV, LOCAL_ACCOUNT_ID
 from textclf.local import template as tpl
 from textclf.local.api import LocalApiGateway
 from textclf.local.control_plane import (
-    FAKE_CREDENTIALS,
     MODEL_KEY,
     ControlPlane,
     EndpointWatcher,
@@ -36,6 +35,7 @@ from textclf.local.control_plane import (
 from textclf.local.events import LocalEventBus
 from textclf.local.sagemaker import LocalSageMaker
 from textclf.local.state import StateError, StateStore, default_state_dir
+from textclf.serving import FAKE_CREDENTIALS
 from textclf.serving.capture import CaptureConfig, s3_store
 from textclf.serving.endpoint import (
     DEFAULT_ENDPOINT_NAME,

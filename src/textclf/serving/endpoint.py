@@ -43,7 +43,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from textclf import config
 from textclf.errors import UserError
-from textclf.serving import LOCAL_ACCOUNT_ID
+from textclf.serving import LOCAL_ACCOUNT_ID, local_session
 from textclf.serving.batcher import BatcherClosedError, MicroBatcher, QueueFullError
 from textclf.serving.capture import CaptureConfig, CaptureWriter, Store, s3_store
 from textclf.serving.model_store import import_inference, inference_script, resolve_model_dir
@@ -440,18 +440,11 @@ def _headers(scope: Scope) -> dict[str, str]:
 
 
 def _s3_client(url: str) -> Any:
-    """An S3 client for the local control plane at ``url`` (its fake credentials)."""
-    import boto3
+    """An S3 client for the local control plane at ``url``."""
     from botocore.config import Config
 
-    return boto3.client(
-        "s3",
-        endpoint_url=url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        config=Config(connect_timeout=2, read_timeout=10, retries={"max_attempts": 2}),
-    )
+    config = Config(connect_timeout=2, read_timeout=10, retries={"max_attempts": 2})
+    return local_session("us-east-1").client("s3", endpoint_url=url, config=config)
 
 
 def _runtime_error(status: int, error_type: str, message: str, *headers: tuple[str, str]) -> Reply:
