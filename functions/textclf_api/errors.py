@@ -44,6 +44,13 @@ class InvalidRequestError(ApiError):
     error = "ValidationError"
 
 
+class ForbiddenError(ApiError):
+    """The caller is authenticated but may not do this (a predict key on POST /feedback)."""
+
+    status = HTTPStatus.FORBIDDEN
+    error = "Forbidden"
+
+
 class ResourceNotFoundError(ApiError):
     status = HTTPStatus.NOT_FOUND
     error = "NotFound"

@@ -113,9 +113,38 @@ MAX_BATCH_INSTANCE_COUNT: Final = 20
 #: read and write there and nowhere else but models/).
 BATCH_INPUT_PREFIX: Final = "batch/input/"
 BATCH_OUTPUT_PREFIX: Final = "batch/output/"
+#: Where endpoints write their data capture (SageMaker's layout under it: <endpoint>/<variant>/
+#: yyyy/mm/dd/hh/*.jsonl) and POST /feedback its ground truth (yyyy/mm/dd/hh/*.jsonl).
+CAPTURE_PREFIX: Final = "capture/"
+GROUND_TRUTH_PREFIX: Final = "ground-truth/"
+#: The label set the endpoint serves now, as the deploy function records it when a model starts
+#: serving; POST /feedback checks labels against it.
+SERVING_LABELS_KEY: Final = "serving/labels.json"
 
 # SageMaker training-job names: letters, digits and single/multiple hyphens, at most 63 characters.
 TRAINING_JOB_NAME_PATTERN: Final = r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$"
+#: The stack's job-name prefix (TrainingJobPrefix): lower case, at most 40 characters.
+JOB_PREFIX_REGEX: Final = r"[a-z0-9](?:-*[a-z0-9]){0,39}"
+
+#: What the predict function passes to InvokeEndpoint as ``InferenceId`` (SageMaker records it
+#: in the endpoint's data capture): a uuid4 in hex, one per request.
+INFERENCE_ID_REGEX: Final = r"[0-9a-f]{32}"
+#: A prediction's id: ``<inference id>-<index in the request>`` for /predict and /explain, or
+#: ``<transform job name>-<line index>`` for a Batch Transform output line (docs/api.md). POST
+#: /feedback takes exactly these.
+PREDICTION_ID_PATTERN: Final = (
+    rf"^(?:{INFERENCE_ID_REGEX}|{JOB_PREFIX_REGEX}-batch-[0-9]{{12}}-[0-9a-f]{{3}})-(?:0|[1-9][0-9]{{0,8}})$"
+)
+PredictionId = Annotated[
+    str,
+    Field(
+        max_length=80,
+        pattern=PREDICTION_ID_PATTERN,
+        description="Names this prediction for POST /feedback: `<inference id>-<index>`, the inference id "
+        "(32 hex digits, one per request) being what the endpoint's data capture records.",
+        examples=["0f8c2a9e4b7d4c1e9a3b5d7f1e2c4a6b-0"],
+    ),
+]
 
 
 def _not_blank(value: str) -> str:
@@ -222,6 +251,7 @@ ServedLabels = Annotated[
 class Prediction(BaseModel):
     model_config = ConfigDict(extra="forbid", defer_build=True)
 
+    prediction_id: PredictionId
     label: LabelName
     score: Annotated[float, Field(ge=0.0, le=1.0, description="Probability of `label`.")]
     scores: Annotated[
@@ -261,6 +291,7 @@ class PredictResponse(BaseModel):
                 {
                     "predictions": [
                         {
+                            "prediction_id": "0f8c2a9e4b7d4c1e9a3b5d7f1e2c4a6b-0",
                             "label": EXAMPLE_LABELS[0],
                             "score": 0.97,
                             "scores": dict(zip(EXAMPLE_LABELS, (0.97, 0.01, 0.01, 0.01), strict=True)),
@@ -578,3 +609,65 @@ class BatchStatusResponse(BaseModel):
     created_at: datetime | None = None
     started_at: datetime | None = None
     ended_at: datetime | None = None
+
+
+#: POST /feedback: items per request (the contract's 1-1,000).
+MAX_FEEDBACK_ITEMS: Final = 1000
+#: Longer than any label name a model could be trained on (one of the served set is checked too).
+MAX_LABEL_CHARS: Final = 256
+
+
+class FeedbackItem(_Strict):
+    prediction_id: PredictionId
+    label: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=MAX_LABEL_CHARS,
+            description="The right label: one of the served model's `labels`.",
+            examples=[EXAMPLE_LABELS[1]],
+        ),
+    ]
+
+
+class FeedbackRequest(_Strict):
+    """The right labels of earlier predictions (ground truth), by prediction id."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "items": [
+                        {"prediction_id": "0f8c2a9e4b7d4c1e9a3b5d7f1e2c4a6b-0", "label": EXAMPLE_LABELS[1]},
+                        {"prediction_id": "0f8c2a9e4b7d4c1e9a3b5d7f1e2c4a6b-1", "label": EXAMPLE_LABELS[3]},
+                    ]
+                }
+            ]
+        }
+    )
+
+    items: Annotated[
+        list[FeedbackItem],
+        Field(
+            min_length=1,
+            max_length=MAX_FEEDBACK_ITEMS,
+            description="1-1,000 labels; an id sent twice keeps its last label and counts once.",
+        ),
+    ]
+
+
+class FeedbackResponse(BaseModel):
+    """What was stored: one ground-truth line per distinct prediction id."""
+
+    model_config = ConfigDict(defer_build=True)
+
+    accepted: int = Field(description="Distinct prediction ids stored (ids the capture never saw included).")
+    duplicates_in_request: int = Field(
+        description="Items whose id came again later in the request (the last won)."
+    )
+    labels: dict[str, int] = Field(description="Accepted items per label.")
+    model_version: str | None = Field(
+        default=None, description="The served version whose label set the labels were checked against."
+    )
+    labeller: str = Field(description="Who the labels are recorded as: the API key id or the IAM principal.")
+    received_at: datetime

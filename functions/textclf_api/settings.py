@@ -34,6 +34,7 @@ from textclf_api.errors import ConfigurationError
 from textclf_api.schemas import (
     BASE_MODELS,
     GPU_INSTANCE_TYPES,
+    JOB_PREFIX_REGEX,
     MAX_BATCH_INSTANCE_COUNT,
     MAX_TRAINING_INSTANCE_COUNT,
 )
@@ -41,9 +42,11 @@ from textclf_api.schemas import (
 # Job names are "<prefix>-<YYYYmmdd-HHMMSS>-<6 hex>" (23 characters after the prefix) and SageMaker
 # allows 63, so the prefix may use 40. Lower case because SageMaker lower-cases names in ARNs, and
 # the trigger function's IAM policy matches the ARN "training-job/<prefix>-*".
-TRAINING_JOB_PREFIX_PATTERN: Final = re.compile(r"^[a-z0-9](-*[a-z0-9]){0,39}$")
+TRAINING_JOB_PREFIX_PATTERN: Final = re.compile(rf"^{JOB_PREFIX_REGEX}$")
 #: The template's EndpointType values: a real-time endpoint on instances, or serverless inference.
 ENDPOINT_TYPES: Final = ("RealTime", "Serverless")
+#: The template's FeedbackAuth values: who may post ground truth (never open: it trains models).
+FEEDBACK_AUTHS: Final = ("AWS_IAM", "API_KEY")
 #: SageMaker: MaxRuntimeInSeconds up to 28 days, and a spot job's MaxWaitTime at most as long.
 MAX_TRAINING_SECONDS: Final = 28 * 24 * 3600
 MAX_ENDPOINT_INSTANCES: Final = 100
@@ -149,6 +152,16 @@ class Settings(BaseModel):
     #: Comma-separated CloudWatch alarm names in the environment.
     rollback_alarms: Annotated[tuple[str, ...], BeforeValidator(_split_list)] = _var("ROLLBACK_ALARMS", ())
     canary_wait_seconds: Annotated[int, _between(0, 3600)] = _var("CANARY_WAIT_SECONDS", 300)
+    #: Share of a real-time endpoint's invocations its data capture records (0: no capture).
+    capture_sampling_percent: Annotated[int, _between(0, 100)] = _var("CAPTURE_SAMPLING_PERCENT", 100)
+    #: POST /feedback: the authority that admits labellers, and with API_KEY the ids of the keys
+    #: that are labellers' (API Gateway accepts a key of any usage plan on the stage).
+    feedback_auth: Annotated[str, _one_of(FEEDBACK_AUTHS)] = _var("FEEDBACK_AUTH", "AWS_IAM")
+    labeller_api_key_ids: Annotated[tuple[str, ...], BeforeValidator(_split_list)] = _var(
+        "LABELLER_API_KEY_IDS", ()
+    )
+    #: How long a warm feedback function reuses the served label set it read (0: read every time).
+    served_labels_cache_seconds: Annotated[int, _between(0, 300)] = _var("SERVED_LABELS_CACHE_SECONDS", 30)
     max_concurrent_training_jobs: Annotated[int, _between(1, 100)] = _var("MAX_CONCURRENT_TRAINING_JOBS", 2)
     max_training_instance_count: Annotated[int, _between(1, MAX_TRAINING_INSTANCE_COUNT)] = _var(
         "MAX_TRAINING_INSTANCE_COUNT", 1

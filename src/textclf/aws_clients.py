@@ -178,17 +178,10 @@ def stack_state(aws: Any, stack_name: str) -> dict[str, str]:
 
 
 def _local_target() -> Target:
-    import boto3
+    from textclf.serving import local_session
 
     state = local_state()
-    from textclf.local.control_plane import FAKE_CREDENTIALS
-
-    aws = boto3.session.Session(
-        aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-        aws_session_token=FAKE_CREDENTIALS["AWS_SESSION_TOKEN"],
-        region_name=state["region"],
-    )
+    aws = local_session(state["region"])
     moto = state["control_plane_url"]
     endpoints = {
         "sagemaker": state["sagemaker_url"],

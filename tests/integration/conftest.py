@@ -132,6 +132,8 @@ class Server:
 #: The x-api-key the test stacks are started with; ``KEY`` is the header to send it in.
 API_KEY = "integration-test-key"
 KEY = {"x-api-key": API_KEY}
+#: ... and the labellers' key (POST /feedback).
+LABELLER_KEY = "integration-labeller-key"
 
 
 class LocalStackProcesses:
@@ -142,6 +144,7 @@ class LocalStackProcesses:
             TEXTCLF_CACHE=str(root / "cache"),
             PYTHONUNBUFFERED="1",
             TEXTCLF_API_KEY=API_KEY,
+            TEXTCLF_LABELLER_KEY=LABELLER_KEY,
         )
         self.endpoint = Server(
             "textclf serve-endpoint",

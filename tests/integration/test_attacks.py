@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import unsupported_method
 
 from tests.helpers.hostile import HOSTILE_BODIES, VALID_ODD_BODIES, HostileBody, leaks
-from tests.integration.conftest import API_KEY, ENDPOINT_NAME, KEY, LocalStackProcesses
+from tests.integration.conftest import API_KEY, ENDPOINT_NAME, KEY, LABELLER_KEY, LocalStackProcesses
 from textclf import config
 
 pytestmark = pytest.mark.integration
@@ -64,6 +64,32 @@ def test_the_right_key_is_served_and_health_needs_none(local_stack: LocalStackPr
     assert ok.status_code == 200, ok.text
     assert ok.json()["label"] if route == "/explain" else ok.json()["predictions"]
     assert httpx.get(f"{local_stack.api_url}/health", timeout=30).status_code == 200
+
+
+def test_feedback_takes_the_labeller_key_only(local_stack: LocalStackProcesses) -> None:
+    """Labellers are a separate authority: API Gateway and the function enforce it together."""
+    url = f"{local_stack.api_url}/feedback"
+    predicted = httpx.post(
+        f"{local_stack.api_url}/predict", json={"text": "stocks rally"}, headers=KEY, timeout=30
+    )
+    prediction = predicted.json()["predictions"][0]
+    body = {"items": [{"prediction_id": prediction["prediction_id"], "label": prediction["label"]}]}
+    for headers in ({}, {"x-api-key": "wrong"}):
+        refused = _checked(httpx.post(url, json=body, headers=headers, timeout=30))
+        assert (refused.status_code, refused.json()["error"]) == (403, "INVALID_API_KEY")
+    # The predict key is a key of the stack, so API Gateway lets it through; the function does not.
+    refused = _checked(httpx.post(url, json=body, headers=KEY, timeout=30))
+    assert (refused.status_code, refused.json()["error"]) == (403, "Forbidden"), refused.text
+    assert "may not send feedback" in refused.json()["message"]
+    # The labeller key is accepted once the stack knows what the endpoint serves (its first /ping).
+    deadline = time.monotonic() + 30
+    while True:
+        accepted = httpx.post(url, json=body, headers={"x-api-key": LABELLER_KEY}, timeout=30)
+        if accepted.status_code != 503 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json()["accepted"] == 1 and accepted.json()["labeller"] == "local-LabellerApiKey"
 
 
 def test_a_foreign_host_header_is_refused(local_stack: LocalStackProcesses) -> None:

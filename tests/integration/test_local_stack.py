@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests.helpers.tiny_model import PROBE_HEADLINES
-from tests.integration.conftest import API_KEY, ENDPOINT_NAME, KEY, LocalStackProcesses, Server
+from tests.integration.conftest import API_KEY, ENDPOINT_NAME, KEY, LABELLER_KEY, LocalStackProcesses, Server
 from textclf import config
 from textclf.labels import LABELS
 
@@ -67,6 +67,7 @@ def test_health_names_the_version_the_hand_deployed_archive_answers_as(
         TEXTCLF_CACHE=str(tmp_path / "cache"),
         PYTHONUNBUFFERED="1",
         TEXTCLF_API_KEY=API_KEY,
+        TEXTCLF_LABELLER_KEY=LABELLER_KEY,
     )
     server = Server(
         "textclf serve",
@@ -90,8 +91,45 @@ def test_health_names_the_version_the_hand_deployed_archive_answers_as(
             "endpoint": {"name": ENDPOINT_NAME, "status": "InService"},
             "model_version": version,
         }
+        captured_and_labelled(server.url(), served.json(), tmp_path / "artifacts")
     finally:
         server.stop()
+
+
+def captured_and_labelled(api: str, answer: dict[str, Any], artifacts: Path) -> None:
+    """The answer is in the endpoint's data capture under its inference id (SageMaker's layout in
+    the local bucket), and a labeller can post its right label, checked against the served set."""
+    from textclf.serving import FAKE_CREDENTIALS
+
+    state = json.loads((artifacts / "local-stack" / "stack.json").read_text())
+    creds = {k.lower(): v for k, v in FAKE_CREDENTIALS.items()}
+    s3 = boto3.client("s3", endpoint_url=state["control_plane_url"], region_name=state["region"], **creds)
+    prediction_id = answer["predictions"][0]["prediction_id"]
+    inference_id = prediction_id.rsplit("-", 1)[0]
+    lines: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 30  # flushed every few seconds
+    while not lines and time.monotonic() < deadline:
+        time.sleep(0.5)
+        for obj in s3.list_objects_v2(Bucket=state["bucket"], Prefix=f"capture/{ENDPOINT_NAME}/").get(
+            "Contents", []
+        ):
+            body = s3.get_object(Bucket=state["bucket"], Key=obj["Key"])["Body"].read().decode()
+            lines += [json.loads(line) for line in body.splitlines() if inference_id in line]
+    (line,) = lines
+    assert line["eventMetadata"]["inferenceId"] == inference_id
+    assert json.loads(line["captureData"]["endpointInput"]["data"]) == {"inputs": "x y z"}
+    output = json.loads(line["captureData"]["endpointOutput"]["data"])
+    assert output["predictions"][0]["label"] == answer["predictions"][0]["label"]
+    labeller = {"x-api-key": LABELLER_KEY}
+    body = {"items": [{"prediction_id": prediction_id, "label": LABELS[-1]}]}
+    refused = httpx.post(f"{api}/feedback", json=body, headers=KEY, timeout=30)
+    assert refused.status_code == 403, refused.text  # the predict key may not label
+    accepted = httpx.post(f"{api}/feedback", json=body, headers=labeller, timeout=30)
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json()["model_version"] == answer["model_version"]
+    wrong = {"items": [{"prediction_id": prediction_id, "label": "sports"}]}
+    unknown = httpx.post(f"{api}/feedback", json=wrong, headers=labeller, timeout=30)
+    assert unknown.status_code == 422 and str(list(LABELS)) in unknown.json()["message"]
 
 
 def test_predict_single(local_stack: LocalStackProcesses) -> None:

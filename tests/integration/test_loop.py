@@ -26,7 +26,7 @@ import pytest
 from tests.helpers.tiny_data import make_tiny_dataset, shared_zip
 from tests.helpers.tiny_model import make_tiny_model_dir
 
-from .conftest import API_KEY, KEY, Server, package_tiny_model
+from .conftest import API_KEY, KEY, LABELLER_KEY, Server, package_tiny_model
 
 pytestmark = pytest.mark.integration
 
@@ -55,6 +55,7 @@ class Stack:
             TEXTCLF_CACHE=str(root / "cache"),
             PYTHONUNBUFFERED="1",
             TEXTCLF_API_KEY=API_KEY,
+            TEXTCLF_LABELLER_KEY=LABELLER_KEY,
         )
         args = ["serve", "--model", str(inputs["archive"]), "--data", str(inputs["data"]), "--threads", "1"]
         args += ["--base-model", str(inputs["base"]), "--parameter-overrides", *overrides]
@@ -177,7 +178,42 @@ def test_a_trained_model_that_passes_the_gate_reaches_predict_by_itself(
         assert "*       1  Approved" in listed.stdout
         assert len(stack.client.get("/train/" + job).json()["metrics"]) >= 10
         batch_scoring_with_the_deployed_model(stack, tmp_path)
+        the_deployed_model_is_captured_and_labelled(stack, tmp_path)
         everything_survives_a_kill(stack, job, key)
+
+
+def the_deployed_model_is_captured_and_labelled(stack: Stack, root: Path) -> None:
+    """After the rollout the new model's answers are captured (the rollout carried the endpoint
+    config's DataCaptureConfig to the model server), and feedback is checked against the label
+    set the deploy function recorded for version 1 when it started serving."""
+    import json
+
+    import boto3
+
+    from textclf.serving import FAKE_CREDENTIALS
+
+    state = json.loads((root / "artifacts" / "local-stack" / "stack.json").read_text())
+    creds = {k.lower(): v for k, v in FAKE_CREDENTIALS.items()}
+    s3 = boto3.client("s3", endpoint_url=state["control_plane_url"], region_name=state["region"], **creds)
+    answer = stack.client.post("/predict", json={"texts": HEADLINES[:2]}).json()
+    inference_id = answer["predictions"][0]["prediction_id"].rsplit("-", 1)[0]
+    found: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 30
+    while not found and time.monotonic() < deadline:
+        time.sleep(0.5)
+        for obj in s3.list_objects_v2(Bucket=state["bucket"], Prefix="capture/").get("Contents", []):
+            text = s3.get_object(Bucket=state["bucket"], Key=obj["Key"])["Body"].read().decode()
+            found += [json.loads(line) for line in text.splitlines() if inference_id in line]
+    assert len(found) == 1, stack.server.tail(40)
+    assert json.loads(found[0]["captureData"]["endpointOutput"]["data"])["model_version"] == "1"
+    served = json.loads(s3.get_object(Bucket=state["bucket"], Key="serving/labels.json")["Body"].read())
+    assert served["model_version"] == "1" and served["labels"] == answer["labels"]
+    items = [
+        {"prediction_id": p["prediction_id"], "label": answer["labels"][0]} for p in answer["predictions"]
+    ]
+    labelled = stack.client.post("/feedback", json={"items": items}, headers={"x-api-key": LABELLER_KEY})
+    assert labelled.status_code == 200, labelled.text
+    assert (labelled.json()["accepted"], labelled.json()["model_version"]) == (2, "1")
 
 
 def everything_survives_a_kill(stack: Stack, job: str, key: dict[str, str]) -> None:
@@ -207,7 +243,7 @@ def batch_scoring_with_the_deployed_model(stack: Stack, root: Path) -> None:
 
     import boto3
 
-    from textclf.local.control_plane import FAKE_CREDENTIALS
+    from textclf.serving import FAKE_CREDENTIALS
 
     state = json.loads((root / "artifacts" / "local-stack" / "stack.json").read_text())
     creds = {k.lower(): v for k, v in FAKE_CREDENTIALS.items()}

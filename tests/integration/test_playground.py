@@ -15,7 +15,7 @@ from tests.helpers.prerequisites import missing_prerequisite
 from textclf import browser
 from textclf.labels import LABELS
 
-from .conftest import API_KEY, LocalStackProcesses
+from .conftest import API_KEY, LABELLER_KEY, LocalStackProcesses
 
 pytestmark = pytest.mark.integration
 
@@ -86,6 +86,36 @@ def test_a_headline_shows_its_label_bars_and_shaded_tokens(page: Any) -> None:
     assert all(t.get_attribute("aria-label") for t in tokens)  # screen readers hear the value
     assert page.find_element("id", "version").text.startswith("sha256:")
     assert not page.find_element("id", "one-error").is_displayed()
+
+
+def test_wrong_answers_can_be_corrected_by_a_labeller(page: Any) -> None:
+    from selenium.webdriver.support.ui import Select
+
+    submit_headline(page, API_KEY, "measles outbreak spreads")
+    wait_for(page, visible("result"))
+    choices = Select(page.find_element("id", "right-label"))
+    # The choices are the answer's own labels (plus the prompt), the answer marked.
+    assert [o.get_attribute("value") for o in choices.options] == ["", *LABELS]
+    assert sum("(the answer)" in o.text for o in choices.options) == 1
+    right = next(o.get_attribute("value") for o in choices.options[1:] if "(the answer)" not in o.text)
+
+    def send(labeller_key: str) -> None:
+        field = page.find_element("id", "labeller-key")
+        field.clear()
+        field.send_keys(labeller_key)
+        Select(page.find_element("id", "right-label")).select_by_value(right)
+        page.find_element("id", "send-feedback").click()
+
+    send(API_KEY)  # the predict key may not label
+    error = wait_for(page, visible("feedback-error"))
+    assert "HTTP 403" in error.text and "may not send feedback" in error.text
+    send(LABELLER_KEY)
+    recorded = wait_for(page, visible("feedback-ok"))
+    assert recorded.text.startswith("Recorded: ") and "labeller local-LabellerApiKey" in recorded.text
+    assert not page.find_element("id", "feedback-error").is_displayed()
+    # The labeller key is kept in the page only.
+    stored = page.execute_script("return JSON.stringify([sessionStorage, localStorage])")
+    assert LABELLER_KEY not in stored
 
 
 def fills_of(driver: Any) -> set[str]:

@@ -21,7 +21,8 @@ from textclf_api.schemas import MAX_BODY_BYTES, ErrorDetail, ErrorResponse, erro
 #: What each error status means, as the OpenAPI document states it.
 STATUS_DESCRIPTIONS: Final = {
     400: "The body is not valid JSON.",
-    403: "No API key, or not one of the stack's (`x-api-key`); answered by API Gateway.",
+    403: "No API key, or not one of the stack's (`x-api-key`), or no SigV4 signature: answered by API "
+    "Gateway; on POST /feedback also a caller who is not a labeller (a predict key).",
     404: "Not found.",
     409: "A prerequisite is missing (the message names the command that creates it).",
     413: f"The body is larger than {MAX_BODY_BYTES} bytes.",

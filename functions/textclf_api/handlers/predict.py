@@ -43,7 +43,12 @@ def predict_route(request: Annotated[PredictRequest, Body()]) -> PredictResponse
     for label in result.response.labels:
         if counts[label]:
             count_by("Predictions", "Label", label, counts[label])
-    logger.info("predicted", texts=request.count(), endpoint_ms=round(result.endpoint_ms, 1))
+    logger.info(
+        "predicted",
+        texts=request.count(),
+        endpoint_ms=round(result.endpoint_ms, 1),
+        inference_id=result.inference_id,
+    )
     return result.response
 
 
@@ -66,7 +71,12 @@ def predict_route(request: Annotated[PredictRequest, Body()]) -> PredictResponse
 def explain_route(request: Annotated[ExplainRequest, Body()]) -> ExplainResponse:
     result = explain(request)
     metrics.add_metric(name="ExplainLatency", unit=MetricUnit.Milliseconds, value=result.endpoint_ms)
-    logger.info("explained", tokens=len(result.response.tokens), endpoint_ms=round(result.endpoint_ms, 1))
+    logger.info(
+        "explained",
+        tokens=len(result.response.tokens),
+        endpoint_ms=round(result.endpoint_ms, 1),
+        inference_id=result.inference_id,
+    )
     return result.response
 
 

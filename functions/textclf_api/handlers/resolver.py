@@ -47,6 +47,8 @@ from textclf_api.handlers.observability import logger, metrics
 from textclf_api.schemas import MAX_BODY_BYTES, error_body
 
 LambdaHandler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
+#: Why the caller of an event may not use the function (its error), or None: checked first.
+Authorizer = Callable[[Mapping[str, Any]], ApiError | None]
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _JSON_TYPES = ("application/json",)
@@ -104,7 +106,7 @@ def create_app(*routers: APIGatewayRouter) -> APIGatewayRestResolver:
     return app
 
 
-def lambda_handler_for(app: APIGatewayRestResolver) -> LambdaHandler:
+def lambda_handler_for(app: APIGatewayRestResolver, authorize: Authorizer | None = None) -> LambdaHandler:
     """The function's entry point: :func:`handle` with ``app``, logged and measured.
 
     Every log line of a request carries its ``route`` (``POST /train``, ``GET /batch/{job_name}``),
@@ -117,14 +119,20 @@ def lambda_handler_for(app: APIGatewayRestResolver) -> LambdaHandler:
     @metrics.log_metrics(capture_cold_start_metric=True)
     def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         logger.append_keys(route=f"{event.get('httpMethod')} {event.get('resource')}")
-        return handle(app, event, context)
+        return handle(app, event, context, authorize)
 
     return lambda_handler
 
 
-def handle(app: APIGatewayRestResolver, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """Resolve ``event`` with ``app`` after :func:`precheck`; the body of every ``lambda_handler``."""
-    problem = precheck(event)
+def handle(
+    app: APIGatewayRestResolver,
+    event: dict[str, Any],
+    context: LambdaContext,
+    authorize: Authorizer | None = None,
+) -> dict[str, Any]:
+    """Resolve ``event`` with ``app`` after ``authorize`` (a caller who may not is told so before
+    anything about the body) and :func:`precheck`; the body of every ``lambda_handler``."""
+    problem = (authorize(event) if authorize is not None else None) or precheck(event)
     if problem is not None:
         response = render_error(problem, _request_id(event))
         return {

@@ -25,6 +25,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
+from botocore.exceptions import ClientError
+
 from textclf_api import aws
 
 MODELS_PREFIX: Final = "models"
@@ -36,6 +38,9 @@ OFFLINE_KEY: Final = "offline"
 #: is shortened when it does not fit a metadata value (at most 256 characters).
 LABELS_SHA256_KEY: Final = "labels_sha256"
 LABELS_KEY: Final = "labels"
+#: Beside each admitted archive: ``{"labels": [...]}``, its whole label set (the metadata above
+#: may be shortened), which the deploy function publishes when the archive starts serving.
+LABELS_FILE: Final = "labels.json"
 _METADATA_VALUE_MAX = 256
 #: Files read from the stream: they decide whether the container needs the network at start.
 _REQUIREMENTS = "code/requirements.txt"
@@ -86,6 +91,8 @@ class Artifact:
     runtime: str | None = None
     #: What the model answers with, from ``textclf_meta.json``; None when the archive names none.
     labels: LabelSet | None = None
+    #: The same labels in class-id order, whole.
+    label_names: tuple[str, ...] | None = None
 
     def metadata(self) -> dict[str, str]:
         recorded = {SHA256_KEY: self.sha256, OFFLINE_KEY: "true" if self.offline else "false"}
@@ -191,6 +198,7 @@ def inspect(stream: Any, uri: str) -> Artifact:
         offline=is_offline(files.get(_REQUIREMENTS)),
         runtime=str(runtime) if runtime else None,
         labels=_label_set(meta.get("labels")),
+        label_names=tuple(meta["labels"]) if meta.get("labels") is not None else None,
     )
 
 
@@ -236,7 +244,35 @@ def admit(
         # Someone rewrote the source between the read and the copy: admit nothing.
         s3.delete_object(Bucket=bucket, Key=key)
         raise ArtifactError("the model artifact changed while it was being admitted; not served")
+    record_labels(s3, bucket, key, read.label_names)
     return replace(read, uri=f"s3://{bucket}/{key}")
+
+
+def labels_key(archive_key: str) -> str:
+    """The key of the label file beside the archive at ``archive_key``."""
+    folder = archive_key.rsplit("/", 1)[0] if "/" in archive_key else ""
+    return f"{folder}/{LABELS_FILE}" if folder else LABELS_FILE
+
+
+def record_labels(s3: Any, bucket: str, archive_key: str, names: Sequence[str] | None) -> None:
+    """Write the archive's whole label set beside it (nothing when the archive names none)."""
+    if names is not None:
+        body = json.dumps({"labels": list(names)}, ensure_ascii=False).encode("utf-8")
+        s3.put_object(Bucket=bucket, Key=labels_key(archive_key), Body=body, ContentType="application/json")
+
+
+def recorded_labels(s3: Any, model_data: str) -> list[str] | None:
+    """The label set recorded beside the archive ``model_data``; None when there is none (an
+    archive admitted before label files were written, or one that names no labels)."""
+    bucket, key = split_s3_uri(model_data)
+    try:
+        found = json.loads(s3.get_object(Bucket=bucket, Key=labels_key(key))["Body"].read())
+    except ClientError as exc:
+        if aws.error_code(exc) in ("NoSuchKey", "404", "NotFound"):
+            return None
+        raise
+    labels = found.get("labels") if isinstance(found, dict) else None
+    return [str(label) for label in labels] if isinstance(labels, list) else None
 
 
 def holds(s3: Any, bucket: str, key: str, sha256: str) -> bool:

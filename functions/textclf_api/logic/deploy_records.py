@@ -79,7 +79,7 @@ class Records:
         return True
 
     def update(self, job: str, **changes: str | None) -> None:
-        values = {k: v for k, v in changes.items() if v is not None} | {"updated_at": _now()}
+        values = {k: v for k, v in changes.items() if v is not None} | {"updated_at": utc_now()}
         names = {f"#{k}": k for k in values}
         aws.dynamodb().update_item(
             TableName=self.table,
@@ -113,14 +113,14 @@ class Records:
 
 
 def _item(values: dict[str, str]) -> dict[str, dict[str, str]]:
-    return {k: {"S": v} for k, v in (values | {"updated_at": _now()}).items()}
+    return {k: {"S": v} for k, v in (values | {"updated_at": utc_now()}).items()}
 
 
 def _plain(item: dict[str, Any]) -> dict[str, str]:
     return {k: str(v.get("S", "")) for k, v in item.items()}
 
 
-def _now() -> str:
+def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 

@@ -26,6 +26,7 @@ DescribeEndpoint away.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -40,9 +41,11 @@ from textclf_api.logic.deploy_records import (
     ALLOW_LABEL_CHANGE,
     MODEL_VERSION_ENV,
     Records,
+    utc_now,
     version_of,
     versioned_name,
 )
+from textclf_api.schemas import CAPTURE_PREFIX, SERVING_LABELS_KEY
 from textclf_api.settings import Settings, get_settings
 
 logger = Logger(child=True)
@@ -505,8 +508,13 @@ def change_endpoint(
         EnableNetworkIsolation=isolated,
     )
     variant: Any = production_variant(name, settings)
-    echo(f"CreateEndpointConfig {name}: {_fleet(variant)}")
-    sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[variant])
+    capture = data_capture_config(settings)
+    echo(f"CreateEndpointConfig {name}: {_fleet(variant)}, {_capture(capture)}")
+    sm.create_endpoint_config(
+        EndpointConfigName=name,
+        ProductionVariants=[variant],
+        **({"DataCaptureConfig": capture} if capture else {}),
+    )
     if endpoint is None or state == "Failed":
         if state == "Failed":
             # A Failed endpoint cannot be updated; it is replaced.
@@ -533,6 +541,29 @@ def _fleet(variant: dict[str, Any]) -> str:
     if serverless:
         return f"serverless, {serverless['MemorySizeInMB']} MB, concurrency {serverless['MaxConcurrency']}"
     return f"{variant['InitialInstanceCount']} x {variant['InstanceType']}"
+
+
+def _capture(capture: dict[str, Any] | None) -> str:
+    if capture is None:
+        return "no data capture"
+    return f"capturing {capture['InitialSamplingPercentage']}% to {capture['DestinationS3Uri']}"
+
+
+def data_capture_config(settings: Settings) -> dict[str, Any] | None:
+    """The endpoint config's DataCaptureConfig: requests and replies of a real-time endpoint to
+    ``s3://<bucket>/capture/`` (JSON kept as text), sampled at CaptureSamplingPercent. None when
+    that is 0, for serverless endpoints (SageMaker has no capture there), and without a bucket
+    (``textclf deploy`` by hand)."""
+    percent = settings.capture_sampling_percent
+    if percent == 0 or settings.endpoint_type == "Serverless" or not settings.bucket_name:
+        return None
+    return {
+        "EnableCapture": True,
+        "InitialSamplingPercentage": percent,
+        "DestinationS3Uri": f"s3://{settings.bucket_name}/{CAPTURE_PREFIX}",
+        "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+        "CaptureContentTypeHeader": {"JsonContentTypes": ["application/json"]},
+    }
 
 
 def network_isolation(admission: dict[str, str], settings: Settings) -> bool:
@@ -602,6 +633,7 @@ def on_endpoint(detail: dict[str, Any], settings: Settings) -> Outcome:
             _mark_superseded(records, job, record.get("model_version", ""))
         settled = Outcome(verdict.status, job, record.get("model_version"), verdict.reason)
     if state == "InService":
+        publish_serving_labels(endpoint, settings)
         scale(settings)
         queued = sorted(
             (r for r in records.jobs("pending") if r.get("queued") == "1" and r.get("model_version")),
@@ -612,6 +644,45 @@ def on_endpoint(detail: dict[str, Any], settings: Settings) -> Outcome:
             if package is not None and package.status == "Approved":
                 return start_roll_out(package, queued[-1]["training_job_name"], settings, records)
     return settled
+
+
+def publish_serving_labels(
+    endpoint: dict[str, Any], settings: Settings, sagemaker: Any = None, s3: Any = None
+) -> dict[str, Any]:
+    """Record what the InService ``endpoint`` (its DescribeEndpoint) serves -- the label set kept
+    beside its model's archive, and the version -- at ``serving/labels.json``, where POST
+    /feedback reads it in one call. Whatever put the model there (a rollout of this loop, a
+    rollback, ``textclf deploy``), the config it serves names the archive. ``labels`` is null for
+    an archive admitted before label files existed: feedback then waits for a model that has one.
+    The clients default to the function's; the local stack passes its own for its first model."""
+    sm = sagemaker or aws.sagemaker()
+    s3 = s3 or aws.s3()
+    config = str(endpoint["EndpointConfigName"])
+    variant = sm.describe_endpoint_config(EndpointConfigName=config)["ProductionVariants"][0]
+    container = sm.describe_model(ModelName=variant["ModelName"])["PrimaryContainer"]
+    model_data = str(container.get("ModelDataUrl", ""))
+    try:
+        labels = artifacts.recorded_labels(s3, model_data)
+    except ClientError as exc:  # another bucket this function may not read (a hand deploy)
+        logger.warning("the served model's labels cannot be read", model_data=model_data, error=str(exc))
+        labels = None
+    record = {
+        "endpoint_config": config,
+        "model_version": (container.get("Environment") or {}).get(MODEL_VERSION_ENV) or version_of(config),
+        "model_data": model_data,
+        "labels": labels,
+        "published_at": utc_now(),
+    }
+    s3.put_object(
+        Bucket=settings.require("bucket_name"),
+        Key=SERVING_LABELS_KEY,
+        Body=json.dumps(record, ensure_ascii=False).encode("utf-8"),
+        ContentType="application/json",
+    )
+    logger.info(
+        "serving labels recorded", endpoint_config=config, labels=None if labels is None else len(labels)
+    )
+    return record
 
 
 @dataclass(frozen=True)

@@ -7,12 +7,17 @@ count) is the model's fault and maps to 502, never passed on to clients.
 
 No label set is compiled in here: the served model reports its own (``labels``, its ``id2label`` in
 class-id order), so a model trained on other labels serves through the same code.
+
+Every request gets an inference id (a uuid4 in hex), sent to InvokeEndpoint as ``InferenceId`` so
+the endpoint's data capture records it; each prediction of the answer is named
+``<inference id>-<index>`` (``prediction_id``), which is what POST /feedback takes.
 """
 
 from __future__ import annotations
 
 import json
 import time
+import uuid
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -34,15 +39,22 @@ ENDPOINT = "the model endpoint"
 class PredictResult:
     response: PredictResponse
     endpoint_ms: float
+    inference_id: str = ""
 
 
 @dataclass(frozen=True)
 class ExplainResult:
     response: ExplainResponse
     endpoint_ms: float
+    inference_id: str = ""
 
 
-def invoke(payload: dict[str, object], settings: Settings) -> tuple[bytes, float]:
+def new_inference_id() -> str:
+    """One request's ``InferenceId`` (SageMaker allows 64 characters; this is 32)."""
+    return uuid.uuid4().hex
+
+
+def invoke(payload: dict[str, object], settings: Settings, inference_id: str) -> tuple[bytes, float]:
     """The endpoint's reply to ``payload`` and how long it took (ms); failures mapped to 4xx/5xx."""
     endpoint = settings.require("endpoint_name")
     started = time.perf_counter()
@@ -52,6 +64,7 @@ def invoke(payload: dict[str, object], settings: Settings) -> tuple[bytes, float
             ContentType="application/json",
             Accept="application/json",
             Body=json.dumps(payload, ensure_ascii=False).encode("utf-8"),
+            InferenceId=inference_id,
         )
         body = aws.response_body(reply)
     except Exception as exc:  # boto3 raises ClientError / BotoCoreError subclasses; all are mapped
@@ -62,35 +75,40 @@ def invoke(payload: dict[str, object], settings: Settings) -> tuple[bytes, float
 def explain(request: ExplainRequest, settings: Settings | None = None) -> ExplainResult:
     """The endpoint's explanation of one headline (``inference.py``'s explain request), checked
     against the schema the API documents: a reply that does not fit is the model's fault (502)."""
-    body, endpoint_ms = invoke({"inputs": request.text, "explain": True}, settings or get_settings())
+    inference_id = new_inference_id()
+    payload = {"inputs": request.text, "explain": True}
+    body, endpoint_ms = invoke(payload, settings or get_settings(), inference_id)
     try:
-        response = read_reply(body, ExplainResponse)
+        response = read_reply(body, ExplainResponse, inference_id)
     except ValueError as exc:  # not JSON, or pydantic's ValidationError (a ValueError)
         raise ModelFailedError("the model answered with an invalid explanation") from exc
-    return ExplainResult(response=response, endpoint_ms=endpoint_ms)
+    return ExplainResult(response=response, endpoint_ms=endpoint_ms, inference_id=inference_id)
 
 
 def predict(request: PredictRequest, settings: Settings | None = None) -> PredictResult:
-    body, endpoint_ms = invoke({"inputs": request.inputs()}, settings or get_settings())
+    inference_id = new_inference_id()
+    body, endpoint_ms = invoke({"inputs": request.inputs()}, settings or get_settings(), inference_id)
     try:
-        response = read_reply(body, PredictResponse)
+        response = read_reply(body, PredictResponse, inference_id)
     except ValueError as exc:  # not JSON, or pydantic's ValidationError (a ValueError)
         raise ModelFailedError("the model answered with an invalid prediction response") from exc
     if len(response.predictions) != request.count():
         raise ModelFailedError("the model answered with the wrong number of predictions") from ValueError(
             f"{len(response.predictions)} predictions for {request.count()} texts"
         )
-    return PredictResult(response=response, endpoint_ms=endpoint_ms)
+    return PredictResult(response=response, endpoint_ms=endpoint_ms, inference_id=inference_id)
 
 
-def read_reply(body: bytes, model: type[Reply]) -> Reply:
-    """The endpoint's JSON reply as ``model``, checked against the label set it reports.
+def read_reply(body: bytes, model: type[Reply], inference_id: str) -> Reply:
+    """The endpoint's JSON reply as ``model``, checked against the label set it reports, each
+    prediction named ``<inference_id>-<index>`` (the endpoint does not name them).
 
     A reply from a model archived before replies carried ``labels`` is checked against its own
     scores' keys (the first answer's, in the order the model wrote them: class-id order) and
     answered with them as ``labels``. Raises ValueError (not JSON) or pydantic's ValidationError.
     """
     reply = from_json(body)
+    _name_predictions(reply, model, inference_id)
     if isinstance(reply, dict) and "labels" not in reply:
         predictions = reply.get("predictions")
         first_prediction = predictions[0] if isinstance(predictions, list) and predictions else None
@@ -99,6 +117,20 @@ def read_reply(body: bytes, model: type[Reply]) -> Reply:
         if isinstance(scores, dict):
             reply["labels"] = list(scores)
     return model.model_validate(reply)
+
+
+def _name_predictions(
+    reply: object, model: type[PredictResponse | ExplainResponse], inference_id: str
+) -> None:
+    if not isinstance(reply, dict):
+        return  # not a reply; validation says so
+    if model is ExplainResponse:
+        reply["prediction_id"] = f"{inference_id}-0"
+        return
+    predictions = reply.get("predictions")
+    for index, prediction in enumerate(predictions if isinstance(predictions, list) else []):
+        if isinstance(prediction, dict):
+            prediction["prediction_id"] = f"{inference_id}-{index}"
 
 
 def _endpoint_failure(exc: Exception, endpoint: str, retry_after: int) -> ApiError:

@@ -34,6 +34,10 @@ TARGET_CONCURRENCY = 64
 TARGET_SERVED_SPEEDUP = 15.0
 TARGET_SERVED_P99_SHARE = 0.1
 TARGET_SERVED_ACCURACY_DROP_POINTS = 0.1
+#: Data capture of every invocation may cost at most 5% of the endpoint's throughput.
+TARGET_CAPTURE_RATIO = 0.95
+#: The endpoint-level server that captures (``textclf bench --capture``).
+CAPTURE_SERVER = "endpoint-capture"
 #: The model-level row that is what the endpoint serves (int8 + the packaged cascade), else int8.
 SERVED_RUNTIMES = ("onnx-int8+cascade", "onnx-int8")
 
@@ -235,7 +239,41 @@ def check_targets(results: Mapping[str, Any]) -> list[dict[str, Any]]:
         api_ok = api_p50 <= TARGET_API_P50_MS and api["error_count"] == 0
     add("full local API path p50 at concurrency 1 (ms)", api_p50, f"<= {TARGET_API_P50_MS}", api_ok)
     checks += served_targets(results)
+    ratios = capture_ratios(results)
+    if ratios:
+        at = TARGET_CONCURRENCY if TARGET_CONCURRENCY in ratios else max(ratios)
+        add(
+            f"throughput with data capture / without at concurrency {at}",
+            ratios[at],
+            f">= {TARGET_CAPTURE_RATIO}",
+            ratios[at] >= TARGET_CAPTURE_RATIO,
+        )
     return checks
+
+
+def capture_ratios(results: Mapping[str, Any]) -> dict[int, float]:
+    """Concurrency -> headlines/s of the capturing endpoint over the plain one's, same run."""
+    ratios: dict[int, float] = {}
+    for run in results.get("endpoint_level") or []:
+        if run["server"] != CAPTURE_SERVER:
+            continue
+        plain = find_run(results, "endpoint", run["concurrency"])
+        if plain and plain["throughput_rps"]:
+            ratios[int(run["concurrency"])] = run["throughput_rps"] / plain["throughput_rps"]
+    return ratios
+
+
+def capture_line(results: Mapping[str, Any]) -> str:
+    ratios = capture_ratios(results)
+    if not ratios:
+        return ""
+    written = results.get("capture") or {}
+    each = ", ".join(f"c={c} {ratio:.3f}x" for c, ratio in sorted(ratios.items()))
+    return (
+        f"Data capture (every invocation, SageMaker's capture lines, buffered and written by a thread "
+        f"of its own): throughput with / without {each}; {written.get('lines', '?'):,} lines in "
+        f"{written.get('files', '?')} files written"
+    )
 
 
 def served_targets(results: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -398,6 +436,9 @@ def render_table(results: Mapping[str, Any], *, markdown: bool = False) -> str:
             f"after {cfg.get('warmup_s')} s warm-up; servers in their own processes)"
         )
         parts.append(table(*load_rows(results)))
+        capture = capture_line(results)
+        if capture:
+            parts.append(capture)
         costs = cost_lines(results)
         if costs:
             parts.append(costs)

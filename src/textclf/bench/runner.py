@@ -75,6 +75,9 @@ class BenchConfig:
     instance_type: str = "ml.m5.large"
     price_per_hour: float | None = None
     onnx_dirs: dict[str, Path] = field(default_factory=dict)
+    #: Also serve the archive with data capture on (every invocation, to a folder) beside the
+    #: plain endpoint at the endpoint level: what capture costs, in the same run.
+    capture: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -297,6 +300,23 @@ def endpoint_server_without_cascade(cfg: BenchConfig) -> ServerProcess:
     return _server_on_its_socket(cfg, NO_CASCADE_SERVER, argv, {**os.environ, "TEXTCLF_CASCADE": "off"})
 
 
+def endpoint_server_with_capture(cfg: BenchConfig) -> ServerProcess:
+    argv = python_module_argv("textclf", "serve-endpoint", "--host", HOST, "--model", str(cfg.package))
+    argv += ["--capture-dir", str(capture_dir(cfg)), "--capture-percent", "100"]
+    return _server_on_its_socket(cfg, report.CAPTURE_SERVER, argv)
+
+
+def capture_dir(cfg: BenchConfig) -> Path:
+    return cfg.out / "capture"
+
+
+def captured(cfg: BenchConfig) -> dict[str, int]:
+    """What the capturing endpoint wrote (read after it stopped: its last flush is in)."""
+    files = sorted(capture_dir(cfg).rglob("*.jsonl"))
+    lines = sum(path.read_bytes().count(b"\n") for path in files)
+    return {"files": len(files), "lines": lines, "bytes": sum(path.stat().st_size for path in files)}
+
+
 def baseline_server(cfg: BenchConfig) -> ServerProcess:
     argv = python_module_argv("textclf.bench.baseline_server", "--model", str(cfg.model_dir), "--host", HOST)
     return _server_on_its_socket(cfg, "baseline", argv)
@@ -397,6 +417,9 @@ def run_endpoint_level(cfg: BenchConfig, bodies: list[bytes]) -> list[dict[str, 
     factories = [endpoint_server, baseline_server]
     if packaged_cascade_threshold(cfg.package) is not None:
         factories.insert(1, endpoint_server_without_cascade)  # what the cascade buys, same run
+    if cfg.capture:
+        shutil.rmtree(capture_dir(cfg), ignore_errors=True)
+        factories.insert(1, endpoint_server_with_capture)  # what capture costs, same run
     try:
         for factory in factories:
             servers.append(factory(cfg).launch())
@@ -534,6 +557,8 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] | None = None) -
     if "endpoint" in cfg.levels:
         say(f"endpoint level: concurrency {cfg.concurrency}, {cfg.duration_s:g} s each, endpoint vs baseline")
         results["endpoint_level"] = run_endpoint_level(cfg, bodies)
+        if cfg.capture:
+            results["capture"] = captured(cfg)
     if "api" in cfg.levels:
         say("API level: textclf serve, POST /predict at concurrency 1")
         results["api_level"] = run_api_level(cfg, load_texts)

@@ -118,6 +118,12 @@ def register(subparsers: Any) -> None:
         help="USD per instance-hour for the cost line (default: textclf.bench.prices)",
     )
     parser.add_argument(
+        "--capture",
+        action="store_true",
+        help="endpoint level: also run the endpoint with data capture of every invocation (to "
+        "<out>/capture) beside the plain one, and report the throughput ratio",
+    )
+    parser.add_argument(
         "--quick", action="store_true", help="seconds, not minutes: a smoke run (figures not meaningful)"
     )
     parser.set_defaults(func=run)
@@ -180,6 +186,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
         onnx_dirs=onnx_dirs,
         instance_type=args.instance_type or DEFAULT_INSTANCE_TYPE,
         price_per_hour=args.price_per_hour,
+        capture=args.capture,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from textclf.serving.endpoint import add_endpoint_arguments
@@ -23,15 +24,37 @@ def register(subparsers: Any) -> None:
         "--fd", type=int, default=None, help="serve on this inherited listening socket (default: bind --port)"
     )
     add_endpoint_arguments(parser)
+    parser.add_argument(
+        "--capture-dir",
+        type=Path,
+        default=None,
+        help="capture answered invocations as SageMaker capture files under this folder "
+        "(<endpoint>/AllTraffic/yyyy/mm/dd/hh/*.jsonl; default: no capture)",
+    )
+    parser.add_argument(
+        "--capture-percent",
+        type=float,
+        default=100.0,
+        help="with --capture-dir: the share of invocations captured, 0-100 (default 100)",
+    )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from textclf.errors import UserError
     from textclf.local.stack import quiet_libraries, serve_forever, stop_signals
+    from textclf.serving.capture import CaptureConfig, DirectoryStore
     from textclf.serving.endpoint import batching_from_args, default_model_path, start_endpoint
     from textclf.serving.net import bind_socket, inherited_socket
 
     batching = batching_from_args(args)
+    if not 0 <= args.capture_percent <= 100:
+        raise UserError(f"--capture-percent must be 0-100, not {args.capture_percent:g}")
+    capture = store = None
+    if args.capture_dir is not None and args.capture_percent > 0:
+        # The folder stands for the destination's bucket and prefix: files land right under it.
+        capture = CaptureConfig(bucket="", prefix="", sampling_percent=args.capture_percent)
+        store = DirectoryStore(args.capture_dir)
     quiet_libraries(args.verbose)
     if args.fd is not None:
         sock = inherited_socket(args.fd, flag="--fd")
@@ -40,7 +63,12 @@ def run(args: argparse.Namespace) -> int:
     with stop_signals():
         try:
             endpoint = start_endpoint(
-                default_model_path(args.model), sock, endpoint_name=args.endpoint_name, batching=batching
+                default_model_path(args.model),
+                sock,
+                endpoint_name=args.endpoint_name,
+                batching=batching,
+                capture=capture,
+                capture_store=store,
             )
         except BaseException:
             sock.close()

@@ -10,7 +10,9 @@
 
 from textclf.serving import LOCAL_ACCOUNT_ID
 
-__all__ = ["API_KEY_ENV", "LOCAL_ACCOUNT_ID"]
+__all__ = ["API_KEY_ENV", "LABELLER_KEY_ENV", "LOCAL_ACCOUNT_ID"]
 
 #: Environment variable that fixes the local stack's API key (otherwise one is made at start).
 API_KEY_ENV = "TEXTCLF_API_KEY"
+#: ... and the labellers' key (POST /feedback), likewise.
+LABELLER_KEY_ENV = "TEXTCLF_LABELLER_KEY"

@@ -11,8 +11,10 @@ handlers run in worker threads so the event loop keeps accepting requests meanwh
 Back-pressure: at most ``max_waiting`` requests wait for a function; the next one is answered
 ``503`` + ``Retry-After`` at once instead of queueing without bound, and a request whose client
 has gone by the time its turn comes is dropped, not run. API keys: a route whose template
-``Auth`` requires one answers ``403 Forbidden`` without the right ``x-api-key``, as API Gateway
-does. Only loopback ``Host`` names are served (a web page cannot reach it by DNS rebinding).
+``Auth`` requires one answers ``403 Forbidden`` without one of the stack's keys in ``x-api-key``,
+as API Gateway does; like API Gateway, any of its keys passes any keyed route, and the event names
+the key's id (``requestContext.identity.apiKeyId``) for the function to tell keys apart. Only
+loopback ``Host`` names are served (a web page cannot reach it by DNS rebinding).
 """
 
 from __future__ import annotations
@@ -58,12 +60,13 @@ class LocalApiGateway:
         stage: str,
         region: str,
         gateway_responses: Mapping[str, GatewayResponse] | None = None,
-        api_key: str | None = None,
+        api_keys: Mapping[str, str] | None = None,
         max_waiting: int = DEFAULT_MAX_WAITING,
         allowed_hosts: Sequence[str] = LOOPBACK_HOSTS,
     ) -> None:
         self.routes = list(routes)
-        self.api_key = api_key
+        #: key value -> key id, every usage plan's keys together (API Gateway: any plan of the stage).
+        self.api_keys = dict(api_keys or {})
         self.max_waiting = max_waiting
         self._waiting: dict[str, int] = {}
         self._instances: dict[str, asyncio.Lock] = {}  # made in the server's event loop
@@ -119,7 +122,8 @@ class LocalApiGateway:
         if found is None:
             return self._error("MISSING_AUTHENTICATION_TOKEN", request_id)
         route, path_parameters = found
-        if route.api_key_required and not self._key_ok(request.headers.get("x-api-key")):
+        key = self._key(request.headers.get("x-api-key")) if route.api_key_required else None
+        if route.api_key_required and key is None:
             return self._error("INVALID_API_KEY", request_id)
         event = apigw.build_event(
             route=route,
@@ -132,6 +136,7 @@ class LocalApiGateway:
             stage=self.stage,
             source_ip=request.client.host if request.client else "127.0.0.1",
             request_id=request_id,
+            api_key=key,
         )
         if len(body) > apigw.MAX_LAMBDA_PAYLOAD_BYTES:
             # The event cannot be handed to Lambda (6 MB invoke limit); refuse it as too large.
@@ -174,8 +179,15 @@ class LocalApiGateway:
             return self._error("DEFAULT_5XX", request_id)
         return response
 
-    def _key_ok(self, sent: str | None) -> bool:
-        return self.api_key is not None and sent is not None and hmac.compare_digest(sent, self.api_key)
+    def _key(self, sent: str | None) -> tuple[str, str] | None:
+        """(value, id) of the stack's key ``sent`` is, compared in constant time; None if none."""
+        if sent is None:
+            return None
+        found = None
+        for value, key_id in self.api_keys.items():
+            if hmac.compare_digest(sent.encode(), value.encode()):
+                found = (value, key_id)
+        return found
 
     async def _invoke_when_free(
         self, request: Request, function: LocalFunction, event: Any, context: Any, answered: asyncio.Event

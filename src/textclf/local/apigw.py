@@ -114,8 +114,11 @@ def build_event(
     source_ip: str,
     request_id: str | None = None,
     now: float | None = None,
+    api_key: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The REST API proxy event for one request (keys and nesting as in ``events/*.json``)."""
+    """The REST API proxy event for one request (keys and nesting as in ``events/*.json``).
+    ``api_key``: (value, id) of the key a keyed method was called with, which API Gateway names
+    in ``requestContext.identity``."""
     now = time.time() if now is None else now
     request_id = request_id or str(uuid.uuid4())
     header_single, header_multi = _single_and_multi(headers)
@@ -133,6 +136,22 @@ def build_event(
     else:
         body_text, is_base64 = None, False
     stamp = datetime.fromtimestamp(now, tz=UTC)
+    identity: dict[str, Any] = {
+        "cognitoIdentityPoolId": None,
+        "accountId": None,
+        "cognitoIdentityId": None,
+        "caller": None,
+        "sourceIp": source_ip,
+        "principalOrgId": None,
+        "accessKey": None,
+        "cognitoAuthenticationType": None,
+        "cognitoAuthenticationProvider": None,
+        "userArn": None,
+        "userAgent": user_agent,
+        "user": None,
+    }
+    if api_key is not None:
+        identity |= {"apiKey": api_key[0], "apiKeyId": api_key[1]}
     return {
         "resource": route.path,
         "path": path,
@@ -156,20 +175,7 @@ def build_event(
             "domainPrefix": host.split(".")[0].split(":")[0],
             "requestTimeEpoch": int(now * 1000),
             "requestId": request_id,
-            "identity": {
-                "cognitoIdentityPoolId": None,
-                "accountId": None,
-                "cognitoIdentityId": None,
-                "caller": None,
-                "sourceIp": source_ip,
-                "principalOrgId": None,
-                "accessKey": None,
-                "cognitoAuthenticationType": None,
-                "cognitoAuthenticationProvider": None,
-                "userArn": None,
-                "userAgent": user_agent,
-                "user": None,
-            },
+            "identity": identity,
             "domainName": host,
             "apiId": LOCAL_API_ID,
         },

@@ -26,7 +26,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import boto3
 import httpx
 from botocore.config import Config
 from textclf_api.logic.deploy_records import MODEL_VERSION_ENV
@@ -35,14 +34,10 @@ from textclf.bundle import source_bundle_bytes
 from textclf.local import LOCAL_ACCOUNT_ID
 from textclf.local.recorder import Recorder
 from textclf.local.state import StateStore
+from textclf.serving import local_session
 
 log = logging.getLogger(__name__)
 
-FAKE_CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-}
 DATASET_PREFIX = "datasets/local"
 MODEL_KEY = "models/local/model.tar.gz"
 # The Hugging Face inference image the deployed endpoint would run (recorded, never pulled).
@@ -72,6 +67,8 @@ class Seed:
     model_package_group: str | None = None
     #: What the dataset pointer tells training jobs (textclf.eda.training_defaults).
     training_defaults: dict[str, Any] | None = None
+    #: The endpoint config's DataCaptureConfig, as the deploy function writes it (None: no capture).
+    data_capture: dict[str, Any] | None = None
 
     @property
     def role_arn(self) -> str:
@@ -130,12 +127,7 @@ class ControlPlane:
 
     def client(self, service: str) -> Any:
         """A boto3 client aimed at this control plane, whatever the process environment says."""
-        session = boto3.session.Session(
-            aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-            aws_session_token=FAKE_CREDENTIALS["AWS_SESSION_TOKEN"],
-            region_name=self.region,
-        )
+        session = local_session(self.region)
         # The stubs type client() per literal service name; this helper serves several names.
         make_client: Callable[..., Any] = session.client
         return make_client(
@@ -194,6 +186,7 @@ class ControlPlane:
                     "InstanceType": "ml.c5.large",
                 }
             ],
+            **({"DataCaptureConfig": seed.data_capture} if seed.data_capture else {}),
         )
         if seed.model_package_group:
             sagemaker.create_model_package_group(ModelPackageGroupName=seed.model_package_group)

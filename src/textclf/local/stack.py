@@ -23,11 +23,11 @@ from types import FrameType
 
 from textclf import config
 from textclf.errors import UserError
-from textclf.local import API_KEY_ENV, LOCAL_ACCOUNT_ID
+from textclf.local import API_KEY_ENV, LABELLER_KEY_ENV, LOCAL_ACCOUNT_ID
 from textclf.local import template as tpl
 from textclf.local.api import LocalApiGateway
 from textclf.local.control_plane import (
-    FAKE_CREDENTIALS,
+    MODEL_KEY,
     ControlPlane,
     EndpointWatcher,
     Seed,
@@ -35,6 +35,8 @@ from textclf.local.control_plane import (
 from textclf.local.events import LocalEventBus
 from textclf.local.sagemaker import LocalSageMaker
 from textclf.local.state import StateError, StateStore, default_state_dir
+from textclf.serving import FAKE_CREDENTIALS
+from textclf.serving.capture import CaptureConfig, s3_store
 from textclf.serving.endpoint import (
     DEFAULT_ENDPOINT_NAME,
     BatchingOptions,
@@ -50,6 +52,9 @@ log = logging.getLogger(__name__)
 
 LOCAL_BUCKET = "textclf-local"
 LOCAL_ROLE_NAME = "textclf-local-sagemaker-execution"
+#: The id the local API Gateway gives the predict key (requestContext.identity.apiKeyId); the
+#: labeller key's is whatever the template tells the feedback function (LABELLER_API_KEY_IDS).
+LOCAL_PREDICT_KEY_ID = "local-predict-key"
 
 
 @dataclass
@@ -77,6 +82,8 @@ class StackOptions:
     endpoint_fd: int | None = None
     #: The x-api-key POST /predict takes (PredictAuth API_KEY); None: $TEXTCLF_API_KEY, else a new one.
     api_key: str | None = None
+    #: The x-api-key POST /feedback takes; None: $TEXTCLF_LABELLER_KEY, else a new one.
+    labeller_key: str | None = None
     #: Where the stack keeps what it must remember across restarts (None: <artifacts>/local-stack/state).
     state_dir: Path | None = None
     #: Discard the state folder's contents and start empty (``textclf serve --fresh``).
@@ -101,6 +108,9 @@ class LocalStack:
         self.api: ServerThread | None = None
         self.endpoint_url = ""
         self.api_key = ""
+        self.labeller_key = ""
+        self.parameters: dict[str, str] = {}
+        self._seed_labels_recorded = False
         self.store: StateStore | None = None
         self.restored: dict[str, int] = {}
         self._saved_env: dict[str, str | None] = {}
@@ -112,8 +122,12 @@ class LocalStack:
         check_loopback(opts.host)
         template = tpl.load_template(opts.template)
         tpl.check_parameters(template, opts.parameters)
-        routes = tpl.routes(template, opts.parameters)
+        self.parameters = local_parameters(opts.parameters)
+        routes = tpl.routes(template, self.parameters)
         self.api_key = opts.api_key or os.environ.get(API_KEY_ENV) or secrets.token_urlsafe(24)
+        self.labeller_key = opts.labeller_key or os.environ.get(LABELLER_KEY_ENV) or secrets.token_urlsafe(24)
+        if self.labeller_key == self.api_key:
+            raise UserError(f"{LABELLER_KEY_ENV} must differ from {API_KEY_ENV}: a predict key may not label")
         if opts.api_fd is not None:
             api_sock = inherited_socket(opts.api_fd, flag="--fd")
         else:
@@ -160,7 +174,7 @@ class LocalStack:
         self.control_plane.start()
         # The deployed template takes the endpoint name as a parameter; locally it is ours.
         resources = local_resources(
-            opts.region, opts.bucket, {**opts.parameters, "EndpointName": opts.endpoint_name}
+            opts.region, opts.bucket, {**self.parameters, "EndpointName": opts.endpoint_name}
         )
         # EventBridge and SageMaker's training/hosting, for real (events.py, sagemaker/).
         self.bus = LocalEventBus(
@@ -196,6 +210,7 @@ class LocalStack:
             tables=tuple(env[n] for n in ("DEPLOYMENTS_TABLE", "IDEMPOTENCY_TABLE") if env.get(n)),
             model_package_group=env.get("MODEL_PACKAGE_GROUP"),
             training_defaults=_training_defaults(opts.data_dir),
+            data_capture=_data_capture(env),
         )
         self.control_plane.seed(seed)
         # What the last run left: S3, DynamoDB, the registry, then jobs and endpoints (a job or
@@ -212,7 +227,7 @@ class LocalStack:
         self._apply_environment(env)
 
         self.watcher = EndpointWatcher(
-            self.sagemaker.set_reachable,
+            self._endpoint_reachable,
             opts.endpoint_name,
             f"{self.endpoint_url}/ping",
             interval_s=opts.watch_interval_s,
@@ -225,11 +240,39 @@ class LocalStack:
             stage=tpl.stage_name(template, resources),
             region=opts.region,
             gateway_responses=tpl.gateway_responses(template),
-            api_key=self.api_key,
+            api_keys={self.api_key: LOCAL_PREDICT_KEY_ID, self.labeller_key: labeller_key_id(env)},
         )
         gateway.warm_up()
         self.api = ServerThread(gateway.app, api_sock, name="API", limit_concurrency=API_CONNECTION_LIMIT)
         self.api.start()
+
+    def _endpoint_reachable(self, name: str, up: bool) -> None:
+        """The watcher's news: the control plane follows the endpoint; the first time the model
+        the stack started with answers, its label set is recorded as the deploy function records
+        a rollout's (POST /feedback checks labels against it)."""
+        assert self.sagemaker is not None
+        self.sagemaker.set_reachable(name, up)
+        endpoint = self.sagemaker.endpoints.get(name)
+        if not up or self._seed_labels_recorded or endpoint is None or endpoint.config != name:
+            return  # a rollout's model: the deploy function recorded its labels
+        try:
+            self._record_seed_labels(endpoint.describe())
+        except Exception:  # feedback answers 503 until labels are known; serving goes on
+            log.warning("could not record the label set the endpoint serves", exc_info=True)
+        self._seed_labels_recorded = True
+
+    def _record_seed_labels(self, endpoint: dict[str, object]) -> None:
+        import httpx
+        from textclf_api.logic import artifacts, deployment
+        from textclf_api.settings import Settings
+
+        assert self.control_plane is not None
+        served = httpx.get(f"{self.endpoint_url}/admin/model", timeout=10, trust_env=False)
+        served.raise_for_status()
+        s3 = self.control_plane.client("s3")
+        artifacts.record_labels(s3, self.options.bucket, MODEL_KEY, served.json()["labels"])
+        settings = Settings.from_env(os.environ)
+        deployment.publish_serving_labels(endpoint, settings, self.control_plane.client("sagemaker"), s3)
 
     def _served_archive(self, endpoint_sock: socket.socket | None) -> Path | None:
         """The ``--model`` archive of the in-process endpoint (recorded as the model's S3 data)."""
@@ -259,6 +302,8 @@ class LocalStack:
                 config,
                 version,
             )
+        assert self.sagemaker is not None and self.control_plane is not None
+        capture = self.sagemaker.hosting.capture_of(config or opts.endpoint_name)
         return start_endpoint(
             model,
             sock,
@@ -266,6 +311,8 @@ class LocalStack:
             batching=opts.batching,
             version=version,
             sha256=sha256,
+            capture=CaptureConfig.from_data_capture_config(capture),
+            capture_store=s3_store(self.control_plane.client("s3")),
         )
 
     @property
@@ -307,12 +354,13 @@ class LocalStack:
         if self.sagemaker_server is not None:
             self.sagemaker_server.stop()
             self.sagemaker_server = None
+        if self.endpoint is not None:
+            # Before the control plane: its last data capture is written to the local bucket.
+            self.endpoint.stop()
+            self.endpoint = None
         if self.control_plane is not None:
             self.control_plane.stop()
             self.control_plane = None
-        if self.endpoint is not None:
-            self.endpoint.stop()
-            self.endpoint = None
         if self.store is not None:
             self.store.close()
             self.store = None
@@ -339,7 +387,7 @@ class LocalStack:
         env = {k: os.environ.get(k, "") for k in ("MODEL_PACKAGE_GROUP", "DEPLOYMENTS_TABLE")}
         return {
             "bucket": self.options.bucket,
-            "parameters": json.dumps({**self.options.parameters, "EndpointName": self.options.endpoint_name}),
+            "parameters": json.dumps({**self.parameters, "EndpointName": self.options.endpoint_name}),
             "api_url": self.api.url,
             "endpoint_url": self.endpoint_url,
             "sagemaker_url": self.sagemaker_server.url,
@@ -349,6 +397,7 @@ class LocalStack:
             "model_package_group": env["MODEL_PACKAGE_GROUP"],
             "deployments_table": env["DEPLOYMENTS_TABLE"],
             "api_key": self.api_key,
+            "labeller_key": self.labeller_key,
         }
 
     # -- presentation ----------------------------------------------------------------------
@@ -368,7 +417,7 @@ class LocalStack:
         return "\n".join(
             [
                 "textclf local stack is up:",
-                f"  API            {self.api.url}  (POST /predict, GET /health, POST /train, "
+                f"  API            {self.api.url}  (POST /predict, POST /feedback, GET /health, POST /train, "
                 "GET /train/{job_name})",
                 f"  endpoint       {self.endpoint_url}  (SageMaker endpoint {self.options.endpoint_name!r}; "
                 f"model {model})",
@@ -379,6 +428,8 @@ class LocalStack:
                 "`textclf serve --fresh` starts empty)",
                 f"  API key        {self.api_key}  (send it as x-api-key on POST /predict; also in "
                 f"{state_file()}; set {API_KEY_ENV} to choose it)",
+                f"  labeller key   {self.labeller_key}  (x-api-key of POST /feedback, which a predict key "
+                f"may not call; set {LABELLER_KEY_ENV} to choose it)",
                 "Press Ctrl-C to stop.",
             ]
         )
@@ -387,6 +438,29 @@ class LocalStack:
 def _socket_url(sock: socket.socket) -> str:
     host, port = sock.getsockname()[:2]
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def local_parameters(overrides: dict[str, str]) -> dict[str, str]:
+    """The template parameters the local stack runs with: ``overrides``, and FeedbackAuth API_KEY.
+    There is no IAM here to check a signature (AWS_IAM routes are open locally), and POST /feedback
+    must not be: labels train the next model. So the labellers' key stands in for a labeller's
+    identity, as FeedbackAuth=API_KEY has it in AWS."""
+    if overrides.get("FeedbackAuth", "API_KEY") != "API_KEY":
+        raise UserError(
+            "--parameter-overrides FeedbackAuth: the local stack cannot check AWS_IAM signatures, so "
+            "POST /feedback takes the labeller key (FeedbackAuth=API_KEY) here"
+        )
+    return {**overrides, "FeedbackAuth": "API_KEY"}
+
+
+def labeller_key_id(env: dict[str, str]) -> str:
+    """The id the feedback function accepts as a labeller key (its LABELLER_API_KEY_IDS)."""
+    ids = [part.strip() for part in env.get("LABELLER_API_KEY_IDS", "").split(",") if part.strip()]
+    if not ids:
+        raise UserError(
+            "template.yaml gives the feedback function no LABELLER_API_KEY_IDS with FeedbackAuth=API_KEY"
+        )
+    return ids[0]
 
 
 def local_resources(region: str, bucket: str, parameters: dict[str, str]) -> tpl.LocalResources:
@@ -464,6 +538,15 @@ def _training_defaults(data_dir: Path | None) -> dict[str, object] | None:
     if labels is not None and labels.is_file():
         defaults["labels"] = json.loads(labels.read_text(encoding="utf-8"))
     return defaults
+
+
+def _data_capture(env: dict[str, str]) -> dict[str, object] | None:
+    """The DataCaptureConfig the deploy function gives the endpoint configs it writes, for the
+    config the stack seeds: the same function, with the template's settings."""
+    from textclf_api.logic.deployment import data_capture_config
+    from textclf_api.settings import Settings
+
+    return data_capture_config(Settings.from_env(env))
 
 
 def _reset_lambda_caches() -> None:

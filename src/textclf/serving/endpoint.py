@@ -15,6 +15,10 @@ Requests are parsed with the model's own ``input_fn`` in the event loop (cheap J
 texts go through the micro-batcher (``batcher.MicroBatcher``) to ``predict_texts`` on the single
 inference thread, and the reply is rendered by ``output_fn`` — so the bytes are exactly what
 the packaged ``inference.py`` produces on SageMaker.
+
+With a capture configuration (its endpoint config's ``DataCaptureConfig``), each answered
+invocation is offered to a ``capture.CaptureWriter``, which samples it and writes SageMaker's
+capture files from a thread of its own: the request pays for an append to a bounded buffer.
 """
 
 from __future__ import annotations
@@ -39,8 +43,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from textclf import config
 from textclf.errors import UserError
-from textclf.serving import LOCAL_ACCOUNT_ID
+from textclf.serving import LOCAL_ACCOUNT_ID, local_session
 from textclf.serving.batcher import BatcherClosedError, MicroBatcher, QueueFullError
+from textclf.serving.capture import CaptureConfig, CaptureWriter, Store, s3_store
 from textclf.serving.model_store import import_inference, inference_script, resolve_model_dir
 from textclf.serving.servers import ServerThread, read_body
 from textclf.threads import physical_cores
@@ -113,6 +118,11 @@ class ServingModel:
         return texts
 
     @property
+    def labels(self) -> list[str]:
+        """The label set the model answers with (class-id order)."""
+        return [str(label) for label in getattr(self.model, "labels", [])]
+
+    @property
     def version(self) -> str:
         if self.version_override:
             return self.version_override
@@ -173,11 +183,16 @@ class LocalEndpoint:
         *,
         endpoint_name: str,
         batching: BatchingOptions | None = None,
+        capture: CaptureWriter | None = None,
+        capture_store: Store | None = None,
     ) -> None:
         self.model = model
         self.batcher = batcher
         self.endpoint_name = endpoint_name
         self.batching = batching or BatchingOptions()
+        #: Where capture files go when a rollout enables capture (None: the S3 the rollout names).
+        self.capture_store = capture_store
+        self.capture = capture
         self._swap_lock = threading.Lock()
         self._explain_slot = threading.Lock()
 
@@ -195,7 +210,10 @@ class LocalEndpoint:
         elif path == "/invocations":
             reply = await self.container_invocations(scope, receive) if method == "POST" else _POST_ONLY
         elif path == ADMIN_MODEL_PATH:
-            reply = await self.admin_model(receive, _headers(scope)) if method == "POST" else _POST_ONLY
+            if method == "POST":
+                reply = await self.admin_model(receive, _headers(scope))
+            else:
+                reply = self.served() if method == "GET" else _json_reply(405, {"message": "use GET or POST"})
         elif path.startswith(_RUNTIME_PREFIX) and path.endswith(_RUNTIME_SUFFIX):
             name = path[len(_RUNTIME_PREFIX) : -len(_RUNTIME_SUFFIX)]
             if not name or "/" in name:
@@ -225,17 +243,37 @@ class LocalEndpoint:
 
     # -- hosting: the model behind the endpoint is replaced without dropping a request ------
 
+    def served(self) -> Reply:
+        """``GET /admin/model``: what serves now (the local stack records its label set)."""
+        model = self.model
+        capture = self.capture
+        return _json_reply(
+            200,
+            {
+                "model_version": model.version,
+                "model_dir": str(model.model_dir),
+                "labels": model.labels,
+                "capture": None if capture is None else vars(capture.stats),
+            },
+        )
+
     async def admin_model(self, receive: Receive, headers: dict[str, str]) -> Reply:
-        """``POST /admin/model {"model": path, "version": str}``: what the local control plane
-        calls for CreateEndpoint/UpdateEndpoint (SageMaker's blue/green fleet swap, on one host)."""
+        """``POST /admin/model {"model": path, "version": str, "sha256": hex, "capture":
+        DataCaptureConfig | null, "s3_endpoint_url": url}``: what the local control plane calls
+        for CreateEndpoint/UpdateEndpoint (SageMaker's blue/green fleet swap, on one host)."""
         body = await read_body(receive, headers.get("content-length"), 64 * 1024)
         try:
             request = json.loads(body or b"")
             path, version, sha256 = Path(str(request["model"])), request.get("version"), request.get("sha256")
+            capture = CaptureConfig.from_data_capture_config(request.get("capture"))
+            store_url = request.get("s3_endpoint_url")
         except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
             return _json_reply(
                 400,
-                {"message": 'send {"model": "<archive or folder>", "version": "<name>", "sha256": "<hex>"}'},
+                {
+                    "message": 'send {"model": "<archive or folder>", "version": "<name>", '
+                    '"sha256": "<hex>", "capture": <DataCaptureConfig or null>, "s3_endpoint_url": "<url>"}'
+                },
             )
         try:
             await anyio.to_thread.run_sync(
@@ -243,6 +281,8 @@ class LocalEndpoint:
                 path,
                 None if version is None else str(version),
                 None if sha256 is None else str(sha256),
+                capture,
+                None if store_url is None else str(store_url),
             )
         except UserError as exc:
             return _json_reply(400, {"message": str(exc)})
@@ -252,9 +292,17 @@ class LocalEndpoint:
             return _json_reply(500, {"message": failed})
         return _json_reply(200, {"model_version": self.model.version, "model_dir": str(self.model.model_dir)})
 
-    def swap(self, model_path: Path, version: str | None, sha256: str | None = None) -> None:
+    def swap(
+        self,
+        model_path: Path,
+        version: str | None,
+        sha256: str | None = None,
+        capture: CaptureConfig | None = None,
+        s3_endpoint_url: str | None = None,
+    ) -> None:
         """Load ``model_path`` beside the serving model, warm it, switch traffic, drain the old one.
-        With ``sha256``, an archive whose bytes differ is refused and the old model keeps serving."""
+        With ``sha256``, an archive whose bytes differ is refused and the old model keeps serving.
+        ``capture`` is the new config's capture (None: off)."""
         with self._swap_lock:
             model = ServingModel.load(model_path, version, sha256)
             batcher = start_batcher(model, self.batching)
@@ -265,6 +313,28 @@ class LocalEndpoint:
                 "endpoint %r now serves %s (version %s)", self.endpoint_name, model.model_dir, model.version
             )
             old.drain()
+            self.set_capture(capture, s3_endpoint_url)
+
+    def set_capture(self, config: CaptureConfig | None, s3_endpoint_url: str | None = None) -> None:
+        """Capture as ``config`` says from now on. The same config keeps its writer (and its
+        buffer); another one starts a writer and flushes and stops the old one."""
+        old = self.capture
+        if old is not None and old.config == config:
+            return
+        store = self.capture_store
+        if config is not None and store is None and s3_endpoint_url:
+            store = s3_store(_s3_client(s3_endpoint_url))
+        if config is not None and store is None:
+            log.warning("endpoint %r: capture asked for, but it has nowhere to write", self.endpoint_name)
+        if config is not None and store is not None:
+            self.capture = CaptureWriter(
+                config, store, endpoint_name=self.endpoint_name, variant=VARIANT_NAME
+            )
+            self.capture.start()
+        else:
+            self.capture = None
+        if old is not None:
+            old.close()
 
     # -- SageMaker Runtime API -------------------------------------------------------------
 
@@ -324,16 +394,21 @@ class LocalEndpoint:
             else:
                 texts = model.texts(body, content_type)
             if getattr(texts, "explain", False):
-                return 200, await self._explain(model, texts, accept), ""
-            try:
-                predictions = await batcher.predict(texts)
-            except BatcherClosedError:
-                if batcher is self.batcher:
-                    raise
-                # The model was swapped between reading the pair and queueing: use the new one.
-                model, batcher = self.model, self.batcher
-                predictions = await batcher.predict(texts)
-            return 200, model.render(predictions, accept), ""
+                reply = await self._explain(model, texts, accept)
+            else:
+                try:
+                    predictions = await batcher.predict(texts)
+                except BatcherClosedError:
+                    if batcher is self.batcher:
+                        raise
+                    # The model was swapped between reading the pair and queueing: use the new one.
+                    model, batcher = self.model, self.batcher
+                    predictions = await batcher.predict(texts)
+                reply = model.render(predictions, accept)
+            capture = self.capture
+            if capture is not None:
+                capture.offer(body, content_type, reply, "application/json", headers.get(_INFERENCE_ID))
+            return 200, reply, ""
         except BadPayloadError as exc:
             return 400, b"", str(exc)
         except (QueueFullError, BatcherClosedError) as exc:
@@ -357,6 +432,8 @@ class LocalEndpoint:
 
 
 ADMIN_MODEL_PATH = "/admin/model"
+#: InvokeEndpoint's ``InferenceId`` (botocore sends it in this header; ASGI names are lower case).
+_INFERENCE_ID = "x-amzn-sagemaker-inference-id"
 _RUNTIME_PREFIX = "/endpoints/"
 _RUNTIME_SUFFIX = "/invocations"
 _POST_ONLY = _json_reply(405, {"message": "use POST"})
@@ -365,6 +442,14 @@ _POST_ONLY = _json_reply(405, {"message": "use POST"})
 def _headers(scope: Scope) -> dict[str, str]:
     # ASGI header names are lower-case bytes; the last value wins, as for a single-value header.
     return {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+
+
+def _s3_client(url: str) -> Any:
+    """An S3 client for the local control plane at ``url``."""
+    from botocore.config import Config
+
+    config = Config(connect_timeout=2, read_timeout=10, retries={"max_attempts": 2})
+    return local_session("us-east-1").client("s3", endpoint_url=url, config=config)
 
 
 def _runtime_error(status: int, error_type: str, message: str, *headers: tuple[str, str]) -> Reply:
@@ -453,6 +538,7 @@ class RunningEndpoint:
     def stop(self) -> None:
         self.server.stop()
         self.batcher.close()
+        self.app.set_capture(None)  # what is buffered is written before the process goes
         stats = self.batcher.stats
         if stats.batches:
             log.info(
@@ -490,21 +576,28 @@ def start_endpoint(
     batching: BatchingOptions,
     version: str | None = None,
     sha256: str | None = None,
+    capture: CaptureConfig | None = None,
+    capture_store: Store | None = None,
 ) -> RunningEndpoint:
     """Load ``model_path`` and serve it on the already bound ``sock`` (as ``version``, checked
-    against ``sha256`` when given: what a rollout would have loaded)."""
+    against ``sha256`` when given: what a rollout would have loaded), capturing as ``capture``
+    says into ``capture_store``."""
     # A missing or broken archive fails here, before torch is even imported.
     model_dir = resolve_model_dir(model_path, sha256)
     threads = batching.threads or serving_threads()
     configure_threads(threads)
     model = ServingModel.load(model_dir, version)
     batcher = start_batcher(model, batching)
-    app = LocalEndpoint(model, batcher, endpoint_name=endpoint_name, batching=batching)
+    app = LocalEndpoint(
+        model, batcher, endpoint_name=endpoint_name, batching=batching, capture_store=capture_store
+    )
+    app.set_capture(capture)
     server = ServerThread(app.app, sock, name="endpoint")
     try:
         server.start()
     except BaseException:
         batcher.close()
+        app.set_capture(None)
         raise
     log.info(
         "endpoint %r serving %s on %s (%d intra-op threads, batches <= %d texts, wait <= %.1f ms)",

@@ -14,7 +14,8 @@ import pytest
 from moto import mock_aws
 from textclf_api import aws
 from textclf_api.handlers.observability import logger
-from textclf_api.logic import health
+from textclf_api.logic import feedback, health
+from textclf_api.schemas import SERVING_LABELS_KEY
 from textclf_api.settings import get_settings
 
 REPO = Path(__file__).resolve().parents[3]
@@ -29,6 +30,14 @@ IMAGE = (
     "2.9.0-transformers5.3.0-gpu-py312-cu130-ubuntu22.04"
 )
 DATASET_URI = f"s3://{BUCKET}/datasets/0123456789ab/"
+#: serving/labels.json as the deploy function writes it for the news model, version 3.
+SERVING_LABELS = {
+    "endpoint_config": f"{ENDPOINT}-v3-20250101-120000",
+    "model_version": "3",
+    "model_data": f"s3://{BUCKET}/models/0123456789abcdef/model.tar.gz",
+    "labels": ["business", "science_and_technology", "entertainment", "health"],
+    "published_at": "2025-01-01T12:00:00+00:00",
+}
 
 
 @dataclass
@@ -98,9 +107,11 @@ def api_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         monkeypatch.setenv(key, value)
     get_settings.cache_clear()
     health.reset_cache()  # each test sees its own endpoint state
+    feedback.reset_cache()  # ... and its own served label set
     yield
     get_settings.cache_clear()
     health.reset_cache()
+    feedback.reset_cache()
 
 
 @pytest.fixture
@@ -160,6 +171,8 @@ def bucket(moto: None) -> Any:
         Body=json.dumps({"uri": DATASET_URI, "sha256": "0" * 64, "created": "2025-01-01T00:00:00Z"}),
     )
     s3.put_object(Bucket=BUCKET, Key="code/sourcedir.tar.gz", Body=b"\x1f\x8b fake tarball")
+    # What the deploy function records once a model serves (POST /feedback checks labels with it).
+    s3.put_object(Bucket=BUCKET, Key=SERVING_LABELS_KEY, Body=json.dumps(SERVING_LABELS))
     return s3
 
 

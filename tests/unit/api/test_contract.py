@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from textclf_api import schemas
-from textclf_api.handlers import health, predict, training, transform
+from textclf_api.handlers import feedback, health, predict, training, transform
 from textclf_api.handlers.resolver import precheck
 from textclf_api.schemas import MAX_TEXT_CHARS
 
@@ -24,6 +24,8 @@ def handler_for(event: dict[str, Any]) -> ModuleType:
     resource = event["resource"]
     if resource.startswith("/batch"):
         return transform
+    if resource == "/feedback":
+        return feedback
     return training if resource.startswith("/train") else health if resource in ("/health", "/") else predict
 
 

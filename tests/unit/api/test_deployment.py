@@ -212,6 +212,16 @@ def handle(event: dict[str, Any]) -> deployment.Outcome:
     return deployment.handle_event(event)
 
 
+def serving_labels() -> dict[str, Any]:
+    """What POST /feedback checks labels against: the deploy function's record of what serves."""
+    from textclf_api.schemas import SERVING_LABELS_KEY
+
+    record: dict[str, Any] = json.loads(
+        aws.s3().get_object(Bucket=BUCKET, Key=SERVING_LABELS_KEY)["Body"].read()
+    )
+    return record
+
+
 def test_first_model_passing_the_gate_is_registered_and_creates_the_endpoint(loop: Any) -> None:
     finished_job("textclf-a", test_accuracy=0.91, test_macro_f1=0.90, baseline_test_accuracy=0.88)
     outcome = handle(training_event("textclf-a"))
@@ -248,6 +258,13 @@ def test_first_model_passing_the_gate_is_registered_and_creates_the_endpoint(loo
     assert deploy_records.deployment_of("textclf-a", get_settings()) == deploy_records.Deployment(
         status="deployed", reason=f"serving on {desc['EndpointConfigName']}", model_version="1"
     )
+    # Its whole label set, kept beside the admitted archive, is recorded as what serves now.
+    assert json.loads(
+        aws.s3().get_object(Bucket=BUCKET, Key=f"models/{sha256[:16]}/labels.json")["Body"].read()
+    ) == {"labels": NEWS}
+    published = serving_labels()
+    assert (published["labels"], published["model_version"]) == (NEWS, "1")
+    assert published["endpoint_config"] == desc["EndpointConfigName"]
 
 
 def test_model_below_the_floor_is_rejected_and_nothing_is_deployed(loop: Any) -> None:
@@ -757,6 +774,8 @@ def test_allow_label_change_lets_it_replace_the_champion(loop: Any) -> None:
     assert json.loads(packages()[1].metadata["labels"]) == SPAM
     finish_update(loop)
     assert handle(endpoint_event()).action == "deployed" and serving_version() == "2"
+    # Feedback is checked against the new set from now on.
+    assert (serving_labels()["labels"], serving_labels()["model_version"]) == (SPAM, "2")
     # The new champion's set is what the next model is held to.
     finished_job("textclf-news-again", test_accuracy=0.95)
     again = handle(training_event("textclf-news-again"))

@@ -32,6 +32,7 @@ ROUTES = {
     ("POST", "/batch"),
     ("GET", "/batch/{job_name}"),
     ("POST", "/explain"),
+    ("POST", "/feedback"),
     ("GET", "/"),
 }
 FILES = sorted(EVENTS.glob("*.json"))
@@ -51,8 +52,8 @@ def test_event_is_a_rest_proxy_event(path: object) -> None:
     assert {k: [v] for k, v in event["headers"].items()} == event["multiValueHeaders"]
     if "{job_name}" in event["resource"]:
         assert event["path"] == event["resource"].replace("{job_name}", event["pathParameters"]["job_name"])
-    if event["resource"].startswith(("/train", "/batch")):
-        # AWS_IAM routes: API Gateway passes the signed caller's identity.
+    if event["resource"].startswith(("/train", "/batch", "/feedback")):
+        # AWS_IAM routes (/feedback by default): API Gateway passes the signed caller's identity.
         assert context["identity"]["userArn"].startswith("arn:aws:iam::")
         assert event["headers"]["Authorization"].startswith("AWS4-HMAC-SHA256 ")
 
@@ -72,6 +73,8 @@ def test_every_route_has_good_and_bad_events() -> None:
     assert any("invalid" in n for n in by_route[("POST", "/predict")])
     assert any("invalid" in n for n in by_route[("POST", "/train")])
     assert any("invalid" in n or "unknown" in n for n in by_route[("GET", "/train/{job_name}")])
+    assert {"feedback", "feedback_duplicates"} <= by_route[("POST", "/feedback")]
+    assert sum("invalid" in n for n in by_route[("POST", "/feedback")]) >= 5
 
 
 def test_demo_can_tell_good_predict_events_from_bad_ones() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -36,8 +37,12 @@ def test_routes_methods_and_auth() -> None:
         ("/train/{job_name}", "get"),
         ("/batch", "post"),
         ("/batch/{job_name}", "get"),
+        ("/feedback", "post"),
     }
     paths = document["paths"]
+    # Labellers only: SigV4 (FeedbackAuth AWS_IAM, the default) or a labeller key (API_KEY).
+    assert paths["/feedback"]["post"]["security"] == [{"sigv4": []}, {"api_key": []}]
+    assert {"200", "403", "413", "422", "503"} <= set(paths["/feedback"]["post"]["responses"])
     assert paths["/train"]["post"]["security"] == [{"sigv4": []}]
     assert paths["/train/{job_name}"]["get"]["security"] == [{"sigv4": []}]
     assert (
@@ -81,6 +86,14 @@ def test_labels_are_strings_of_the_served_set_with_the_news_topics_as_examples()
         assert labels["examples"] == [list(LABELS)]  # the news preset, as an example
     (example,) = schemas["PredictResponse"]["examples"]
     assert example["labels"] == list(LABELS) and set(example["predictions"][0]["scores"]) == set(LABELS)
+    # Every prediction is named, in the pattern POST /feedback takes.
+    assert "prediction_id" in schemas["Prediction"]["required"]
+    assert "prediction_id" in schemas["ExplainResponse"]["required"]
+    pattern = schemas["Prediction"]["properties"]["prediction_id"]["pattern"]
+    assert schemas["FeedbackItem"]["properties"]["prediction_id"]["pattern"] == pattern
+    assert re.fullmatch(pattern, example["predictions"][0]["prediction_id"])
+    feedback = schemas["FeedbackRequest"]["properties"]["items"]
+    assert (feedback["minItems"], feedback["maxItems"]) == (1, 1000)
 
 
 def test_request_limits_are_documented() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -61,7 +62,14 @@ def payloads(calls: list[dict[str, Any]]) -> list[Any]:
     for call in calls:
         assert call["EndpointName"] == ENDPOINT
         assert call["ContentType"] == call["Accept"] == "application/json"
+        assert re.fullmatch(r"[0-9a-f]{32}", call["InferenceId"])  # one new id per request
     return [json.loads(call["Body"]) for call in calls]
+
+
+def unnamed(body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` without the prediction ids the function adds (the endpoint's reply has none)."""
+    predictions = [{k: v for k, v in p.items() if k != "prediction_id"} for p in body["predictions"]]
+    return {**body, "predictions": predictions}
 
 
 def test_single_text_is_sent_as_a_string_and_answered_with_one_prediction(
@@ -72,8 +80,10 @@ def test_single_text_is_sent_as_a_string_and_answered_with_one_prediction(
     response = invoke(predict_handler, event)
     assert response.status == 200, response.body
     assert response.headers["content-type"].startswith("application/json")
-    assert response.body["predictions"] == [prediction("business", 0.91)]
+    assert unnamed(response.body)["predictions"] == [prediction("business", 0.91)]
     assert payloads(sent) == [{"inputs": json.loads(event["body"])["text"]}]
+    # The prediction is named by the request's InferenceId (what the endpoint's capture records).
+    assert response.body["predictions"][0]["prediction_id"] == f"{sent[0]['InferenceId']}-0"
 
 
 def test_batch_is_sent_as_a_list_and_answered_in_input_order(
@@ -91,8 +101,10 @@ def test_batch_is_sent_as_a_list_and_answered_in_input_order(
     response = invoke(predict_handler, event)
     assert response.status == 200, response.body
     assert [p["label"] for p in response.body["predictions"]] == labels
-    assert response.body == reply
+    assert unnamed(response.body) == reply
     assert payloads(sent) == [{"inputs": texts}]
+    ids = [p["prediction_id"] for p in response.body["predictions"]]
+    assert ids == [f"{sent[0]['InferenceId']}-{i}" for i in range(len(texts))]  # index = input position
 
 
 #: Label sets of models trained on other data: the API has no list of its own to check them against.
@@ -113,7 +125,7 @@ def test_a_model_with_another_label_set_answers_through_unchanged(
     queue_endpoint_reply(reply)
     response = invoke(predict_handler, with_body(load_event("predict_batch"), {"texts": texts}))
     assert response.status == 200, response.body
-    assert response.body == reply
+    assert unnamed(response.body) == reply
     assert response.body["labels"] == labels  # the served set, in class-id order
 
 
@@ -123,7 +135,7 @@ def test_an_older_reply_without_labels_gets_them_from_its_scores(moto: None, inv
     queue_endpoint_reply(old)
     response = invoke(predict_handler, "predict_single")
     assert response.status == 200, response.body
-    assert response.body == {**old, "labels": labels}
+    assert unnamed(response.body) == {**old, "labels": labels}
 
 
 def test_an_older_reply_is_still_checked_prediction_by_prediction(moto: None, invoke: Invoke) -> None:

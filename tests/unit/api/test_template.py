@@ -88,6 +88,7 @@ def test_functions_runtime_handlers_and_tracing(template: dict[str, Any]) -> Non
         "textclf_api.handlers.training.lambda_handler",
         "textclf_api.handlers.transform.lambda_handler",
         "textclf_api.handlers.deploy.lambda_handler",
+        "textclf_api.handlers.feedback.lambda_handler",
     }
     for function in functions.values():
         assert "CodeUri" not in function["Properties"] and "Runtime" not in function["Properties"]
@@ -116,6 +117,8 @@ def test_timeouts_cover_the_client_budgets_and_stay_below_api_gateway(template: 
         + aws.SAGEMAKER_BUDGET.worst_case_seconds()
     )
     assert timeout["BatchFunction"] > batch_calls
+    # POST /feedback: the served label set (S3, cached) and the one PutObject of the labels.
+    assert timeout["FeedbackFunction"] > 2 * aws.S3_BUDGET.worst_case_seconds()
     # GET /train/{job}: DescribeTrainingJob and the deployment record.
     assert timeout["TrainingFunction"] > aws.SAGEMAKER_BUDGET.worst_case_seconds() + 3
     # A training job's event, the longest path of the deploy function (logic/deployment.py):
@@ -153,6 +156,7 @@ def test_routes_and_iam_auth(template: dict[str, Any]) -> None:
         ("GET", "/train/{job_name}"): "TrainingFunction",
         ("POST", "/batch"): "BatchFunction",
         ("GET", "/batch/{job_name}"): "BatchFunction",
+        ("POST", "/feedback"): "FeedbackFunction",
     }
 
 
@@ -182,6 +186,7 @@ def test_predict_auth_follows_the_parameter_and_the_rest_stays_fixed(
         ("GET", "/train/{job_name}"): ("AWS_IAM", False),
         ("POST", "/batch"): ("AWS_IAM", False),
         ("GET", "/batch/{job_name}"): ("AWS_IAM", False),
+        ("POST", "/feedback"): ("AWS_IAM", False),  # FeedbackAuth's default: labellers are principals
     }
     # LanguageExtensions must run before SAM, or SAM reads the Fn::If in Auth as a literal.
     assert template["Transform"] == ["AWS::LanguageExtensions", "AWS::Serverless-2016-10-31"]
@@ -236,7 +241,8 @@ def test_training_role_cannot_write_models_and_serving_role_reads_only_models(
     # Endpoints read admitted models; Batch Transform jobs (same role) read batch input only and
     # write batch output only.
     assert s3_resources("SageMakerServingRole", "s3:GetObject") == {"/models/*", "/batch/input/*"}
-    assert s3_resources("SageMakerServingRole", "s3:PutObject") == {"/batch/output/*"}
+    # ... and the endpoint's data capture (SageMaker writes it as the model's role).
+    assert s3_resources("SageMakerServingRole", "s3:PutObject") == {"/batch/output/*", "/capture/*"}
     # ECR: the DLC registry account, never any account.
     for role in ("SageMakerTrainingRole", "SageMakerServingRole"):
         for st in statements(role):
@@ -452,6 +458,105 @@ def test_the_deploy_loop_resources(template: dict[str, Any]) -> None:
     by_sid = {s["Sid"]: s for s in statements(res["DeployFunction"])}
     assert by_sid["RollOutToTheEndpoint"]["Resource"][0]["Fn::Sub"].endswith(":model/${EndpointName}-v*")
     assert "sagemaker:UpdateEndpoint" in by_sid["RollOutToTheEndpoint"]["Action"]
+
+
+@pytest.mark.parametrize(
+    ("feedback_auth", "route", "key_ids"),
+    [
+        (None, ("AWS_IAM", False), ""),  # the default: each IAM principal its own labeller
+        ("AWS_IAM", ("AWS_IAM", False), ""),
+        # A labeller key: API Gateway wants a key, the function wants it to be the labellers' one.
+        ("API_KEY", (None, True), "local-LabellerApiKey"),
+    ],
+)
+def test_feedback_takes_labellers_only_as_feedback_auth_says(
+    template: dict[str, Any], feedback_auth: str | None, route: tuple[str | None, bool], key_ids: str
+) -> None:
+    from textclf.local import template as tpl
+
+    overrides = {"FeedbackAuth": feedback_auth} if feedback_auth else {}
+    routes = {(r.method, r.path): (r.auth, r.api_key_required) for r in tpl.routes(template, overrides)}
+    assert routes[("POST", "/feedback")] == route
+    local = tpl.LocalResources("us-east-1", "123456789012", "bucket", "arn:aws:iam::1:role/r", overrides)
+    env = tpl.function_environment(template, "FeedbackFunction", local)
+    assert env["FEEDBACK_AUTH"] == (feedback_auth or "AWS_IAM")
+    assert env["LABELLER_API_KEY_IDS"] == key_ids
+    params = template["Parameters"]
+    from textclf_api.settings import FEEDBACK_AUTHS, Settings
+
+    assert tuple(params["FeedbackAuth"]["AllowedValues"]) == FEEDBACK_AUTHS  # no NONE: labels train models
+    assert params["FeedbackAuth"]["Default"] == Settings.from_env({}).feedback_auth
+
+
+def test_labellers_have_their_own_usage_plan_key_and_quota(template: dict[str, Any]) -> None:
+    res = template["Resources"]
+    plan, key, link = (res[n] for n in ("LabellersUsagePlan", "LabellerApiKey", "LabellerUsagePlanKey"))
+    assert {plan["Condition"], key["Condition"], link["Condition"]} == {"FeedbackUsesApiKey"}
+    assert template["Conditions"]["FeedbackUsesApiKey"] == {
+        "Fn::Equals": [{"Ref": "FeedbackAuth"}, "API_KEY"]
+    }
+    props = plan["Properties"]
+    assert props["ApiStages"] == [{"ApiId": {"Ref": "Api"}, "Stage": {"Ref": "Api.Stage"}}]
+    assert props["Throttle"] == {
+        "RateLimit": {"Ref": "LabellerRateLimit"},
+        "BurstLimit": {"Ref": "LabellerBurstLimit"},
+    }
+    assert props["Quota"] == {"Limit": {"Ref": "LabellerDailyQuota"}, "Period": "DAY"}
+    assert link["Properties"] == {
+        "KeyId": {"Ref": "LabellerApiKey"},
+        "KeyType": "API_KEY",
+        "UsagePlanId": {"Ref": "LabellersUsagePlan"},
+    }
+    # The function refuses every key but the labellers' (a predict key passes API Gateway).
+    env = res["FeedbackFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["LABELLER_API_KEY_IDS"] == {"Fn::If": ["FeedbackUsesApiKey", {"Ref": "LabellerApiKey"}, ""]}
+    assert template["Outputs"]["LabellerApiKeyId"] == {
+        "Condition": "FeedbackUsesApiKey",
+        "Description": template["Outputs"]["LabellerApiKeyId"]["Description"],
+        "Value": {"Ref": "LabellerApiKey"},
+    }
+    # Its daily quota is below the predict keys': a labeller sends far less than clients predict.
+    params = template["Parameters"]
+    assert params["LabellerDailyQuota"]["Default"] < params["ApiKeyDailyQuota"]["Default"]
+
+
+def test_capture_and_ground_truth_live_where_the_code_writes_them(template: dict[str, Any]) -> None:
+    """The prefixes of schemas.py, the parameter's default and bounds, and who may write where."""
+    from textclf_api.schemas import CAPTURE_PREFIX, GROUND_TRUTH_PREFIX, SERVING_LABELS_KEY
+    from textclf_api.settings import Settings
+
+    res = template["Resources"]
+    param = template["Parameters"]["CaptureSamplingPercent"]
+    assert (param["Default"], param["MinValue"], param["MaxValue"]) == (
+        Settings.from_env({}).capture_sampling_percent,
+        0,
+        100,
+    )
+    deploy = res["DeployFunction"]["Properties"]
+    assert deploy["Environment"]["Variables"]["CAPTURE_SAMPLING_PERCENT"] == {"Ref": "CaptureSamplingPercent"}
+    serving = [
+        st
+        for policy in res["SageMakerServingRole"]["Properties"]["Policies"]
+        for st in policy["PolicyDocument"]["Statement"]
+    ]
+    capture = next(st for st in serving if st["Sid"] == "WriteDataCapture")
+    assert capture["Resource"] == {"Fn::Sub": "${ArtifactBucket.Arn}/" + CAPTURE_PREFIX + "*"}
+    feedback = {st["Sid"]: st for st in statements(res["FeedbackFunction"])}
+    assert actions(res["FeedbackFunction"]) == {"s3:GetObject", "s3:PutObject"}
+    assert feedback["ReadTheServedLabels"]["Resource"] == {
+        "Fn::Sub": "${ArtifactBucket.Arn}/" + SERVING_LABELS_KEY
+    }
+    assert feedback["WriteGroundTruth"]["Resource"] == {
+        "Fn::Sub": "${ArtifactBucket.Arn}/" + GROUND_TRUTH_PREFIX + "*"
+    }
+    by_sid = {st["Sid"]: st for st in statements(res["DeployFunction"])}
+    assert by_sid["RecordServedLabels"]["Resource"] == {
+        "Fn::Sub": "${ArtifactBucket.Arn}/" + SERVING_LABELS_KEY
+    }
+    assert set(by_sid["ReadWhatServes"]["Action"]) == {
+        "sagemaker:DescribeEndpointConfig",
+        "sagemaker:DescribeModel",
+    }
 
 
 def test_outputs(template: dict[str, Any]) -> None:

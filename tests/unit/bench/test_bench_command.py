@@ -34,7 +34,7 @@ def write_split(path: Path) -> Path:
             "publisher": ["p"] * n,
             "hostname": ["h"] * n,
             "timestamp": [0] * n,
-            "source_id": [None] * n,
+            "source_id": [None] * n,  # the news preset has none
         },
         schema=SCHEMA,
     )
@@ -91,6 +91,7 @@ def test_bench_smoke_all_levels(
             "--single-calls", "10",
             "--batch-calls", "2",
             "--soak", "1",
+            "--capture",
         ]
     )  # fmt: skip
     assert code == 0
@@ -123,9 +124,13 @@ def test_bench_smoke_all_levels(
 
     runs = results["endpoint_level"]
     assert [(r["server"], r["concurrency"]) for r in runs] == [
-        ("endpoint", 1), ("endpoint-no-cascade", 1), ("baseline", 1),
-        ("endpoint", 4), ("endpoint-no-cascade", 4), ("baseline", 4),
+        ("endpoint", 1), ("endpoint-capture", 1), ("endpoint-no-cascade", 1), ("baseline", 1),
+        ("endpoint", 4), ("endpoint-capture", 4), ("endpoint-no-cascade", 4), ("baseline", 4),
     ]  # fmt: skip
+    # Every invocation the capturing endpoint answered is in its capture files (warm-up included).
+    answered = sum(r["ok"] for r in runs if r["server"] == "endpoint-capture")
+    assert results["capture"]["lines"] >= answered > 0
+    assert "throughput with / without c=1" in stdout
     for run in runs:
         assert run["ok"] > 0, run
         assert run["error_count"] == 0, run

@@ -162,6 +162,21 @@ def test_targets_not_run_are_not_applicable() -> None:
     assert {c["status"] for c in checks} == {"n/a"}
 
 
+@pytest.mark.parametrize(("capture_ok", "status"), [(3900, "pass"), (3600, "FAIL")])
+def test_capture_costs_are_the_ratio_of_the_same_runs_throughput(capture_ok: int, status: str) -> None:
+    results = _results(int8_p50=0.8, endpoint_ok=4000, endpoint_p99_s=0.04, fp32_acc=0.9, int8_acc=0.899)
+    results["endpoint_level"].append(
+        _load("endpoint-capture", 64, latency_s=0.02, ok=capture_ok, errors=0, rss_mb=450)
+    )
+    results["capture"] = {"files": 3, "lines": 2000, "bytes": 1}
+    assert report.capture_ratios(results) == {64: pytest.approx(capture_ok / 4000)}  # both measured 2 s
+    assert _status(report.check_targets(results), "throughput with data capture") == status
+    assert "throughput with / without c=64" in report.render_table(results)
+    # Without a capture run there is no such target.
+    del results["endpoint_level"][-1]
+    assert not [c for c in report.check_targets(results) if "capture" in c["target"]]
+
+
 def test_table_json_and_plots(tmp_path: Path) -> None:
     results = _results(int8_p50=0.6, endpoint_ok=4000, endpoint_p99_s=0.02, fp32_acc=0.91, int8_acc=0.909)
     results["targets"] = report.check_targets(results)

@@ -112,7 +112,9 @@ def test_routes_are_the_templates_api_events(template: dict[str, Any]) -> None:
         ("GET", "/train/{job_name}"),
         ("POST", "/batch"),
         ("GET", "/batch/{job_name}"),
+        ("POST", "/feedback"),
     }
+    assert routes[("POST", "/feedback")].handler == "textclf_api.handlers.feedback.lambda_handler"
     assert routes[("POST", "/predict")].handler == "textclf_api.handlers.predict.lambda_handler"
     assert routes[("POST", "/explain")].function == routes[("POST", "/predict")].function
     assert routes[("GET", "/")].function == routes[("GET", "/health")].function

@@ -319,3 +319,69 @@ def test_explanations_run_one_at_a_time_and_a_second_is_told_to_retry(served: Se
         served.endpoint._explain_slot.release()
     assert busy.status_code == 503 and "explanation is being computed" in busy.json()["message"]
     assert runtime.status_code == 503
+
+
+# -- data capture --------------------------------------------------------------------------------
+
+
+class HeldStore:
+    """Capture files by key; ``open`` cleared: the store hangs (a stalled S3)."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+        self.open = threading.Event()
+        self.open.set()
+
+    def __call__(self, bucket: str, key: str, body: bytes) -> None:
+        assert self.open.wait(60)
+        self.files[f"{bucket}/{key}"] = body
+
+
+def _capture_config(percent: float = 100.0) -> Any:
+    from textclf.serving.capture import CaptureConfig
+
+    return CaptureConfig(bucket="local", prefix="capture", sampling_percent=percent)
+
+
+def test_the_runtime_path_captures_request_reply_and_inference_id(served: Served) -> None:
+    store = HeldStore()
+    served.endpoint.capture_store = store
+    served.endpoint.set_capture(_capture_config())
+    client = _runtime(served.url)
+    body = json.dumps({"inputs": ["stocks rally", "new phone"]}).encode()
+    reply = client.invoke_endpoint(
+        EndpointName=ENDPOINT, ContentType="application/json", Body=body, InferenceId="a" * 32
+    )["Body"].read()
+    served.endpoint.set_capture(None)  # closing the writer writes what it holds
+    ((key, data),) = store.files.items()
+    assert key.startswith(f"local/capture/{ENDPOINT}/AllTraffic/") and key.endswith(".jsonl")
+    (line,) = [json.loads(text) for text in data.decode().splitlines()]
+    assert line["eventMetadata"]["inferenceId"] == "a" * 32
+    assert line["captureData"]["endpointInput"]["data"] == body.decode()
+    assert line["captureData"]["endpointOutput"]["data"] == reply.decode()  # exactly what was answered
+
+
+def test_a_stalled_capture_store_never_slows_or_fails_a_request(served: Served) -> None:
+    from textclf.serving.capture import CaptureWriter
+
+    store = HeldStore()
+    store.open.clear()
+    writer = CaptureWriter(
+        _capture_config(),
+        store,
+        endpoint_name=ENDPOINT,
+        variant="AllTraffic",
+        flush_interval_s=0.01,
+        max_buffered=5,
+    ).start()
+    served.endpoint.capture = writer
+    try:
+        replies = [
+            httpx.post(f"{served.url}/invocations", json={"inputs": f"headline {i}"}) for i in range(20)
+        ]
+        assert [r.status_code for r in replies] == [200] * 20
+        assert writer.stats.dropped >= 20 - 5 - 1  # the buffer's 5 (and one in the stuck store) kept
+    finally:
+        store.open.set()
+        served.endpoint.set_capture(None)
+    assert sum(data.count(b"\n") for data in store.files.values()) == 20 - writer.stats.dropped

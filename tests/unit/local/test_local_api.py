@@ -27,7 +27,10 @@ RELEASE = threading.Event()  # lets the slow handler end once the test has its a
 
 
 def ok(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    identity = event["requestContext"]["identity"]
     body = json.dumps({"path": event["path"], "function": context.function_name})
+    if identity.get("apiKeyId"):  # what API Gateway tells a keyed method's function
+        body = json.dumps({**json.loads(body), "api_key_id": identity["apiKeyId"]})
     return {"statusCode": 200, "headers": {"Content-Type": "application/json"}, "body": body}
 
 
@@ -170,7 +173,7 @@ def guarded() -> Iterator[str]:
         [route("POST", "/held", "held", timeout_s=20), keyed],
         stage="test",
         region="us-east-1",
-        api_key="s3cret",
+        api_keys={"s3cret": "predict-key-id", "l4bel": "labeller-key-id"},
         max_waiting=2,
     )
     gateway.warm_up()
@@ -234,8 +237,10 @@ def test_a_route_that_requires_an_api_key_is_forbidden_without_it(guarded: str) 
         reply = httpx.post(f"{guarded}/keyed", content=b"{}", headers=headers, timeout=30)
         assert reply.status_code == 403 and reply.json() == {"message": "Forbidden"}
         assert reply.headers["x-amzn-ErrorType"] == "ForbiddenException"
-    reply = httpx.post(f"{guarded}/keyed", content=b"{}", headers={"x-api-key": "s3cret"}, timeout=30)
-    assert reply.status_code == 200
+    # Any key of the stack passes a keyed route, as in API Gateway; the function learns which one.
+    for key, key_id in (("s3cret", "predict-key-id"), ("l4bel", "labeller-key-id")):
+        reply = httpx.post(f"{guarded}/keyed", content=b"{}", headers={"x-api-key": key}, timeout=30)
+        assert reply.status_code == 200 and reply.json()["api_key_id"] == key_id
 
 
 def test_only_loopback_host_names_are_served(guarded: str) -> None:
@@ -249,3 +254,80 @@ def test_only_loopback_host_names_are_served(guarded: str) -> None:
         timeout=30,
     )
     assert reply.status_code == 200
+
+
+# ------------------------------------------------------------------------------------------------
+# POST /feedback: the labeller key only, over real HTTP through the unchanged handler
+# ------------------------------------------------------------------------------------------------
+
+
+def test_feedback_takes_the_labeller_key_and_refuses_the_predict_key(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    from textclf_api.logic import feedback
+    from textclf_api.schemas import SERVING_LABELS_KEY
+
+    from textclf.local.stack import LocalStack, StackOptions
+
+    monkeypatch.setenv("TEXTCLF_ARTIFACTS", str(tmp_path))
+    monkeypatch.setenv("TEXTCLF_LABELLER_KEY", "labeller-secret")
+    feedback.reset_cache()
+    stack = LocalStack(
+        StackOptions(
+            endpoint_url="http://127.0.0.1:9", api_port=0, watch_interval_s=60, api_key="predict-secret"
+        )
+    )
+    stack.start()
+    try:
+        assert stack.labeller_key == "labeller-secret" and stack.state()["labeller_key"] == "labeller-secret"
+        assert "labeller-secret" in stack.banner()
+        url = f"{stack.api.url}/feedback"  # type: ignore[union-attr]
+        body = {"items": [{"prediction_id": "a" * 32 + "-0", "label": "health"}]}
+        for headers, message in (
+            ({}, "Forbidden"),  # API Gateway: no key
+            ({"x-api-key": "wrong"}, "Forbidden"),
+            ({"x-api-key": "predict-secret"}, "this API key may not send feedback"),  # the function
+        ):
+            refused = httpx.post(url, json=body, headers=headers, timeout=30)
+            assert refused.status_code == 403, refused.text
+            assert message in refused.json()["message"]
+        # No model answers here, so no label set is known yet: the labeller is told to wait.
+        labeller = {"x-api-key": "labeller-secret"}
+        waiting = httpx.post(url, json=body, headers=labeller, timeout=30)
+        assert waiting.status_code == 503 and "label set is not known" in waiting.json()["message"]
+        s3 = stack.control_plane.client("s3")  # type: ignore[union-attr]
+        record = {"labels": ["business", "health"], "model_version": "7"}
+        s3.put_object(Bucket="textclf-local", Key=SERVING_LABELS_KEY, Body=json.dumps(record))
+        feedback.reset_cache()
+        accepted = httpx.post(url, json=body, headers=labeller, timeout=30)
+        assert accepted.status_code == 200, accepted.text
+        # The key's id, never its value, names the labeller.
+        assert (
+            accepted.json()["labeller"] == "local-LabellerApiKey" and accepted.json()["model_version"] == "7"
+        )
+        (obj,) = s3.list_objects_v2(Bucket="textclf-local", Prefix="ground-truth/")["Contents"]
+        line = json.loads(s3.get_object(Bucket="textclf-local", Key=obj["Key"])["Body"].read())
+        assert line["textclf"]["labeller"] == "local-LabellerApiKey"
+        # The labeller key is a key of the stack: like API Gateway, /predict's check lets it pass.
+        predicted = httpx.post(f"{stack.api.url}/predict", json={"text": "x"}, headers=labeller, timeout=30)  # type: ignore[union-attr]
+        assert predicted.status_code != 403
+    finally:
+        stack.stop()
+        feedback.reset_cache()
+
+
+def test_the_local_stack_cannot_pretend_to_check_iam_on_feedback(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from textclf.errors import UserError
+    from textclf.local.stack import LocalStack, StackOptions
+
+    monkeypatch.setenv("TEXTCLF_ARTIFACTS", str(tmp_path))
+    options = StackOptions(
+        endpoint_url="http://127.0.0.1:9", api_port=0, parameters={"FeedbackAuth": "AWS_IAM"}
+    )
+    with pytest.raises(UserError, match="cannot check AWS_IAM signatures"):
+        LocalStack(options).start()
+    same = StackOptions(endpoint_url="http://127.0.0.1:9", api_port=0, api_key="k", labeller_key="k")
+    with pytest.raises(UserError, match="must differ"):
+        LocalStack(same).start()

@@ -62,7 +62,7 @@ class LocalSageMaker:
         self.region = region
         self.services = Services(region=region, workdir=workdir, client=client, bus=bus, store=store)
         self.training = TrainingJobs(self.services, base_model)
-        self.hosting = Endpoints(self.services, model_server_url)
+        self.hosting = Endpoints(self.services, model_server_url, s3_endpoint_url=self.moto_url)
         self.transform = TransformJobs(self.services)
         self._http = httpx.Client(timeout=60, trust_env=False)
         self._handlers: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {

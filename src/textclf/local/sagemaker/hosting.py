@@ -1,9 +1,10 @@
 """Endpoints of the local SageMaker (Create/Update/Describe/Delete/ListEndpoints).
 
 The model of the new endpoint config is downloaded and handed to the local model server
-(``POST /admin/model``), which loads it beside the serving one and switches when it is warm -- no
-request is dropped. Status goes Creating / Updating -> InService (or back to the old config with a
-FailureReason, as SageMaker rolls back).
+(``POST /admin/model``) with the config's ``DataCaptureConfig`` and where the local S3 is, which
+loads it beside the serving one and switches when it is warm -- no request is dropped -- and
+captures from then on as the config says. Status goes Creating / Updating -> InService (or back
+to the old config with a FailureReason, as SageMaker rolls back).
 """
 
 from __future__ import annotations
@@ -64,9 +65,11 @@ class Endpoint:
 class Endpoints:
     """The endpoints, hosted by one local model server (``model_server_url``)."""
 
-    def __init__(self, services: Services, model_server_url: str) -> None:
+    def __init__(self, services: Services, model_server_url: str, s3_endpoint_url: str | None = None) -> None:
         self.services = services
         self.model_server_url = model_server_url.rstrip("/")
+        #: Where the model server writes data capture (the control plane's S3).
+        self.s3_endpoint_url = s3_endpoint_url
         self.endpoints: dict[str, Endpoint] = {}
         self._http = httpx.Client(timeout=60, trust_env=False)
 
@@ -175,11 +178,14 @@ class Endpoints:
         creating = endpoint.status == "Creating"
         try:
             archive, version, sha256 = self.fetch_model(config)
-            reply = self._http.post(
-                f"{self.model_server_url}/admin/model",
-                json={"model": str(archive), "version": version, "sha256": sha256},
-                timeout=600,
-            )
+            request = {
+                "model": str(archive),
+                "version": version,
+                "sha256": sha256,
+                "capture": self.capture_of(config),
+                "s3_endpoint_url": self.s3_endpoint_url,
+            }
+            reply = self._http.post(f"{self.model_server_url}/admin/model", json=request, timeout=600)
             if reply.status_code != 200:
                 raise RuntimeError(f"the model server refused the model: {reply.text[:300]}")
             endpoint.config, endpoint.status = config, "InService"
@@ -207,6 +213,12 @@ class Endpoints:
         self.services.publish(ENDPOINT_EVENT, detail, endpoint.arn)
         endpoint.announced = True
         self._save(endpoint)
+
+    def capture_of(self, config: str) -> dict[str, Any] | None:
+        """The endpoint config's DataCaptureConfig (None: it captures nothing)."""
+        described = self.services.client("sagemaker").describe_endpoint_config(EndpointConfigName=config)
+        capture = described.get("DataCaptureConfig")
+        return dict(capture) if capture else None
 
     def fetch_model(self, config: str) -> tuple[Path, str | None, str | None]:
         """The archive of the config's (single) model, downloaded; the version its env names; the
