@@ -31,14 +31,14 @@ from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
+from textclf_api.schemas import MAX_TEXT_CHARS
+
 from textclf.data.options import DEFAULT_TEXT_SEPARATOR
 from textclf.data.text import join_text_cells
 from textclf.errors import UserError
 
 FORMATS = ("auto", "corpus", "csv", "tsv", "jsonl", "lines")
 TEXT_COLUMNS = ("text", "title")
-#: The endpoint's own limit (inference.MAX_TEXT_CHARS): a longer text is a malformed row.
-MAX_TEXT_CHARS = 20_000
 CORPUS_FIELDS = 8
 #: Rows per model call: big enough to amortise Python overhead, small enough to stay in cache.
 CHUNK_ROWS = 512

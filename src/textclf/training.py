@@ -112,7 +112,8 @@ def default_max_train_samples(max_length: int) -> int:
 
     A row's cost on a CPU grows faster than its length (attention, and the activations no longer
     fit in cache): 256-token documents trained at 4.3 rows/s on 2 cores where 32-token headlines
-    train at about 100 rows/s (docs/results.md), so the sample shrinks as ``(32 / L) ** 1.5``.
+    train at about 100 rows/s (docs/results.md, "Your own data"), so the sample shrinks as
+    ``(32 / L) ** 1.5``.
     """
     if max_length <= DEFAULT_MAX_LENGTH:
         return DEFAULT_MAX_TRAIN_SAMPLES
