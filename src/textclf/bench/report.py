@@ -128,13 +128,14 @@ def load_rows(results: Mapping[str, Any]) -> tuple[list[str], list[list[Any]]]:
 
 
 def api_rows(results: Mapping[str, Any]) -> tuple[list[str], list[list[Any]]]:
-    headers = ["path", "concurrency", "requests", "p50 ms", "p99 ms", "errors"]
+    headers = ["path", "concurrency", "first call ms", "requests", "p50 ms", "p99 ms", "errors"]
     rows = []
     for run in results.get("api_level") or []:
         rows.append(
             [
                 run["path"],
                 run["concurrency"],
+                run.get("first_call_ms"),  # absent in results written before it was measured
                 run["ok"],
                 run["latency"]["p50_ms"],
                 run["latency"]["p99_ms"],

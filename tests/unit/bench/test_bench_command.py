@@ -139,6 +139,7 @@ def test_bench_smoke_all_levels(
 
     (api,) = results["api_level"]
     assert api["ok"] > 0 and api["error_count"] == 0
+    assert api["first_call_ms"] > 0  # the cold first call, timed apart from the window
 
     soak = results["soak"]
     assert soak["duration_s"] == 1.0 and soak["errors"] == 0
