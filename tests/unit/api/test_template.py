@@ -89,6 +89,7 @@ def test_functions_runtime_handlers_and_tracing(template: dict[str, Any]) -> Non
         "textclf_api.handlers.transform.lambda_handler",
         "textclf_api.handlers.deploy.lambda_handler",
         "textclf_api.handlers.feedback.lambda_handler",
+        "textclf_api.handlers.retrain.lambda_handler",
     }
     for function in functions.values():
         assert "CodeUri" not in function["Properties"] and "Runtime" not in function["Properties"]
@@ -97,8 +98,9 @@ def test_functions_runtime_handlers_and_tracing(template: dict[str, Any]) -> Non
 def test_timeouts_cover_the_client_budgets_and_stay_below_api_gateway(template: dict[str, Any]) -> None:
     functions = resources(template, "AWS::Serverless::Function")
     timeout = {name: f["Properties"]["Timeout"] for name, f in functions.items()}
-    # The deploy function is invoked by EventBridge, not behind API Gateway.
-    assert all(t < API_GATEWAY_TIMEOUT for name, t in timeout.items() if name != "DeployFunction")
+    # The deploy and retrain functions are invoked by EventBridge, not behind API Gateway.
+    behind_the_api = {name: t for name, t in timeout.items() if name not in EVENT_FUNCTIONS}
+    assert all(t < API_GATEWAY_TIMEOUT for t in behind_the_api.values())
     assert timeout["PredictFunction"] > aws.RUNTIME_BUDGET.worst_case_seconds()
     assert timeout["HealthFunction"] > aws.SAGEMAKER_BUDGET.worst_case_seconds()
     # POST /train: pointer + source bundle (S3), the running-job count, CreateTrainingJob, and the
@@ -117,8 +119,12 @@ def test_timeouts_cover_the_client_budgets_and_stay_below_api_gateway(template: 
         + aws.SAGEMAKER_BUDGET.worst_case_seconds()
     )
     assert timeout["BatchFunction"] > batch_calls
-    # POST /feedback: the served label set (S3, cached) and the one PutObject of the labels.
-    assert timeout["FeedbackFunction"] > 2 * aws.S3_BUDGET.worst_case_seconds()
+    # POST /feedback: the served label set (S3, cached), the daily count (DynamoDB), the one
+    # PutObject of the labels, and the count given back when it fails.
+    assert (
+        timeout["FeedbackFunction"]
+        > 2 * aws.S3_BUDGET.worst_case_seconds() + 2 * aws.DYNAMODB_BUDGET.worst_case_seconds()
+    )
     # GET /train/{job}: DescribeTrainingJob and the deployment record.
     assert timeout["TrainingFunction"] > aws.SAGEMAKER_BUDGET.worst_case_seconds() + 3
     # A training job's event, the longest path of the deploy function (logic/deployment.py):
@@ -136,11 +142,15 @@ def test_timeouts_cover_the_client_budgets_and_stay_below_api_gateway(template: 
     assert timeout["DeployFunction"] > deploy_calls
 
 
+#: Functions EventBridge invokes (no API route).
+EVENT_FUNCTIONS = ("DeployFunction", "RetrainFunction")
+
+
 def test_routes_and_iam_auth(template: dict[str, Any]) -> None:
     routes = {}
     for name, function in resources(template, "AWS::Serverless::Function").items():
         for event in function["Properties"]["Events"].values():
-            if name == "DeployFunction":
+            if name in EVENT_FUNCTIONS:
                 assert event["Type"] == "EventBridgeRule"
                 continue
             assert event["Type"] == "Api"
@@ -542,7 +552,7 @@ def test_capture_and_ground_truth_live_where_the_code_writes_them(template: dict
     capture = next(st for st in serving if st["Sid"] == "WriteDataCapture")
     assert capture["Resource"] == {"Fn::Sub": "${ArtifactBucket.Arn}/" + CAPTURE_PREFIX + "*"}
     feedback = {st["Sid"]: st for st in statements(res["FeedbackFunction"])}
-    assert actions(res["FeedbackFunction"]) == {"s3:GetObject", "s3:PutObject"}
+    assert actions(res["FeedbackFunction"]) == {"s3:GetObject", "s3:PutObject", "dynamodb:UpdateItem"}
     assert feedback["ReadTheServedLabels"]["Resource"] == {
         "Fn::Sub": "${ArtifactBucket.Arn}/" + SERVING_LABELS_KEY
     }
@@ -831,6 +841,8 @@ def test_every_sample_event_runs_through_the_built_handler(
             name = f"{build.name} {Path(outcome['event']).name}"
             if "raised" in outcome:
                 assert outcome["raised"] == "botocore.exceptions.EndpointConnectionError", name
-                assert build.name == "DeployFunction", name
+                assert build.name in EVENT_FUNCTIONS, name
+            elif build.name in EVENT_FUNCTIONS:  # an event it does not act on: its outcome says why
+                assert outcome["response"]["action"] == "ignored", name
             else:
                 assert outcome["response"]["statusCode"] in {200, 400, 415, 422, 503}, name
