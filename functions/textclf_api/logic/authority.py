@@ -1,6 +1,6 @@
 """How much one labeller may say: a daily cap on feedback items, and quarantine.
 
-Feedback is a write path into training (issue 26), so one labeller -- a bad actor or a buggy
+Feedback is a write path into training, so one labeller -- a bad actor or a buggy
 script -- must not be able to outweigh the others:
 
 - **Daily cap.** Each labeller may post at most ``FeedbackDailyCap`` items per UTC day. The count

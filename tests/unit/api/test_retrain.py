@@ -1,4 +1,4 @@
-"""Retraining on feedback and the authority of labellers (issues 20 and 26): the feedback dataset
+"""Retraining on feedback and the authority of labellers: the
 (last label wins, quarantine, per-labeller share, recent holdout), the daily cap of POST /feedback,
 the alarm -> retrain path (one job per alarm episode), the gate on the recent window and trusted
 slice, and quarantine marking registered versions."""

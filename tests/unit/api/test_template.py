@@ -247,7 +247,15 @@ def test_training_role_cannot_write_models_and_serving_role_reads_only_models(
         return found
 
     assert s3_resources("SageMakerTrainingRole", "s3:PutObject") == {"/training-output/*", "/checkpoints/*"}
-    assert "/models/*" not in s3_resources("SageMakerTrainingRole", "s3:GetObject")
+    # A retrain reads the champion's admitted archive (its champion channel) and its feedback files;
+    # models/ stays the deploy function's to write.
+    assert s3_resources("SageMakerTrainingRole", "s3:GetObject") == {
+        "/datasets/*",
+        "/code/*",
+        "/checkpoints/*",
+        "/feedback-sets/*",
+        "/models/*",
+    }
     # Endpoints read admitted models; Batch Transform jobs (same role) read batch input only and
     # write batch output only.
     assert s3_resources("SageMakerServingRole", "s3:GetObject") == {"/models/*", "/batch/input/*"}
