@@ -106,6 +106,10 @@ class Quarantine:
     reason: str
     at: datetime
 
+    def since_before(self, when: datetime) -> bool:
+        """Whether labels received before ``when`` can be quarantined ones."""
+        return self.since is None or self.since < when
+
     def covers(self, item: GroundTruth) -> bool:
         return item.labeller == self.labeller and (self.since is None or item.received_at >= self.since)
 

@@ -421,11 +421,7 @@ def quarantined_labellers(desc: Mapping[str, Any], settings: Settings) -> list[s
         return []
     until = parse_time(hyper["feedback_until"])
     blocked = authority.read_quarantine(aws.s3(), settings.require("bucket_name"))
-    return sorted(
-        name
-        for name in rows
-        if name in blocked and (blocked[name].since is None or blocked[name].since < until)
-    )
+    return sorted(name for name in rows if name in blocked and blocked[name].since_before(until))
 
 
 def register(

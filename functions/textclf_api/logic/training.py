@@ -509,7 +509,8 @@ def reason_of(job: Mapping[str, Any]) -> RetrainReason:
         value = json.loads(raw) if raw else "manual"
     except ValueError:
         value = raw
-    return value if value in get_args(RetrainReason) else "manual"  # type: ignore[no-any-return]
+    reasons: tuple[RetrainReason, ...] = get_args(RetrainReason)
+    return next((reason for reason in reasons if reason == value), "manual")
 
 
 def _deployment(job_name: str, status: str, settings: Settings) -> Deployment | None:

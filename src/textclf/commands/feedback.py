@@ -162,7 +162,7 @@ def mark_versions(s3: Any, sagemaker: Any, group: str, entry: Any) -> list[str]:
         until = package.metadata.get("feedback_until")
         if not manifest_uri or not until:
             continue
-        if entry.since is not None and entry.since >= parse_time(until):
+        if not entry.since_before(parse_time(until)):
             continue  # the version saw none of the quarantined window
         manifest_bucket, key = artifacts.split_s3_uri(manifest_uri)
         manifest = json.loads(s3.get_object(Bucket=manifest_bucket, Key=key)["Body"].read())
