@@ -30,7 +30,9 @@ def register(subparsers: Any) -> None:
     )
     actions = parser.add_subparsers(dest="action", required=True)
     listing = actions.add_parser("list", help="labellers, their label counts, quarantine")
-    listing.add_argument("--since", type=_date, help="only labels received from this date/time on (UTC; default: all)")
+    listing.add_argument(
+        "--since", type=_date, help="only labels received from this date/time on (UTC; default: all)"
+    )
     listing.add_argument("--json", action="store_true", help="one JSON document instead of the table")
     quarantine = actions.add_parser("quarantine", help="no retraining dataset takes this labeller's labels")
     quarantine.add_argument("--labeller", required=True, help="API key id or IAM principal ARN")

@@ -274,10 +274,12 @@ def test_training_role_cannot_write_models_and_serving_role_reads_only_models(
 
 
 def test_training_jobs_are_limited_to_the_schemas_gpu_types(template: dict[str, Any]) -> None:
-    statements = template["Resources"]["TrainingFunction"]["Properties"]["Policies"][0]["Statement"]
-    (create,) = [st for st in statements if st["Action"] == "sagemaker:CreateTrainingJob"]
-    allowed = create["Condition"]["ForAllValues:StringEquals"]["sagemaker:InstanceTypes"]
-    assert allowed == list(GPU_INSTANCE_TYPES)
+    # Both functions that start jobs: POST /train's and the retrain on a monitor alarm.
+    for function in ("TrainingFunction", "RetrainFunction"):
+        statements = template["Resources"][function]["Properties"]["Policies"][0]["Statement"]
+        (create,) = [st for st in statements if st["Action"] == "sagemaker:CreateTrainingJob"]
+        allowed = create["Condition"]["ForAllValues:StringEquals"]["sagemaker:InstanceTypes"]
+        assert allowed == list(GPU_INSTANCE_TYPES), function
     props = template["Resources"]["TrainingFunction"]["Properties"]
     assert props["ReservedConcurrentExecutions"] == {
         "Fn::If": [
@@ -395,6 +397,48 @@ def test_parameters_defaults_and_allow_lists_match_the_api(template: dict[str, A
     assert tuple(params["BaseModel"]["AllowedValues"]) == BASE_MODELS
     assert params["TrainingImageTag"]["Default"].startswith("2.9.0-transformers5")
     assert {"EndpointName", "Stage", "TrainingImageUri"} <= set(params)
+
+
+def test_the_retrain_function_hears_the_monitor_alarms_and_starts_jobs_like_post_train(
+    template: dict[str, Any],
+) -> None:
+    from textclf_api.logic import retrain
+    from textclf_api.schemas import FEEDBACK_SETS_PREFIX, QUARANTINE_KEY
+    from textclf_api.settings import Settings
+
+    res = template["Resources"]
+    props = res["RetrainFunction"]["Properties"]
+    (event,) = props["Events"].values()
+    pattern = event["Properties"]["Pattern"]
+    assert pattern["source"] == ["aws.cloudwatch"] and pattern["detail-type"] == [retrain.ALARM_EVENT]
+    assert pattern["detail"]["state"] == {"value": ["ALARM"]}
+    # The names the function maps to reasons (<stack>-<suffix>), spelt as the alarms' AlarmName.
+    assert pattern["detail"]["alarmName"] == [
+        {"Fn::Sub": f"${{AWS::StackName}}-{suffix}"} for suffix in retrain.ALARM_REASONS
+    ]
+    env = props["Environment"]["Variables"]
+    assert env["STACK_NAME"] == {"Ref": "AWS::StackName"}
+    training_env = res["TrainingFunction"]["Properties"]["Environment"]["Variables"]
+    # POST /train's path: every setting it reads (but the deployment records GET /train shows).
+    assert {k: v for k, v in training_env.items() if k != "DEPLOYMENTS_TABLE"}.items() <= env.items()
+    params = template["Parameters"]
+    defaults = Settings.from_env({})
+    assert params["FeedbackMaxShare"]["Default"] == defaults.feedback_max_share
+    assert params["RecentHoldout"]["Default"] == defaults.recent_holdout
+    assert params["FeedbackDailyCap"]["Default"] == defaults.feedback_daily_cap
+    by_sid = {s["Sid"]: s for s in statements(res["RetrainFunction"])}
+    assert by_sid["WriteFeedbackSets"]["Resource"] == {
+        "Fn::Sub": "${ArtifactBucket.Arn}/" + FEEDBACK_SETS_PREFIX + "*"
+    }
+    assert {"Fn::Sub": "${ArtifactBucket.Arn}/" + QUARANTINE_KEY} in by_sid["ReadPointerSourceAndFeedback"][
+        "Resource"
+    ]
+    feedback_env = res["FeedbackFunction"]["Properties"]["Environment"]["Variables"]
+    assert feedback_env["FEEDBACK_COUNTS_TABLE"] == {"Ref": "FeedbackCountsTable"}
+    assert res["FeedbackCountsTable"]["Properties"]["TimeToLiveSpecification"] == {
+        "AttributeName": "expiration",
+        "Enabled": True,
+    }
 
 
 def test_environment_covers_the_settings(template: dict[str, Any]) -> None:
