@@ -173,6 +173,8 @@ class Settings(BaseModel):
     trusted_labellers: Annotated[tuple[str, ...], BeforeValidator(_split_list)] = _var(
         "TRUSTED_LABELLERS", ()
     )
+    #: A retrain's POST /train body (JSON); unset: the serving model's job's recipe.
+    retrain_request: str | None = _var("RETRAIN_REQUEST")
     #: The CloudFormation stack: its monitor alarms are named ``<stack>-drift`` and so on.
     stack_name: str | None = _var("STACK_NAME")
     max_concurrent_training_jobs: Annotated[int, _between(1, 100)] = _var("MAX_CONCURRENT_TRAINING_JOBS", 2)

@@ -29,7 +29,7 @@ from aws_lambda_powertools import Logger
 from pydantic import ValidationError
 
 from textclf_api import aws
-from textclf_api.errors import ApiError
+from textclf_api.errors import ApiError, ConfigurationError
 from textclf_api.logic import deployment, feedback_sets, training
 from textclf_api.logic.production import parse_time
 from textclf_api.schemas import RetrainReason, TrainRequest, TrainStartedResponse
@@ -109,7 +109,10 @@ def handle_event(
         why = f"version {version} is not in the model registry" if version else "no model serves"
         return Outcome("skipped", f"{why}: nothing to retrain", reason, idempotency_key=key)
     until = parse_time(time)
-    request = recipe(package, settings)
+    try:
+        request = recipe(package, settings)
+    except ConfigurationError as exc:
+        return Outcome("skipped", f"not started: {exc}", reason, idempotency_key=key)
 
     def prepare(dataset_uri: str) -> training.ExtraInputs:
         return retrain_inputs(
@@ -150,8 +153,14 @@ def why_not_now(settings: Settings) -> str | None:
 
 
 def recipe(package: deployment.Package, settings: Settings) -> TrainRequest:
-    """POST /train's request the serving model's job was started with (as far as its
-    hyperparameters tell); defaults for a model that no job of this stack trained."""
+    """The stack's ``RetrainRequest`` when set; else POST /train's request the serving model's job
+    was started with (as far as its hyperparameters tell), defaults for a model no job of this
+    stack trained."""
+    if settings.retrain_request:
+        try:
+            return TrainRequest.model_validate_json(settings.retrain_request)
+        except ValidationError as exc:
+            raise ConfigurationError(f"RETRAIN_REQUEST is not a valid POST /train body: {exc}") from None
     job = package.metadata.get("training_job")
     if not job or not job.startswith(f"{settings.training_job_prefix}-"):
         return TrainRequest()

@@ -418,3 +418,20 @@ def test_quarantine_marks_versions_trained_on_the_labeller_and_the_loop_skips_th
         main(["feedback", "release", "--labeller", "mallory", "--bucket", BUCKET, "--region", "us-east-1"])
         == 2
     )
+
+
+def test_the_stacks_retrain_request_sets_the_recipe(
+    serving: deployment.Package,
+    monkeypatch: pytest.MonkeyPatch,
+    record: Callable[[Any, str], list[dict[str, Any]]],
+) -> None:
+    created = record(aws.sagemaker(), "CreateTrainingJob")
+    monkeypatch.setenv("RETRAIN_REQUEST", '{"epochs": 1, "max_train_samples": 2000}')
+    get_settings.cache_clear()
+    assert retrain.handle_event(alarm_event(), get_settings()).action == "started"
+    hyper = {k: json.loads(v) for k, v in created[0]["HyperParameters"].items()}
+    assert (hyper["epochs"], hyper["max_train_samples"]) == (1, 2000)
+    monkeypatch.setenv("RETRAIN_REQUEST", '{"epochs": 0}')
+    get_settings.cache_clear()
+    refused = retrain.handle_event(alarm_event(time="2014-06-20T00:00:00Z"), get_settings())
+    assert refused.action == "skipped" and "RETRAIN_REQUEST" in refused.reason and len(created) == 1
