@@ -124,6 +124,8 @@ def handle_event(
             request, key, settings, lambda_context, prepare=prepare
         )
     except ApiError as exc:
+        if exc.status >= 500:
+            raise  # AWS failed us: EventBridge retries the event (the idempotency key holds)
         # A refused start (caps, missing prerequisites) is this episode's answer; EventBridge
         # retrying it would not change it, and the next episode will try again.
         logger.warning("retrain not started", alarm=alarm, status=exc.status, error=str(exc))

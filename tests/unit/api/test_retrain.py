@@ -435,3 +435,24 @@ def test_the_stacks_retrain_request_sets_the_recipe(
     get_settings.cache_clear()
     refused = retrain.handle_event(alarm_event(time="2014-06-20T00:00:00Z"), get_settings())
     assert refused.action == "skipped" and "RETRAIN_REQUEST" in refused.reason and len(created) == 1
+
+
+def test_a_refused_start_ends_the_episode_and_an_aws_failure_is_retried(
+    serving: deployment.Package, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from textclf_api.errors import QuotaExceededError, ServiceUnavailableError
+    from textclf_api.logic import training
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise QuotaExceededError("2 training jobs of this stack are running", retry_after=30)
+
+    monkeypatch.setattr(training, "start_training_once", refuse)
+    outcome = retrain.handle_event(alarm_event(), get_settings())
+    assert outcome.action == "skipped" and "2 training jobs" in outcome.reason
+
+    def unavailable(*args: Any, **kwargs: Any) -> Any:
+        raise ServiceUnavailableError("S3 is slow", retry_after=30)
+
+    monkeypatch.setattr(training, "start_training_once", unavailable)
+    with pytest.raises(ServiceUnavailableError):  # EventBridge retries the event
+        retrain.handle_event(alarm_event(), get_settings())
