@@ -188,8 +188,11 @@ def feedback_refusal(
 
 
 def movers(influence: Mapping[str, artifacts.Influence]) -> str:
-    """The labellers most at odds with the champion's confident answers, worst first."""
+    """The labellers most at odds with the champion's confident answers, worst first: those at
+    least half as much at odds as the worst (an honest labeller beside a poisoner is not named)."""
     ranked = sorted(influence.items(), key=lambda kv: (-kv[1].disagreement, -kv[1].rows, kv[0]))
+    worst = ranked[0][1].disagreement
+    ranked = [(name, i) for name, i in ranked if i.disagreement >= worst / 2]
     named = [
         f"{name} ({i.disagreement:.0%} of {i.confident} confident rows contradict the champion)"
         for name, i in ranked[:_NAMED_LABELLERS]

@@ -11,7 +11,8 @@ records at ``serving/labels.json`` when a model starts serving (read once, then 
 ``SERVED_LABELS_CACHE_SECONDS`` by a warm function). Ids need not be known: the capture may be
 sampled, so the monitor counts unknown ids when it joins. One request is one object,
 ``ground-truth/yyyy/mm/dd/hh/<uuid>.jsonl`` (the hour it was received, UTC), written whole with one
-PutObject; a request that is refused stores nothing.
+PutObject; a request that is refused stores nothing -- including one that would take the labeller
+past ``FeedbackDailyCap`` items today (``authority.take_daily_quota``: 429).
 """
 
 from __future__ import annotations

@@ -316,7 +316,12 @@ def test_a_challenger_better_on_the_old_test_split_but_worse_on_the_recent_windo
     decision = deployment.gate(poisoned, champion, settings, influence=influence)
     assert not decision.approved
     assert decision.reason.startswith("recent feedback window accuracy 0.7100 is below the champion's 0.8400")
-    assert decision.reason.index("mallory (93% of 520") < decision.reason.index("honest")
+    assert decision.reason.endswith(
+        "; labellers whose rows moved it: mallory (93% of 520 confident rows contradict the champion)"
+    )  # not the honest labeller beside them
+    close = influence | {"sloppy": artifacts.Influence(rows=90, confident=60, disagreement=0.6)}
+    named = deployment.gate(poisoned, champion, settings, influence=close).reason
+    assert named.index("mallory") < named.index("sloppy (60% of 60") and "honest" not in named
     # The trusted slice judges the same way; within GateMaxDrop everywhere it passes.
     trusted = poisoned | {
         "recent_accuracy": 0.85,
