@@ -29,7 +29,17 @@ from tqdm import tqdm
 EVALUATION_FILE = "evaluation.json"
 # Flags that describe where things are, not how the model is trained: left out of the
 # checkpoint fingerprint and of textclf_meta.json's hyperparameters.
-PATH_FLAGS = ("model_dir", "train_dir", "validation_dir", "test_dir", "output_data_dir", "checkpoint_dir")
+PATH_FLAGS = (
+    "model_dir",
+    "train_dir",
+    "validation_dir",
+    "test_dir",
+    "output_data_dir",
+    "checkpoint_dir",
+    "feedback_dir",
+    "recent_dir",
+    "champion_dir",
+)
 
 
 def is_main_process() -> bool:
@@ -197,6 +207,25 @@ def package_for_serving(args: argparse.Namespace, trained: Path, dest: Path, val
     print(f"train.py: serving archive in {dest}: runtime {meta['runtime']}", flush=True)
 
 
+def read_test(args: argparse.Namespace, labels: list[str]) -> pd.DataFrame:
+    """The test channel's rows the job scores (``--max_test_samples`` of them, by seed)."""
+    test = channels.read_channel(args.test_dir)
+    unknown = set(test["label"]) - set(labels)
+    if unknown:
+        sys.exit(f"train.py: test has labels not in labels.json: {sorted(unknown)}")
+    if 0 < args.max_test_samples < len(test):
+        test = test.sample(n=args.max_test_samples, random_state=args.seed).reset_index(drop=True)
+    return test
+
+
+def job_inference() -> ModuleType:
+    """The ``inference.py`` shipped beside this script (the one every archive's ``code/`` gets)."""
+    _textclf()
+    from textclf.packaging.runtime import load_inference_module
+
+    return load_inference_module(Path(__file__).with_name("inference.py"))
+
+
 def evaluate_on_test(
     args: argparse.Namespace,
     serving_dir: Path,
@@ -210,12 +239,7 @@ def evaluate_on_test(
     from textclf.evaluation.metrics import classification_report
     from textclf.packaging.runtime import load_inference_module
 
-    test = channels.read_channel(args.test_dir)
-    unknown = set(test["label"]) - set(labels)
-    if unknown:
-        sys.exit(f"train.py: test has labels not in labels.json: {sorted(unknown)}")
-    if 0 < args.max_test_samples < len(test):
-        test = test.sample(n=args.max_test_samples, random_state=args.seed).reset_index(drop=True)
+    test = read_test(args, labels)
     texts = test["text"].astype(str).tolist()
     y_test = test["label"].map({name: i for i, name in enumerate(labels)}).to_numpy(dtype=np.int64)
     script = serving_dir / "code" / "inference.py"

@@ -58,6 +58,7 @@ import channels  # noqa: E402
 import fine_tune  # noqa: E402
 import hyperparameters  # noqa: E402
 import job_outputs  # noqa: E402
+import retraining  # noqa: E402
 from job_outputs import say  # noqa: E402
 
 SAGEMAKER_CHECKPOINT_DIR = "/opt/ml/checkpoints"
@@ -77,6 +78,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     # Optional channel: when present the job scores the archive it wrote on these STORY-disjoint rows.
     p.add_argument("--test_dir", default=os.environ.get("SM_CHANNEL_TEST", ""))
     p.add_argument("--checkpoint_dir", default="")
+    retraining.add_arguments(p)  # a retrain's feedback, recent and champion channels
     # parse_known_args: a job started with an extra hyperparameter (e.g. a newer Lambda)
     # should still train; the unknown names are printed so a typo is visible in the log.
     args, unknown = p.parse_known_args(argv)
@@ -99,6 +101,8 @@ class Data:
     train: pd.DataFrame  # the transformer's rows (all, or the --max_train_samples sample)
     valid: pd.DataFrame
     offset: np.ndarray  # prior-shift correction added to the logits in the loss
+    feedback: pd.DataFrame  # a retrain's feedback rows (also in all_train and train)
+    recent: pd.DataFrame  # a retrain's newest feedback, never trained on
 
     @property
     def label2id(self) -> dict[str, int]:
@@ -114,12 +118,15 @@ def load_data(args: argparse.Namespace) -> Data:
         unknown = set(frame["label"]) - set(labels)
         if unknown:
             sys.exit(f"train.py: {name} has labels not in labels.json: {sorted(unknown)}")
-    full_prior = train["label"].value_counts(normalize=True)
-    all_train = train
+    feedback = retraining.read_rows(args.feedback_dir, labels, "feedback")
+    all_train = retraining.with_feedback(train, feedback)
+    full_prior = all_train["label"].value_counts(normalize=True)
     if args.sampling == "uniform" and 0 < args.max_train_samples < len(train):
         train = train.sample(n=args.max_train_samples, random_state=args.seed).reset_index(drop=True)
     else:
         train = channels.sample_across_stories(train, args.max_train_samples, args.seed)
+    # The sample draws from the parent's rows; every feedback row is kept (it is the news).
+    train = retraining.with_feedback(train, feedback)
     if 0 < args.max_eval_samples < len(valid):
         # Uniform (not per-story) sample: validation accuracy should estimate per-headline accuracy.
         valid = valid.sample(n=args.max_eval_samples, random_state=args.seed).reset_index(drop=True)
@@ -136,6 +143,8 @@ def load_data(args: argparse.Namespace) -> Data:
         train=train,
         valid=valid,
         offset=offset,
+        feedback=feedback,
+        recent=retraining.read_rows(args.recent_dir, labels, "recent"),
     )
 
 
@@ -300,6 +309,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     lexical_report = job_outputs.fit_lexical_head(run) if args.lexical_head else None
     metrics = job_outputs.write_outputs(run, lexical_report, started)
+    test = job_outputs.read_test(args, data.labels) if args.test_dir else None
+    retraining.evaluate(
+        args,
+        Path(args.model_dir),
+        test,
+        feedback=data.feedback,
+        recent=data.recent,
+        inference=job_outputs.job_inference(),
+    )
     say(
         f"done in {run.train_seconds:.0f}s training ({time.time() - started:.0f}s total); "
         f"validation accuracy {metrics.get('validation_accuracy') or float('nan'):.4f}; "

@@ -116,6 +116,12 @@ HYPERPARAMETERS: Final[tuple[Hyperparameter, ...]] = (
         local="none",
     ),
     Hyperparameter("max_test_samples", int, 0, "test rows to score, 0 = all", 0),
+    Hyperparameter(
+        "trusted_labellers",
+        str,
+        "",
+        "comma-separated labeller ids whose rows of a retrain's recent channel form the trusted slice",
+    ),
 )
 
 BY_NAME: Final[dict[str, Hyperparameter]] = {h.name: h for h in HYPERPARAMETERS}

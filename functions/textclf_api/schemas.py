@@ -120,6 +120,13 @@ GROUND_TRUTH_PREFIX: Final = "ground-truth/"
 #: The label set the endpoint serves now, as the deploy function records it when a model starts
 #: serving; POST /feedback checks labels against it.
 SERVING_LABELS_KEY: Final = "serving/labels.json"
+#: Labellers whose feedback no retraining dataset takes (``textclf feedback quarantine``); the
+#: monitor reads it too: ``{"labellers": {"<id>": {"since": ISO|null, "reason": str, "at": ISO}}}``.
+QUARANTINE_KEY: Final = "feedback/quarantine.json"
+#: Content-addressed feedback rows of retraining jobs: ``<sha256>.jsonl`` (and the manifests).
+FEEDBACK_SETS_PREFIX: Final = "feedback-sets/"
+#: Why a training job exists (the job's ``retrain_reason`` hyperparameter).
+RetrainReason = Literal["manual", "schedule", "drift", "accuracy", "labels"]
 
 # SageMaker training-job names: letters, digits and single/multiple hyphens, at most 63 characters.
 TRAINING_JOB_NAME_PATTERN: Final = r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$"
@@ -519,6 +526,11 @@ class TrainStatusResponse(BaseModel):
     started_at: datetime | None = None
     ended_at: datetime | None = None
     billable_seconds: int | None = None
+    reason: RetrainReason = Field(
+        default="manual",
+        description="Why the job exists: manual (POST /train), schedule, or a monitor alarm that "
+        "started a retrain on feedback: drift, accuracy, labels.",
+    )
     deployment: Deployment | None = Field(
         default=None, description="What the deploy function did with the job's model (null: not yet seen)."
     )

@@ -162,6 +162,21 @@ class Settings(BaseModel):
     )
     #: How long a warm feedback function reuses the served label set it read (0: read every time).
     served_labels_cache_seconds: Annotated[int, _between(0, 300)] = _var("SERVED_LABELS_CACHE_SECONDS", 30)
+    #: Per-labeller, per-UTC-day cap on feedback items, counted in FEEDBACK_COUNTS_TABLE.
+    feedback_counts_table: str | None = _var("FEEDBACK_COUNTS_TABLE")
+    feedback_daily_cap: Annotated[int, _between(1, 10_000_000)] = _var("FEEDBACK_DAILY_CAP", 5000)
+    # Retraining on feedback (logic/feedback_sets.py): one labeller's largest share of the new
+    # rows, the newest share held out as the recent window, and the labellers whose recent rows
+    # form the gate's trusted slice.
+    feedback_max_share: Fraction = _var("FEEDBACK_MAX_SHARE", 0.5)
+    recent_holdout: Fraction = _var("RECENT_HOLDOUT", 0.2)
+    trusted_labellers: Annotated[tuple[str, ...], BeforeValidator(_split_list)] = _var(
+        "TRUSTED_LABELLERS", ()
+    )
+    #: A retrain's POST /train body (JSON); unset: the serving model's job's recipe.
+    retrain_request: str | None = _var("RETRAIN_REQUEST")
+    #: The CloudFormation stack: its monitor alarms are named ``<stack>-drift`` and so on.
+    stack_name: str | None = _var("STACK_NAME")
     max_concurrent_training_jobs: Annotated[int, _between(1, 100)] = _var("MAX_CONCURRENT_TRAINING_JOBS", 2)
     max_training_instance_count: Annotated[int, _between(1, MAX_TRAINING_INSTANCE_COUNT)] = _var(
         "MAX_TRAINING_INSTANCE_COUNT", 1

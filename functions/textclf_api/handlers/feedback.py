@@ -24,7 +24,9 @@ router = APIGatewayRouter()
     description="1-1,000 `{prediction_id, label}` items; each label must be one of the served model's "
     "`labels`. Ids the capture never saw are accepted; an id sent twice keeps its last label. Only "
     "labellers may call it: an IAM principal (FeedbackAuth AWS_IAM, the default) or a key of the "
-    "labellers usage plan (FeedbackAuth API_KEY); a predict key is refused with 403.",
+    "labellers usage plan (FeedbackAuth API_KEY); a predict key is refused with 403. Each labeller may "
+    "post at most FeedbackDailyCap items per UTC day: a request past it is refused whole (429, "
+    "Retry-After until midnight UTC).",
     tags=["feedback"],
     operation_id="feedback",
     security=[*IAM_AUTH, *API_KEY_AUTH],
@@ -34,7 +36,7 @@ router = APIGatewayRouter()
             "content": {"application/json": {"model": FeedbackResponse}},
         }
     }
-    | error_responses(400, 403, 413, 415, 422, 502, 503, 504),
+    | error_responses(400, 403, 413, 415, 422, 429, 502, 503, 504),
 )
 def feedback_route(request: Annotated[FeedbackRequest, Body()]) -> FeedbackResponse:
     labeller = labeller_of(router.current_event.raw_event, get_settings())

@@ -22,7 +22,7 @@ import json
 import tarfile
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 from botocore.exceptions import ClientError
@@ -82,6 +82,32 @@ class LabelSet:
 
 
 @dataclass(frozen=True)
+class Influence:
+    """One feedback labeller as a retrain saw them (``textclf_meta.json`` ``retraining``): their
+    training rows, how many the champion answered confidently, and the share of those whose label
+    contradicts that answer."""
+
+    rows: int
+    confident: int
+    disagreement: float
+
+
+def _influence(meta: dict[str, Any]) -> dict[str, Influence]:
+    section = (meta.get("retraining") or {}).get("labellers") if isinstance(meta, dict) else None
+    out: dict[str, Influence] = {}
+    if not isinstance(section, dict):
+        return out
+    for name, entry in section.items():
+        try:
+            out[str(name)] = Influence(
+                int(entry["rows"]), int(entry["confident"]), float(entry["disagreement"])
+            )
+        except (KeyError, TypeError, ValueError):
+            continue  # a figure the job could not compute is not a reason to refuse the archive
+    return out
+
+
+@dataclass(frozen=True)
 class Artifact:
     uri: str
     sha256: str
@@ -93,6 +119,8 @@ class Artifact:
     labels: LabelSet | None = None
     #: The same labels in class-id order, whole.
     label_names: tuple[str, ...] | None = None
+    #: A retrain's feedback labellers and how much they contradict the champion (by name).
+    influence: dict[str, Influence] = field(default_factory=dict)
 
     def metadata(self) -> dict[str, str]:
         recorded = {SHA256_KEY: self.sha256, OFFLINE_KEY: "true" if self.offline else "false"}
@@ -199,6 +227,7 @@ def inspect(stream: Any, uri: str) -> Artifact:
         runtime=str(runtime) if runtime else None,
         labels=_label_set(meta.get("labels")),
         label_names=tuple(meta["labels"]) if meta.get("labels") is not None else None,
+        influence=_influence(meta),
     )
 
 

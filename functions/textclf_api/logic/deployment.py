@@ -36,7 +36,7 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
 from textclf_api import aws
-from textclf_api.logic import artifacts
+from textclf_api.logic import artifacts, authority
 from textclf_api.logic.deploy_records import (
     ALLOW_LABEL_CHANGE,
     MODEL_VERSION_ENV,
@@ -45,6 +45,7 @@ from textclf_api.logic.deploy_records import (
     version_of,
     versioned_name,
 )
+from textclf_api.logic.production import parse_time
 from textclf_api.schemas import CAPTURE_PREFIX, SERVING_LABELS_KEY
 from textclf_api.settings import Settings, get_settings
 
@@ -70,7 +71,20 @@ PACKAGE_METRICS: Final = (
     "baseline_test_accuracy",
     "baseline_test_macro_f1",
     "validation_accuracy",
+    "champion_test_accuracy",
+    "recent_accuracy",
+    "champion_recent_accuracy",
+    "trusted_accuracy",
+    "champion_trusted_accuracy",
 )
+#: Hyperparameters of a retrain (logic/retrain.py) kept in its package's metadata: why the version
+#: exists and which feedback it saw (the monitor counts labels after ``feedback_until``).
+PACKAGE_HYPERPARAMETERS: Final = ("retrain_reason", "feedback_until", "dataset_version", "feedback_manifest")
+#: Metadata key of a version trained on labels of a labeller quarantined since: never rolled out
+#: by the loop again.
+QUARANTINED_KEY: Final = "quarantined_labellers"
+#: How many labellers a refusal names (the package metadata keeps 256 characters of it).
+_NAMED_LABELLERS: Final = 3
 
 
 # --------------------------------------------------------------------------------------------
@@ -101,10 +115,16 @@ def gate(
     *,
     labels: artifacts.LabelSet | None = None,
     allow_label_change: bool = False,
+    influence: Mapping[str, artifacts.Influence] | None = None,
 ) -> Decision:
     """The champion's label set, in its order, unless ``allow_label_change``; then ``test_accuracy
     >= GateMinAccuracy`` and ``>= champion's - GateMaxDrop`` (fractions). A model allowed to
-    change the label set is not held to the champion's accuracy: that measured another task."""
+    change the label set is not held to the champion's accuracy: that measured another task.
+
+    A retrain (its job scored the champion too) must also stay within GateMaxDrop of the champion
+    on the same rows: the test split, the recent feedback window and its trusted slice
+    (:func:`feedback_refusal`); a refusal names the labellers whose rows moved it (``influence``:
+    each labeller's share of rows contradicting the champion's confident answers)."""
     accuracy = metrics.get("test_accuracy")
     if accuracy is None:
         return Decision(False, "the job reported no test_accuracy (was the test channel missing?)")
@@ -121,6 +141,9 @@ def gate(
             f"test accuracy {accuracy:.4f} >= GateMinAccuracy {floor:.4f}; labels differ from version "
             f"{champion.version}'s, allowed by allow_label_change (accuracy not compared)",
         )
+    refusal = feedback_refusal(metrics, settings.gate_max_drop, influence or {})
+    if refusal is not None:
+        return Decision(False, refusal)
     if champion is not None and champion.test_accuracy is not None:
         bar = champion.test_accuracy - settings.gate_max_drop
         if accuracy < bar:
@@ -137,6 +160,44 @@ def gate(
     return Decision(
         True, f"test accuracy {accuracy:.4f} >= GateMinAccuracy {floor:.4f}; no model serving yet"
     )
+
+
+#: (challenger metric, champion metric scored in the same job, what the rows are)
+SAME_JOB_COMPARISONS: Final = (
+    ("recent_accuracy", "champion_recent_accuracy", "recent feedback window"),
+    ("trusted_accuracy", "champion_trusted_accuracy", "trusted slice"),
+    ("test_accuracy", "champion_test_accuracy", "test split"),
+)
+
+
+def feedback_refusal(
+    metrics: Mapping[str, float], max_drop: float, influence: Mapping[str, artifacts.Influence]
+) -> str | None:
+    """Why a retrain's challenger is refused against the champion scored in the same job (None:
+    within GateMaxDrop everywhere, or the job scored no champion)."""
+    for mine, theirs, rows in SAME_JOB_COMPARISONS:
+        if mine not in metrics or theirs not in metrics:
+            continue
+        if metrics[mine] < metrics[theirs] - max_drop:
+            reason = (
+                f"{rows} accuracy {metrics[mine]:.4f} is below the champion's {metrics[theirs]:.4f} "
+                f"minus GateMaxDrop {max_drop:.4f}"
+            )
+            return f"{reason}; {movers(influence)}" if influence else reason
+    return None
+
+
+def movers(influence: Mapping[str, artifacts.Influence]) -> str:
+    """The labellers most at odds with the champion's confident answers, worst first: those at
+    least half as much at odds as the worst (an honest labeller beside a poisoner is not named)."""
+    ranked = sorted(influence.items(), key=lambda kv: (-kv[1].disagreement, -kv[1].rows, kv[0]))
+    worst = ranked[0][1].disagreement
+    ranked = [(name, i) for name, i in ranked if i.disagreement >= worst / 2]
+    named = [
+        f"{name} ({i.disagreement:.0%} of {i.confident} confident rows contradict the champion)"
+        for name, i in ranked[:_NAMED_LABELLERS]
+    ]
+    return "labellers whose rows moved it: " + ", ".join(named)
 
 
 def label_change(labels: artifacts.LabelSet | None, champion: Champion | None) -> str | None:
@@ -315,14 +376,22 @@ def on_training_job(detail: dict[str, Any], settings: Settings) -> Outcome:
         reason = f"model artifact refused: {exc}"
         records.update(job, status="failed", reason=reason)
         return Outcome("failed", job, reason=reason)
-    decision = gate(
-        metrics,
-        champion(settings),
-        settings,
-        labels=artifact.labels,
-        allow_label_change=allows_label_change(desc),
-    )
-    package = register(job, artifact, metrics, decision, settings)
+    tainted = quarantined_labellers(desc, settings)
+    if tainted:
+        decision = Decision(False, f"trained on labels of quarantined labeller(s) {', '.join(tainted)}")
+    else:
+        decision = gate(
+            metrics,
+            champion(settings),
+            settings,
+            labels=artifact.labels,
+            allow_label_change=allows_label_change(desc),
+            influence=artifact.influence,
+        )
+    extra = {k: v for k, v in job_hyperparameters(desc).items() if k in PACKAGE_HYPERPARAMETERS}
+    if tainted:
+        extra[QUARANTINED_KEY] = ",".join(tainted)[:256]
+    package = register(job, artifact, metrics, decision, settings, extra=extra)
     logger.info("gated", training_job_name=job, approved=decision.approved, reason=decision.reason)
     if not decision.approved:
         records.update(job, status="rejected", reason=decision.reason, model_version=package.version)
@@ -331,14 +400,48 @@ def on_training_job(detail: dict[str, Any], settings: Settings) -> Outcome:
     return start_roll_out(package, job, settings, records)
 
 
+def job_hyperparameters(desc: Mapping[str, Any]) -> dict[str, str]:
+    """A DescribeTrainingJob's hyperparameters, JSON-decoded where they are JSON strings."""
+    out: dict[str, str] = {}
+    for name, raw in (desc.get("HyperParameters") or {}).items():
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = raw
+        out[str(name)] = value if isinstance(value, str) else json.dumps(value)
+    return out
+
+
+def quarantined_labellers(desc: Mapping[str, Any], settings: Settings) -> list[str]:
+    """Labellers whose rows the job trained on (its ``feedback_rows``) and who are quarantined
+    for labels received before its ``feedback_until`` (quarantined after the job started)."""
+    hyper = job_hyperparameters(desc)
+    try:
+        rows = json.loads(hyper.get("feedback_rows") or "{}")
+    except ValueError:
+        rows = {}
+    if not isinstance(rows, dict) or not rows or not hyper.get("feedback_until"):
+        return []
+    until = parse_time(hyper["feedback_until"])
+    blocked = authority.read_quarantine(aws.s3(), settings.require("bucket_name"))
+    return sorted(name for name in rows if name in blocked and blocked[name].since_before(until))
+
+
 def register(
-    job: str, artifact: artifacts.Artifact, metrics: dict[str, float], decision: Decision, settings: Settings
+    job: str,
+    artifact: artifacts.Artifact,
+    metrics: dict[str, float],
+    decision: Decision,
+    settings: Settings,
+    *,
+    extra: Mapping[str, str] | None = None,
 ) -> Package:
     """A model package for the job's admitted archive, Approved or Rejected, with its figures, its
-    SHA-256 and the reason."""
+    SHA-256, the reason and ``extra`` (a retrain's reason and feedback window)."""
     image = settings.require("inference_image_uri")
     metadata: dict[str, str] = {name: f"{metrics[name]:.6f}" for name in PACKAGE_METRICS if name in metrics}
     metadata |= {"training_job": job, "gate": decision.reason[:256], **artifact.metadata()}
+    metadata |= {k: str(v)[:256] for k, v in (extra or {}).items()}
     arn = aws.sagemaker().create_model_package(
         ModelPackageGroupName=settings.require("model_package_group"),
         ModelPackageDescription=f"textclf model trained by {job}",
@@ -362,6 +465,13 @@ def on_model_package(detail: dict[str, Any], settings: Settings) -> Outcome:
     package = describe_package(arn)
     if package.status != "Approved":
         return Outcome("ignored", model_version=package.version, reason=f"package is {package.status}")
+    if package.metadata.get(QUARANTINED_KEY):
+        return Outcome(
+            "ignored",
+            model_version=package.version,
+            reason=f"trained on labels of quarantined labeller(s) {package.metadata[QUARANTINED_KEY]}; "
+            "the loop does not roll it out",
+        )
     if serving_version(settings) == package.version:
         return Outcome("ignored", model_version=package.version, reason="this version already serves")
     # A package registered by hand has no job: its version names its record.

@@ -11,7 +11,8 @@ records at ``serving/labels.json`` when a model starts serving (read once, then 
 ``SERVED_LABELS_CACHE_SECONDS`` by a warm function). Ids need not be known: the capture may be
 sampled, so the monitor counts unknown ids when it joins. One request is one object,
 ``ground-truth/yyyy/mm/dd/hh/<uuid>.jsonl`` (the hour it was received, UTC), written whole with one
-PutObject; a request that is refused stores nothing.
+PutObject; a request that is refused stores nothing -- including one that would take the labeller
+past ``FeedbackDailyCap`` items today (``authority.take_daily_quota``: 429).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
 from textclf_api import aws
@@ -35,6 +37,7 @@ from textclf_api.errors import (
     InvalidRequestError,
     ServiceUnavailableError,
 )
+from textclf_api.logic import authority
 from textclf_api.schemas import (
     GROUND_TRUTH_PREFIX,
     SERVING_LABELS_KEY,
@@ -43,6 +46,8 @@ from textclf_api.schemas import (
     FeedbackResponse,
 )
 from textclf_api.settings import Settings, get_settings
+
+logger = Logger(child=True)
 
 
 @dataclass(frozen=True)
@@ -136,6 +141,28 @@ def check_labels(items: list[FeedbackItem], served: ServedLabels) -> None:
         )
 
 
+def _take_quota(settings: Settings, labeller: str, items: int, now: datetime) -> bool:
+    """Count the items against the labeller's daily cap (429 past it); False without a table."""
+    if not settings.feedback_counts_table:
+        return False
+    try:
+        authority.take_daily_quota(
+            settings.feedback_counts_table, labeller, items, settings.feedback_daily_cap, now
+        )
+    except ApiError:
+        raise
+    except Exception as exc:
+        raise aws.translate(exc, "counting the labeller's feedback", settings.retry_after_seconds) from exc
+    return True
+
+
+def _give_back_quota(settings: Settings, labeller: str, items: int, now: datetime) -> None:
+    try:
+        authority.give_back_quota(str(settings.feedback_counts_table), labeller, items, now)
+    except Exception:  # the count stays high by these items: the labeller loses quota, no data
+        logger.exception("could not give back the feedback count", labeller=labeller, items=items)
+
+
 def ground_truth_line(prediction_id: str, label: str, labeller: str, received_at: str) -> str:
     """One line of SageMaker's ground-truth merge format, with who sent it and when."""
     line = {
@@ -164,11 +191,14 @@ def record_feedback(
     body = "".join(ground_truth_line(pid, label, labeller, stamp) for pid, label in latest.items())
     bucket = settings.require("bucket_name")
     key = f"{GROUND_TRUTH_PREFIX}{received:%Y/%m/%d/%H}/{uuid.uuid4()}.jsonl"
+    counted = _take_quota(settings, labeller, len(latest), received)
     try:
         aws.s3().put_object(
             Bucket=bucket, Key=key, Body=body.encode("utf-8"), ContentType="application/jsonl"
         )
     except Exception as exc:
+        if counted:
+            _give_back_quota(settings, labeller, len(latest), received)
         raise aws.translate(exc, "storing the feedback", settings.retry_after_seconds) from exc
     return FeedbackResponse(
         accepted=len(latest),

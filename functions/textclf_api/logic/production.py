@@ -202,26 +202,38 @@ def capture_variant_prefixes(s3: Any, bucket: str, endpoint: str) -> list[str]:
     return [str(p["Prefix"]) for page in pages for p in page.get("CommonPrefixes", [])]
 
 
+def _window_prefixes(prefix: str, start: datetime | None, end: datetime) -> list[str]:
+    """The hour folders of ``[start, end)``; the whole prefix when there is no start (everything
+    before ``end``: a retraining dataset takes all the feedback there is)."""
+    return [prefix] if start is None else hour_prefixes(prefix, start, end)
+
+
+def _within(when: datetime, start: datetime | None, end: datetime) -> bool:
+    return (start is None or start <= when) and when < end
+
+
 def captured(
-    s3: Any, bucket: str, endpoint: str, *, start: datetime, end: datetime, stats: ReadStats
+    s3: Any, bucket: str, endpoint: str, *, start: datetime | None, end: datetime, stats: ReadStats
 ) -> Iterator[Prediction]:
-    """The predictions made in ``[start, end)`` by every variant of ``endpoint``."""
+    """The predictions made in ``[start, end)`` by every variant of ``endpoint`` (start None:
+    every prediction before ``end``)."""
     for variant in capture_variant_prefixes(s3, bucket, endpoint):
-        for prefix in hour_prefixes(variant, start, end):
+        for prefix in _window_prefixes(variant, start, end):
             for key in list_keys(s3, bucket, prefix):
                 stats.files += 1
                 for prediction in read_capture(read_lines(s3, bucket, key), stats, key):
-                    if start <= prediction.time < end:
+                    if _within(prediction.time, start, end):
                         yield prediction
 
 
 def ground_truth(
-    s3: Any, bucket: str, *, start: datetime, end: datetime, stats: ReadStats
+    s3: Any, bucket: str, *, start: datetime | None, end: datetime, stats: ReadStats
 ) -> Iterator[GroundTruth]:
-    """Every label received in ``[start, end)`` (duplicates included: see :func:`latest_labels`)."""
-    for prefix in hour_prefixes(GROUND_TRUTH_PREFIX, start, end):
+    """Every label received in ``[start, end)`` (duplicates included: see :func:`latest_labels`;
+    start None: every label received before ``end``)."""
+    for prefix in _window_prefixes(GROUND_TRUTH_PREFIX, start, end):
         for key in list_keys(s3, bucket, prefix):
             stats.files += 1
             for item in read_ground_truth(read_lines(s3, bucket, key), stats, key):
-                if start <= item.received_at < end:
+                if _within(item.received_at, start, end):
                     yield item

@@ -13,11 +13,11 @@ from __future__ import annotations
 import json
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any, Final
+from typing import Any, Final, get_args
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.idempotency import (
@@ -50,6 +50,7 @@ from textclf_api.schemas import (
     MIN_MAX_LENGTH,
     TRAINING_JOB_NAME_PATTERN,
     Deployment,
+    RetrainReason,
     TrainRequest,
     TrainStartedResponse,
     TrainStatusResponse,
@@ -74,6 +75,13 @@ METRIC_NAMES: Final[tuple[str, ...]] = (
     "test_macro_f1",
     "baseline_test_accuracy",
     "baseline_test_macro_f1",
+    # A retrain (model/retraining.py): challenger and champion scored in the same job on the same
+    # rows -- the test channel, the recent feedback window and its trusted slice.
+    "champion_test_accuracy",
+    "recent_accuracy",
+    "champion_recent_accuracy",
+    "trusted_accuracy",
+    "champion_trusted_accuracy",
 )
 METRIC_DEFINITIONS: Final[list[dict[str, str]]] = [
     {"Name": name, "Regex": f"METRIC {name}=([0-9.eE+-]+)"} for name in METRIC_NAMES
@@ -108,14 +116,20 @@ IDEMPOTENCY_TTL_SECONDS: Final = 24 * 3600
 
 
 def start_training_once(
-    request: TrainRequest, key: str | None, settings: Settings | None = None, lambda_context: Any = None
+    request: TrainRequest,
+    key: str | None,
+    settings: Settings | None = None,
+    lambda_context: Any = None,
+    *,
+    prepare: Prepare | None = None,
 ) -> TrainStartedResponse:
     """``start_training``, but a repeated ``Idempotency-Key`` with the same body returns the job the
     first request started (for 24 h) instead of a second GPU job; the same key with another body is
-    refused (422), and one still being processed answers 409."""
+    refused (422), and one still being processed answers 409. ``prepare``: see ``start_training``
+    (a retrain's inputs are built once, by the call that starts the job)."""
     settings = settings or get_settings()
     if key is None:
-        return start_training(request, settings)
+        return start_training(request, settings, prepare=prepare)
     if not IDEMPOTENCY_KEY_PATTERN.match(key):
         raise InvalidRequestError("the Idempotency-Key header must be 1-128 letters, digits or . _ : -")
     start = _idempotent_start(settings.require("idempotency_table"))
@@ -123,7 +137,7 @@ def start_training_once(
         start.config.register_lambda_context(lambda_context)
     try:
         result: TrainStartedResponse = start.call(
-            call={"key": key, "request": request.model_dump(mode="json")}
+            call={"key": key, "request": request.model_dump(mode="json")}, prepare=prepare
         )
     except IdempotencyValidationError as exc:
         raise IdempotencyKeyReusedError(
@@ -164,8 +178,9 @@ def _idempotent_start(table: str) -> _IdempotentStart:
         config=config,
         output_serializer=PydanticSerializer(model=TrainStartedResponse),
     )
-    def start(call: dict[str, Any]) -> TrainStartedResponse:
-        return start_training(TrainRequest.model_validate(call["request"]))
+    def start(call: dict[str, Any], prepare: Prepare | None = None) -> TrainStartedResponse:
+        # Only ``call`` is hashed and validated: ``prepare`` is how, not what.
+        return start_training(TrainRequest.model_validate(call["request"]), prepare=prepare)
 
     return _IdempotentStart(config, start)
 
@@ -192,9 +207,28 @@ def check_capacity(settings: Settings) -> None:
         )
 
 
+@dataclass(frozen=True)
+class ExtraInputs:
+    """What a retrain adds to a job: channels beside the dataset's (name -> S3 URI of a prefix or
+    one object) and hyperparameters (``retrain_reason``, ``feedback_until``, ...)."""
+
+    channels: dict[str, str]
+    hyperparameters: dict[str, Any]
+
+
+#: Builds a job's extra inputs from the dataset it trains on, once capacity is known to be free.
+Prepare = Callable[[str], ExtraInputs]
+
+
 def start_training(
-    request: TrainRequest, settings: Settings | None = None, *, job_name: str | None = None
+    request: TrainRequest,
+    settings: Settings | None = None,
+    *,
+    job_name: str | None = None,
+    prepare: Prepare | None = None,
 ) -> TrainStartedResponse:
+    """Start one job; ``prepare`` (a retrain's) is called with the dataset URI after the checks,
+    so nothing is built for a job that is refused."""
     settings = settings or get_settings()
     bucket = settings.require("bucket_name")
     settings.require("sagemaker_role_arn")
@@ -208,6 +242,7 @@ def start_training(
     dataset_uri = dataset.uri
     check_capacity(settings)
     source_uri = check_source_bundle(settings, bucket)
+    extra = prepare(dataset_uri) if prepare is not None else None
     job_name = job_name or new_job_name(settings.training_job_prefix)
     job = build_training_job_request(
         request,
@@ -217,6 +252,7 @@ def start_training(
         source_uri=source_uri,
         region=aws.sagemaker().meta.region_name,
         default_max_length=dataset.max_length,
+        extra=extra,
     )
     client = aws.sagemaker()
     what = "SageMaker CreateTrainingJob"
@@ -332,10 +368,12 @@ def build_training_job_request(
     source_uri: str,
     region: str,
     default_max_length: int | None = None,
+    extra: ExtraInputs | None = None,
 ) -> dict[str, Any]:
     """The CreateTrainingJob parameters (plain data: the tests compare it field by field).
 
     ``default_max_length``: the dataset pointer's EDA choice, used when the request has none.
+    ``extra``: a retrain's channels and hyperparameters.
     """
     bucket = settings.require("bucket_name")
     instance_type = request.instance_type or settings.training_instance_type
@@ -356,6 +394,8 @@ def build_training_job_request(
     if request.allow_label_change:
         # For the deploy gate, which reads it back from DescribeTrainingJob (train.py ignores it).
         hyperparameters[ALLOW_LABEL_CHANGE] = True
+    if extra is not None:
+        hyperparameters |= extra.hyperparameters
     # The HF estimator's framework hyperparameters: the training toolkit downloads and unpacks the
     # submit directory and runs the program from it. Every value is JSON-encoded, as the SDK does.
     hyperparameters |= {
@@ -369,13 +409,14 @@ def build_training_job_request(
         # Several GPUs: torchrun starts one train.py per GPU on each instance (data-parallel).
         hyperparameters |= {TORCHRUN_LAUNCHER: True, INSTANCE_TYPE_HYPERPARAMETER: instance_type}
 
-    def channel(name: str) -> dict[str, Any]:
+    def channel(name: str, uri: str | None = None) -> dict[str, Any]:
         return {
             "ChannelName": name,
             "DataSource": {
                 "S3DataSource": {
                     "S3DataType": "S3Prefix",
-                    "S3Uri": f"{dataset_uri}{name}/",
+                    # A prefix, or one object's key (S3Prefix matches it: the file lands in the channel).
+                    "S3Uri": uri or f"{dataset_uri}{name}/",
                     "S3DataDistributionType": "FullyReplicated",
                 }
             },
@@ -394,7 +435,8 @@ def build_training_job_request(
         },
         "RoleArn": settings.require("sagemaker_role_arn"),
         "HyperParameters": {key: json.dumps(value) for key, value in hyperparameters.items()},
-        "InputDataConfig": [channel(name) for name in CHANNELS],
+        "InputDataConfig": [channel(name) for name in CHANNELS]
+        + [channel(name, uri) for name, uri in (extra.channels if extra else {}).items()],
         "OutputDataConfig": {"S3OutputPath": f"s3://{bucket}/{settings.training_output_prefix}/"},
         "ResourceConfig": {
             "InstanceType": instance_type,
@@ -451,8 +493,24 @@ def get_training_status(job_name: str, settings: Settings | None = None) -> Trai
         started_at=job.get("TrainingStartTime"),
         ended_at=job.get("TrainingEndTime"),
         billable_seconds=int(billable) if billable is not None else None,
+        reason=reason_of(job),
         deployment=deployment,
     )
+
+
+#: The hyperparameter that says why a job exists; absent: started by hand (POST /train).
+RETRAIN_REASON: Final = "retrain_reason"
+
+
+def reason_of(job: Mapping[str, Any]) -> RetrainReason:
+    """Why the DescribeTrainingJob ``job`` was started (manual when it does not say)."""
+    raw = (job.get("HyperParameters") or {}).get(RETRAIN_REASON)
+    try:
+        value = json.loads(raw) if raw else "manual"
+    except ValueError:
+        value = raw
+    reasons: tuple[RetrainReason, ...] = get_args(RetrainReason)
+    return next((reason for reason in reasons if reason == value), "manual")
 
 
 def _deployment(job_name: str, status: str, settings: Settings) -> Deployment | None:

@@ -92,6 +92,9 @@ def as_json(packages: list[Package], serving: str | None, group: str, endpoint: 
             "baseline_test_accuracy": _number(p.metadata.get("baseline_test_accuracy")),
             "created": p.created.isoformat() if p.created else None,
             "training_job": p.metadata.get("training_job"),
+            "reason": reason_of(p),
+            "feedback_until": p.metadata.get("feedback_until"),
+            "quarantined_labellers": p.metadata.get("quarantined_labellers"),
             "gate": p.metadata.get("gate"),
         }
         for p in packages
@@ -104,6 +107,12 @@ def as_json(packages: list[Package], serving: str | None, group: str, endpoint: 
     }
 
 
+def reason_of(package: Package) -> str:
+    """Why the version exists: its job's retrain_reason (a version without one was trained by hand,
+    or registered before reasons were recorded)."""
+    return package.metadata.get("retrain_reason") or "manual"
+
+
 def _number(value: str | None) -> float | None:
     return float(value) if value else None
 
@@ -111,7 +120,9 @@ def _number(value: str | None) -> float | None:
 def render(packages: list[Package], serving: str | None, group: str, endpoint: str) -> str:
     if not packages:
         return f"{group} has no versions yet: POST /train starts the first training job"
-    columns = f"{'version':>7}  {'status':<21} {'test acc':>8}  {'baseline':>8}  {'created':<19}"
+    columns = (
+        f"{'version':>7}  {'status':<21} {'test acc':>8}  {'baseline':>8}  {'created':<19}  {'reason':<8}"
+    )
     header = f"{'':2}{columns}  training job"
     lines = [f"{group} (endpoint {endpoint} serves version {serving or 'none of these'}):", header]
     for package in packages:
@@ -120,8 +131,10 @@ def render(packages: list[Package], serving: str | None, group: str, endpoint: s
         lines.append(
             f"{'*' if package.version == serving else ' ':2}{package.version:>7}  {package.status:<21} "
             f"{_figure(meta.get('test_accuracy')):>8}  {_figure(meta.get('baseline_test_accuracy')):>8}  "
-            f"{created:<19}  {meta.get('training_job', '')}"
+            f"{created:<19}  {reason_of(package):<8}  {meta.get('training_job', '')}"
         )
+        if meta.get("quarantined_labellers"):
+            lines.append(f"{'':11}trained on labels of quarantined {meta['quarantined_labellers']}")
         if meta.get("gate"):
             lines.append(f"{'':11}gate: {meta['gate']}")
     return "\n".join(lines)

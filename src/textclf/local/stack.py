@@ -57,6 +57,10 @@ LOCAL_ROLE_NAME = "textclf-local-sagemaker-execution"
 LOCAL_PREDICT_KEY_ID = "local-predict-key"
 
 
+#: The template's DynamoDB tables the local stack creates in moto (by the functions' variables).
+LOCAL_TABLES = ("DEPLOYMENTS_TABLE", "IDEMPOTENCY_TABLE", "FEEDBACK_COUNTS_TABLE")
+
+
 @dataclass
 class StackOptions:
     host: str = "127.0.0.1"
@@ -207,7 +211,7 @@ class LocalStack:
             model_version=_archive_version(served_archive),
             dataset_pointer_key=env.get("DATASET_POINTER_KEY") or "datasets/latest.json",
             source_bundle_key=env.get("SOURCE_BUNDLE_KEY") or "code/sourcedir.tar.gz",
-            tables=tuple(env[n] for n in ("DEPLOYMENTS_TABLE", "IDEMPOTENCY_TABLE") if env.get(n)),
+            tables=tuple(env[n] for n in LOCAL_TABLES if env.get(n)),
             model_package_group=env.get("MODEL_PACKAGE_GROUP"),
             training_defaults=_training_defaults(opts.data_dir),
             data_capture=_data_capture(env),

@@ -14,6 +14,7 @@ import io
 import json
 import tarfile
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -827,3 +828,73 @@ def test_an_archive_with_a_malformed_label_list_is_refused(loop: Any, labels: An
     outcome = handle(training_event("textclf-bad"))
     assert outcome.action == "failed" and "labels must be a list of distinct label names" in outcome.reason
     assert packages() == []
+
+
+def retrain_archive(name: str, labellers: dict[str, dict[str, float]]) -> bytes:
+    """A retrain's archive: the job recorded each feedback labeller's disagreement with the champion."""
+    buffer = io.BytesIO()
+    meta = {"runtime": "onnx-fp32", "labels": NEWS, "retraining": {"labellers": labellers}}
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        data = json.dumps(meta).encode()
+        info = tarfile.TarInfo("textclf_meta.json")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    return gzip.compress(buffer.getvalue(), mtime=0)
+
+
+RETRAIN = {
+    "retrain_reason": '"labels"',
+    "feedback_until": '"2014-07-01T00:00:00Z"',
+    "feedback_rows": json.dumps(json.dumps({"alice": 800, "mallory": 800})),
+    "feedback_manifest": '"s3://bucket/feedback-sets/abc.json"',
+}
+
+
+def test_a_retrain_that_poisoned_rows_made_worse_on_the_recent_window_is_refused_naming_them(
+    loop: Any,
+) -> None:
+    finished_job("textclf-a", test_accuracy=0.90)
+    handle(training_event("textclf-a"))
+    handle(endpoint_event())
+    archive = retrain_archive(
+        "textclf-b",
+        {
+            "alice": {"rows": 800, "confident": 500, "disagreement": 0.03},
+            "mallory": {"rows": 800, "confident": 510, "disagreement": 0.94},
+        },
+    )
+    metrics = {"champion_recent_accuracy": 0.86, "recent_accuracy": 0.74, "champion_test_accuracy": 0.90}
+    finished_job("textclf-b", archive=archive, hyperparameters=RETRAIN, test_accuracy=0.91, **metrics)
+    outcome = handle(training_event("textclf-b"))
+    assert outcome.action == "rejected" and loop == []
+    assert outcome.reason.startswith("recent feedback window accuracy 0.7400 is below the champion's 0.8600")
+    assert "labellers whose rows moved it: mallory (94% of 510" in outcome.reason
+    (_, refused) = packages()
+    assert refused.status == "Rejected" and refused.metadata["retrain_reason"] == "labels"
+    assert refused.metadata["feedback_until"] == "2014-07-01T00:00:00Z"
+    assert refused.metadata["recent_accuracy"] == "0.740000"
+
+
+def test_a_job_trained_on_labels_quarantined_meanwhile_is_refused_and_marked(loop: Any) -> None:
+    from textclf_api.logic import authority
+
+    finished_job("textclf-a", test_accuracy=0.90)
+    handle(training_event("textclf-a"))
+    handle(endpoint_event())
+    when = datetime(2014, 6, 15, tzinfo=UTC)
+    authority.write_quarantine(aws.s3(), BUCKET, {"mallory": authority.Quarantine("mallory", when, "", when)})
+    finished_job("textclf-b", hyperparameters=RETRAIN, test_accuracy=0.95)
+    outcome = handle(training_event("textclf-b"))
+    assert (outcome.action, outcome.reason) == (
+        "rejected",
+        "trained on labels of quarantined labeller(s) mallory",
+    )
+    (_, refused) = packages()
+    assert refused.metadata[deployment.QUARANTINED_KEY] == "mallory"
+    # Quarantined only from after the job's feedback window: nothing it saw, so it is judged as usual.
+    later = datetime(2014, 7, 2, tzinfo=UTC)
+    authority.write_quarantine(
+        aws.s3(), BUCKET, {"mallory": authority.Quarantine("mallory", later, "", later)}
+    )
+    finished_job("textclf-c", hyperparameters=RETRAIN, test_accuracy=0.95)
+    assert handle(training_event("textclf-c")).action == "deploying"

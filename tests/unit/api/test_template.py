@@ -89,6 +89,7 @@ def test_functions_runtime_handlers_and_tracing(template: dict[str, Any]) -> Non
         "textclf_api.handlers.transform.lambda_handler",
         "textclf_api.handlers.deploy.lambda_handler",
         "textclf_api.handlers.feedback.lambda_handler",
+        "textclf_api.handlers.retrain.lambda_handler",
     }
     for function in functions.values():
         assert "CodeUri" not in function["Properties"] and "Runtime" not in function["Properties"]
@@ -97,8 +98,9 @@ def test_functions_runtime_handlers_and_tracing(template: dict[str, Any]) -> Non
 def test_timeouts_cover_the_client_budgets_and_stay_below_api_gateway(template: dict[str, Any]) -> None:
     functions = resources(template, "AWS::Serverless::Function")
     timeout = {name: f["Properties"]["Timeout"] for name, f in functions.items()}
-    # The deploy function is invoked by EventBridge, not behind API Gateway.
-    assert all(t < API_GATEWAY_TIMEOUT for name, t in timeout.items() if name != "DeployFunction")
+    # The deploy and retrain functions are invoked by EventBridge, not behind API Gateway.
+    behind_the_api = {name: t for name, t in timeout.items() if name not in EVENT_FUNCTIONS}
+    assert all(t < API_GATEWAY_TIMEOUT for t in behind_the_api.values())
     assert timeout["PredictFunction"] > aws.RUNTIME_BUDGET.worst_case_seconds()
     assert timeout["HealthFunction"] > aws.SAGEMAKER_BUDGET.worst_case_seconds()
     # POST /train: pointer + source bundle (S3), the running-job count, CreateTrainingJob, and the
@@ -117,8 +119,12 @@ def test_timeouts_cover_the_client_budgets_and_stay_below_api_gateway(template: 
         + aws.SAGEMAKER_BUDGET.worst_case_seconds()
     )
     assert timeout["BatchFunction"] > batch_calls
-    # POST /feedback: the served label set (S3, cached) and the one PutObject of the labels.
-    assert timeout["FeedbackFunction"] > 2 * aws.S3_BUDGET.worst_case_seconds()
+    # POST /feedback: the served label set (S3, cached), the daily count (DynamoDB), the one
+    # PutObject of the labels, and the count given back when it fails.
+    assert (
+        timeout["FeedbackFunction"]
+        > 2 * aws.S3_BUDGET.worst_case_seconds() + 2 * aws.DYNAMODB_BUDGET.worst_case_seconds()
+    )
     # GET /train/{job}: DescribeTrainingJob and the deployment record.
     assert timeout["TrainingFunction"] > aws.SAGEMAKER_BUDGET.worst_case_seconds() + 3
     # A training job's event, the longest path of the deploy function (logic/deployment.py):
@@ -136,11 +142,15 @@ def test_timeouts_cover_the_client_budgets_and_stay_below_api_gateway(template: 
     assert timeout["DeployFunction"] > deploy_calls
 
 
+#: Functions EventBridge invokes (no API route).
+EVENT_FUNCTIONS = ("DeployFunction", "RetrainFunction")
+
+
 def test_routes_and_iam_auth(template: dict[str, Any]) -> None:
     routes = {}
     for name, function in resources(template, "AWS::Serverless::Function").items():
         for event in function["Properties"]["Events"].values():
-            if name == "DeployFunction":
+            if name in EVENT_FUNCTIONS:
                 assert event["Type"] == "EventBridgeRule"
                 continue
             assert event["Type"] == "Api"
@@ -237,7 +247,15 @@ def test_training_role_cannot_write_models_and_serving_role_reads_only_models(
         return found
 
     assert s3_resources("SageMakerTrainingRole", "s3:PutObject") == {"/training-output/*", "/checkpoints/*"}
-    assert "/models/*" not in s3_resources("SageMakerTrainingRole", "s3:GetObject")
+    # A retrain reads the champion's admitted archive (its champion channel) and its feedback files;
+    # models/ stays the deploy function's to write.
+    assert s3_resources("SageMakerTrainingRole", "s3:GetObject") == {
+        "/datasets/*",
+        "/code/*",
+        "/checkpoints/*",
+        "/feedback-sets/*",
+        "/models/*",
+    }
     # Endpoints read admitted models; Batch Transform jobs (same role) read batch input only and
     # write batch output only.
     assert s3_resources("SageMakerServingRole", "s3:GetObject") == {"/models/*", "/batch/input/*"}
@@ -256,10 +274,12 @@ def test_training_role_cannot_write_models_and_serving_role_reads_only_models(
 
 
 def test_training_jobs_are_limited_to_the_schemas_gpu_types(template: dict[str, Any]) -> None:
-    statements = template["Resources"]["TrainingFunction"]["Properties"]["Policies"][0]["Statement"]
-    (create,) = [st for st in statements if st["Action"] == "sagemaker:CreateTrainingJob"]
-    allowed = create["Condition"]["ForAllValues:StringEquals"]["sagemaker:InstanceTypes"]
-    assert allowed == list(GPU_INSTANCE_TYPES)
+    # Both functions that start jobs: POST /train's and the retrain on a monitor alarm.
+    for function in ("TrainingFunction", "RetrainFunction"):
+        statements = template["Resources"][function]["Properties"]["Policies"][0]["Statement"]
+        (create,) = [st for st in statements if st["Action"] == "sagemaker:CreateTrainingJob"]
+        allowed = create["Condition"]["ForAllValues:StringEquals"]["sagemaker:InstanceTypes"]
+        assert allowed == list(GPU_INSTANCE_TYPES), function
     props = template["Resources"]["TrainingFunction"]["Properties"]
     assert props["ReservedConcurrentExecutions"] == {
         "Fn::If": [
@@ -377,6 +397,48 @@ def test_parameters_defaults_and_allow_lists_match_the_api(template: dict[str, A
     assert tuple(params["BaseModel"]["AllowedValues"]) == BASE_MODELS
     assert params["TrainingImageTag"]["Default"].startswith("2.9.0-transformers5")
     assert {"EndpointName", "Stage", "TrainingImageUri"} <= set(params)
+
+
+def test_the_retrain_function_hears_the_monitor_alarms_and_starts_jobs_like_post_train(
+    template: dict[str, Any],
+) -> None:
+    from textclf_api.logic import retrain
+    from textclf_api.schemas import FEEDBACK_SETS_PREFIX, QUARANTINE_KEY
+    from textclf_api.settings import Settings
+
+    res = template["Resources"]
+    props = res["RetrainFunction"]["Properties"]
+    (event,) = props["Events"].values()
+    pattern = event["Properties"]["Pattern"]
+    assert pattern["source"] == ["aws.cloudwatch"] and pattern["detail-type"] == [retrain.ALARM_EVENT]
+    assert pattern["detail"]["state"] == {"value": ["ALARM"]}
+    # The names the function maps to reasons (<stack>-<suffix>), spelt as the alarms' AlarmName.
+    assert pattern["detail"]["alarmName"] == [
+        {"Fn::Sub": f"${{AWS::StackName}}-{suffix}"} for suffix in retrain.ALARM_REASONS
+    ]
+    env = props["Environment"]["Variables"]
+    assert env["STACK_NAME"] == {"Ref": "AWS::StackName"}
+    training_env = res["TrainingFunction"]["Properties"]["Environment"]["Variables"]
+    # POST /train's path: every setting it reads (but the deployment records GET /train shows).
+    assert {k: v for k, v in training_env.items() if k != "DEPLOYMENTS_TABLE"}.items() <= env.items()
+    params = template["Parameters"]
+    defaults = Settings.from_env({})
+    assert params["FeedbackMaxShare"]["Default"] == defaults.feedback_max_share
+    assert params["RecentHoldout"]["Default"] == defaults.recent_holdout
+    assert params["FeedbackDailyCap"]["Default"] == defaults.feedback_daily_cap
+    by_sid = {s["Sid"]: s for s in statements(res["RetrainFunction"])}
+    assert by_sid["WriteFeedbackSets"]["Resource"] == {
+        "Fn::Sub": "${ArtifactBucket.Arn}/" + FEEDBACK_SETS_PREFIX + "*"
+    }
+    assert {"Fn::Sub": "${ArtifactBucket.Arn}/" + QUARANTINE_KEY} in by_sid["ReadPointerSourceAndFeedback"][
+        "Resource"
+    ]
+    feedback_env = res["FeedbackFunction"]["Properties"]["Environment"]["Variables"]
+    assert feedback_env["FEEDBACK_COUNTS_TABLE"] == {"Ref": "FeedbackCountsTable"}
+    assert res["FeedbackCountsTable"]["Properties"]["TimeToLiveSpecification"] == {
+        "AttributeName": "expiration",
+        "Enabled": True,
+    }
 
 
 def test_environment_covers_the_settings(template: dict[str, Any]) -> None:
@@ -542,7 +604,7 @@ def test_capture_and_ground_truth_live_where_the_code_writes_them(template: dict
     capture = next(st for st in serving if st["Sid"] == "WriteDataCapture")
     assert capture["Resource"] == {"Fn::Sub": "${ArtifactBucket.Arn}/" + CAPTURE_PREFIX + "*"}
     feedback = {st["Sid"]: st for st in statements(res["FeedbackFunction"])}
-    assert actions(res["FeedbackFunction"]) == {"s3:GetObject", "s3:PutObject"}
+    assert actions(res["FeedbackFunction"]) == {"s3:GetObject", "s3:PutObject", "dynamodb:UpdateItem"}
     assert feedback["ReadTheServedLabels"]["Resource"] == {
         "Fn::Sub": "${ArtifactBucket.Arn}/" + SERVING_LABELS_KEY
     }
@@ -831,6 +893,8 @@ def test_every_sample_event_runs_through_the_built_handler(
             name = f"{build.name} {Path(outcome['event']).name}"
             if "raised" in outcome:
                 assert outcome["raised"] == "botocore.exceptions.EndpointConnectionError", name
-                assert build.name == "DeployFunction", name
+                assert build.name in EVENT_FUNCTIONS, name
+            elif build.name in EVENT_FUNCTIONS:  # an event it does not act on: its outcome says why
+                assert outcome["response"]["action"] == "ignored", name
             else:
                 assert outcome["response"]["statusCode"] in {200, 400, 415, 422, 503}, name

@@ -47,6 +47,11 @@ METRICS = [
     "test_macro_f1",
     "baseline_test_accuracy",
     "baseline_test_macro_f1",
+    "champion_test_accuracy",
+    "recent_accuracy",
+    "champion_recent_accuracy",
+    "trusted_accuracy",
+    "champion_trusted_accuracy",
 ]
 
 
@@ -592,6 +597,7 @@ def test_status_of_a_completed_job(invoke: Invoke) -> None:
         "started_at": "2025-01-01T12:03:00Z",
         "ended_at": "2025-01-01T12:40:00Z",
         "billable_seconds": 1100,
+        "reason": "manual",
         "deployment": None,
     }
 

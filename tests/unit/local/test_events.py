@@ -23,18 +23,23 @@ def rules(**parameters: str) -> list[tpl.EventRule]:
 
 
 @pytest.mark.parametrize("path", sorted(EVENTS.glob("*.json")), ids=lambda p: p.stem)
-def test_every_sample_event_reaches_the_deploy_function(path: Path) -> None:
+def test_every_sample_event_reaches_its_function(path: Path) -> None:
     """events/eventbridge/ holds real event shapes; with the template's defaults each one matches
-    exactly the deploy function's rule for it (what `textclf invoke DeployFunction -e` sends)."""
+    exactly the rule of the function it is for (what `textclf invoke <Function> -e` sends)."""
     event = json.loads(path.read_text())
+    if "alarmName" in event["detail"]:
+        # The sample is a stack named textclf's; the local stack's alarms are textclf-local-*.
+        assert not [r for r in rules() if matches(r.pattern, event)]
+        event["detail"]["alarmName"] = event["detail"]["alarmName"].replace("textclf-", "textclf-local-", 1)
     matched = [(r.function, r.name) for r in rules() if matches(r.pattern, event)]
     expected = {
-        "training_job_completed": "TrainingJobEnded",
-        "training_job_failed": "TrainingJobEnded",
-        "model_package_approved": "ModelVersionApproved",
-        "endpoint_in_service": "EndpointStateChanged",
+        "training_job_completed": ("DeployFunction", "TrainingJobEnded"),
+        "training_job_failed": ("DeployFunction", "TrainingJobEnded"),
+        "model_package_approved": ("DeployFunction", "ModelVersionApproved"),
+        "endpoint_in_service": ("DeployFunction", "EndpointStateChanged"),
+        "alarm_labels": ("RetrainFunction", "MonitorAlarm"),
     }[path.stem]
-    assert matched == [("DeployFunction", expected)]
+    assert matched == [expected]
 
 
 def test_patterns_filter_what_the_function_must_not_see() -> None:
@@ -52,6 +57,19 @@ def test_patterns_filter_what_the_function_must_not_see() -> None:
     assert not matches(renamed.pattern, completed)
     endpoint = next(r for r in rules(EndpointName="other") if r.name == "EndpointStateChanged")
     assert not matches(endpoint.pattern, json.loads((EVENTS / "endpoint_in_service.json").read_text()))
+
+
+def test_only_the_stacks_monitor_alarms_in_alarm_reach_the_retrain_function() -> None:
+    event = json.loads((EVENTS / "alarm_labels.json").read_text())
+    (rule,) = [r for r in rules() if r.function == "RetrainFunction"]
+    for name in ("drift", "live-accuracy", "labels"):
+        event["detail"]["alarmName"] = f"textclf-local-{name}"
+        assert matches(rule.pattern, event)
+        event["detail"]["state"]["value"] = "OK"
+        assert not matches(rule.pattern, event)
+        event["detail"]["state"]["value"] = "ALARM"
+    event["detail"]["alarmName"] = "textclf-local-endpoint-5xx"  # a rollback guardrail, not a monitor alarm
+    assert not matches(rule.pattern, event)
 
 
 def test_unsupported_operators_are_refused_not_ignored() -> None:

@@ -34,10 +34,14 @@ rows = sorted(pathlib.Path(os.environ["SM_CHANNEL_TRAIN"]).rglob("*.txt"))
 rank = os.environ.get("RANK", "0")  # set by torchrun
 (model / f"rank-{rank}-of-{os.environ.get('WORLD_SIZE', '1')}").write_text("")
 if rank == "0":
-    (model / "seen.json").write_text(json.dumps({
+    seen = {
         "epochs": args.epochs, "base_model": args.base_model, "rows": [r.read_text() for r in rows],
         "channels": json.loads(os.environ["SM_CHANNELS"]),
-    }))
+    }
+    if "SM_CHANNEL_FEEDBACK" in os.environ:
+        folder = pathlib.Path(os.environ["SM_CHANNEL_FEEDBACK"])
+        seen["feedback"] = {p.name: p.read_text() for p in folder.iterdir()}
+    (model / "seen.json").write_text(json.dumps(seen))
     print("METRIC test_accuracy=0.5"); print("METRIC test_accuracy=0.75"); print("noise METRIC x=1")
 if args.exit_code:
     print("train.py: no .parquet files under /opt/ml/input/data/train", file=sys.stderr)
@@ -114,6 +118,31 @@ def test_a_job_runs_the_bundle_like_the_training_toolkit(local: Any) -> None:
     assert bus.events[-1][0] == TRAINING_EVENT and bus.events[-1][1]["TrainingJobStatus"] == "Completed"
     listed = sagemaker.training.list_training_jobs({"NameContains": "job-", "StatusEquals": "Completed"})
     assert [j["TrainingJobName"] for j in listed["TrainingJobSummaries"]] == ["job-ok"]
+
+
+def test_a_channel_naming_one_object_gets_that_object(local: Any) -> None:
+    """A retrain's feedback channel is one content-addressed file (S3Prefix = its key): SageMaker
+    puts it in the channel folder under its own name, and so does the local runner."""
+    sagemaker, _bus, plane = local
+    s3 = plane.client("s3")
+    s3.put_object(Bucket=BUCKET, Key="feedback-sets/abc.jsonl", Body=b'{"text": "t"}\n')
+    s3.put_object(Bucket=BUCKET, Key="feedback-sets/abc.json", Body=b"{}")  # a neighbour, not matched
+    request = job_request("job-feedback")
+    request["InputDataConfig"].append(
+        {
+            "ChannelName": "feedback",
+            "DataSource": {"S3DataSource": {"S3Uri": f"s3://{BUCKET}/feedback-sets/abc.jsonl"}},
+        }
+    )
+    sagemaker.training.create_training_job(request)
+    assert wait(sagemaker, "job-feedback")["TrainingJobStatus"] == "Completed"
+    body = s3.get_object(Bucket=BUCKET, Key="out/job-feedback/output/model.tar.gz")["Body"].read()
+    with tarfile.open(fileobj=io.BytesIO(body)) as tar:
+        member = tar.extractfile("seen.json")
+        assert member is not None
+        seen = json.loads(member.read())
+    assert seen["channels"] == ["train", "feedback"]
+    assert seen["feedback"] == {"abc.jsonl": '{"text": "t"}\n'}
 
 
 def archive_names(plane: Any, name: str) -> list[str]:

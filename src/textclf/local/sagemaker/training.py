@@ -230,7 +230,9 @@ class TrainingJobs:
             dest.mkdir(parents=True)
             for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
                 for obj in page.get("Contents", []):
-                    relative = obj["Key"][len(prefix) :].lstrip("/")
+                    # An S3Prefix naming one object (a retrain's feedback file, the champion's
+                    # archive) puts that object in the channel under its own name, as SageMaker does.
+                    relative = obj["Key"][len(prefix) :].lstrip("/") or obj["Key"].rsplit("/", 1)[-1]
                     if relative:
                         (dest / relative).parent.mkdir(parents=True, exist_ok=True)
                         s3.download_file(bucket, obj["Key"], str(dest / relative))
