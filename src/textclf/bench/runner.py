@@ -85,6 +85,8 @@ class BenchConfig:
     #: The cloud level: the virtualenv holding the DLC's model server, and container variables
     #: set on top of the deploy function's (tuning runs: workers, threads, MMS_* settings).
     dlc_venv: Path = DEFAULT_DLC_VENV
+    #: The cloud level's servers: ``dlc``, ``textclf`` (textclf's inference image) or both.
+    inference_servers: tuple[str, ...] = (cloud.DEFAULT_INFERENCE_SERVER,)
     dlc_env: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -426,20 +428,24 @@ def run_endpoint_level(cfg: BenchConfig, bodies: list[bytes]) -> list[dict[str, 
 
 
 def run_cloud_level(cfg: BenchConfig, bodies: list[bytes]) -> dict[str, Any]:
-    """The archive on the DLC's model server with the deploy function's container environment,
-    beside the local endpoint, interleaved; ``{"skipped": why}`` without the DLC virtualenv."""
-    why = cloud.skip_reason(cfg.dlc_venv)
-    if why is not None:
-        return {"skipped": why}
-    local = endpoint_server(cfg, cloud.LOCAL_SERVER)
-    dlc = cloud.dlc_server(cfg, HOST)
+    """The archive as the template's endpoint serves it -- the DLC's model server, textclf's
+    inference image, or both -- with the deploy function's container environment, beside the
+    local endpoint, interleaved. Without the DLC virtualenv the DLC is left out, said in one line
+    (``{"skipped": why}`` when nothing else was asked for)."""
+    skipped = cloud.skip_reason(cfg.dlc_venv) if "dlc" in cfg.inference_servers else None
+    wanted = [name for name in cfg.inference_servers if not (name == "dlc" and skipped)]
+    if not wanted:
+        return {"skipped": skipped}
+    factories = {"dlc": cloud.dlc_server, "textclf": cloud.textclf_image_server}
+    servers = [endpoint_server(cfg, cloud.LOCAL_SERVER), *(factories[name](cfg, HOST) for name in wanted)]
 
     def answering(server: ServerProcess) -> None:
         if server.name == cloud.DLC_SERVER:
             cloud.wait_answers(server, bodies[0])
 
-    runs = _interleaved(cfg, [local, dlc], bodies, "cloud level", ready=answering)
-    return {"servers": cloud.settings_line(cfg), "runs": runs}
+    runs = _interleaved(cfg, servers, bodies, "cloud level", ready=answering)
+    result = {"servers": cloud.settings_line(cfg, [cloud.CLOUD_SERVERS[n] for n in wanted]), "runs": runs}
+    return result | ({"skipped": skipped} if skipped else {})
 
 
 def _interleaved(
@@ -611,7 +617,8 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] | None = None) -
         if cfg.capture:
             results["capture"] = captured(cfg)
     if "cloud" in cfg.levels:
-        say(f"cloud level: the DLC's model server vs the local endpoint, concurrency {cfg.concurrency}")
+        servers = " and ".join(cfg.inference_servers)
+        say(f"cloud level: {servers} vs the local endpoint, concurrency {cfg.concurrency}")
         results["cloud_level"] = run_cloud_level(cfg, bodies)
         if "skipped" in results["cloud_level"]:
             say(f"cloud level skipped: {results['cloud_level']['skipped']}")

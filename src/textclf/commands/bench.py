@@ -130,6 +130,13 @@ def register(subparsers: Any) -> None:
         help="cloud level: virtualenv with the DLC's model server (default .venv-dlc; make dlc-venv)",
     )
     parser.add_argument(
+        "--inference-server",
+        choices=("dlc", "textclf", "both"),
+        default=None,
+        help="cloud level: the server the endpoint runs, as the template's InferenceServer (default: "
+        "the template's default), or both",
+    )
+    parser.add_argument(
         "--dlc-env",
         action="append",
         default=[],
@@ -146,7 +153,7 @@ def register(subparsers: Any) -> None:
 def config_from_args(args: argparse.Namespace) -> Any:
     """A ``BenchConfig`` from the flags (explicit flags win over ``--quick``)."""
     from textclf import config
-    from textclf.bench.cloud import DEFAULT_DLC_VENV, parse_env_overrides
+    from textclf.bench.cloud import DEFAULT_DLC_VENV, DEFAULT_INFERENCE_SERVER, parse_env_overrides
     from textclf.bench.runner import DEFAULT_SOAK_S, LEVELS, BenchConfig
 
     art = config.artifacts_dir()
@@ -204,6 +211,11 @@ def config_from_args(args: argparse.Namespace) -> Any:
         capture=args.capture,
         dlc_venv=(args.dlc_venv or DEFAULT_DLC_VENV).resolve(),
         dlc_env=parse_env_overrides(args.dlc_env),
+        inference_servers=(
+            ("dlc", "textclf")
+            if args.inference_server == "both"
+            else (args.inference_server or DEFAULT_INFERENCE_SERVER,)
+        ),
     )
 
 
