@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
-from textclf_api.logic.deployment import BASE_ENVIRONMENT
+from textclf_api.logic.deployment import container_environment
 
 pytestmark = pytest.mark.integration
 
@@ -38,7 +38,7 @@ def _container_env(base_dir: Path, port: int) -> dict[str, str]:
     # What CreateModel gives the container (the deploy function's variables) + the two moves.
     return {
         **os.environ,
-        **BASE_ENVIRONMENT,
+        **container_environment("RealTime"),
         "SAGEMAKER_BASE_DIR": str(base_dir),
         "SAGEMAKER_BIND_TO_PORT": str(port),
     }

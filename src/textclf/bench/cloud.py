@@ -70,10 +70,11 @@ def skip_reason(venv: Path) -> str | None:
 
 
 def deploy_environment() -> dict[str, str]:
-    """The container variables the deploy function gives every model (its one owner)."""
-    from textclf_api.logic.deployment import BASE_ENVIRONMENT
+    """The container variables the deploy function gives every model of an instance endpoint
+    (its one owner)."""
+    from textclf_api.logic.deployment import container_environment
 
-    return dict(BASE_ENVIRONMENT)
+    return container_environment("RealTime")
 
 
 def parse_env_overrides(pairs: list[str]) -> dict[str, str]:
@@ -209,13 +210,28 @@ def wait_answers(server: ServerProcess, body: bytes, timeout_s: float = DLC_STAR
         try:
             with urllib.request.urlopen(request, timeout=30) as reply:
                 json.loads(reply.read())
+            if workers_ready(server):
                 return
+            last = "a worker is still loading the model"
         except urllib.error.HTTPError as exc:
             last = f"HTTP {exc.code}: {exc.read()[:200]!r}"
         except (OSError, ValueError) as exc:
             last = str(exc)
         time.sleep(1.0)
     raise UserError(f"{server.name} did not answer POST /invocations within {timeout_s:.0f} s: {last}")
+
+
+def workers_ready(server: ServerProcess) -> bool:
+    """Every MMS worker of the model READY (its management API, on the same port here): with
+    several workers, the first answers while the others still load the model."""
+    try:
+        with urllib.request.urlopen(server.base_url + "/models/model", timeout=10) as reply:
+            described = json.loads(reply.read())
+    except (OSError, ValueError):
+        return True  # no management API to ask: the answered invocation is all there is
+    models = described if isinstance(described, list) else [described]
+    workers = [w for m in models if isinstance(m, dict) for w in m.get("workers") or []]
+    return all(isinstance(w, dict) and w.get("status") == "READY" for w in workers)
 
 
 def settings_line(cfg: BenchConfig, names: list[str]) -> dict[str, Any]:

@@ -10,8 +10,9 @@ container with SIGTERM. This module is the image's entrypoint: it answers ``serv
 The places come from the variables the SageMaker inference toolkit reads for the same purpose,
 so one override moves either server (tests, ``textclf bench``): ``SAGEMAKER_BASE_DIR`` (the
 folder holding ``model/``, default ``/opt/ml``) and ``SAGEMAKER_BIND_TO_PORT`` (default 8080).
-``SAGEMAKER_MODEL_SERVER_WORKERS`` does not apply: one process, one model copy, requests
-batched across connections.
+``SAGEMAKER_MODEL_SERVER_WORKERS`` and ``TEXTCLF_NUM_THREADS`` do not apply: the deploy function
+sets them to size the DLC's model-server workers (one ONNX thread per worker); this is one
+process with one model copy, batching requests across connections, and it takes every core.
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     from textclf.serving.endpoint import DEFAULT_ENDPOINT_NAME, BatchingOptions
     from textclf.serving.lifecycle import quiet_libraries
 
+    # The DLC's per-worker thread count (deployment.SERVER_ENVIRONMENT), not this server's.
+    os.environ.pop("TEXTCLF_NUM_THREADS", None)
     try:
         directory = model_dir()
         if not (directory / "config.json").is_file():

@@ -19,7 +19,7 @@ from typing import Any
 
 import psutil
 import pytest
-from textclf_api.logic.deployment import BASE_ENVIRONMENT
+from textclf_api.logic.deployment import container_environment
 
 from textclf.bench import cloud, report
 from textclf.bench.runner import BenchConfig, run_cloud_level
@@ -60,8 +60,9 @@ def test_the_dlc_runs_with_the_deploy_functions_environment_moved_off_the_contai
         venv, tmp_path / "ml", 23456, {"SAGEMAKER_MODEL_SERVER_WORKERS": "2"}, "127.0.0.1"
     )
     # Every variable the deploy function sets, read from it; an override wins over it.
-    for key, value in BASE_ENVIRONMENT.items():
-        assert env[key] == ("2" if key == "SAGEMAKER_MODEL_SERVER_WORKERS" else value)
+    assert env["SAGEMAKER_MODEL_SERVER_WORKERS"] == "2"
+    for key, value in container_environment("RealTime").items():
+        assert env[key] == value
     assert env["SAGEMAKER_BASE_DIR"] == str(tmp_path / "ml")
     assert env["SAGEMAKER_BIND_TO_PORT"] == "23456"
     assert env["MMS_INFERENCE_ADDRESS"] == env["MMS_MANAGEMENT_ADDRESS"] == "http://127.0.0.1:23456"
@@ -150,7 +151,7 @@ def test_the_cloud_level_is_judged_against_the_local_endpoint_of_the_same_run() 
     results: dict[str, Any] = {
         "config": {"duration_s": 15.0},
         "cloud_level": {
-            "servers": {"deploy_environment": dict(BASE_ENVIRONMENT), "overrides": {}},
+            "servers": {"deploy_environment": container_environment("RealTime"), "overrides": {}},
             "runs": [
                 _run(cloud.LOCAL_SERVER, 2000.0, 40.0),
                 _run(cloud.DLC_SERVER, 900.0, 150.0, {"http_503": 12}),
