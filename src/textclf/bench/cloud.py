@@ -26,7 +26,7 @@ import tarfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -135,18 +135,35 @@ def dlc_environment(
 def dlc_server(cfg: BenchConfig, host: str) -> ServerProcess:
     """The DLC's model server serving ``cfg.package`` (not started)."""
     base_dir = (cfg.out / "cloud" / "ml").resolve()
+    argv = [str(dlc_python(cfg.dlc_venv)), str(LAUNCHER), str(base_dir.parent / "mms.properties")]
+
+    def environment(port: int) -> dict[str, str]:
+        return dlc_environment(cfg.dlc_venv, base_dir, port, cfg.dlc_env, host)
+
+    return _container_server(cfg, DLC_SERVER, argv, base_dir, host=host, environment=environment)
+
+
+def _container_server(
+    cfg: BenchConfig,
+    name: str,
+    argv: list[str],
+    base_dir: Path,
+    *,
+    host: str,
+    environment: Callable[[int], Mapping[str, str]],
+) -> ServerProcess:
+    """A server run as its container would run it: the archive unpacked as ``<base_dir>/model``
+    (``/opt/ml/model``), on a port it binds itself, with ``environment(port)``."""
     unpack_archive(cfg.package, base_dir)
     port = free_port_below_32768(host)
-    env = dlc_environment(cfg.dlc_venv, base_dir, port, cfg.dlc_env, host)
-    argv = [str(dlc_python(cfg.dlc_venv)), str(LAUNCHER), str(base_dir.parent / "mms.properties")]
     return ServerProcess(
-        DLC_SERVER,
+        name,
         argv,
         host,
         port,
         ready_path="/ping",
-        log_path=cfg.out / "logs" / f"{DLC_SERVER}.log",
-        env=env,
+        log_path=cfg.out / "logs" / f"{name}.log",
+        env=environment(port),
         startup_timeout_s=DLC_STARTUP_S,
     )
 
@@ -174,25 +191,18 @@ def textclf_image_server(cfg: BenchConfig, host: str) -> ServerProcess:
     from textclf.serving.container import HOST_ENV
 
     base_dir = (cfg.out / "cloud-textclf" / "ml").resolve()
-    unpack_archive(cfg.package, base_dir)
-    port = free_port_below_32768(host)
-    env = {
-        **os.environ,
-        **deploy_environment(),
-        "SAGEMAKER_BASE_DIR": str(base_dir),
-        "SAGEMAKER_BIND_TO_PORT": str(port),
-        HOST_ENV: host,
-    }
-    return ServerProcess(
-        TEXTCLF_SERVER,
-        python_module_argv("textclf.serving.container", "serve"),
-        host,
-        port,
-        ready_path="/ping",
-        log_path=cfg.out / "logs" / f"{TEXTCLF_SERVER}.log",
-        env=env,
-        startup_timeout_s=DLC_STARTUP_S,
-    )
+
+    def environment(port: int) -> dict[str, str]:
+        return {
+            **os.environ,
+            **deploy_environment(),
+            "SAGEMAKER_BASE_DIR": str(base_dir),
+            "SAGEMAKER_BIND_TO_PORT": str(port),
+            HOST_ENV: host,
+        }
+
+    argv = python_module_argv("textclf.serving.container", "serve")
+    return _container_server(cfg, TEXTCLF_SERVER, argv, base_dir, host=host, environment=environment)
 
 
 def wait_answers(server: ServerProcess, body: bytes, timeout_s: float = DLC_STARTUP_S) -> None:

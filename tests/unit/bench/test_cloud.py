@@ -166,6 +166,13 @@ def test_the_cloud_level_is_judged_against_the_local_endpoint_of_the_same_run() 
     text = report.render_table(results)
     assert "multi-model-server 1.1.11 + sagemaker-huggingface-inference-toolkit 2.6.0" in text
     assert "http_503 x12" in text
+    # CPU per request beside the local endpoint's, for runs without errors only.
+    results["cloud_level"]["runs"].append(
+        {**_run(cloud.TEXTCLF_SERVER, 1900.0, 45.0), "server_cpu_ms_per_request": 1.1}
+    )
+    assert report.cpu_share_line(report.cloud_runs(results)).endswith(
+        ": cloud-textclf 1.10x at concurrency 64"
+    )
     # The cost per million is the cloud path's, at a rate served without errors only.
     cost = next(line for line in text.splitlines() if line.startswith("Cloud path: Cost per million"))
     assert "local-endpoint $" in cost and "cloud-dlc" not in cost
