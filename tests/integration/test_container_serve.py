@@ -23,7 +23,8 @@ import psutil
 import pytest
 from textclf_api.logic.deployment import container_environment
 
-pytestmark = pytest.mark.integration
+# A real server process loading a real (tiny) model: seconds on a quiet machine.
+pytestmark = [pytest.mark.integration, pytest.mark.heavy]
 
 ENTRYPOINT = [sys.executable, "-m", "textclf.serving.container"]  # the Dockerfile's ENTRYPOINT
 
