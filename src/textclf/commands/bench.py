@@ -142,7 +142,8 @@ def register(subparsers: Any) -> None:
         default=[],
         metavar="KEY=VALUE",
         help="cloud level: a container variable on top of the deploy function's, e.g. "
-        "SAGEMAKER_MODEL_SERVER_WORKERS=2, TEXTCLF_NUM_THREADS=1, MMS_JOB_QUEUE_SIZE=1000 (repeatable)",
+        "SAGEMAKER_MODEL_SERVER_WORKERS=1, TEXTCLF_NUM_THREADS=2, MMS_JOB_QUEUE_SIZE=1000 (repeatable; "
+        "default: none)",
     )
     parser.add_argument(
         "--quick", action="store_true", help="seconds, not minutes: a smoke run (figures not meaningful)"
