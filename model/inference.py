@@ -112,8 +112,8 @@ def num_threads() -> int:
 
     Set deliberately because both torch and onnxruntime otherwise guess from the host's core
     count, which over-subscribes a container limited by affinity or cgroups. One thread pool
-    per process: run one model-server worker per endpoint instance (the deploy command sets
-    ``SAGEMAKER_MODEL_SERVER_WORKERS=1``) or lower this to cores / workers.
+    per process: with several model-server workers, lower this to cores / workers (the deploy
+    function runs the DLC with a worker per vCPU and ``TEXTCLF_NUM_THREADS=1``).
     """
     # TEXTCLF_INTRA_OP_THREADS is what the local endpoint (textclf serve-endpoint) sets.
     for name in ("TEXTCLF_NUM_THREADS", "TEXTCLF_INTRA_OP_THREADS"):

@@ -57,13 +57,31 @@ ENDPOINT_EVENT: Final = "SageMaker Endpoint State Change"
 TERMINAL_JOB_STATES: Final = frozenset({"Completed", "Failed", "Stopped"})
 BUSY_ENDPOINT_STATES: Final = frozenset({"Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting"})
 VARIANT_NAME: Final = "AllTraffic"
-#: Container environment of every model: one model-server worker (inference.py sizes its thread
-#: pool to the instance), never the Hub, and the version the model reports in its answers.
+#: Container environment of every model: never the Hub (and the version the model reports in its
+#: answers, per release).
 BASE_ENVIRONMENT: Final = {
-    "SAGEMAKER_MODEL_SERVER_WORKERS": "1",
     "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
     "HF_HUB_OFFLINE": "1",
 }
+#: How the DLC's model server spends the cores, by endpoint type. Its handler takes one request
+#: per call, so one worker's requests queue behind each other while its ONNX threads idle between
+#: small calls; measured (docs/benchmarks.md, cloud level), one worker per vCPU with one ONNX
+#: thread each served 1.9x the requests of one worker with two threads, at 0.6x the CPU per
+#: request. Instances: multi-model-server's own default (a worker per vCPU, as no
+#: SAGEMAKER_MODEL_SERVER_WORKERS is set) with one thread each. Serverless: one worker, one model
+#: copy in the memory it has, using every core. textclf's own image ignores both: one process
+#: batching across connections (textclf.serving.container).
+SERVER_ENVIRONMENT: Final = {
+    "RealTime": {"TEXTCLF_NUM_THREADS": "1"},
+    "Serverless": {"SAGEMAKER_MODEL_SERVER_WORKERS": "1"},
+}
+
+
+def container_environment(endpoint_type: str) -> dict[str, str]:
+    """The variables every model of an endpoint of ``endpoint_type`` starts with."""
+    return BASE_ENVIRONMENT | SERVER_ENVIRONMENT[endpoint_type]
+
+
 #: Figures of a job that go into its model package's metadata (strings there, at most 256 chars).
 PACKAGE_METRICS: Final = (
     "test_accuracy",
@@ -613,7 +631,7 @@ def change_endpoint(
         PrimaryContainer={
             "Image": release.image,
             "ModelDataUrl": release.model_data,
-            "Environment": BASE_ENVIRONMENT | release.environment,
+            "Environment": container_environment(settings.endpoint_type) | release.environment,
         },
         EnableNetworkIsolation=isolated,
     )

@@ -19,7 +19,7 @@ import json
 import time
 import uuid
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Final, TypeVar
 
 from botocore.exceptions import ClientError
 from pydantic_core import from_json
@@ -133,9 +133,19 @@ def _name_predictions(
             prediction["prediction_id"] = f"{inference_id}-{index}"
 
 
+#: A model container's statuses that mean "full, retry later" (OriginalStatusCode of a ModelError).
+SHED_STATUSES: Final = frozenset({429, 503})
+
+
 def _endpoint_failure(exc: Exception, endpoint: str, retry_after: int) -> ApiError:
     if isinstance(exc, ClientError):
         code = aws.error_code(exc)
+        if code == "ModelError" and exc.response.get("OriginalStatusCode") in SHED_STATUSES:
+            # The container refused for load, not for the request: the DLC's model server answers
+            # 503 once its job queue is full, and SageMaker passes that on as a ModelError.
+            return ServiceUnavailableError(
+                f"{ENDPOINT} is at capacity; try again later", retry_after=retry_after
+            )
         if code == "ModelError":
             # The container raised (HTTP 424 from SageMaker): the request was valid, the model
             # failed. Its own text (OriginalMessage) is logged via the cause, not shown.

@@ -34,6 +34,9 @@ TARGET_CONCURRENCY = 64
 TARGET_SERVED_SPEEDUP = 15.0
 TARGET_SERVED_P99_SHARE = 0.1
 TARGET_SERVED_ACCURACY_DROP_POINTS = 0.1
+#: The stack the template deploys against the local endpoint, same run: at least 0.8x its rate.
+TARGET_CLOUD_RATIO = 0.8
+TARGET_CLOUD_P99_MS = 60.0
 #: Data capture of every invocation may cost at most 5% of the endpoint's throughput.
 TARGET_CAPTURE_RATIO = 0.95
 #: The endpoint-level server that captures (``textclf bench --capture``).
@@ -97,7 +100,10 @@ def model_rows(results: Mapping[str, Any]) -> tuple[list[str], list[list[Any]]]:
     return headers, rows
 
 
-def load_rows(results: Mapping[str, Any]) -> tuple[list[str], list[list[Any]]]:
+def load_rows(
+    results: Mapping[str, Any], runs: Sequence[Mapping[str, Any]] | None = None
+) -> tuple[list[str], list[list[Any]]]:
+    """One row per load run: the endpoint level's, or ``runs`` (the cloud level's)."""
     headers = [
         "server",
         "concurrency",
@@ -108,9 +114,10 @@ def load_rows(results: Mapping[str, Any]) -> tuple[list[str], list[list[Any]]]:
         "peak RSS MB",
         "server CPU ms/req",
         "client CPU",
+        "error kinds",
     ]
     rows = []
-    for run in results.get("endpoint_level") or []:
+    for run in results.get("endpoint_level") or [] if runs is None else runs:
         rows.append(
             [
                 run["server"],
@@ -122,6 +129,7 @@ def load_rows(results: Mapping[str, Any]) -> tuple[list[str], list[list[Any]]]:
                 run["peak_rss_bytes"] / MB,
                 run.get("server_cpu_ms_per_request"),
                 f"{100 * run['client_cpu_fraction']:.0f}%",
+                ", ".join(f"{kind} x{n}" for kind, n in sorted((run.get("errors") or {}).items())) or "-",
             ]
         )
     return headers, rows
@@ -240,6 +248,8 @@ def check_targets(results: Mapping[str, Any]) -> list[dict[str, Any]]:
         api_ok = api_p50 <= TARGET_API_P50_MS and api["error_count"] == 0
     add("full local API path p50 at concurrency 1 (ms)", api_p50, f"<= {TARGET_API_P50_MS}", api_ok)
     checks += served_targets(results)
+    if cloud_runs(results):
+        checks += cloud_targets(results)
     ratios = capture_ratios(results)
     if ratios:
         at = TARGET_CONCURRENCY if TARGET_CONCURRENCY in ratios else max(ratios)
@@ -357,9 +367,10 @@ def ceiling_line(ceiling: Mapping[str, Any], runtimes: Mapping[str, Any]) -> str
     return line + " (no server can beat this model on this machine)"
 
 
-def cost_lines(results: Mapping[str, Any]) -> str:
+def cost_lines(results: Mapping[str, Any], runs: Sequence[Mapping[str, Any]] | None = None) -> str:
     """Cost per million predictions of each server at its best measured throughput, on one
-    instance of the configured type (price from ``prices.PRICES`` or ``--price-per-hour``)."""
+    instance of the configured type (price from ``prices.PRICES`` or ``--price-per-hour``):
+    the endpoint level's servers, or ``runs`` (the cloud level's)."""
     from textclf.bench.prices import PRICES, cost_per_million
     from textclf.deploy import DEFAULT_INSTANCE_TYPE
 
@@ -375,7 +386,9 @@ def cost_lines(results: Mapping[str, Any]) -> str:
         assert known is not None
         price, where = known.usd_per_hour, f"{known.region} on-demand, {known.source}, {known.as_of}"
     best: dict[str, Mapping[str, Any]] = {}
-    for run in results.get("endpoint_level") or []:
+    for run in results.get("endpoint_level") or [] if runs is None else runs:
+        if run["error_count"]:
+            continue  # a rate bought by shedding load is not a rate the endpoint serves
         if run["server"] not in best or run["throughput_rps"] > best[run["server"]]["throughput_rps"]:
             best[run["server"]] = run
     items = [
@@ -385,8 +398,85 @@ def cost_lines(results: Mapping[str, Any]) -> str:
     ]
     return (
         f"Cost per million predictions on one {instance} at ${price:.3f}/h ({where}), at each server's "
-        f"best measured throughput: " + "; ".join(items)
+        f"best throughput measured without errors: " + ("; ".join(items) or "none without errors")
     )
+
+
+def cloud_runs(results: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    return list((results.get("cloud_level") or {}).get("runs") or [])
+
+
+def cloud_targets(results: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Each cloud server (the DLC's, textclf's image) against the local endpoint of the same run,
+    at concurrency 64: throughput ratio, p99 and errors."""
+    from textclf.bench.cloud import CLOUD_SERVERS, LOCAL_SERVER
+
+    runs = {"cloud_level": cloud_runs(results)}
+    local = _find(runs, LOCAL_SERVER)
+    checks: list[dict[str, Any]] = []
+    for kind, name in CLOUD_SERVERS.items():
+        server = _find(runs, name)
+        if server is None:
+            continue
+        base = local["throughput_rps"] if local else 0.0
+        ratio = server["throughput_rps"] / base if base else None
+        p99 = server["latency"]["p99_ms"]
+        errors = sum(r["error_count"] for r in runs["cloud_level"] if r["server"] == name)
+        checks += [
+            _check(
+                f"cloud ({kind}) / local endpoint headlines/s at concurrency {TARGET_CONCURRENCY}",
+                ratio,
+                f">= {TARGET_CLOUD_RATIO}",
+                None if ratio is None else ratio >= TARGET_CLOUD_RATIO,
+            ),
+            _check(
+                f"cloud ({kind}) p99 at concurrency {TARGET_CONCURRENCY} (ms)",
+                p99,
+                f"<= {TARGET_CLOUD_P99_MS:.0f}",
+                p99 <= TARGET_CLOUD_P99_MS,
+            ),
+            _check(f"cloud ({kind}) errors (all levels)", errors, "0", errors == 0),
+        ]
+    return checks
+
+
+def cpu_share_line(runs: Sequence[Mapping[str, Any]]) -> str:
+    """Each cloud server's CPU per request over the local endpoint's at the same concurrency.
+
+    On a machine other work keeps busy, the scheduler gives a server of several processes (the
+    DLC's JVM and workers) more of the cores than a one-process server, so throughput ratios
+    drift with the background load; the CPU one request costs drifts far less, and on a
+    dedicated instance capacity is the cores over it."""
+    from textclf.bench.cloud import LOCAL_SERVER
+
+    local = {r["concurrency"]: r for r in runs if r["server"] == LOCAL_SERVER}
+    items = []
+    for run in runs:
+        base = local.get(run["concurrency"])
+        cpu, base_cpu = run.get("server_cpu_ms_per_request"), (base or {}).get("server_cpu_ms_per_request")
+        if run["server"] != LOCAL_SERVER and cpu and base_cpu and not run["error_count"]:
+            items.append(f"{run['server']} {cpu / base_cpu:.2f}x at concurrency {run['concurrency']}")
+    return (
+        "Server CPU per request relative to local-endpoint (steadier than throughput when other work "
+        "shares the cores; on a dedicated instance capacity is cores / CPU per request): "
+        + ("; ".join(items) or "-")
+    )
+
+
+def _find(results: Mapping[str, Any], server: str) -> Mapping[str, Any] | None:
+    return next(
+        (
+            r
+            for r in results.get("cloud_level") or []
+            if r["server"] == server and r["concurrency"] == TARGET_CONCURRENCY
+        ),
+        None,
+    )
+
+
+def _check(name: str, measured: float | None, threshold: str, ok: bool | None) -> dict[str, Any]:
+    status = "n/a" if ok is None else ("pass" if ok else "FAIL")
+    return {"target": name, "measured": measured, "threshold": threshold, "status": status}
 
 
 def render_table(results: Mapping[str, Any], *, markdown: bool = False) -> str:
@@ -433,16 +523,39 @@ def render_table(results: Mapping[str, Any], *, markdown: bool = False) -> str:
     if results.get("endpoint_level"):
         cfg = results.get("config") or {}
         parts.append(
-            f"Endpoint level (closed loop, one headline per request, {cfg.get('duration_s')} s per level "
-            f"after {cfg.get('warmup_s')} s warm-up; servers in their own processes)"
+            f"Endpoint level, local servers (textclf serve-endpoint and the baseline; closed loop, one "
+            f"headline per request, {cfg.get('duration_s')} s per level after {cfg.get('warmup_s')} s "
+            "warm-up; servers in their own processes)"
         )
         parts.append(table(*load_rows(results)))
         capture = capture_line(results)
         if capture:
             parts.append(capture)
-        costs = cost_lines(results)
-        if costs:
-            parts.append(costs)
+        if not cloud_runs(results):
+            parts.append("Local servers, not the cloud path: " + cost_lines(results))
+    cloud = results.get("cloud_level") or {}
+    if cloud.get("skipped") and not cloud_runs(results):
+        parts.append(f"Cloud level skipped: {cloud['skipped']}")
+    elif cloud:
+        cfg = results.get("config") or {}
+        servers = cloud.get("servers") or {}
+        env = {**(servers.get("deploy_environment") or {}), **(servers.get("overrides") or {})}
+        names = servers.get("names") or [r["server"] for r in cloud_runs(results)]
+        kinds: dict[str, str] = {
+            "cloud-dlc": "the HF inference DLC's model server (multi-model-server 1.1.11 + "
+            "sagemaker-huggingface-inference-toolkit 2.6.0, run without Docker)",
+            "cloud-textclf": "textclf's inference image's serve (textclf.serving.container: the "
+            "micro-batching endpoint), run without Docker",
+        }
+        described = "; ".join(f"{n} = {kinds[n]}" for n in names if n in kinds)
+        parts.append(
+            f"Cloud level: {described}; each with the deploy function's container environment {env}; "
+            f"local-endpoint = textclf serve-endpoint; same run, interleaved, {cfg.get('duration_s')} s "
+            "per level" + (f" ({cloud['skipped']}: the DLC was left out)" if cloud.get("skipped") else "")
+        )
+        parts.append(table(*load_rows(results, cloud_runs(results))))
+        parts.append(cpu_share_line(cloud_runs(results)))
+        parts.append("Cloud path: " + cost_lines(results, cloud_runs(results)))
     if results.get("api_level"):
         parts.append("Full local API path (HTTP -> Lambda handler -> boto3 -> endpoint)")
         parts.append(table(*api_rows(results)))

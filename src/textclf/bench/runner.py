@@ -25,7 +25,8 @@ from typing import Any
 
 import psutil
 
-from textclf.bench import report
+from textclf.bench import cloud, report
+from textclf.bench.cloud import DEFAULT_DLC_VENV
 from textclf.bench.loadgen import LoadResult, run_load
 from textclf.bench.plots import write_plots
 from textclf.bench.servers import (
@@ -44,7 +45,8 @@ log = logging.getLogger(__name__)
 
 LEVELS = ("model", "endpoint", "api")
 #: ``soak`` runs only when asked for (``--soak SECONDS`` or ``--levels ...,soak``): it takes minutes.
-ALL_LEVELS = (*LEVELS, "soak")
+#: ``cloud`` too: it needs the DLC's model server (``make dlc-venv``).
+ALL_LEVELS = (*LEVELS, "cloud", "soak")
 DEFAULT_SOAK_S = 300.0
 HOST = "127.0.0.1"
 
@@ -80,6 +82,12 @@ class BenchConfig:
     #: Also serve the archive with data capture on (every invocation, to a folder) beside the
     #: plain endpoint at the endpoint level: what capture costs, in the same run.
     capture: bool = False
+    #: The cloud level: the virtualenv holding the DLC's model server, and container variables
+    #: set on top of the deploy function's (tuning runs: workers, threads, MMS_* settings).
+    dlc_venv: Path = DEFAULT_DLC_VENV
+    #: The cloud level's servers: ``dlc``, ``textclf`` (textclf's inference image) or both.
+    inference_servers: tuple[str, ...] = (cloud.DEFAULT_INFERENCE_SERVER,)
+    dlc_env: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -288,9 +296,9 @@ def _server_on_its_socket(
     )
 
 
-def endpoint_server(cfg: BenchConfig) -> ServerProcess:
+def endpoint_server(cfg: BenchConfig, name: str = "endpoint") -> ServerProcess:
     argv = python_module_argv("textclf", "serve-endpoint", "--host", HOST, "--model", str(cfg.package))
-    return _server_on_its_socket(cfg, "endpoint", argv)
+    return _server_on_its_socket(cfg, name, argv)
 
 
 #: The same archive served with its confidence cascade switched off (inference.py CASCADE_ENV).
@@ -409,32 +417,59 @@ def _loaded_run(
 
 
 def run_endpoint_level(cfg: BenchConfig, bodies: list[bytes]) -> list[dict[str, Any]]:
-    """Both servers up at once (an idle server costs no CPU), levels interleaved between them.
-
-    Interleaving (endpoint c=1, baseline c=1, endpoint c=8, ...) spreads any drift in background
-    load over both servers instead of favouring whichever ran first.
-    """
-    records: list[dict[str, Any]] = []
-    servers: list[ServerProcess] = []
+    """The local endpoint, its variants and the baseline, levels interleaved between them."""
     factories = [endpoint_server, baseline_server]
     if packaged_cascade_threshold(cfg.package) is not None:
         factories.insert(1, endpoint_server_without_cascade)  # what the cascade buys, same run
     if cfg.capture:
         shutil.rmtree(capture_dir(cfg), ignore_errors=True)
         factories.insert(1, endpoint_server_with_capture)  # what capture costs, same run
+    return _interleaved(cfg, [factory(cfg) for factory in factories], bodies, "endpoint level")
+
+
+def run_cloud_level(cfg: BenchConfig, bodies: list[bytes]) -> dict[str, Any]:
+    """The archive as the template's endpoint serves it -- the DLC's model server, textclf's
+    inference image, or both -- with the deploy function's container environment, beside the
+    local endpoint, interleaved. Without the DLC virtualenv the DLC is left out, said in one line
+    (``{"skipped": why}`` when nothing else was asked for)."""
+    skipped = cloud.skip_reason(cfg.dlc_venv) if "dlc" in cfg.inference_servers else None
+    wanted = [name for name in cfg.inference_servers if not (name == "dlc" and skipped)]
+    if not wanted:
+        return {"skipped": skipped}
+    factories = {"dlc": cloud.dlc_server, "textclf": cloud.textclf_image_server}
+    servers = [endpoint_server(cfg, cloud.LOCAL_SERVER), *(factories[name](cfg, HOST) for name in wanted)]
+
+    def answering(server: ServerProcess) -> None:
+        if server.name == cloud.DLC_SERVER:
+            cloud.wait_answers(server, bodies[0])
+
+    runs = _interleaved(cfg, servers, bodies, "cloud level", ready=answering)
+    result = {"servers": cloud.settings_line(cfg, [cloud.CLOUD_SERVERS[n] for n in wanted]), "runs": runs}
+    return result | ({"skipped": skipped} if skipped else {})
+
+
+def _interleaved(
+    cfg: BenchConfig,
+    servers: list[ServerProcess],
+    bodies: list[bytes],
+    level: str,
+    ready: Callable[[ServerProcess], None] = lambda _: None,
+) -> list[dict[str, Any]]:
+    """All servers up at once (an idle server costs no CPU), levels interleaved between them.
+
+    Interleaving (endpoint c=1, baseline c=1, endpoint c=8, ...) spreads any drift in background
+    load over both servers instead of favouring whichever ran first.
+    """
+    records: list[dict[str, Any]] = []
     try:
-        for factory in factories:
-            servers.append(factory(cfg).launch())
+        for server in servers:
+            server.launch()
         for server in servers:
             server.wait_ready()
+            ready(server)
         for concurrency in cfg.concurrency:
             for server in servers:
-                log.info(
-                    "endpoint level: %s at concurrency %d for %g s",
-                    server.name,
-                    concurrency,
-                    cfg.duration_s,
-                )
+                log.info("%s: %s at concurrency %d for %g s", level, server.name, concurrency, cfg.duration_s)
                 run = _loaded_run(
                     server,
                     "/invocations",
@@ -447,10 +482,10 @@ def run_endpoint_level(cfg: BenchConfig, bodies: list[bytes]) -> list[dict[str, 
                 )
                 records.append(run.record(server.name))
                 log.info(
-                    "  %.0f headlines/s, p99 %.1f ms, %d errors",
+                    "  %.0f headlines/s, p99 %.1f ms, errors %s",
                     run.result.throughput_rps,
                     run.result.summary().p99_ms,
-                    run.result.error_count,
+                    dict(run.result.errors) or 0,
                 )
     finally:
         for server in servers:
@@ -545,7 +580,7 @@ def check_inputs(cfg: BenchConfig) -> None:
         raise UserError(f"no trained model at {cfg.model_dir}: run `textclf train` first or pass --model")
     if "soak" in cfg.levels and cfg.soak_s <= 0:
         raise UserError("the soak level needs a duration: --soak SECONDS")
-    if {"endpoint", "api", "soak"} & set(cfg.levels) and not cfg.package.exists():
+    if {"endpoint", "api", "soak", "cloud"} & set(cfg.levels) and not cfg.package.exists():
         raise UserError(
             f"no serving package at {cfg.package}: run `textclf package --runtime onnx-int8` first "
             "or pass --package"
@@ -581,6 +616,12 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] | None = None) -
         results["endpoint_level"] = run_endpoint_level(cfg, bodies)
         if cfg.capture:
             results["capture"] = captured(cfg)
+    if "cloud" in cfg.levels:
+        servers = " and ".join(cfg.inference_servers)
+        say(f"cloud level: {servers} vs the local endpoint, concurrency {cfg.concurrency}")
+        results["cloud_level"] = run_cloud_level(cfg, bodies)
+        if "skipped" in results["cloud_level"]:
+            say(f"cloud level skipped: {results['cloud_level']['skipped']}")
     if "api" in cfg.levels:
         say("API level: textclf serve, POST /predict at concurrency 1")
         results["api_level"] = run_api_level(cfg, load_texts)

@@ -29,12 +29,26 @@ from textclf.errors import UserError
 
 
 def _process_tree(pid: int) -> list[psutil.Process]:
-    """``pid`` and all its descendants; empty once it is gone."""
+    """``pid``, all its descendants and the rest of its session; empty once it is gone.
+
+    Servers start in a session of their own (``ServerProcess.launch``), and the session is what
+    counts: the DLC's model server starts its Java front end through a launcher that exits, so
+    the JVM, which does the serving, is no descendant of the process started here.
+    """
+    leader = False
     try:
         root = psutil.Process(pid)
-        return [root, *root.children(recursive=True)]
+        family = {p.pid: p for p in [root, *root.children(recursive=True)]}
     except psutil.NoSuchProcess:
         return []
+    with contextlib.suppress(OSError):
+        leader = os.getsid(pid) == pid
+    if leader:  # ``pid`` leads a session of its own: add the session's orphans
+        for proc in psutil.process_iter():
+            with contextlib.suppress(OSError, psutil.Error):
+                if proc.pid not in family and os.getsid(proc.pid) == pid:
+                    family[proc.pid] = proc
+    return list(family.values())
 
 
 def process_tree_rss(pid: int) -> int:

@@ -71,8 +71,8 @@ def register(subparsers: Any) -> None:
         "--levels",
         type=_levels,
         default=None,
-        help="levels to run, from model,endpoint,api,soak (default model,endpoint,api; soak also "
-        "runs when --soak is given)",
+        help="levels to run, from model,endpoint,api,cloud,soak (default model,endpoint,api; soak "
+        "also runs when --soak is given; cloud serves the archive on the DLC's model server)",
     )
     parser.add_argument(
         "--soak",
@@ -124,6 +124,28 @@ def register(subparsers: Any) -> None:
         "<out>/capture) beside the plain one, and report the throughput ratio",
     )
     parser.add_argument(
+        "--dlc-venv",
+        type=Path,
+        default=None,
+        help="cloud level: virtualenv with the DLC's model server (default .venv-dlc; make dlc-venv)",
+    )
+    parser.add_argument(
+        "--inference-server",
+        choices=("dlc", "textclf", "both"),
+        default=None,
+        help="cloud level: the server the endpoint runs, as the template's InferenceServer (default: "
+        "the template's default), or both",
+    )
+    parser.add_argument(
+        "--dlc-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="cloud level: a container variable on top of the deploy function's, e.g. "
+        "SAGEMAKER_MODEL_SERVER_WORKERS=1, TEXTCLF_NUM_THREADS=2, MMS_JOB_QUEUE_SIZE=1000 (repeatable; "
+        "default: none)",
+    )
+    parser.add_argument(
         "--quick", action="store_true", help="seconds, not minutes: a smoke run (figures not meaningful)"
     )
     parser.set_defaults(func=run)
@@ -132,6 +154,7 @@ def register(subparsers: Any) -> None:
 def config_from_args(args: argparse.Namespace) -> Any:
     """A ``BenchConfig`` from the flags (explicit flags win over ``--quick``)."""
     from textclf import config
+    from textclf.bench.cloud import DEFAULT_DLC_VENV, DEFAULT_INFERENCE_SERVER, parse_env_overrides
     from textclf.bench.runner import DEFAULT_SOAK_S, LEVELS, BenchConfig
 
     art = config.artifacts_dir()
@@ -187,6 +210,13 @@ def config_from_args(args: argparse.Namespace) -> Any:
         instance_type=args.instance_type or DEFAULT_INSTANCE_TYPE,
         price_per_hour=args.price_per_hour,
         capture=args.capture,
+        dlc_venv=(args.dlc_venv or DEFAULT_DLC_VENV).resolve(),
+        dlc_env=parse_env_overrides(args.dlc_env),
+        inference_servers=(
+            ("dlc", "textclf")
+            if args.inference_server == "both"
+            else (args.inference_server or DEFAULT_INFERENCE_SERVER,)
+        ),
     )
 
 

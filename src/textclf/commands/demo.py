@@ -34,7 +34,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from textclf.demo import DemoOptions, run_demo
-    from textclf.local.stack import quiet_libraries
+    from textclf.serving.lifecycle import quiet_libraries
 
     quiet_libraries(args.verbose)
     return run_demo(

@@ -80,15 +80,9 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from textclf import config
     from textclf.cli_args import key_values
-    from textclf.local.stack import (
-        LocalStack,
-        StackOptions,
-        quiet_libraries,
-        serve_forever,
-        state_file,
-        stop_signals,
-    )
+    from textclf.local.stack import LocalStack, StackOptions, state_file
     from textclf.serving.endpoint import batching_from_args
+    from textclf.serving.lifecycle import quiet_libraries, serve_forever, stop_signals
 
     data = args.data if args.data is not None else config.artifacts_dir() / "data"
     options = StackOptions(

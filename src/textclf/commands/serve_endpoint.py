@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -42,9 +43,9 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from textclf.errors import UserError
-    from textclf.local.stack import quiet_libraries, serve_forever, stop_signals
     from textclf.serving.capture import CaptureConfig, DirectoryStore
-    from textclf.serving.endpoint import batching_from_args, default_model_path, start_endpoint
+    from textclf.serving.endpoint import batching_from_args, default_model_path
+    from textclf.serving.lifecycle import quiet_libraries
     from textclf.serving.net import bind_socket, inherited_socket
 
     batching = batching_from_args(args)
@@ -60,22 +61,31 @@ def run(args: argparse.Namespace) -> int:
         sock = inherited_socket(args.fd, flag="--fd")
     else:
         sock = bind_socket(args.host, args.port, what="endpoint", flag="--port")
+    return serve_until_stopped(
+        default_model_path(args.model),
+        sock,
+        endpoint_name=args.endpoint_name,
+        batching=batching,
+        capture=capture,
+        capture_store=store,
+    )
+
+
+def serve_until_stopped(model: Path, sock: socket.socket, **options: Any) -> int:
+    """Serve ``model`` on the bound ``sock`` until SIGINT or SIGTERM (``start_endpoint`` options);
+    also the SageMaker container's ``serve`` (``textclf.serving.container``)."""
+    from textclf.serving.endpoint import start_endpoint
+    from textclf.serving.lifecycle import serve_forever, stop_signals
+
     with stop_signals():
         try:
-            endpoint = start_endpoint(
-                default_model_path(args.model),
-                sock,
-                endpoint_name=args.endpoint_name,
-                batching=batching,
-                capture=capture,
-                capture_store=store,
-            )
+            endpoint = start_endpoint(model, sock, **options)
         except BaseException:
             sock.close()
             raise
         try:
             print(
-                f"endpoint {args.endpoint_name!r} on {endpoint.url} "
+                f"endpoint {options['endpoint_name']!r} on {endpoint.url} "
                 f"(AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME={endpoint.url}); Ctrl-C stops it",
                 flush=True,
             )

@@ -12,14 +12,9 @@ import json
 import logging
 import os
 import secrets
-import signal
 import socket
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 
 from textclf import config
 from textclf.errors import UserError
@@ -563,44 +558,6 @@ def _reset_lambda_caches() -> None:
         return
     aws.reset_clients()
     get_settings.cache_clear()
-
-
-@contextmanager
-def stop_signals() -> Iterator[None]:
-    """Ctrl-C (SIGINT) and SIGTERM both stop the servers cleanly (raise KeyboardInterrupt).
-
-    SIGINT is set explicitly because a process started in the background by a non-interactive
-    shell (``make demo`` helpers, ``cmd &`` in scripts) inherits SIGINT *ignored*, and Python
-    keeps it ignored; process managers send SIGTERM.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
-def quiet_libraries(verbose: bool) -> None:
-    """Keep per-request INFO lines of the HTTP/AWS client libraries (a /ping every 0.5 s, "found
-    credentials" per client) out of the console unless ``-v`` asks for them."""
-    if not verbose:
-        for name in ("httpx", "httpcore", "botocore", "boto3", "urllib3"):
-            logging.getLogger(name).setLevel(logging.WARNING)
-
-
-def serve_forever(stop: threading.Event | None = None) -> None:
-    """Block the main thread until Ctrl-C / SIGTERM (or ``stop`` is set)."""
-    stop = stop or threading.Event()
-    while not stop.wait(0.5):
-        pass
 
 
 def _archive_version(archive: Path | None) -> str | None:

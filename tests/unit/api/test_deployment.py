@@ -242,7 +242,8 @@ def test_first_model_passing_the_gate_is_registered_and_creates_the_endpoint(loo
     config = aws.sagemaker().describe_endpoint_config(EndpointConfigName=desc["EndpointConfigName"])
     model = aws.sagemaker().describe_model(ModelName=config["ProductionVariants"][0]["ModelName"])
     assert model["PrimaryContainer"]["Environment"] == {
-        "SAGEMAKER_MODEL_SERVER_WORKERS": "1",  # one worker: inference.py sizes its own thread pool
+        # A model-server worker per vCPU (MMS's default), one ONNX thread each (docs/benchmarks.md).
+        "TEXTCLF_NUM_THREADS": "1",
         "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
         "HF_HUB_OFFLINE": "1",  # the model is in the archive; never the Hub
         "TEXTCLF_MODEL_VERSION": "1",
@@ -574,6 +575,10 @@ def test_serverless_endpoint_config(loop: Any, monkeypatch: pytest.MonkeyPatch) 
     variant = aws.sagemaker().describe_endpoint_config(EndpointConfigName=name)["ProductionVariants"][0]
     assert variant["ServerlessConfig"] == {"MemorySizeInMB": 4096, "MaxConcurrency": 10}
     assert "InstanceType" not in variant
+    # One model-server worker (one model copy in the memory it has), using every core.
+    model = aws.sagemaker().describe_model(ModelName=variant["ModelName"])["PrimaryContainer"]
+    assert model["Environment"]["SAGEMAKER_MODEL_SERVER_WORKERS"] == "1"
+    assert "TEXTCLF_NUM_THREADS" not in model["Environment"]
 
 
 def test_teardown_deletes_the_endpoint(loop: Any) -> None:

@@ -328,6 +328,27 @@ def test_model_error_is_a_502_whose_reason_is_logged_not_sent(
     stubber.assert_no_pending_responses()
 
 
+@pytest.mark.parametrize("original", [503, 429])
+def test_a_container_shedding_load_is_a_503_with_retry_after(
+    original: int, invoke: Invoke, stubber: Stubber
+) -> None:
+    # What SageMaker answers when the DLC's model server's job queue is full (its 503).
+    client_error(
+        stubber,
+        "ModelError",
+        f"Received server error ({original}) from primary with message",
+        424,
+        OriginalStatusCode=original,
+        OriginalMessage='{"code": 503, "type": "ServiceUnavailableException", "message": "Model queue full"}',
+    )
+    response = invoke(predict_handler, "predict_single")
+    assert response.status == 503, response.body
+    assert response.headers["retry-after"] == "30"
+    assert response.body["message"] == "the model endpoint is at capacity; try again later"
+    assert "queue" not in json.dumps(response.body)
+    stubber.assert_no_pending_responses()
+
+
 @pytest.mark.parametrize(
     ("code", "message", "http", "says"),
     [

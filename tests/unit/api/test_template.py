@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -619,6 +620,49 @@ def test_capture_and_ground_truth_live_where_the_code_writes_them(template: dict
         "sagemaker:DescribeEndpointConfig",
         "sagemaker:DescribeModel",
     }
+
+
+def test_the_inference_server_picks_the_image_and_the_dlc_stays_the_fallback(
+    template: dict[str, Any],
+) -> None:
+    from textclf.bench.cloud import CLOUD_SERVERS, DEFAULT_INFERENCE_SERVER
+
+    params = template["Parameters"]
+    # What `textclf bench --levels cloud` runs by default is what the template deploys by default.
+    assert params["InferenceServer"]["Default"] == DEFAULT_INFERENCE_SERVER
+    assert set(params["InferenceServer"]["AllowedValues"]) == set(CLOUD_SERVERS)
+    assert params["InferenceServerImageUri"]["Default"] == ""
+    pattern = re.compile(params["InferenceServerImageUri"]["AllowedPattern"])
+    assert pattern.match("123456789012.dkr.ecr.eu-west-1.amazonaws.com/textclf-serve:60e39f8")
+    assert not pattern.match("textclf-serve:latest")
+    # textclf's image only when asked, given and on instances; serverless keeps the DLC.
+    assert template["Conditions"]["UseTextclfServer"] == {
+        "Fn::And": [
+            {"Fn::Equals": [{"Ref": "InferenceServer"}, "textclf"]},
+            {"Fn::Not": [{"Fn::Equals": [{"Ref": "InferenceServerImageUri"}, ""]}]},
+            {"Fn::Equals": [{"Ref": "EndpointType"}, "RealTime"]},
+        ]
+    }
+    image = template["Resources"]["DeployFunction"]["Properties"]["Environment"]["Variables"]
+    condition, custom, dlc = image["INFERENCE_IMAGE_URI"]["Fn::If"]
+    assert (condition, custom) == ("UseTextclfServer", {"Ref": "InferenceServerImageUri"})
+    assert "huggingface-pytorch-inference:${InferenceImageTag}" in dlc["Fn::Sub"][0]
+    role = template["Resources"]["SageMakerServingRole"]["Properties"]["Policies"]
+    pull = next(
+        st for p in role for st in p["PolicyDocument"]["Statement"] if st.get("Sid") == "PullInferenceImage"
+    )
+    assert pull["Resource"][1]["Fn::If"][0] == "UseTextclfServer"
+
+
+def test_the_inference_image_dockerfile_lints_clean() -> None:
+    dockerfile = REPO / "docker" / "Dockerfile"
+    result = run([tool("hadolint"), dockerfile])
+    assert result.returncode == 0, result.stdout + result.stderr
+    checkov = tool("checkov", REPO / ".venv-checkov" / "bin")
+    result = run([checkov, "-f", dockerfile, "--framework", "dockerfile", "--compact", "-o", "json"])
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    for check in json.loads(result.stdout)["results"]["skipped_checks"]:
+        assert len(check["check_result"].get("suppress_comment", "")) > 20, check["check_id"]
 
 
 def test_outputs(template: dict[str, Any]) -> None:

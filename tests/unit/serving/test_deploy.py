@@ -132,7 +132,7 @@ def test_create_with_moto(aws_env: None, sent: dict[str, list[dict[str, Any]]]) 
     assert model["PrimaryContainer"]["Image"] == CPU_IMAGE
     assert model["PrimaryContainer"]["ModelDataUrl"] == artifact.uri
     # The deploy function's container environment, plus the user's.
-    assert model["PrimaryContainer"]["Environment"] == deployment.BASE_ENVIRONMENT | {
+    assert model["PrimaryContainer"]["Environment"] == deployment.container_environment("RealTime") | {
         "TEXTCLF_NUM_THREADS": "2"
     }
     assert model["ExecutionRoleArn"] == ROLE
@@ -341,7 +341,7 @@ def _expect_creates(stub: Stubber, artifact: artifacts.Artifact) -> None:
             "PrimaryContainer": {
                 "Image": CPU_IMAGE,
                 "ModelDataUrl": artifact.uri,
-                "Environment": deployment.BASE_ENVIRONMENT,
+                "Environment": deployment.container_environment("RealTime"),
             },
             "ExecutionRoleArn": ROLE,
             "EnableNetworkIsolation": True,
