@@ -82,9 +82,7 @@ def build(
         "mean_top_probability": float(top.mean()) if len(top) else None,
         "cascade_coverage": cascade_coverage,
         # Word tokens (the sketch's), not the model's subwords: the monitor has no tokenizer.
-        "token_length_quantiles": {
-            f"p{q}": float(np.percentile(lengths, q)) for q in (50, 90, 99)
-        },
+        "token_length_quantiles": {f"p{q}": float(np.percentile(lengths, q)) for q in (50, 90, 99)},
         "vocabulary_sketch": vocabulary_sketch(train_texts),
         "rows": len(probs),
         "source": "validation",

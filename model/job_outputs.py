@@ -350,7 +350,10 @@ def write_baseline(run: Trained, lexical_report: tuple[Any, dict[str, Any]] | No
         cascade_coverage=cascade.get("coverage") if isinstance(cascade, dict) else None,
     )
     baseline.write(dest, record)
-    say(f"baseline: {record['rows']} validation rows, mean top probability {record['mean_top_probability']:.3f}")
+    say(
+        f"baseline: {record['rows']} validation rows, "
+        f"mean top probability {record['mean_top_probability']:.3f}"
+    )
 
 
 def write_outputs(

@@ -162,6 +162,13 @@ class Settings(BaseModel):
     )
     #: How long a warm feedback function reuses the served label set it read (0: read every time).
     served_labels_cache_seconds: Annotated[int, _between(0, 300)] = _var("SERVED_LABELS_CACHE_SECONDS", 30)
+    #: The monitor (logic/monitor.py): the stack it publishes metrics for, the window each run
+    #: reads, how far back a window's labels may find their predictions, and the joined labels a
+    #: window needs before its live accuracy is published (the accuracy alarm's floor).
+    stack_name: str = _var("STACK_NAME", "textclf")
+    monitor_window_minutes: Annotated[int, _between(1, 7 * 24 * 60)] = _var("MONITOR_WINDOW_MINUTES", 60)
+    monitor_lookback_hours: Annotated[int, _between(0, 30 * 24)] = _var("MONITOR_LOOKBACK_HOURS", 24)
+    monitor_min_labels: Annotated[int, _between(1, 1_000_000)] = _var("MONITOR_MIN_LABELS", 200)
     max_concurrent_training_jobs: Annotated[int, _between(1, 100)] = _var("MAX_CONCURRENT_TRAINING_JOBS", 2)
     max_training_instance_count: Annotated[int, _between(1, MAX_TRAINING_INSTANCE_COUNT)] = _var(
         "MAX_TRAINING_INSTANCE_COUNT", 1
