@@ -1,5 +1,5 @@
-"""The monitor function: a run per EventBridge schedule (or direct invocation), and the API's
-GET /monitor (the latest report) and POST /monitor (a run now), both IAM-only (logic/monitor.py)."""
+"""The monitor function: a run per EventBridge schedule (or direct invocation: `textclf monitor
+--run-now`), and the API's GET /monitor, the latest report, IAM-only (logic/monitor.py)."""
 
 # No `from __future__ import annotations`: powertools reads the route signatures at runtime.
 from typing import Any
@@ -38,23 +38,10 @@ def latest_report_route() -> MonitorReport:
     report = monitor.latest()
     if report is None:
         raise ResourceNotFoundError(
-            "no monitor report yet: the monitor runs on the MonitorSchedule (or POST /monitor runs it now)"
+            "no monitor report yet: the monitor runs on the MonitorSchedule "
+            "(`textclf monitor --run-now` runs it now)"
         )
     return report
-
-
-@router.post(
-    "/monitor",
-    summary="Run the monitor now",
-    description="Reads the window ending now, stores the report and publishes its metrics (what the "
-    "schedule does); answers the report. Requires IAM (SigV4) auth.",
-    tags=["monitoring"],
-    operation_id="runMonitor",
-    security=IAM_AUTH,
-    responses={200: _REPORT} | error_responses(502, 503, 504),
-)
-def run_now_route() -> MonitorReport:
-    return _run()
 
 
 def _run() -> MonitorReport:
@@ -74,8 +61,8 @@ def _scheduled(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 
 
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """API Gateway's proxy events go to the routes; anything else (the schedule's Scheduled Event,
-    `textclf monitor --run-now`'s invocation) is a run."""
+    """API Gateway's proxy events go to the route; anything else (the schedule's Scheduled Event,
+    `textclf monitor --run-now`'s invocation) is a run, which may take minutes: not behind the API."""
     if "httpMethod" in event:
         return _api_handler(event, context)
     return _scheduled(event, context)

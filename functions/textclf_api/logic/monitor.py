@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from textclf_api import aws
 from textclf_api.logic import artifacts, deployment, drift, production
@@ -447,5 +447,8 @@ def run(
 def latest(settings: Settings | None = None, s3: Any = None) -> MonitorReport | None:
     """The last report stored, or None before the first run."""
     settings = settings or get_settings()
-    found = _json_object(s3 or aws.s3(), settings.require("bucket_name"), MONITOR_LATEST_KEY)
+    try:
+        found = _json_object(s3 or aws.s3(), settings.require("bucket_name"), MONITOR_LATEST_KEY)
+    except (ClientError, BotoCoreError) as exc:
+        raise aws.translate(exc, "the report store (S3)", settings.retry_after_seconds) from exc
     return MonitorReport.model_validate(found) if found is not None else None

@@ -113,13 +113,15 @@ class LocalEventBus:
         if self._thread.is_alive():
             self._thread.join(30)
 
-    def put(self, detail_type: str, detail: dict[str, Any], resources: Sequence[str] = ()) -> dict[str, Any]:
-        """Publish one ``aws.sagemaker`` event; returns it (with its id)."""
+    def put(
+        self, detail_type: str, detail: dict[str, Any], resources: Sequence[str] = (), source: str = SOURCE
+    ) -> dict[str, Any]:
+        """Publish one event (SageMaker's unless ``source`` says otherwise); returns it (with its id)."""
         event = {
             "version": "0",
             "id": str(uuid.uuid4()),
             "detail-type": detail_type,
-            "source": SOURCE,
+            "source": source,
             "account": LOCAL_ACCOUNT_ID,
             "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "region": self.region,
@@ -204,6 +206,7 @@ class LocalEventBus:
 
 def _summary(detail: Mapping[str, Any]) -> str:
     keys = (
+        "alarmName",
         "TrainingJobName",
         "TrainingJobStatus",
         "ModelPackageArn",

@@ -388,6 +388,72 @@ def event_rules(template: Mapping[str, Any], local: LocalResources) -> list[Even
     return rules
 
 
+@dataclass(frozen=True)
+class ScheduleRule:
+    """A ``Schedule`` event of a function: its rate expression with the parameters resolved."""
+
+    function: str
+    name: str
+    expression: str
+
+
+def schedules(template: Mapping[str, Any], local: LocalResources) -> list[ScheduleRule]:
+    """Every ``Schedule`` event (an EventBridge scheduled rule in AWS), expressions resolved."""
+    resolver = _Resolver(template, local)
+    found = []
+    for logical_id, resource in template["Resources"].items():
+        if resource.get("Type") != "AWS::Serverless::Function":
+            continue
+        for name, event in ((resource.get("Properties") or {}).get("Events") or {}).items():
+            if event.get("Type") == "Schedule":
+                expression = resolver.resolve((event.get("Properties") or {}).get("Schedule"))
+                found.append(ScheduleRule(function=logical_id, name=str(name), expression=expression))
+    return found
+
+
+@dataclass(frozen=True)
+class AlarmSpec:
+    """An ``AWS::CloudWatch::Alarm`` on one metric, as deployed (names and thresholds resolved)."""
+
+    name: str
+    description: str
+    namespace: str
+    metric: str
+    dimensions: dict[str, str]
+    statistic: str
+    period: int
+    threshold: float
+    comparison: str
+    treat_missing_data: str
+
+
+def alarms(template: Mapping[str, Any], local: LocalResources) -> list[AlarmSpec]:
+    resolver = _Resolver(template, local)
+    found = []
+    for resource in template["Resources"].values():
+        if resource.get("Type") != "AWS::CloudWatch::Alarm":
+            continue
+        props = resource.get("Properties") or {}
+        found.append(
+            AlarmSpec(
+                name=resolver.resolve(props["AlarmName"]),
+                description=resolver.resolve(props.get("AlarmDescription", "")),
+                namespace=resolver.resolve(props["Namespace"]),
+                metric=resolver.resolve(props["MetricName"]),
+                dimensions={
+                    resolver.resolve(d["Name"]): resolver.resolve(d["Value"])
+                    for d in props.get("Dimensions", [])
+                },
+                statistic=resolver.resolve(props.get("Statistic") or props.get("ExtendedStatistic")),
+                period=int(resolver.resolve(props.get("Period", 60))),
+                threshold=float(resolver.resolve(props["Threshold"])),
+                comparison=resolver.resolve(props["ComparisonOperator"]),
+                treat_missing_data=resolver.resolve(props.get("TreatMissingData", "missing")),
+            )
+        )
+    return found
+
+
 def stage_name(template: Mapping[str, Any], local: LocalResources) -> str:
     """The REST API's stage (``StageName`` of the ``AWS::Serverless::Api``), ``Prod`` by default."""
     resolver = _Resolver(template, local)
