@@ -233,7 +233,7 @@ def labeller_agreement(
     quarantined: Mapping[str, datetime | None],
 ) -> list[LabellerAgreement]:
     """Per labeller: how often they contradict the model's confident answers, and how often they
-    agree with other labellers on the same prediction ids; the unusual ones flagged (issue 26)."""
+    agree with other labellers on the same prediction ids; the unusual ones flagged."""
     own = _by_labeller(items)
     by_id: dict[str, dict[str, str]] = defaultdict(dict)
     for labeller, latest in own.items():

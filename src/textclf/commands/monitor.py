@@ -36,7 +36,12 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--run-now", action="store_true", help="run the monitor now (invoke its function)")
     parser.add_argument("--json", action="store_true", help="the report as one JSON document")
-    parser.add_argument("--png", type=Path, default=None, help="draw the stored reports' time series here")
+    parser.add_argument(
+        "--png",
+        type=Path,
+        default=None,
+        help="draw the stored reports' time series to this PNG (default: none drawn)",
+    )
     parser.add_argument(
         "--since",
         default=None,

@@ -24,7 +24,7 @@ from textclf.local.schedule import LocalLambdaApi, LocalScheduler, rate_seconds
 from textclf.local.stack import local_resources
 from textclf.serving.capture import CaptureConfig, CaptureWriter
 
-#: The rule the retraining function subscribes with (issue 20's contract): what the events must match.
+#: The rule the retraining function subscribes with (the alarms' contract): what the events must match.
 RETRAIN_PATTERN = {
     "source": ["aws.cloudwatch"],
     "detail-type": ["CloudWatch Alarm State Change"],
