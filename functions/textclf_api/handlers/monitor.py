@@ -46,7 +46,7 @@ def latest_report_route() -> MonitorReport:
 
 def _run() -> MonitorReport:
     report = monitor.run()
-    logger.info("monitor run", window_end=report.window.end.isoformat(), **report.metrics)
+    logger.info("monitor run", window_end=report.window.end.isoformat(), metrics=report.metrics)
     return report
 
 
