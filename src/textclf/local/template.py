@@ -374,18 +374,25 @@ def function_environment(template: Mapping[str, Any], function: str, local: Loca
     return {name: resolver.resolve(value) for name, value in merged.items()}
 
 
-def event_rules(template: Mapping[str, Any], local: LocalResources) -> list[EventRule]:
-    """Every ``EventBridgeRule`` event, patterns resolved as CloudFormation would."""
-    resolver = _Resolver(template, local)
-    rules = []
+def _events(template: Mapping[str, Any], kind: str) -> list[tuple[str, str, dict[str, Any]]]:
+    """(function, event name, event properties) of every function event of type ``kind``."""
+    found = []
     for logical_id, resource in template["Resources"].items():
         if resource.get("Type") != "AWS::Serverless::Function":
             continue
         for name, event in ((resource.get("Properties") or {}).get("Events") or {}).items():
-            if event.get("Type") == "EventBridgeRule":
-                pattern = resolver.deep((event.get("Properties") or {}).get("Pattern") or {})
-                rules.append(EventRule(function=logical_id, name=str(name), pattern=pattern))
-    return rules
+            if event.get("Type") == kind:
+                found.append((logical_id, str(name), event.get("Properties") or {}))
+    return found
+
+
+def event_rules(template: Mapping[str, Any], local: LocalResources) -> list[EventRule]:
+    """Every ``EventBridgeRule`` event, patterns resolved as CloudFormation would."""
+    resolver = _Resolver(template, local)
+    return [
+        EventRule(function=function, name=name, pattern=resolver.deep(props.get("Pattern") or {}))
+        for function, name, props in _events(template, "EventBridgeRule")
+    ]
 
 
 @dataclass(frozen=True)
@@ -400,15 +407,10 @@ class ScheduleRule:
 def schedules(template: Mapping[str, Any], local: LocalResources) -> list[ScheduleRule]:
     """Every ``Schedule`` event (an EventBridge scheduled rule in AWS), expressions resolved."""
     resolver = _Resolver(template, local)
-    found = []
-    for logical_id, resource in template["Resources"].items():
-        if resource.get("Type") != "AWS::Serverless::Function":
-            continue
-        for name, event in ((resource.get("Properties") or {}).get("Events") or {}).items():
-            if event.get("Type") == "Schedule":
-                expression = resolver.resolve((event.get("Properties") or {}).get("Schedule"))
-                found.append(ScheduleRule(function=logical_id, name=str(name), expression=expression))
-    return found
+    return [
+        ScheduleRule(function=function, name=name, expression=resolver.resolve(props.get("Schedule")))
+        for function, name, props in _events(template, "Schedule")
+    ]
 
 
 @dataclass(frozen=True)
