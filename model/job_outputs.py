@@ -1,5 +1,5 @@
 """What a training job leaves behind (rank 0): the lexical head, the model folder, ``metrics.json``,
-the training curve, the serving archive and the test-channel evaluation.
+the training curve, the serving archive, its ``baseline.json`` and the test-channel evaluation.
 
 Shipped beside ``train.py`` (everything in ``model/`` ships); ``train.py`` hands over a
 :class:`Trained` once the transformer is trained and the other ranks have left.
@@ -19,6 +19,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import baseline
 import channels
 import lexical
 import numpy as np
@@ -356,6 +357,29 @@ def metrics_report(
     }
 
 
+def write_baseline(run: Trained, lexical_report: tuple[Any, dict[str, Any]] | None, dest: Path) -> None:
+    """``baseline.json`` in the archive root: the served blend's answers on validation (the
+    transformer's alone without a lexical head), the cascade the archive chose, and the sketch
+    of the training words (baseline.py)."""
+    texts = run.valid["text"].astype(str).tolist()
+    probs = run.valid_probs if lexical_report is None else lexical_report[0].combine(run.valid_probs, texts)
+    meta = json.loads((dest / "textclf_meta.json").read_text(encoding="utf-8"))
+    cascade = meta.get("cascade")
+    record = baseline.build(
+        labels=run.labels,
+        probs=np.asarray(probs),
+        true_labels=run.valid["label"].astype(str).tolist(),
+        valid_texts=texts,
+        train_texts=run.all_train["text"].astype(str),
+        cascade_coverage=cascade.get("coverage") if isinstance(cascade, dict) else None,
+    )
+    baseline.write(dest, record)
+    say(
+        f"baseline: {record['rows']} validation rows, "
+        f"mean top probability {record['mean_top_probability']:.3f}"
+    )
+
+
 def write_outputs(
     run: Trained, lexical_report: tuple[Any, dict[str, Any]] | None, started: float
 ) -> dict[str, Any]:
@@ -374,6 +398,7 @@ def write_outputs(
         plotted = plot_curve(run.evaluations, run.train_loss_log, trained / "training_curve.png")
         if args.serving_runtime != "none":
             package_for_serving(args, trained, serving_dir, run.valid)
+    write_baseline(run, lexical_report, serving_dir)
     evaluation = None
     if args.test_dir:
         baseline = lexical_report[0] if lexical_report is not None else None

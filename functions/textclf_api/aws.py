@@ -119,12 +119,27 @@ def autoscaling() -> Any:
     return _session().client("application-autoscaling", config=SAGEMAKER_BUDGET.config())
 
 
+@lru_cache(maxsize=1)
+def cloudwatch() -> Any:
+    # The monitor's PutMetricData (one call per run), with the control plane's budget.
+    return _session().client("cloudwatch", config=SAGEMAKER_BUDGET.config())
+
+
 def reset_clients(*, session: bool = False) -> None:
     """Forget cached clients (and with ``session``, the session and its credentials/config too).
 
     For tests and for the local stack after it changes endpoint URLs or credentials.
     """
-    for factory in (sagemaker_runtime, sagemaker, sagemaker_quick, s3, artifact_s3, dynamodb, autoscaling):
+    for factory in (
+        sagemaker_runtime,
+        sagemaker,
+        sagemaker_quick,
+        s3,
+        artifact_s3,
+        dynamodb,
+        autoscaling,
+        cloudwatch,
+    ):
         factory.cache_clear()
     if session:
         _session.cache_clear()

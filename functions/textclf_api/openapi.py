@@ -24,7 +24,8 @@ DESCRIPTION = (
     "needs an API key (`x-api-key`; the stack's PredictAuth parameter can switch it to SigV4 or off), "
     "`/train` and `/batch` routes "
     "need AWS IAM (SigV4) authentication, `/feedback` takes labellers only (SigV4 by default, or a "
-    "key of the labellers usage plan: FeedbackAuth), `/health` is public. Every answer of `/predict` "
+    "key of the labellers usage plan: FeedbackAuth), `/monitor` (the monitor's latest report of drift and "
+    "live accuracy) needs SigV4, `/health` is public. Every answer of `/predict` "
     "and `/explain` names each prediction (`prediction_id`), which `/feedback` takes. Every error is "
     "a JSON object with `message` and `error`."
 )
@@ -37,10 +38,18 @@ def openapi_document() -> dict[str, Any]:
     from aws_lambda_powertools.event_handler import APIGatewayRestResolver
     from aws_lambda_powertools.event_handler.openapi.models import APIKey, Server
 
-    from textclf_api.handlers import feedback, health, predict, training, transform
+    from textclf_api.handlers import feedback, health, monitor, predict, training, transform
 
     app = APIGatewayRestResolver(enable_validation=True)
-    for router in (predict.router, feedback.router, health.router, training.router, transform.router):
+    routers = (
+        predict.router,
+        feedback.router,
+        health.router,
+        training.router,
+        transform.router,
+        monitor.router,
+    )
+    for router in routers:
         app.include_router(router)
     schema = app.get_openapi_json_schema(
         title=TITLE,

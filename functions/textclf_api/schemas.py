@@ -127,6 +127,9 @@ QUARANTINE_KEY: Final = "feedback/quarantine.json"
 FEEDBACK_SETS_PREFIX: Final = "feedback-sets/"
 #: Why a training job exists (the job's ``retrain_reason`` hyperparameter).
 RetrainReason = Literal["manual", "schedule", "drift", "accuracy", "labels"]
+#: The monitor's reports: one per window (``<prefix><window end ISO>.json``) and the latest.
+MONITOR_REPORTS_PREFIX: Final = "monitoring/reports/"
+MONITOR_LATEST_KEY: Final = "monitoring/latest.json"
 
 # SageMaker training-job names: letters, digits and single/multiple hyphens, at most 63 characters.
 TRAINING_JOB_NAME_PATTERN: Final = r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$"
@@ -683,3 +686,124 @@ class FeedbackResponse(BaseModel):
     )
     labeller: str = Field(description="Who the labels are recorded as: the API key id or the IAM principal.")
     received_at: datetime
+
+
+# --------------------------------------------------------------------------------------------
+# GET /monitor: the monitor's report of one window (logic/monitor.py writes it)
+# --------------------------------------------------------------------------------------------
+
+
+class MonitorWindow(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
+    start: datetime
+    end: datetime
+    minutes: int
+
+
+class LabelDrift(BaseModel):
+    """The predicted-label distribution of the window against the baseline's (validation) one."""
+
+    model_config = ConfigDict(defer_build=True)
+
+    counts: dict[str, int] = Field(description="Predictions per label in the window.")
+    shares: dict[str, float]
+    baseline_shares: dict[str, float] | None = Field(
+        default=None, description="The baseline's predicted-label prior."
+    )
+    psi: float | None = Field(
+        default=None, description="Population stability index against the baseline (None: no baseline)."
+    )
+    chi_square: float | None = None
+    chi_square_dof: int | None = None
+    chi_square_p: float | None = Field(
+        default=None, description="Goodness-of-fit p-value of the counts against the baseline."
+    )
+
+
+class Confidence(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
+    mean_top_probability: float | None
+    baseline_mean_top_probability: float | None
+    drop: float | None = Field(description="Baseline mean minus the window's (positive: less confident).")
+
+
+class Novelty(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
+    share: float | None = Field(
+        description="Share of the window's word tokens not in the training vocabulary."
+    )
+    tokens: int
+    unseen: int
+    token_length_quantiles: dict[str, float] | None
+    baseline_token_length_quantiles: dict[str, float] | None
+
+
+class LiveAccuracy(BaseModel):
+    """Labels received in the window joined to captured predictions (quarantined labellers left out)."""
+
+    model_config = ConfigDict(defer_build=True)
+
+    labels: int = Field(description="Distinct prediction ids labelled in the window (last label wins).")
+    joined: int = Field(description="Of those, labels whose prediction is in the capture.")
+    unknown_ids: int = Field(
+        description="Labels whose prediction id the capture never saw (sampled, or foreign)."
+    )
+    quarantined: int = Field(description="Labels of quarantined labellers, left out.")
+    accuracy: float | None
+    macro_f1: float | None
+    wilson_low: float | None
+    wilson_high: float | None
+    published: bool = Field(description="Whether LiveAccuracy was published (joined >= MonitorMinLabels).")
+
+
+class LabelsSinceTraining(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
+    count: int = Field(description="Distinct prediction ids labelled since `since` (not quarantined).")
+    since: datetime | None
+    since_source: str = Field(description="feedback_until | package_created | published_at | none")
+
+
+class LabellerAgreement(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
+    labeller: str
+    labels: int = Field(description="Distinct prediction ids this labeller labelled in the window.")
+    confident: int = Field(description="Of those, predictions the model made with score >= 0.9.")
+    disagree_with_confident: int
+    disagreement_rate: float | None
+    shared_with_others: int = Field(
+        description="Label pairs with another labeller on the same prediction id."
+    )
+    agreement_with_others: float | None
+    quarantined: bool
+    flagged: bool
+    reason: str | None = None
+
+
+class MonitorReport(BaseModel):
+    """One window of production: volume, drift against the serving model's baseline, live accuracy."""
+
+    model_config = ConfigDict(defer_build=True)
+
+    stack: str
+    window: MonitorWindow
+    generated_at: datetime
+    model_version: str | None
+    baseline_available: bool
+    predictions: int
+    capture: dict[str, int] = Field(description="files, lines, unreadable (torn lines skipped), without_id.")
+    label_drift: LabelDrift
+    confidence: Confidence
+    novelty: Novelty
+    live: LiveAccuracy
+    labels_since_training: LabelsSinceTraining
+    labellers: list[LabellerAgreement]
+    metrics: dict[str, float] = Field(
+        description="What was published to CloudWatch (namespace textclf, dimension Stack); a metric "
+        "the window cannot measure is absent."
+    )
+    notes: list[str] = Field(default_factory=list)

@@ -175,8 +175,14 @@ class Settings(BaseModel):
     )
     #: A retrain's POST /train body (JSON); unset: the serving model's job's recipe.
     retrain_request: str | None = _var("RETRAIN_REQUEST")
-    #: The CloudFormation stack: its monitor alarms are named ``<stack>-drift`` and so on.
-    stack_name: str | None = _var("STACK_NAME")
+    #: The monitor (logic/monitor.py): the stack it publishes metrics for (its alarms are named
+    #: ``<stack>-drift`` and so on), the window each run
+    #: reads, how far back a window's labels may find their predictions, and the joined labels a
+    #: window needs before its live accuracy is published (the accuracy alarm's floor).
+    stack_name: str = _var("STACK_NAME", "textclf")
+    monitor_window_minutes: Annotated[int, _between(1, 7 * 24 * 60)] = _var("MONITOR_WINDOW_MINUTES", 60)
+    monitor_lookback_hours: Annotated[int, _between(0, 30 * 24)] = _var("MONITOR_LOOKBACK_HOURS", 24)
+    monitor_min_labels: Annotated[int, _between(1, 1_000_000)] = _var("MONITOR_MIN_LABELS", 200)
     max_concurrent_training_jobs: Annotated[int, _between(1, 100)] = _var("MAX_CONCURRENT_TRAINING_JOBS", 2)
     max_training_instance_count: Annotated[int, _between(1, MAX_TRAINING_INSTANCE_COUNT)] = _var(
         "MAX_TRAINING_INSTANCE_COUNT", 1

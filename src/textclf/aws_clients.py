@@ -30,6 +30,7 @@ STACK_STATE: dict[str, tuple[str, str]] = {
     "deployments_table": ("output", "DeploymentsTableName"),
     "serving_role_arn": ("output", "SageMakerServingRoleArn"),
     "endpoint_name": ("parameter", "EndpointName"),
+    "monitor_function": ("output", "MonitorFunctionName"),
 }
 
 
@@ -189,6 +190,9 @@ def _local_target() -> Target:
         "s3": moto,
         "dynamodb": moto,
         "application-autoscaling": moto,
+        "cloudwatch": moto,
+        # A stack started before the local Lambda API existed has none: AWS's is never the answer.
+        "lambda": state.get("lambda_url") or moto,
     }
     return Target(aws, endpoints, state)
 

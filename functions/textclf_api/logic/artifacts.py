@@ -41,11 +41,16 @@ LABELS_KEY: Final = "labels"
 #: Beside each admitted archive: ``{"labels": [...]}``, its whole label set (the metadata above
 #: may be shortened), which the deploy function publishes when the archive starts serving.
 LABELS_FILE: Final = "labels.json"
+#: Beside each admitted archive too: its ``baseline.json`` (written by the training job into the
+#: archive root), which the monitor compares production with; absent for an archive without one.
+BASELINE_FILE: Final = "baseline.json"
 _METADATA_VALUE_MAX = 256
 #: Files read from the stream: they decide whether the container needs the network at start.
 _REQUIREMENTS = "code/requirements.txt"
 _META = "textclf_meta.json"
 _SMALL_FILE = 1024 * 1024
+#: The baseline's vocabulary sketch is 128 KiB of bits (175 KB base64): room for larger sketches.
+_BASELINE_MAX = 8 * 1024 * 1024
 _CHUNK = 1024 * 1024
 
 
@@ -121,6 +126,8 @@ class Artifact:
     label_names: tuple[str, ...] | None = None
     #: A retrain's feedback labellers and how much they contradict the champion (by name).
     influence: dict[str, Influence] = field(default_factory=dict)
+    #: The archive's ``baseline.json`` bytes, when it has one.
+    baseline: bytes | None = field(default=None, repr=False)
 
     def metadata(self) -> dict[str, str]:
         recorded = {SHA256_KEY: self.sha256, OFFLINE_KEY: "true" if self.offline else "false"}
@@ -193,7 +200,8 @@ def read_archive(stream: Any) -> tuple[str, int, dict[str, bytes]]:
         with tarfile.open(fileobj=io.BufferedReader(reader, _CHUNK), mode="r|") as tar:
             for member in tar:
                 name = member.name.removeprefix("./")
-                if name in (_REQUIREMENTS, _META) and member.isfile() and member.size <= _SMALL_FILE:
+                limit = _BASELINE_MAX if name == BASELINE_FILE else _SMALL_FILE
+                if name in (_REQUIREMENTS, _META, BASELINE_FILE) and member.isfile() and member.size <= limit:
                     handle = tar.extractfile(member)
                     found[name] = handle.read() if handle is not None else b""
         reader.drain()  # the gzip trailer and tar padding after the last member count too
@@ -228,6 +236,7 @@ def inspect(stream: Any, uri: str) -> Artifact:
         labels=_label_set(meta.get("labels")),
         label_names=tuple(meta["labels"]) if meta.get("labels") is not None else None,
         influence=_influence(meta),
+        baseline=files.get(BASELINE_FILE),
     )
 
 
@@ -274,13 +283,42 @@ def admit(
         s3.delete_object(Bucket=bucket, Key=key)
         raise ArtifactError("the model artifact changed while it was being admitted; not served")
     record_labels(s3, bucket, key, read.label_names)
+    record_baseline(s3, bucket, key, read.baseline)
     return replace(read, uri=f"s3://{bucket}/{key}")
+
+
+def beside(archive_key: str, name: str) -> str:
+    """The key of the file ``name`` beside the archive at ``archive_key``."""
+    folder = archive_key.rsplit("/", 1)[0] if "/" in archive_key else ""
+    return f"{folder}/{name}" if folder else name
 
 
 def labels_key(archive_key: str) -> str:
     """The key of the label file beside the archive at ``archive_key``."""
-    folder = archive_key.rsplit("/", 1)[0] if "/" in archive_key else ""
-    return f"{folder}/{LABELS_FILE}" if folder else LABELS_FILE
+    return beside(archive_key, LABELS_FILE)
+
+
+def record_baseline(s3: Any, bucket: str, archive_key: str, baseline: bytes | None) -> None:
+    """Write the archive's ``baseline.json`` beside it (nothing when the archive has none)."""
+    if baseline is not None:
+        s3.put_object(
+            Bucket=bucket,
+            Key=beside(archive_key, BASELINE_FILE),
+            Body=baseline,
+            ContentType="application/json",
+        )
+
+
+def recorded_baseline(s3: Any, model_data: str) -> dict[str, Any] | None:
+    """The baseline recorded beside the archive ``model_data``; None when there is none."""
+    bucket, key = split_s3_uri(model_data)
+    try:
+        found = json.loads(s3.get_object(Bucket=bucket, Key=beside(key, BASELINE_FILE))["Body"].read())
+    except ClientError as exc:
+        if aws.error_code(exc) in ("NoSuchKey", "404", "NotFound"):
+            return None
+        raise
+    return found if isinstance(found, dict) else None
 
 
 def record_labels(s3: Any, bucket: str, archive_key: str, names: Sequence[str] | None) -> None:

@@ -172,15 +172,34 @@ def join(
 
 
 def hour_prefixes(prefix: str, start: datetime, end: datetime) -> list[str]:
-    """``<prefix>yyyy/mm/dd/hh/`` for every hour that overlaps ``[start, end)``."""
+    """The ``<prefix>yyyy/mm/dd/hh/`` folders of every hour that overlaps ``[start, end)``, a whole
+    day, month or year that lies inside the range named by its own folder (``yyyy/mm/dd/``,
+    ``yyyy/mm/``, ``yyyy/``): labels counted since a model trained months ago are one listing per
+    month, not thousands of hourly ones."""
     hour = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     out: list[str] = []
-    if end <= start:
-        return out
-    while hour < end:
-        out.append(f"{prefix}{hour:%Y/%m/%d/%H}/")
-        hour += timedelta(hours=1)
+    while hour < end and start < end:
+        year = hour.replace(year=hour.year + 1) if (hour.month, hour.day, hour.hour) == (1, 1, 0) else None
+        month = _next_month(hour) if (hour.day, hour.hour) == (1, 0) else None
+        if hour >= start and year is not None and year <= end:
+            out.append(f"{prefix}{hour:%Y}/")
+            hour = year
+        elif hour >= start and month is not None and month <= end:
+            out.append(f"{prefix}{hour:%Y/%m}/")
+            hour = month
+        elif hour >= start and hour.hour == 0 and hour + timedelta(days=1) <= end:
+            out.append(f"{prefix}{hour:%Y/%m/%d}/")
+            hour += timedelta(days=1)
+        else:
+            out.append(f"{prefix}{hour:%Y/%m/%d/%H}/")
+            hour += timedelta(hours=1)
     return out
+
+
+def _next_month(when: datetime) -> datetime:
+    return (
+        when.replace(year=when.year + 1, month=1) if when.month == 12 else when.replace(month=when.month + 1)
+    )
 
 
 def list_keys(s3: Any, bucket: str, prefix: str) -> Iterator[str]:

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from textclf.errors import UserError
 from textclf.serving.endpoint import add_endpoint_arguments
 
 
@@ -73,6 +74,15 @@ def register(subparsers: Any) -> None:
         default=None,
         help="where the stack keeps what survives a restart (default: <artifacts>/local-stack/state)",
     )
+    parser.add_argument(
+        "--schedule-interval",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="run the template's schedules (the monitor) every SECONDS instead of their rate, e.g. for "
+        "a replay in compressed time (default: the rate, MonitorSchedule; a rate >= 1 minute can also "
+        "be set with --parameter-overrides MonitorSchedule='rate(5 minutes)')",
+    )
     add_endpoint_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -80,6 +90,11 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from textclf import config
     from textclf.cli_args import key_values
+
+    if args.schedule_interval is not None and args.schedule_interval <= 0:
+        raise UserError(
+            f"--schedule-interval must be a positive number of seconds, not {args.schedule_interval}"
+        )
     from textclf.local.stack import LocalStack, StackOptions, state_file
     from textclf.serving.endpoint import batching_from_args
     from textclf.serving.lifecycle import quiet_libraries, serve_forever, stop_signals
@@ -102,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
         base_model=args.base_model,
         state_dir=args.state_dir,
         fresh=args.fresh,
+        schedule_interval_s=args.schedule_interval,
     )
     quiet_libraries(args.verbose)
     stack = LocalStack(options)

@@ -212,6 +212,7 @@ class LocalEventBus:
 
 def _summary(detail: Mapping[str, Any]) -> str:
     keys = (
+        "alarmName",
         "TrainingJobName",
         "TrainingJobStatus",
         "ModelPackageArn",

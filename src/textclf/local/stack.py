@@ -20,6 +20,7 @@ from textclf import config
 from textclf.errors import UserError
 from textclf.local import API_KEY_ENV, LABELLER_KEY_ENV, LOCAL_ACCOUNT_ID
 from textclf.local import template as tpl
+from textclf.local.alarms import LocalAlarms
 from textclf.local.api import LocalApiGateway
 from textclf.local.control_plane import (
     MODEL_KEY,
@@ -28,7 +29,9 @@ from textclf.local.control_plane import (
     Seed,
 )
 from textclf.local.events import LocalEventBus
+from textclf.local.functions import LocalFunction
 from textclf.local.sagemaker import LocalSageMaker
+from textclf.local.schedule import LocalLambdaApi, LocalScheduler
 from textclf.local.state import StateError, StateStore, default_state_dir
 from textclf.serving import FAKE_CREDENTIALS
 from textclf.serving.capture import CaptureConfig, s3_store
@@ -87,6 +90,9 @@ class StackOptions:
     state_dir: Path | None = None
     #: Discard the state folder's contents and start empty (``textclf serve --fresh``).
     fresh: bool = False
+    #: Seconds between runs of every scheduled function instead of its rate (tests, the replay);
+    #: None: the template's rate (``--parameter-overrides MonitorSchedule='rate(1 minute)'``).
+    schedule_interval_s: float | None = None
 
 
 #: Connections (and requests in flight) the local API accepts before uvicorn answers 503.
@@ -105,11 +111,17 @@ class LocalStack:
         self.bus: LocalEventBus | None = None
         self.watcher: EndpointWatcher | None = None
         self.api: ServerThread | None = None
+        self.scheduler: LocalScheduler | None = None
+        self.alarms: LocalAlarms | None = None
+        self.lambda_api: ServerThread | None = None
         self.endpoint_url = ""
         self.api_key = ""
         self.labeller_key = ""
         self.parameters: dict[str, str] = {}
         self._seed_labels_recorded = False
+        self._served_archive_path: Path | None = None
+        #: The alarm state changes into ALARM the local evaluation published (newest last).
+        self.alarm_events: list[dict[str, object]] = []
         self.store: StateStore | None = None
         self.restored: dict[str, int] = {}
         self._saved_env: dict[str, str | None] = {}
@@ -133,6 +145,7 @@ class LocalStack:
             api_sock = bind_socket(opts.host, opts.api_port, what="API", flag="--port")
         endpoint_sock: socket.socket | None = None
         sagemaker_sock = bind_socket(opts.host, 0, what="local SageMaker", flag="--port")
+        lambda_sock = bind_socket(opts.host, 0, what="local Lambda API", flag="--port")
         try:
             if opts.endpoint_url is None and opts.endpoint_fd is not None:
                 endpoint_sock = inherited_socket(opts.endpoint_fd, flag="--endpoint-fd")
@@ -145,8 +158,9 @@ class LocalStack:
             # A state folder that cannot be used stops the start before any server starts.
             self.store = StateStore.open(self.state_dir, fresh=opts.fresh)
             self._start_all(template, routes, api_sock, endpoint_sock, sagemaker_sock)
+            self._start_schedules(template, lambda_sock)
         except BaseException:
-            for sock in (api_sock, endpoint_sock, sagemaker_sock):
+            for sock in (api_sock, endpoint_sock, sagemaker_sock, lambda_sock):
                 if sock is not None:
                     sock.close()
             self.stop()
@@ -195,7 +209,7 @@ class LocalStack:
         self.sagemaker_server = ServerThread(self.sagemaker.app, sagemaker_sock, name="local SageMaker")
         self.sagemaker_server.start()
         env = self._lambda_environment(template, resources)
-        served_archive = self._served_archive(endpoint_sock)
+        served_archive = self._served_archive_path = self._served_archive(endpoint_sock)
         seed = Seed(
             region=opts.region,
             bucket=opts.bucket,
@@ -245,6 +259,51 @@ class LocalStack:
         self.api = ServerThread(gateway.app, api_sock, name="API", limit_concurrency=API_CONNECTION_LIMIT)
         self.api.start()
 
+    def _start_schedules(self, template: dict[str, object], lambda_sock: socket.socket) -> None:
+        """The template's schedules on a timer, Lambda's Invoke API for running them now, and the
+        alarms on the monitor's metrics, evaluated after each run (schedule.py, alarms.py)."""
+        from textclf_api.logic.monitor import NAMESPACE
+
+        opts = self.options
+        assert self.control_plane is not None and self.bus is not None
+        resources = local_resources(
+            opts.region, opts.bucket, {**self.parameters, "EndpointName": opts.endpoint_name}
+        )
+        rules = tpl.schedules(template, resources)
+        specs = {f.name: f for f in tpl.functions(template)}
+        functions = {
+            name: LocalFunction(name, specs[name].handler, specs[name].timeout_s, specs[name].memory_mb)
+            for name in {rule.function for rule in rules}
+        }
+        bus = self.bus
+        self.alarms = LocalAlarms(
+            tpl.alarms(template, resources),
+            self.control_plane.client("cloudwatch"),
+            lambda source, detail_type, detail, arns: bus.put(detail_type, detail, arns, source=source),
+            namespace=NAMESPACE,
+            region=opts.region,
+            account_id=LOCAL_ACCOUNT_ID,
+        )
+        self.alarms.install()
+        self.scheduler = LocalScheduler(
+            rules,
+            functions,
+            region=opts.region,
+            after_run=self._after_run,
+            interval_s=opts.schedule_interval_s,
+        )
+        for function in functions.values():
+            function.handler()  # import now: a broken handler fails the start
+        self.lambda_api = ServerThread(LocalLambdaApi(self.scheduler), lambda_sock, name="local Lambda")
+        self.lambda_api.start()
+        self.scheduler.start()
+
+    def _after_run(self, function: str, result: object) -> None:
+        """A scheduled function's run ended: the alarms on what it published are evaluated."""
+        metrics = result.get("metrics") if isinstance(result, dict) else None
+        if self.alarms is not None and isinstance(metrics, dict):
+            self.alarm_events += self.alarms.evaluate({str(k): float(v) for k, v in metrics.items()})
+
     def _endpoint_reachable(self, name: str, up: bool) -> None:
         """The watcher's news: the control plane follows the endpoint; the first time the model
         the stack started with answers, its label set is recorded as the deploy function records
@@ -270,6 +329,12 @@ class LocalStack:
         served.raise_for_status()
         s3 = self.control_plane.client("s3")
         artifacts.record_labels(s3, self.options.bucket, MODEL_KEY, served.json()["labels"])
+        archive = self._served_archive_path
+        if archive is not None:
+            # Its baseline.json too, as admission keeps one beside an archive: the monitor's reference.
+            with archive.open("rb") as stream:
+                baseline = artifacts.read_archive(stream)[2].get(artifacts.BASELINE_FILE)
+            artifacts.record_baseline(s3, self.options.bucket, MODEL_KEY, baseline)
         settings = Settings.from_env(os.environ)
         deployment.publish_serving_labels(endpoint, settings, self.control_plane.client("sagemaker"), s3)
 
@@ -338,6 +403,12 @@ class LocalStack:
         _reset_lambda_caches()
 
     def stop(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.stop()
+            self.scheduler = None
+        if self.lambda_api is not None:
+            self.lambda_api.stop()
+            self.lambda_api = None
         if self.api is not None:
             self.api.stop()
             self.api = None
@@ -397,6 +468,8 @@ class LocalStack:
             "deployments_table": env["DEPLOYMENTS_TABLE"],
             "api_key": self.api_key,
             "labeller_key": self.labeller_key,
+            "lambda_url": self.lambda_api.url if self.lambda_api is not None else "",
+            "monitor_function": "MonitorFunction",
         }
 
     # -- presentation ----------------------------------------------------------------------
@@ -408,6 +481,18 @@ class LocalStack:
         return (
             f"restored {self.restored['objects']} S3 objects, {self.restored['items']} DynamoDB items, "
             f"{self.restored['calls']} registry/model calls, {jobs} training jobs"
+        )
+
+    def _schedules_summary(self) -> str:
+        if self.scheduler is None or not self.scheduler.rules:
+            return "none"
+        return (
+            ", ".join(
+                f"{rule.function} every {self.scheduler.intervals[rule]:g} s ({rule.expression})"
+                for rule in self.scheduler.rules
+            )
+            + "; alarms evaluated after each run; Lambda Invoke API "
+            + (self.lambda_api.url if self.lambda_api else "")
         )
 
     def banner(self) -> str:
@@ -423,6 +508,7 @@ class LocalStack:
                 f"  SageMaker      {self.sagemaker_server.url if self.sagemaker_server else ''}  "
                 "(training jobs run train.py; endpoint rollouts swap the served model)",
                 f"  control plane  {self.control_plane.url}  (moto: S3, DynamoDB, IAM, model registry)",
+                f"  schedules      {self._schedules_summary()}",
                 f"  state          {self.state_dir}  ({self._restored_summary()}; "
                 "`textclf serve --fresh` starts empty)",
                 f"  API key        {self.api_key}  (send it as x-api-key on POST /predict; also in "

@@ -374,18 +374,86 @@ def function_environment(template: Mapping[str, Any], function: str, local: Loca
     return {name: resolver.resolve(value) for name, value in merged.items()}
 
 
-def event_rules(template: Mapping[str, Any], local: LocalResources) -> list[EventRule]:
-    """Every ``EventBridgeRule`` event, patterns resolved as CloudFormation would."""
-    resolver = _Resolver(template, local)
-    rules = []
+def _events(template: Mapping[str, Any], kind: str) -> list[tuple[str, str, dict[str, Any]]]:
+    """(function, event name, event properties) of every function event of type ``kind``."""
+    found = []
     for logical_id, resource in template["Resources"].items():
         if resource.get("Type") != "AWS::Serverless::Function":
             continue
         for name, event in ((resource.get("Properties") or {}).get("Events") or {}).items():
-            if event.get("Type") == "EventBridgeRule":
-                pattern = resolver.deep((event.get("Properties") or {}).get("Pattern") or {})
-                rules.append(EventRule(function=logical_id, name=str(name), pattern=pattern))
-    return rules
+            if event.get("Type") == kind:
+                found.append((logical_id, str(name), event.get("Properties") or {}))
+    return found
+
+
+def event_rules(template: Mapping[str, Any], local: LocalResources) -> list[EventRule]:
+    """Every ``EventBridgeRule`` event, patterns resolved as CloudFormation would."""
+    resolver = _Resolver(template, local)
+    return [
+        EventRule(function=function, name=name, pattern=resolver.deep(props.get("Pattern") or {}))
+        for function, name, props in _events(template, "EventBridgeRule")
+    ]
+
+
+@dataclass(frozen=True)
+class ScheduleRule:
+    """A ``Schedule`` event of a function: its rate expression with the parameters resolved."""
+
+    function: str
+    name: str
+    expression: str
+
+
+def schedules(template: Mapping[str, Any], local: LocalResources) -> list[ScheduleRule]:
+    """Every ``Schedule`` event (an EventBridge scheduled rule in AWS), expressions resolved."""
+    resolver = _Resolver(template, local)
+    return [
+        ScheduleRule(function=function, name=name, expression=resolver.resolve(props.get("Schedule")))
+        for function, name, props in _events(template, "Schedule")
+    ]
+
+
+@dataclass(frozen=True)
+class AlarmSpec:
+    """An ``AWS::CloudWatch::Alarm`` on one metric, as deployed (names and thresholds resolved)."""
+
+    name: str
+    description: str
+    namespace: str
+    metric: str
+    dimensions: dict[str, str]
+    statistic: str
+    period: int
+    threshold: float
+    comparison: str
+    treat_missing_data: str
+
+
+def alarms(template: Mapping[str, Any], local: LocalResources) -> list[AlarmSpec]:
+    resolver = _Resolver(template, local)
+    found = []
+    for resource in template["Resources"].values():
+        if resource.get("Type") != "AWS::CloudWatch::Alarm":
+            continue
+        props = resource.get("Properties") or {}
+        found.append(
+            AlarmSpec(
+                name=resolver.resolve(props["AlarmName"]),
+                description=resolver.resolve(props.get("AlarmDescription", "")),
+                namespace=resolver.resolve(props["Namespace"]),
+                metric=resolver.resolve(props["MetricName"]),
+                dimensions={
+                    resolver.resolve(d["Name"]): resolver.resolve(d["Value"])
+                    for d in props.get("Dimensions", [])
+                },
+                statistic=resolver.resolve(props.get("Statistic") or props.get("ExtendedStatistic")),
+                period=int(resolver.resolve(props.get("Period", 60))),
+                threshold=float(resolver.resolve(props["Threshold"])),
+                comparison=resolver.resolve(props["ComparisonOperator"]),
+                treat_missing_data=resolver.resolve(props.get("TreatMissingData", "missing")),
+            )
+        )
+    return found
 
 
 def stage_name(template: Mapping[str, Any], local: LocalResources) -> str:

@@ -21,7 +21,7 @@ import pytest
 from moto.sagemaker.models import sagemaker_backends
 from textclf_api import aws
 from textclf_api.handlers import deploy as handler
-from textclf_api.logic import deploy_records, deployment
+from textclf_api.logic import artifacts, deploy_records, deployment
 from textclf_api.settings import get_settings
 
 from textclf.labels import LABELS
@@ -121,6 +121,7 @@ def model_archive(
         "textclf_meta.json": json.dumps(meta).encode(),
         "code/requirements.txt": requirements.encode(),
         "code/inference.py": b"# serving code\n",
+        "baseline.json": json.dumps({"labels": labels, "trained_by": name}).encode(),
     }
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         for path, data in files.items():
@@ -264,6 +265,11 @@ def test_first_model_passing_the_gate_is_registered_and_creates_the_endpoint(loo
     assert json.loads(
         aws.s3().get_object(Bucket=BUCKET, Key=f"models/{sha256[:16]}/labels.json")["Body"].read()
     ) == {"labels": NEWS}
+    # And its baseline.json, for the monitor.
+    assert artifacts.recorded_baseline(aws.s3(), package.model_data) == {
+        "labels": NEWS,
+        "trained_by": "textclf-a",
+    }
     published = serving_labels()
     assert (published["labels"], published["model_version"]) == (NEWS, "1")
     assert published["endpoint_config"] == desc["EndpointConfigName"]

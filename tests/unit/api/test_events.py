@@ -33,6 +33,7 @@ ROUTES = {
     ("GET", "/batch/{job_name}"),
     ("POST", "/explain"),
     ("POST", "/feedback"),
+    ("GET", "/monitor"),
     ("GET", "/"),
 }
 FILES = sorted(EVENTS.glob("*.json"))

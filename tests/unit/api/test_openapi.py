@@ -38,8 +38,11 @@ def test_routes_methods_and_auth() -> None:
         ("/batch", "post"),
         ("/batch/{job_name}", "get"),
         ("/feedback", "post"),
+        ("/monitor", "get"),
     }
     paths = document["paths"]
+    assert paths["/monitor"]["get"]["security"] == [{"sigv4": []}]
+    assert {"200", "404"} <= set(paths["/monitor"]["get"]["responses"])
     # Labellers only: SigV4 (FeedbackAuth AWS_IAM, the default) or a labeller key (API_KEY).
     assert paths["/feedback"]["post"]["security"] == [{"sigv4": []}, {"api_key": []}]
     assert {"200", "403", "413", "422", "503"} <= set(paths["/feedback"]["post"]["responses"])

@@ -116,3 +116,10 @@ def test_hour_prefixes_cover_the_range() -> None:
         "g/2014/05/31/23/", "g/2014/06/01/00/",
     ]  # fmt: skip
     assert production.hour_prefixes("g/", start, start) == []
+    # Whole days, months and years inside a long range are one folder each.
+    long = production.hour_prefixes("g/", start, datetime(2016, 3, 2, 1, 10, tzinfo=UTC))
+    assert long == [
+        "g/2014/05/31/23/", "g/2014/06/", "g/2014/07/", "g/2014/08/", "g/2014/09/", "g/2014/10/",
+        "g/2014/11/", "g/2014/12/", "g/2015/", "g/2016/01/", "g/2016/02/", "g/2016/03/01/",
+        "g/2016/03/02/00/", "g/2016/03/02/01/",
+    ]  # fmt: skip

@@ -91,6 +91,7 @@ def test_functions_runtime_handlers_and_tracing(template: dict[str, Any]) -> Non
         "textclf_api.handlers.deploy.lambda_handler",
         "textclf_api.handlers.feedback.lambda_handler",
         "textclf_api.handlers.retrain.lambda_handler",
+        "textclf_api.handlers.monitor.lambda_handler",
     }
     for function in functions.values():
         assert "CodeUri" not in function["Properties"] and "Runtime" not in function["Properties"]
@@ -99,9 +100,13 @@ def test_functions_runtime_handlers_and_tracing(template: dict[str, Any]) -> Non
 def test_timeouts_cover_the_client_budgets_and_stay_below_api_gateway(template: dict[str, Any]) -> None:
     functions = resources(template, "AWS::Serverless::Function")
     timeout = {name: f["Properties"]["Timeout"] for name, f in functions.items()}
-    # The deploy and retrain functions are invoked by EventBridge, not behind API Gateway.
-    behind_the_api = {name: t for name, t in timeout.items() if name not in EVENT_FUNCTIONS}
+    # The deploy and retrain functions are invoked by EventBridge, not behind API Gateway; the
+    # monitor's long runs are its schedule's, and its one route (GET /monitor) reads one object.
+    behind_the_api = {
+        name: t for name, t in timeout.items() if name not in (*EVENT_FUNCTIONS, "MonitorFunction")
+    }
     assert all(t < API_GATEWAY_TIMEOUT for t in behind_the_api.values())
+    assert timeout["MonitorFunction"] > API_GATEWAY_TIMEOUT
     assert timeout["PredictFunction"] > aws.RUNTIME_BUDGET.worst_case_seconds()
     assert timeout["HealthFunction"] > aws.SAGEMAKER_BUDGET.worst_case_seconds()
     # POST /train: pointer + source bundle (S3), the running-job count, CreateTrainingJob, and the
@@ -154,6 +159,8 @@ def test_routes_and_iam_auth(template: dict[str, Any]) -> None:
             if name in EVENT_FUNCTIONS:
                 assert event["Type"] == "EventBridgeRule"
                 continue
+            if name == "MonitorFunction" and event["Type"] == "Schedule":
+                continue
             assert event["Type"] == "Api"
             props = event["Properties"]
             assert props["RestApiId"] == {"Ref": "Api"}
@@ -168,6 +175,7 @@ def test_routes_and_iam_auth(template: dict[str, Any]) -> None:
         ("POST", "/batch"): "BatchFunction",
         ("GET", "/batch/{job_name}"): "BatchFunction",
         ("POST", "/feedback"): "FeedbackFunction",
+        ("GET", "/monitor"): "MonitorFunction",
     }
 
 
@@ -198,6 +206,7 @@ def test_predict_auth_follows_the_parameter_and_the_rest_stays_fixed(
         ("POST", "/batch"): ("AWS_IAM", False),
         ("GET", "/batch/{job_name}"): ("AWS_IAM", False),
         ("POST", "/feedback"): ("AWS_IAM", False),  # FeedbackAuth's default: labellers are principals
+        ("GET", "/monitor"): ("AWS_IAM", False),
     }
     # LanguageExtensions must run before SAM, or SAM reads the Fn::If in Auth as a literal.
     assert template["Transform"] == ["AWS::LanguageExtensions", "AWS::Serverless-2016-10-31"]
@@ -942,3 +951,57 @@ def test_every_sample_event_runs_through_the_built_handler(
                 assert outcome["response"]["action"] == "ignored", name
             else:
                 assert outcome["response"]["statusCode"] in {200, 400, 415, 422, 503}, name
+
+
+def test_the_monitor_runs_on_its_schedule_and_its_alarms_watch_what_it_publishes(
+    template: dict[str, Any],
+) -> None:
+    from textclf_api.logic import monitor
+    from textclf_api.settings import Settings
+
+    res = template["Resources"]
+    params = template["Parameters"]
+    fn = res["MonitorFunction"]["Properties"]
+    assert fn["Events"]["Schedule"]["Properties"]["Schedule"] == {"Ref": "MonitorSchedule"}
+    assert params["MonitorSchedule"]["Default"] == "rate(1 hour)"
+    assert fn["Events"]["LatestReport"]["Properties"]["Auth"] == {"Authorizer": "AWS_IAM"}
+    env = fn["Environment"]["Variables"]
+    # Every setting the monitor reads is given by the template.
+    aliases = {Settings.model_fields[f].alias for f in Settings.model_fields if f.startswith("monitor_")}
+    assert aliases | {"STACK_NAME", "BUCKET_NAME", "MODEL_PACKAGE_GROUP"} <= set(env) | {
+        "MONITOR_WINDOW_MINUTES"
+    }
+    assert env["MONITOR_MIN_LABELS"] == {"Ref": "MonitorMinLabels"}
+    # The three alarms: the metric names the monitor publishes, its namespace and dimension, and
+    # no alarm on a window that could not be measured.
+    alarms = {
+        "DriftAlarm": ("LabelPsi", "MonitorMaxPsi", "GreaterThanThreshold", "-drift"),
+        "LiveAccuracyAlarm": ("LiveAccuracy", "MonitorMinAccuracy", "LessThanThreshold", "-live-accuracy"),
+        "LabelsAlarm": (
+            "LabelsSinceTraining",
+            "RetrainAfterLabels",
+            "GreaterThanOrEqualToThreshold",
+            "-labels",
+        ),
+    }
+    for name, (metric, threshold, operator, suffix) in alarms.items():
+        alarm = res[name]["Properties"]
+        assert alarm["Namespace"] == monitor.NAMESPACE
+        assert alarm["Dimensions"] == [{"Name": "Stack", "Value": {"Ref": "AWS::StackName"}}]
+        assert (alarm["MetricName"], alarm["Threshold"], alarm["ComparisonOperator"]) == (
+            metric, {"Ref": threshold}, operator,
+        )  # fmt: skip
+        assert alarm["AlarmName"] == {"Fn::Sub": "${AWS::StackName}" + suffix}
+        assert alarm["TreatMissingData"] == "notBreaching"
+    assert params["MonitorMaxPsi"]["Default"] == 0.2 and params["MonitorMinAccuracy"]["Default"] == 0.8
+    assert params["MonitorMinLabels"]["Default"] == 200 and params["RetrainAfterLabels"]["Default"] == 1000
+    # Least privilege: reads production, writes only its reports, metrics only in its namespace.
+    by_sid = {st["Sid"]: st for st in statements(res["MonitorFunction"])}
+    assert by_sid["WriteReports"]["Resource"] == {"Fn::Sub": "${ArtifactBucket.Arn}/monitoring/*"}
+    assert by_sid["PublishMonitorMetrics"]["Condition"] == {
+        "StringEquals": {"cloudwatch:namespace": "textclf"}
+    }
+    assert actions(res["MonitorFunction"]) == {
+        "s3:GetObject", "s3:ListBucket", "s3:PutObject", "sagemaker:ListModelPackages",
+        "sagemaker:DescribeModelPackage", "cloudwatch:PutMetricData",
+    }  # fmt: skip

@@ -156,6 +156,22 @@ def test_job_output_is_the_archive_the_endpoint_serves(
         evaluation["baseline"]["accuracy"], abs=1e-5
     )
     assert meta["evaluation"]["test_accuracy"] == evaluation["model"]["accuracy"]
+    # baseline.json in the archive root, for the monitor: validation figures of the served model
+    # and a sketch of the training words that the monitor's reader understands.
+    base = json.loads((model_dir / "baseline.json").read_text())
+    valid = pd.read_parquet(tiny_data / "validation" / "data.parquet")
+    assert base["labels"] == meta["labels"] and base["rows"] == len(valid) and base["source"] == "validation"
+    assert sum(base["label_prior"].values()) == pytest.approx(1.0)
+    truth = valid["label"].value_counts(normalize=True)
+    assert base["true_label_prior"] == pytest.approx({k: float(truth.get(k, 0.0)) for k in meta["labels"]})
+    assert sum(base["confidence_histogram"]["counts"]) == len(valid)
+    assert 1 / len(meta["labels"]) <= base["mean_top_probability"] <= 1
+    assert base["cascade_coverage"] == (meta.get("cascade") or {}).get("coverage")
+    from textclf_api.logic.vocabulary import Sketch
+
+    sketch = Sketch.of(base["vocabulary_sketch"])
+    train_texts = pd.read_parquet(tiny_data / "train" / "data.parquet")["text"]
+    assert sketch.unseen(train_texts)[0] == 0
     from textclf_api.logic.training import METRIC_NAMES
 
     assert set(printed) <= set(METRIC_NAMES)
