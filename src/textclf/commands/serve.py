@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 from pathlib import Path
 from typing import Any
 
+from textclf.errors import UserError
 from textclf.serving.endpoint import add_endpoint_arguments
 
 
@@ -73,6 +75,23 @@ def register(subparsers: Any) -> None:
         default=None,
         help="where the stack keeps what survives a restart (default: <artifacts>/local-stack/state)",
     )
+    parser.add_argument(
+        "--train-default",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a train.py hyperparameter POST /train and retraining take unless the request sets it "
+        "(the dataset pointer's training_defaults), e.g. --train-default epochs=1 --train-default "
+        "max_train_samples=8000 for a small CPU budget (default: the job's defaults; max_length "
+        "from the EDA)",
+    )
+    parser.add_argument(
+        "--labellers",
+        type=int,
+        default=1,
+        help="labeller keys to make, each its own labeller (the first is TEXTCLF_LABELLER_KEY's; "
+        "the others are generated and shown in the banner and the state file)",
+    )
     add_endpoint_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -89,6 +108,9 @@ def run(args: argparse.Namespace) -> int:
         stop_signals,
     )
     from textclf.serving.endpoint import batching_from_args
+
+    if args.labellers < 1:
+        raise UserError(f"--labellers must be at least 1, got {args.labellers}")
 
     data = args.data if args.data is not None else config.artifacts_dir() / "data"
     options = StackOptions(
@@ -108,6 +130,11 @@ def run(args: argparse.Namespace) -> int:
         base_model=args.base_model,
         state_dir=args.state_dir,
         fresh=args.fresh,
+        training_defaults={
+            name: _json_or_text(value)
+            for name, value in key_values(args.train_default, "--train-default").items()
+        },
+        extra_labeller_keys=tuple(secrets.token_urlsafe(24) for _ in range(args.labellers - 1)),
     )
     quiet_libraries(args.verbose)
     stack = LocalStack(options)
@@ -129,3 +156,11 @@ def run(args: argparse.Namespace) -> int:
             stack.stop()
             state_file().unlink(missing_ok=True)
     return 0
+
+
+def _json_or_text(value: str) -> object:
+    """``1`` -> 1, ``0.5`` -> 0.5, ``none`` -> "none": a flag value as train.py's type would read it."""
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
