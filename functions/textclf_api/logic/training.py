@@ -326,7 +326,8 @@ def pointer_hyperparameters(defaults: dict[str, Any]) -> dict[str, Any]:
         fits = isinstance(value, spec.type) and not isinstance(value, bool)
         if spec.type is float and isinstance(value, int) and not isinstance(value, bool):
             fits = True
-        problem = spec.problem(value) if fits else f"--{name} must be a {spec.type.__name__}"
+        kind = {int: "an integer", float: "a number"}.get(spec.type, "a string")
+        problem = spec.problem(value) if fits else f"--{name} must be {kind}"
         if problem is not None:
             raise PreconditionMissingError(
                 f"the dataset pointer's training_defaults.{name}={value!r}: {problem}"
