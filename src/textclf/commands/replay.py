@@ -63,6 +63,12 @@ def register(subparsers: Any) -> None:
         help="windows the poisoner posts in, e.g. 2014-06 (default: none)",
     )
     parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=32,
+        help="headlines per POST /predict, 1-64 (default: %(default)s)",
+    )
+    parser.add_argument(
         "--oracle",
         action="store_true",
         help="also score each window with TF-IDF + linear SVM fitted on every corpus row before it",
@@ -120,6 +126,10 @@ def _check(args: argparse.Namespace) -> None:
     for flag, value in (("--feedback-rate", args.feedback_rate), ("--poison-rate", args.poison_rate)):
         if not 0.0 <= value <= 1.0:
             raise UserError(f"{flag} must be in [0, 1], got {value}")
+    from textclf_api.schemas import MAX_BATCH_TEXTS
+
+    if not 1 <= args.batch_size <= MAX_BATCH_TEXTS:
+        raise UserError(f"--batch-size must be between 1 and {MAX_BATCH_TEXTS}, got {args.batch_size}")
     if args.settle_timeout < 0 or args.poll <= 0:
         raise UserError("--settle-timeout must be >= 0 and --poll > 0")
     if not args.data.is_file():
@@ -127,10 +137,12 @@ def _check(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from textclf.local.stack import quiet_libraries
     from textclf.replay import windows as cal
     from textclf.replay.run import FeedbackPlan, parse_delay
 
     _check(args)
+    quiet_libraries(getattr(args, "verbose", False))
     spans = cal.windows(cal.parse_day("--start", args.start), cal.parse_day("--end", args.end), args.window)
     poison_windows = cal.check_window_names(
         "--poison-windows", [w.strip() for w in args.poison_windows.split(",") if w.strip()], spans
@@ -138,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
     if args.poison_rate > 0 and not poison_windows:
         raise UserError("--poison-rate needs --poison-windows (e.g. 2014-06)")
     delay, unit = parse_delay(args.feedback_delay)
-    plan = FeedbackPlan(args.feedback_rate, delay, unit, args.poison_rate, poison_windows)
+    plan = FeedbackPlan(args.feedback_rate, delay, unit, args.poison_rate, poison_windows, args.batch_size)
     model = args.model or config.artifacts_dir() / "package" / "model.tar.gz"
     if not model.exists():
         raise UserError(f"--model {model} does not exist: run `textclf package` first")
@@ -234,6 +246,7 @@ def replay(
         "seed": args.seed,
         "feedback_rate": plan.rate,
         "feedback_delay": {"amount": plan.delay, "unit": plan.delay_unit},
+        "batch_size": plan.batch_size,
         "poison": {
             "rate": plan.poison_rate,
             "windows": list(plan.poison_windows),

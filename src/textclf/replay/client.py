@@ -24,8 +24,6 @@ from textclf.errors import UserError
 
 log = logging.getLogger(__name__)
 
-#: POST /predict takes 1-64 texts (textclf_api.schemas.MAX_BATCH_TEXTS).
-PREDICT_BATCH = 64
 #: POST /feedback takes 1-1,000 items (textclf_api.schemas.MAX_FEEDBACK_ITEMS).
 FEEDBACK_BATCH = 1000
 #: Deployment states of a training job's model that are still moving (GET /train/{job}).

@@ -90,13 +90,37 @@ def run(args: argparse.Namespace) -> int:
     train = [f"--{name.replace('_', '-')}" for name in BUDGET]
     _step(["train", *(x for flag, v in zip(train, BUDGET.values(), strict=True) for x in (flag, str(v)))])
     _step(["package", "--runtime", RETRAIN_RUNTIME])
-    serve = ["--port", str(args.port), "--endpoint-port", str(args.endpoint_port), "--fresh", "--labellers", "2"]
+    serve = [
+        "--port",
+        str(args.port),
+        "--endpoint-port",
+        str(args.endpoint_port),
+        "--fresh",
+        "--labellers",
+        "2",
+    ]
     for name, value in {**BUDGET, "serving_runtime": RETRAIN_RUNTIME}.items():
         serve += ["--train-default", f"{name}={value}"]
     proc = start_serve([*serve, *_parameters()], art / "replay" / "serve.log", args.port)
     try:
-        replay = ["replay", "--data", args.data, "--start", args.start, "--end", args.end, "--window", "month"]
-        replay += ["--rows-per-window", args.rows_per_window, "--feedback-rate", args.feedback_rate, "--oracle"]
+        replay = [
+            "replay",
+            "--data",
+            args.data,
+            "--start",
+            args.start,
+            "--end",
+            args.end,
+            "--window",
+            "month",
+        ]
+        replay += [
+            "--rows-per-window",
+            args.rows_per_window,
+            "--feedback-rate",
+            args.feedback_rate,
+            "--oracle",
+        ]
         if args.poison_rate:
             replay += ["--poison-rate", args.poison_rate, "--poison-windows", args.poison_windows]
         _step(replay)

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from textclf.replay.client import PREDICT_BATCH, ReplayClient
+from textclf.replay.client import ReplayClient
 from textclf.replay.windows import Window, rows_in, sample_window
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,9 @@ class FeedbackPlan:
     delay_unit: str = "headlines"  # or "seconds"
     poison_rate: float = 0.0
     poison_windows: tuple[str, ...] = ()
+    #: Headlines per POST /predict (1-64): smaller requests keep a busy CPU endpoint within the
+    #: predict function's timeout; the figures do not depend on it.
+    batch_size: int = 32
 
 
 def parse_delay(value: str) -> tuple[float, str]:
@@ -127,8 +130,8 @@ def replay_window(
     queue = FeedbackQueue(client, plan)
     answers: list[dict[str, Any]] = []
     answered = 0
-    for start in range(0, len(rows), PREDICT_BATCH):
-        batch = rows.iloc[start : start + PREDICT_BATCH]
+    for start in range(0, len(rows), plan.batch_size):
+        batch = rows.iloc[start : start + plan.batch_size]
         served = client.predict(batch["text"].tolist())
         for position, row in enumerate(batch.itertuples(index=False)):
             answer = served[position] if served is not None else None
