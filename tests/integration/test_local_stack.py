@@ -309,16 +309,8 @@ def test_replay_through_the_stack_with_honest_and_poisoned_feedback(
     monkeypatch.setenv("TEXTCLF_ARTIFACTS", str(local_stack.artifacts))
     out = tmp_path / "replay"
     argv = ["replay", "--data", str(corpus), "--model", str(tiny_archive), "--out", str(out), "--json"]
-    argv += [
-        "--start",
-        "2014-04-01",
-        "--end",
-        "2014-06-01",
-        "--rows-per-window",
-        "30",
-        "--feedback-rate",
-        "0.5",
-    ]
+    argv += ["--start", "2014-04-01", "--end", "2014-06-01", "--feedback-rate", "0.5"]
+    argv += ["--rows-per-window", "30"]
     argv += ["--poison-rate", "1.0", "--poison-windows", "2014-05", "--settle-timeout", "5", "--poll", "1"]
     assert main(argv) == 0
     report = json.loads((out / "replay.json").read_text())

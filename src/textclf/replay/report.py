@@ -111,7 +111,8 @@ def plot(report: dict[str, Any], path: Path) -> Path:
         f"feedback {report['feedback_rate']:.0%}"
     )
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower left", fontsize=8)
+    if ax.get_legend_handles_labels()[0]:  # no line when no request was answered
+        ax.legend(loc="lower left", fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)

@@ -133,12 +133,13 @@ def replay_window(
     for start in range(0, len(rows), plan.batch_size):
         batch = rows.iloc[start : start + plan.batch_size]
         served = client.predict(batch["text"].tolist())
-        for position, row in enumerate(batch.itertuples(index=False)):
+        ids, truths = batch["id"].tolist(), [str(label) for label in batch["label"]]
+        for position, (row_id, truth) in enumerate(zip(ids, truths, strict=True)):
             answer = served[position] if served is not None else None
             record: dict[str, Any] = {
-                "id": int(row.id),
+                "id": int(row_id),
                 "window": window.name,
-                "true_label": row.label,
+                "true_label": truth,
                 "served_label": answer["label"] if answer else None,
                 "model_version": answer["model_version"] if answer else None,
                 "prediction_id": answer["prediction_id"] if answer else None,
@@ -152,12 +153,10 @@ def replay_window(
             # Draws per answered row in a fixed order, so the same seed labels the same rows.
             honest, poison, wrong = rng.random(), rng.random(), int(rng.integers(1, max(len(labels), 2)))
             if honest < plan.rate:
-                record["feedback"] = row.label
-                queue.add(
-                    answered, {"prediction_id": answer["prediction_id"], "label": row.label}, poison=False
-                )
-            if poisoned and poison < plan.poison_rate and row.label in labels:
-                record["poison"] = labels[(labels.index(row.label) + wrong) % len(labels)]
+                record["feedback"] = truth
+                queue.add(answered, {"prediction_id": answer["prediction_id"], "label": truth}, poison=False)
+            if poisoned and poison < plan.poison_rate and truth in labels:
+                record["poison"] = labels[(labels.index(truth) + wrong) % len(labels)]
                 queue.add(
                     answered,
                     {"prediction_id": answer["prediction_id"], "label": record["poison"]},

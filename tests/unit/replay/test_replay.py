@@ -153,16 +153,8 @@ def test_replay_counts_failures_and_its_figures_recompute_from_answers(
     model = make_tiny_model_dir(tmp_path / "model")
     out = tmp_path / "replay"
     argv = ["replay", "--data", str(_corpus(tmp_path / "news.csv")), "--model", str(model), "--out", str(out)]
-    argv += [
-        "--start",
-        "2014-04-01",
-        "--end",
-        "2014-06-01",
-        "--rows-per-window",
-        "150",
-        "--feedback-rate",
-        "0.5",
-    ]
+    argv += ["--start", "2014-04-01", "--end", "2014-06-01", "--feedback-rate", "0.5"]
+    argv += ["--rows-per-window", "150"]
     argv += ["--poison-rate", "0.5", "--poison-windows", "2014-05", "--feedback-delay", "20", "--json"]
     argv += ["--api-url", url, "--api-key", "p", "--labeller-key", "honest", "--poison-key", "evil"]
     assert main(argv) == 0
