@@ -259,6 +259,7 @@ def replay(
         "retrains": retrains,
         "failed_requests": client.failures.total,
         "failures": dict(client.failures.counts),
+        "retried_requests": dict(client.failures.retried),
         "failure_examples": client.failures.examples,
         "alarms": alarms,
     }

@@ -31,6 +31,11 @@ MOVING = ("pending", "deploying")
 #: A completed job the deploy function has not recorded yet is waited for this long at most.
 UNSEEN_GRACE_S = 120.0
 _KEPT_ERRORS = 20
+#: Answers that say "try again" (throttled, shedding load, timed out): retried once after
+#: Retry-After (at most RETRY_WAIT_MAX_S), and counted as retries. Both routes are safe to repeat:
+#: a repeated label counts once (the last wins) and a repeated prediction changes nothing.
+RETRY_STATUSES = (429, 503, 504)
+RETRY_WAIT_MAX_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,8 @@ class Failures:
 
     counts: Counter[str] = field(default_factory=Counter)
     examples: list[str] = field(default_factory=list)
+    #: Requests answered "try again" that succeeded when retried once (not failures).
+    retried: Counter[str] = field(default_factory=Counter)
 
     def add(self, route: str, what: str) -> None:
         self.counts[route] += 1
@@ -99,6 +106,11 @@ class ReplayClient:
         headers = {"x-api-key": key} if key else {}
         try:
             response = self.http.request(method, path, json=body, headers=headers)
+            if response.status_code in RETRY_STATUSES:
+                time.sleep(_retry_after(response))
+                response = self.http.request(method, path, json=body, headers=headers)
+                if response.status_code == 200:
+                    self.failures.retried[route] += 1
         except httpx.HTTPError as exc:
             self.failures.add(route, f"{type(exc).__name__}: {exc}")
             return None
@@ -276,6 +288,13 @@ class ReplayClient:
                 }
             )
         return found
+
+
+def _retry_after(response: httpx.Response) -> float:
+    try:
+        return min(max(float(response.headers.get("retry-after", "1")), 0.0), RETRY_WAIT_MAX_S)
+    except ValueError:
+        return 1.0
 
 
 def _decoded(value: Any) -> Any:

@@ -77,7 +77,8 @@ def test_feedback_delay_takes_headlines_or_seconds() -> None:
 
 
 class _FlakyStack(BaseHTTPRequestHandler):
-    """POST /predict: every other request 503; POST /feedback: every third 503; no GET /monitor."""
+    """POST /predict: every other request 502; POST /feedback: every third 502, and its first
+    request 503 (retried once, then served); no GET /monitor."""
 
     calls: Counter[str]
     feedback: list[tuple[str, list[dict[str, str]]]]
@@ -101,9 +102,12 @@ class _FlakyStack(BaseHTTPRequestHandler):
         route = self.path.strip("/")
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         self.calls[route] += 1
+        if route == "feedback" and self.calls[route] == 1:
+            self._send(503, {"message": "try again"})  # retried after its Retry-After
+            return
         if self.calls[route] % (2 if route == "predict" else 3) == 0:
             self.refused[route] += 1
-            self._send(503, {"message": "busy"})
+            self._send(502, {"message": "broken"})
             return
         if route == "feedback":
             self.feedback.append((self.headers["x-api-key"], body["items"]))
@@ -166,6 +170,7 @@ def test_replay_counts_failures_and_its_figures_recompute_from_answers(
     # Every failed request counted (none fatal): what the server refused is what the report says.
     assert report["failed_requests"] == sum(server.refused.values()) > 0
     assert report["failures"] == dict(server.refused)
+    assert report["retried_requests"] == {"feedback": 1}
     assert sum(w["failed_requests"] for w in report["windows"]) + 0 <= report["failed_requests"]
     assert report["retrains"] is None and report["monitor"] is False  # no control plane, no monitor
 
