@@ -130,49 +130,22 @@ class Demo:
 
     def start_stack(self) -> subprocess.Popen[bytes]:
         self._header(6, f"textclf serve  (API :{self.options.port}, endpoint :{self.options.endpoint_port})")
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        log_path = self.log_dir / "serve.log"
         started = time.perf_counter()
-        with log_path.open("wb") as log:
-            proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "textclf",
-                    "serve",
-                    "--port",
-                    str(self.options.port),
-                    "--endpoint-port",
-                    str(self.options.endpoint_port),
-                    "--model",
-                    str(self.art / "package" / "model.tar.gz"),
-                    # A state of its own, empty each time: the demo shows the packaged model,
-                    # never what an earlier `make serve` deployed (that state is left alone).
-                    "--state-dir",
-                    str(self.art / "local-stack" / "demo-state"),
-                    "--fresh",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env={**os.environ, API_KEY_ENV: self.api_key},
-            )
-        api = f"http://127.0.0.1:{self.options.port}"
-        deadline = time.monotonic() + STACK_START_TIMEOUT_S
-        while True:
-            if proc.poll() is not None:
-                raise UserError(f"`textclf serve` exited with {proc.returncode}:\n{_tail(log_path)}")
-            try:
-                if httpx.get(f"{api}/health", timeout=5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                _stop(proc)
-                raise UserError(f"the local stack did not become healthy in time:\n{_tail(log_path)}")
-            time.sleep(0.25)
+        args = [
+            "--port",
+            str(self.options.port),
+            "--endpoint-port",
+            str(self.options.endpoint_port),
+            "--model",
+            str(self.art / "package" / "model.tar.gz"),
+            # A state of its own, empty each time: the demo shows the packaged model,
+            # never what an earlier `make serve` deployed (that state is left alone).
+            "--state-dir",
+            str(self.art / "local-stack" / "demo-state"),
+            "--fresh",
+        ]
+        proc = start_serve(args, self.log_dir / "serve.log", self.options.port, {API_KEY_ENV: self.api_key})
         self.steps.append(StepResult("serve", time.perf_counter() - started))
-        print(f"local stack healthy at {api} (log: {_shown(log_path)})", flush=True)
         return proc
 
     def query(self) -> dict[str, Any]:
@@ -261,6 +234,37 @@ def run_demo(options: DemoOptions) -> int:
         print(f"local stack stopped (exit {code})", flush=True)
     demo.report(latencies, time.perf_counter() - started)
     return 0
+
+
+def start_serve(
+    args: Sequence[str], log_path: Path, port: int, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """``textclf serve ARGS`` in the background; returns once its GET /health answers 200."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "textclf", "serve", *args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})},
+        )
+    api = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + STACK_START_TIMEOUT_S
+    while True:
+        if proc.poll() is not None:
+            raise UserError(f"`textclf serve` exited with {proc.returncode}:\n{_tail(log_path)}")
+        try:
+            if httpx.get(f"{api}/health", timeout=5).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            _stop(proc)
+            raise UserError(f"the local stack did not become healthy in time:\n{_tail(log_path)}")
+        time.sleep(0.25)
+    print(f"local stack healthy at {api} (log: {_shown(log_path)})", flush=True)
+    return proc
 
 
 def _send_event(client: httpx.Client, event: dict[str, Any]) -> httpx.Response:

@@ -154,9 +154,20 @@ class LocalStackProcesses:
             listen=("--fd",),
         )
         self.endpoint_url = self.endpoint.url()
+        #: Where the stack writes its state file (``textclf replay`` and ``--local`` commands read it).
+        self.artifacts = root / "artifacts"
         self.api = Server(
             "textclf serve",
-            ["serve", "--endpoint-url", self.endpoint_url, "--endpoint-name", ENDPOINT_NAME],
+            # A second labeller: `textclf replay --poison-rate` posts as it.
+            [
+                "serve",
+                "--endpoint-url",
+                self.endpoint_url,
+                "--endpoint-name",
+                ENDPOINT_NAME,
+                "--labellers",
+                "2",
+            ],
             env,
             root / "serve.log",
             listen=("--fd",),

@@ -285,3 +285,67 @@ def test_health_follows_the_endpoint_down_and_up(local_stack: LocalStackProcesse
         timeout=30,
     )
     assert again.status_code == 200 and again.json()["predictions"][0]["label"] == "business"
+
+
+def test_replay_through_the_stack_with_honest_and_poisoned_feedback(
+    local_stack: LocalStackProcesses, tiny_archive: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two tiny windows through the real API: every answer served, the figures recomputable from
+    answers.jsonl, the true labels stored as the labeller's and the wrong ones as the second's."""
+    from tests.helpers.tiny_model import KEYWORD_HEADLINES
+    from textclf.cli import main
+    from textclf.data.samples import raw_line, write_raw_corpus
+    from textclf.labels import CATEGORY_TO_LABEL
+    from textclf.serving import FAKE_CREDENTIALS
+
+    category = {label: code for code, label in CATEGORY_TO_LABEL.items()}
+    lines = [
+        raw_line(n, f"{text} {n}", category[label], f"s{n}", timestamp=1_396_310_400_000 + n * 86_400_000)
+        for n, (label, text) in enumerate(
+            (label, text) for _ in range(3) for label, texts in KEYWORD_HEADLINES.items() for text in texts
+        )
+    ]  # 72 headlines, one a day from 2014-04-01
+    corpus = write_raw_corpus(tmp_path / "news.csv", lines)
+    monkeypatch.setenv("TEXTCLF_ARTIFACTS", str(local_stack.artifacts))
+    out = tmp_path / "replay"
+    argv = ["replay", "--data", str(corpus), "--model", str(tiny_archive), "--out", str(out), "--json"]
+    argv += ["--start", "2014-04-01", "--end", "2014-06-01", "--feedback-rate", "0.5"]
+    argv += ["--rows-per-window", "30"]
+    argv += ["--poison-rate", "1.0", "--poison-windows", "2014-05", "--settle-timeout", "5", "--poll", "1"]
+    assert main(argv) == 0
+    report = json.loads((out / "replay.json").read_text())
+    answers = [json.loads(line) for line in (out / "answers.jsonl").read_text().splitlines()]
+    assert report["failed_requests"] == 0 and len(answers) == 60
+    assert report["retrains"] == []  # listed through the control plane: none started by the replay
+    served = report["frozen_model"]["version"]  # the stack serves the very archive the replay scores
+    for window in report["windows"]:
+        mine = [a for a in answers if a["window"] == window["window"]]
+        right = sum(a["served_label"] == a["true_label"] for a in mine)
+        assert window["served_accuracy"] == round(right / len(mine), 4) and window["versions_served"] == {
+            served: len(mine)
+        }
+        # The same archive scored locally answers as the endpoint does.
+        assert all(a["frozen_label"] == a["served_label"] for a in mine)
+
+    state = json.loads((local_stack.artifacts / "local-stack" / "stack.json").read_text())
+    creds = {k.lower(): v for k, v in FAKE_CREDENTIALS.items()}
+    s3 = boto3.client("s3", endpoint_url=state["control_plane_url"], region_name=state["region"], **creds)
+    stored: dict[str, dict[str, str]] = {}
+    for obj in s3.list_objects_v2(Bucket=state["bucket"], Prefix="ground-truth/").get("Contents", []):
+        for line in (
+            s3.get_object(Bucket=state["bucket"], Key=obj["Key"])["Body"].read().decode().splitlines()
+        ):
+            item = json.loads(line)
+            stored.setdefault(item["textclf"]["labeller"], {})[item["eventMetadata"]["eventId"]] = item[
+                "groundTruthData"
+            ]["data"]
+    honest_id, poison_id = json.loads(state["labeller_keys"])
+    assert report["poison"]["labeller"] == poison_id
+    for answer in answers:
+        pid = answer["prediction_id"]
+        assert stored.get(honest_id, {}).get(pid) == answer["feedback"]
+        assert stored.get(poison_id, {}).get(pid) == answer["poison"]
+        if answer["window"] == "2014-05":
+            assert answer["poison"] not in (None, answer["true_label"])
+        else:
+            assert answer["poison"] is None

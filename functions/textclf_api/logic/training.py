@@ -14,7 +14,7 @@ import json
 import re
 import secrets
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, Final, get_args
@@ -34,6 +34,7 @@ from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import P
 from botocore.exceptions import ClientError
 
 from textclf_api import aws
+from textclf_api import hyperparameters as hp
 from textclf_api.errors import (
     ApiError,
     ConflictError,
@@ -253,6 +254,7 @@ def start_training(
         region=aws.sagemaker().meta.region_name,
         default_max_length=dataset.max_length,
         extra=extra,
+        dataset_defaults=dataset.hyperparameters,
     )
     client = aws.sagemaker()
     what = "SageMaker CreateTrainingJob"
@@ -284,7 +286,7 @@ def start_training(
         status="InProgress",
         dataset_uri=dataset_uri,
         processes=processes,
-        effective_batch_size=request.batch_size * processes,
+        effective_batch_size=int(json.loads(job["HyperParameters"]["batch_size"])) * processes,
     )
 
 
@@ -300,6 +302,9 @@ class DatasetPointer:
 
     uri: str
     max_length: int | None = None
+    #: Further train.py hyperparameters (a training budget: epochs, max_train_samples, ...) its
+    #: jobs take unless the request sets them; ``textclf serve --train-default`` writes them locally.
+    hyperparameters: dict[str, Any] = field(default_factory=dict)
 
 
 def read_dataset_pointer(settings: Settings, bucket: str) -> DatasetPointer:
@@ -339,7 +344,32 @@ def read_dataset_pointer(settings: Settings, bucket: str) -> DatasetPointer:
         raise PreconditionMissingError(
             f"training_defaults.max_length in {pointer} must be an integer in {bounds}; {hint}"
         )
-    return DatasetPointer(uri=uri, max_length=max_length)
+    return DatasetPointer(uri=uri, max_length=max_length, hyperparameters=pointer_hyperparameters(defaults))
+
+
+#: training_defaults keys that are not train.py hyperparameters, or not the dataset's to choose.
+_NOT_POINTER_HYPERPARAMETERS: Final = frozenset({"labels", "max_length", "base_model"})
+
+
+def pointer_hyperparameters(defaults: dict[str, Any]) -> dict[str, Any]:
+    """The train.py hyperparameters among a pointer's ``training_defaults``, each checked against
+    its type and bounds (hyperparameters.py); other keys are the dataset's own facts."""
+    chosen: dict[str, Any] = {}
+    for name, value in defaults.items():
+        spec = hp.BY_NAME.get(name)
+        if spec is None or name in _NOT_POINTER_HYPERPARAMETERS:
+            continue
+        fits = isinstance(value, spec.type) and not isinstance(value, bool)
+        if spec.type is float and isinstance(value, int) and not isinstance(value, bool):
+            fits = True
+        kind = {int: "an integer", float: "a number"}.get(spec.type, "a string")
+        problem = spec.problem(value) if fits else f"--{name} must be {kind}"
+        if problem is not None:
+            raise PreconditionMissingError(
+                f"the dataset pointer's training_defaults.{name}={value!r}: {problem}"
+            )
+        chosen[name] = value
+    return chosen
 
 
 def check_source_bundle(settings: Settings, bucket: str) -> str:
@@ -369,18 +399,25 @@ def build_training_job_request(
     region: str,
     default_max_length: int | None = None,
     extra: ExtraInputs | None = None,
+    dataset_defaults: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The CreateTrainingJob parameters (plain data: the tests compare it field by field).
 
-    ``default_max_length``: the dataset pointer's EDA choice, used when the request has none.
+    ``default_max_length``: the dataset pointer's EDA choice, used when the request has none;
+    ``dataset_defaults``: its other hyperparameters (:func:`pointer_hyperparameters`), likewise.
     ``extra``: a retrain's channels and hyperparameters.
     """
     bucket = settings.require("bucket_name")
     instance_type = request.instance_type or settings.training_instance_type
+    defaults = dataset_defaults or {}
+    given = request.model_fields_set
     hyperparameters: dict[str, Any] = {
-        "epochs": request.epochs,
-        "learning_rate": request.learning_rate,
-        "batch_size": request.batch_size,
+        **defaults,
+        **{
+            name: getattr(request, name)
+            for name in ("epochs", "learning_rate", "batch_size")
+            if name in given or name not in defaults
+        },
         "base_model": request.base_model or settings.base_model,
     }
     # Omitted: the dataset's EDA choice (pointer), else train.py's own default; all rows are used.

@@ -16,6 +16,7 @@ from textclf.data.options import (
     FORMATS,
     Checks,
     InputOptions,
+    TimeRange,
     split_column_list,
 )
 
@@ -85,7 +86,22 @@ def register(subparsers: Any) -> None:
         "--time-column",
         default=None,
         help="split by time: train on the oldest rows, validation on the next, test on the newest "
-        "(ISO 8601 or epoch seconds/ms; with --group-column, groups stay whole; default: none)",
+        "(ISO 8601 or epoch seconds/ms; with --group-column, groups stay whole; the news corpus takes "
+        "--time-column TIMESTAMP and keeps its stories whole; default: none)",
+    )
+    columns.add_argument(
+        "--since",
+        default=None,
+        metavar="DATE",
+        help="keep only rows from DATE on (ISO 8601, UTC unless it says; by the news corpus' TIMESTAMP "
+        "or --time-column; default: from the first row)",
+    )
+    columns.add_argument(
+        "--until",
+        default=None,
+        metavar="DATE",
+        help="keep only rows before DATE (ISO 8601; 2014-04-01 keeps March and earlier; default: to the "
+        "last row). An empty range is refused",
     )
     columns.add_argument(
         "--id-column",
@@ -186,6 +202,7 @@ def run(args: argparse.Namespace) -> int:
     checks = Checks(
         min_rows_per_label=args.min_rows_per_label, max_bad_rows=args.max_bad_rows, conflicts=args.conflicts
     )
+    rows_between = TimeRange.parse(args.since, args.until)
     upload, where = None, None
     if args.s3_uri or args.stack_name or args.source.startswith("s3://"):
         # Fail on a bad URI, profile or stack before the slow work.
@@ -207,11 +224,15 @@ def run(args: argparse.Namespace) -> int:
         cache_dir=args.cache_dir,
         options=options,
         checks=checks,
+        rows_between=rows_between,
         s3_client=where.client("s3") if where is not None and args.source.startswith("s3://") else None,
     )
     manifest = result.manifest
     state = "reused (up to date)" if result.reused else "written"
     print(f"source {result.source.origin}  sha256 {result.source.sha256}")
+    if rows_between.given:
+        between = manifest["rows_between"]
+        print(f"rows from {between['since'] or 'the start'} until {between['until'] or 'the end'}")
     for line in _fmt_summary(manifest):
         print(line)
     print(f"{out}: {state} in {result.seconds:.1f} s (seed {manifest['seed']})")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,23 @@ def register(subparsers: Any) -> None:
         "a replay in compressed time (default: the rate, MonitorSchedule; a rate >= 1 minute can also "
         "be set with --parameter-overrides MonitorSchedule='rate(5 minutes)')",
     )
+    parser.add_argument(
+        "--train-default",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a train.py hyperparameter POST /train and retraining take unless the request sets it "
+        "(the dataset pointer's training_defaults), e.g. --train-default epochs=1 --train-default "
+        "max_train_samples=8000 for a small CPU budget (default: the job's defaults; max_length "
+        "from the EDA)",
+    )
+    parser.add_argument(
+        "--labellers",
+        type=int,
+        default=1,
+        help="labeller keys to make, each its own labeller (the first is TEXTCLF_LABELLER_KEY's; "
+        "the others are generated and shown in the banner and the state file)",
+    )
     add_endpoint_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -98,6 +116,9 @@ def run(args: argparse.Namespace) -> int:
     from textclf.local.stack import LocalStack, StackOptions, state_file
     from textclf.serving.endpoint import batching_from_args
     from textclf.serving.lifecycle import quiet_libraries, serve_forever, stop_signals
+
+    if args.labellers < 1:
+        raise UserError(f"--labellers must be at least 1, got {args.labellers}")
 
     data = args.data if args.data is not None else config.artifacts_dir() / "data"
     options = StackOptions(
@@ -118,6 +139,11 @@ def run(args: argparse.Namespace) -> int:
         state_dir=args.state_dir,
         fresh=args.fresh,
         schedule_interval_s=args.schedule_interval,
+        training_defaults={
+            name: _json_or_text(value)
+            for name, value in key_values(args.train_default, "--train-default").items()
+        },
+        extra_labeller_keys=tuple(secrets.token_urlsafe(24) for _ in range(args.labellers - 1)),
     )
     quiet_libraries(args.verbose)
     stack = LocalStack(options)
@@ -139,3 +165,11 @@ def run(args: argparse.Namespace) -> int:
             stack.stop()
             state_file().unlink(missing_ok=True)
     return 0
+
+
+def _json_or_text(value: str) -> object:
+    """``1`` -> 1, ``0.5`` -> 0.5, ``none`` -> "none": a flag value as train.py's type would read it."""
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value

@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from textclf.data.files import first_line, read_bytes
-from textclf.data.options import FORMATS, InputOptions
+from textclf.data.options import FORMATS, NEWS_TIME_COLUMN, InputOptions
 from textclf.data.parse import SkipLog, looks_like_news_row
 from textclf.errors import UserError
 
@@ -67,11 +67,14 @@ def detect_format(path: Path) -> str:
 def resolve_format(path: Path, options: InputOptions, origin: str) -> str:
     """``--format`` or the detected format; refuses column options for the news corpus."""
     fmt = options.format or detect_format(path)
-    if fmt == "uci" and options.named_columns():
-        flags = ", ".join(dict.fromkeys(flag for flag, _ in options.named_columns()))
+    # Its own time column is the one a news corpus takes: --time-column TIMESTAMP splits it by time.
+    named = [pair for pair in options.named_columns() if pair != ("--time-column", NEWS_TIME_COLUMN)]
+    if fmt == "uci" and named:
+        flags = ", ".join(dict.fromkeys(flag for flag, _ in named))
         raise UserError(
             f"{origin} is the news corpus (newsCorpora.csv: no header, fixed columns), so {flags} "
-            "cannot apply; drop them, or pass --format csv/tsv if its first line is a header"
+            f"cannot apply (but --time-column {NEWS_TIME_COLUMN}); drop them, or pass --format csv/tsv "
+            "if its first line is a header"
         )
     return fmt
 

@@ -76,6 +76,9 @@ class InputOptions:
         }
 
 
+#: The news corpus' time column (epoch ms), the one ``--time-column`` it takes for a time split.
+NEWS_TIME_COLUMN = "TIMESTAMP"
+
 #: The manifest's ``input`` block for the news preset: its fixed newsCorpora columns.
 NEWS_INPUT: dict[str, Any] = {
     "format": "uci",
@@ -87,6 +90,59 @@ NEWS_INPUT: dict[str, Any] = {
     "time_column": None,
     "id_column": None,
 }
+
+
+def news_input(options: InputOptions) -> dict[str, Any]:
+    """The news preset's ``input`` block; ``--time-column TIMESTAMP`` splits it by time."""
+    return {**NEWS_INPUT, "time_column": options.time_column}
+
+
+@dataclass(frozen=True)
+class TimeRange:
+    """``--since``/``--until``: keep rows with since <= time < until (epoch ms; None: open)."""
+
+    since: int | None = None
+    until: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.since is not None and self.until is not None and self.since >= self.until:
+            raise UserError(
+                f"--since {iso_ms(self.since)} must be before --until {iso_ms(self.until)}: "
+                "the range is empty"
+            )
+
+    @classmethod
+    def parse(cls, since: str | None, until: str | None) -> TimeRange:
+        return cls(_date_ms("--since", since), _date_ms("--until", until))
+
+    @property
+    def given(self) -> bool:
+        return self.since is not None or self.until is not None
+
+    def describe(self) -> dict[str, str | None]:
+        """The recipe's and manifest's ``rows_between`` block (ISO 8601, UTC)."""
+        return {
+            "since": iso_ms(self.since) if self.since is not None else None,
+            "until": iso_ms(self.until) if self.until is not None else None,
+        }
+
+
+def iso_ms(ms: int) -> str:
+    """Epoch milliseconds as ISO 8601 UTC (seconds precision)."""
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _date_ms(flag: str, value: str | None) -> int | None:
+    if value is None:
+        return None
+    from textclf.data.generic import parse_times
+
+    parsed = parse_times([value])[0]
+    if parsed is None:
+        raise UserError(f"{flag} {value!r} is not a date: give ISO 8601 (2014-04-01, 2014-04-01T12:00Z)")
+    return parsed
 
 
 def split_column_list(values: Sequence[str] | None) -> tuple[str, ...]:

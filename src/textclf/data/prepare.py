@@ -40,7 +40,7 @@ from textclf.data.checksum import folder_files, sha256_file
 from textclf.data.download import Source, is_url, resolve_source
 from textclf.data.generic import check_columns, frame_from_table
 from textclf.data.inputs import read_table, resolve_format
-from textclf.data.options import NEWS_INPUT, Checks, InputOptions
+from textclf.data.options import NEWS_INPUT, Checks, InputOptions, TimeRange, iso_ms, news_input
 from textclf.data.parse import COLUMNS, NEWS_LABELS, SCHEMA, ParseResult, parse_file
 from textclf.data.split import SPLITS, check_fractions, drop_duplicates, split_by_story, split_by_time
 from textclf.errors import UserError
@@ -91,11 +91,11 @@ def _write_parquet(path: Path, frame: pd.DataFrame) -> None:
 
 
 def split_method(options: InputOptions, *, preset: bool) -> str:
-    """story (news preset), time (--time-column, groups kept whole), group, else stratified."""
-    if preset:
-        return "story"
+    """time (--time-column, groups kept whole), story (news preset), group, else stratified."""
     if options.time_column:
         return "time"
+    if preset:
+        return "story"
     return "group" if options.group_column else "stratified"
 
 
@@ -107,9 +107,11 @@ def recipe(
     method: str,
     input_block: dict[str, Any],
     checks: dict[str, Any],
+    rows_between: TimeRange | None = None,
 ) -> dict[str, Any]:
     """Everything that determines the output; equal recipes give byte-identical data files."""
     return {
+        "rows_between": (rows_between or TimeRange()).describe(),
         "format_version": FORMAT_VERSION,
         "source_sha256": source_sha256,
         "seed": seed,
@@ -210,6 +212,7 @@ def _build(
     method: str,
     seed: int,
     fractions: dict[str, float],
+    rows_between: TimeRange,
 ) -> _Built:
     parsed, label_column = _read(src, fmt, options)
     if parsed.frame.empty:
@@ -217,7 +220,9 @@ def _build(
         skipped = parsed.skipped or "none"
         raise UserError(f"{src.origin}: no valid rows out of {parsed.rows_read} (skipped: {skipped}){hint}")
     check_bad_rows(src.origin, parsed.rows_read, parsed.skipped, parsed.examples, checks["max_bad_rows"])
-    frame, conflicts = resolve_conflicts(parsed.frame, checks["conflicts"])
+    frame, conflicts = resolve_conflicts(
+        in_range(parsed.frame, rows_between, src.origin), checks["conflicts"]
+    )
     dropped_before = 0
     if method == "stratified":
         # One group per row: a repeated text could land in train and in test, so repeats go first.
@@ -226,7 +231,9 @@ def _build(
     counts = label_counts(frame, labels)
     check_labels(counts, checks["min_rows_per_label"], label_column)
     if method == "time":
-        parts, dropped = split_by_time(frame, fractions, grouped=bool(options.group_column))
+        # The news corpus keeps its stories whole, as its story split does.
+        grouped = bool(options.group_column) or fmt == "uci"
+        parts, dropped = split_by_time(frame, fractions, grouped=grouped)
         empty = [name for name in SPLITS if fractions[name] > 0 and parts[name].empty]
         if empty:
             raise UserError(
@@ -252,6 +259,7 @@ def prepare(
     options: InputOptions | None = None,
     checks: Checks | None = None,
     s3_client: Any = None,
+    rows_between: TimeRange | None = None,
 ) -> Prepared:
     """Build (or reuse) the processed dataset in ``out`` from ``source`` (URL, s3:// or local).
 
@@ -261,6 +269,7 @@ def prepare(
     started = time.perf_counter()
     options = options or InputOptions()
     checks = checks or Checks()
+    rows_between = rows_between or TimeRange()
     fractions = check_fractions(val_frac, test_frac)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} exists and is not a directory")
@@ -268,15 +277,34 @@ def prepare(
     fmt = resolve_format(src.path, options, src.origin)
     preset = fmt == "uci"
     method = split_method(options, preset=preset)
-    input_block = NEWS_INPUT if preset else options.describe(fmt)
+    if rows_between.given and not preset and not options.time_column:
+        raise UserError("--since/--until need --time-column: the column holding each row's time")
+    input_block = news_input(options) if preset else options.describe(fmt)
     applied = checks.resolved(preset=preset)
-    want = recipe(src.sha256, seed, fractions, method=method, input_block=input_block, checks=applied)
+    want = recipe(
+        src.sha256,
+        seed,
+        fractions,
+        method=method,
+        input_block=input_block,
+        checks=applied,
+        rows_between=rows_between,
+    )
     if not force:
         existing = _reusable(out, want)
         if existing is not None:
             return Prepared(out, existing, True, src, time.perf_counter() - started)
 
-    built = _build(src, fmt, options=options, checks=applied, method=method, seed=seed, fractions=fractions)
+    built = _build(
+        src,
+        fmt,
+        options=options,
+        checks=applied,
+        method=method,
+        seed=seed,
+        fractions=fractions,
+        rows_between=rows_between,
+    )
     parts, dropped, parsed = built.parts, built.dropped, built.parsed
     out.mkdir(parents=True, exist_ok=True)
     (out / MANIFEST).unlink(missing_ok=True)
@@ -309,6 +337,7 @@ def prepare(
         },
         "input": input_block,
         "checks": applied,
+        "rows_between": rows_between.describe(),
         "seed": seed,
         "fractions": fractions,
         "split_method": method,
@@ -338,6 +367,25 @@ def prepare(
     }
     _write_json(out / MANIFEST, manifest)
     return Prepared(out, manifest, False, src, time.perf_counter() - started)
+
+
+def in_range(frame: pd.DataFrame, rows_between: TimeRange, origin: str) -> pd.DataFrame:
+    """The rows with ``since <= timestamp < until``; an empty range is refused, naming the data's span."""
+    if not rows_between.given:
+        return frame
+    stamps = frame["timestamp"]
+    keep = pd.Series(True, index=frame.index)
+    if rows_between.since is not None:
+        keep &= stamps >= rows_between.since
+    if rows_between.until is not None:
+        keep &= stamps < rows_between.until
+    if not keep.any():
+        wanted = rows_between.describe()
+        raise UserError(
+            f"{origin}: no rows from {wanted['since'] or 'the start'} until {wanted['until'] or 'the end'}; "
+            f"the data spans {iso_ms(int(stamps.min()))} .. {iso_ms(int(stamps.max()))}"
+        )
+    return frame[keep]
 
 
 def _source_bytes(path: Path) -> int:

@@ -93,6 +93,11 @@ class StackOptions:
     #: Seconds between runs of every scheduled function instead of its rate (tests, the replay);
     #: None: the template's rate (``--parameter-overrides MonitorSchedule='rate(1 minute)'``).
     schedule_interval_s: float | None = None
+    #: train.py hyperparameters POST /train (and retraining) take unless a request sets them: the
+    #: dataset pointer's training_defaults (``textclf serve --train-default epochs=1``).
+    training_defaults: dict[str, object] = field(default_factory=dict)
+    #: Labeller keys besides ``labeller_key`` (``textclf serve --labellers N``), each its own labeller.
+    extra_labeller_keys: tuple[str, ...] = ()
 
 
 #: Connections (and requests in flight) the local API accepts before uvicorn answers 503.
@@ -117,6 +122,8 @@ class LocalStack:
         self.endpoint_url = ""
         self.api_key = ""
         self.labeller_key = ""
+        #: Every labeller key's id -> its value (the first is ``labeller_key``).
+        self.labeller_keys: dict[str, str] = {}
         self.parameters: dict[str, str] = {}
         self._seed_labels_recorded = False
         self._served_archive_path: Path | None = None
@@ -139,6 +146,10 @@ class LocalStack:
         self.labeller_key = opts.labeller_key or os.environ.get(LABELLER_KEY_ENV) or secrets.token_urlsafe(24)
         if self.labeller_key == self.api_key:
             raise UserError(f"{LABELLER_KEY_ENV} must differ from {API_KEY_ENV}: a predict key may not label")
+        keys = [self.api_key, self.labeller_key, *opts.extra_labeller_keys]
+        if len(set(keys)) != len(keys):
+            raise UserError("every labeller key must differ from the others and from the predict key")
+        check_training_defaults(opts.training_defaults)
         if opts.api_fd is not None:
             api_sock = inherited_socket(opts.api_fd, flag="--fd")
         else:
@@ -209,6 +220,9 @@ class LocalStack:
         self.sagemaker_server = ServerThread(self.sagemaker.app, sagemaker_sock, name="local SageMaker")
         self.sagemaker_server.start()
         env = self._lambda_environment(template, resources)
+        self.labeller_keys = labeller_keys(env, self.labeller_key, self.options.extra_labeller_keys)
+        # The feedback function admits every labeller key's id (one key each, as in a usage plan).
+        env["LABELLER_API_KEY_IDS"] = ",".join(self.labeller_keys)
         served_archive = self._served_archive_path = self._served_archive(endpoint_sock)
         seed = Seed(
             region=opts.region,
@@ -222,7 +236,7 @@ class LocalStack:
             source_bundle_key=env.get("SOURCE_BUNDLE_KEY") or "code/sourcedir.tar.gz",
             tables=tuple(env[n] for n in LOCAL_TABLES if env.get(n)),
             model_package_group=env.get("MODEL_PACKAGE_GROUP"),
-            training_defaults=_training_defaults(opts.data_dir),
+            training_defaults=_training_defaults(opts.data_dir, opts.training_defaults),
             data_capture=_data_capture(env),
         )
         self.control_plane.seed(seed)
@@ -253,7 +267,7 @@ class LocalStack:
             stage=tpl.stage_name(template, resources),
             region=opts.region,
             gateway_responses=tpl.gateway_responses(template),
-            api_keys={self.api_key: LOCAL_PREDICT_KEY_ID, self.labeller_key: labeller_key_id(env)},
+            api_keys={self.api_key: LOCAL_PREDICT_KEY_ID, **{v: k for k, v in self.labeller_keys.items()}},
         )
         gateway.warm_up()
         self.api = ServerThread(gateway.app, api_sock, name="API", limit_concurrency=API_CONNECTION_LIMIT)
@@ -470,6 +484,9 @@ class LocalStack:
             "labeller_key": self.labeller_key,
             "lambda_url": self.lambda_api.url if self.lambda_api is not None else "",
             "monitor_function": "MonitorFunction",
+            # id -> key of every labeller (``textclf serve --labellers N``; ``textclf replay`` poisons
+            # with the second).
+            "labeller_keys": json.dumps(self.labeller_keys),
         }
 
     # -- presentation ----------------------------------------------------------------------
@@ -515,6 +532,10 @@ class LocalStack:
                 f"{state_file()}; set {API_KEY_ENV} to choose it)",
                 f"  labeller key   {self.labeller_key}  (x-api-key of POST /feedback, which a predict key "
                 f"may not call; set {LABELLER_KEY_ENV} to choose it)",
+                *(
+                    f"  labeller key   {key}  (labeller {key_id})"
+                    for key_id, key in list(self.labeller_keys.items())[1:]
+                ),
                 "Press Ctrl-C to stop.",
             ]
         )
@@ -546,6 +567,35 @@ def labeller_key_id(env: dict[str, str]) -> str:
             "template.yaml gives the feedback function no LABELLER_API_KEY_IDS with FeedbackAuth=API_KEY"
         )
     return ids[0]
+
+
+def labeller_keys(env: dict[str, str], first: str, extra: tuple[str, ...]) -> dict[str, str]:
+    """Labeller key id -> key: the template's labeller key id for ``first``, ``<id>-2``, ... for ``extra``."""
+    first_id = labeller_key_id(env)
+    return {first_id: first, **{f"{first_id}-{n}": key for n, key in enumerate(extra, start=2)}}
+
+
+def check_training_defaults(defaults: dict[str, object]) -> None:
+    """Refuse a ``--train-default`` train.py would refuse, before any server starts."""
+    from textclf_api import hyperparameters as hp
+    from textclf_api.errors import PreconditionMissingError
+    from textclf_api.logic.training import pointer_hyperparameters
+
+    unknown = sorted(name for name in defaults if name not in hp.BY_NAME or name == "base_model")
+    if unknown:
+        raise UserError(
+            f"--train-default {', '.join(unknown)}: not a train.py hyperparameter a dataset chooses "
+            "(the base model: --base-model)"
+        )
+    max_length = defaults.get("max_length")
+    if max_length is not None and (
+        not isinstance(max_length, int) or hp.BY_NAME["max_length"].problem(max_length)
+    ):
+        raise UserError(f"--train-default max_length={max_length!r}: {hp.BY_NAME['max_length'].problem(0)}")
+    try:
+        pointer_hyperparameters(defaults)
+    except PreconditionMissingError as exc:
+        raise UserError(f"--train-default: {exc}") from exc
 
 
 def local_resources(region: str, bucket: str, parameters: dict[str, str]) -> tpl.LocalResources:
@@ -610,15 +660,18 @@ def _packaged_base_model() -> Path | None:
         return None
 
 
-def _training_defaults(data_dir: Path | None) -> dict[str, object] | None:
+def _training_defaults(
+    data_dir: Path | None, budget: dict[str, object] | None = None
+) -> dict[str, object] | None:
     """The dataset pointer's defaults from the EDA of the local data, when there is one, with the
-    label set of the processed data it uploads (its ``labels.json``, class-id order)."""
+    label set of the processed data it uploads (its ``labels.json``, class-id order), and the
+    ``budget`` hyperparameters (``--train-default``; they win over the EDA's max_length)."""
     from textclf.training import default_max_length
 
     eda = config.artifacts_dir() / "eda" / "eda.json"
     if not eda.is_file():
-        return None
-    defaults: dict[str, object] = {"max_length": default_max_length(eda)}
+        return dict(budget) if budget else None
+    defaults: dict[str, object] = {"max_length": default_max_length(eda), **(budget or {})}
     labels = data_dir / "labels.json" if data_dir is not None else None
     if labels is not None and labels.is_file():
         defaults["labels"] = json.loads(labels.read_text(encoding="utf-8"))

@@ -243,12 +243,33 @@ def test_omitted_max_length_comes_from_the_dataset_pointer(
     assert json.loads(created[1]["HyperParameters"]["max_length"]) == 48
 
 
+def test_the_dataset_pointer_carries_a_training_budget_a_request_overrides(
+    bucket: Any, invoke: Invoke, created: list[dict[str, Any]]
+) -> None:
+    # `textclf serve --train-default`: what retraining on a small CPU runs with.
+    budget = {"epochs": 1, "max_train_samples": 8000, "learning_rate": 2e-4, "serving_runtime": "torch"}
+    pointer = {"uri": DATASET_URI, "training_defaults": {"max_length": 32, **budget, "labels": ["a", "b"]}}
+    bucket.put_object(Bucket=BUCKET, Key="datasets/latest.json", Body=json.dumps(pointer))
+    started = invoke(training_handler, with_body(load_event("train"), {}))
+    assert started.status == 202
+    sent = {k: json.loads(v) for k, v in created[0]["HyperParameters"].items()}
+    assert {k: sent[k] for k in budget} == budget and sent["batch_size"] == 32 and "labels" not in sent
+    asked = {"epochs": 2, "max_train_samples": 100, "learning_rate": 1e-4, "batch_size": 8}
+    again = invoke(training_handler, with_body(load_event("train"), asked))
+    assert again.status == 202 and again.body["effective_batch_size"] == 8
+    sent = {k: json.loads(v) for k, v in created[1]["HyperParameters"].items()}
+    assert {k: sent[k] for k in asked} == asked and sent["serving_runtime"] == "torch"
+
+
 @pytest.mark.parametrize(
     ("defaults", "message"),
     [
         ({"max_length": 4}, "training_defaults.max_length in"),
         ({"max_length": "32"}, "must be an integer in 8..512"),
         ("32", "training_defaults in"),
+        ({"epochs": 0}, "training_defaults.epochs=0: --epochs must be > 0"),
+        ({"serving_runtime": "gpu"}, "--serving_runtime must be one of"),
+        ({"max_train_samples": "all"}, "--max_train_samples must be an integer"),
     ],
 )
 def test_dataset_pointer_defaults_that_cannot_train_are_409(

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
+from textclf.errors import UserError
 from textclf.local.control_plane import DATASET_PREFIX, ControlPlane, Seed
-from textclf.local.stack import _training_defaults
+from textclf.local.stack import _training_defaults, check_training_defaults, labeller_keys
 
 BUCKET = "textclf-local-test"
 LABELS = ["negative", "neutral", "positive"]  # a dataset that is not the news corpus
@@ -35,6 +36,43 @@ def test_training_defaults_take_the_datas_labels(tmp_path: Path, monkeypatch: py
     eda.write_text(json.dumps({"max_length": 48}), encoding="utf-8")
     assert _training_defaults(data) == {"max_length": 48, "labels": LABELS}
     assert _training_defaults(None) == {"max_length": 48}  # no data: no label set made up
+
+
+def test_a_training_budget_joins_the_defaults_and_wins_over_the_eda(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TEXTCLF_ARTIFACTS", str(tmp_path / "artifacts"))
+    budget: dict[str, object] = {"epochs": 1, "max_train_samples": 8000, "max_length": 32}
+    assert _training_defaults(None, budget) == budget  # no EDA: the budget alone
+    eda = tmp_path / "artifacts" / "eda" / "eda.json"
+    eda.parent.mkdir(parents=True)
+    eda.write_text(json.dumps({"max_length": 48}), encoding="utf-8")
+    assert _training_defaults(None, budget) == budget
+    assert _training_defaults(None, {"epochs": 2}) == {"max_length": 48, "epochs": 2}
+
+
+@pytest.mark.parametrize(
+    ("budget", "message"),
+    [
+        ({"epoch": 1}, "--train-default epoch: not a train.py hyperparameter"),
+        ({"base_model": "x"}, "--train-default base_model"),
+        ({"max_length": 4}, "--train-default max_length=4: --max_length must be >= 8"),
+        ({"epochs": -1}, "training_defaults.epochs=-1: --epochs must be > 0"),
+    ],
+)
+def test_a_budget_train_py_would_refuse_is_refused_at_start(budget: dict[str, object], message: str) -> None:
+    with pytest.raises(UserError, match=message):
+        check_training_defaults(budget)
+    check_training_defaults({"epochs": 1, "serving_runtime": "torch", "max_length": 32})
+
+
+def test_every_labeller_key_is_its_own_labeller() -> None:
+    env = {"LABELLER_API_KEY_IDS": "local-LabellerApiKey"}
+    assert labeller_keys(env, "k1", ("k2", "k3")) == {
+        "local-LabellerApiKey": "k1",
+        "local-LabellerApiKey-2": "k2",
+        "local-LabellerApiKey-3": "k3",
+    }
 
 
 def seeded(tmp_path: Path, data_dir: Path | None) -> dict[str, Any]:
