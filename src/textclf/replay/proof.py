@@ -39,6 +39,9 @@ BUDGET: dict[str, object] = {
 RETRAIN_RUNTIME = "torch"
 #: How often the monitor runs during the replay (template parameter MonitorSchedule).
 MONITOR_RATE = "rate(1 minute)"
+#: The labels alarm's threshold (RetrainAfterLabels): a month's feedback (4,000 x 0.25 = 1,000
+#: labels) with room for requests that failed, so each full month can start a retrain.
+RETRAIN_AFTER_LABELS = 800
 
 
 def _step(args: list[str]) -> None:
@@ -58,7 +61,11 @@ def _parameters() -> list[str]:
     if "MonitorSchedule" not in parameters:
         print("note: template.yaml has no MonitorSchedule: the stack runs without a monitor", flush=True)
         return []
-    return ["--parameter-overrides", f"MonitorSchedule={MONITOR_RATE}"]
+    return [
+        "--parameter-overrides",
+        f"MonitorSchedule={MONITOR_RATE}",
+        f"RetrainAfterLabels={RETRAIN_AFTER_LABELS}",
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
