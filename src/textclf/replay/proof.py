@@ -1,8 +1,10 @@
 """``make replay``: the whole proof in one command, on a fresh artifacts folder.
 
-The initial data (rows before --start, split by time with stories whole) and a model trained on
-them with a small CPU budget; the package; the local stack with the monitor at a fast rate and
-the same budget as the training default for retraining; the replay; the report; the stack stopped.
+The initial data (rows before --start, split by time with stories whole); the local stack with
+the monitor at a fast rate and a small CPU training budget as its training default; the initial
+model trained through the stack's POST /train with that budget (so it is registered, gated and
+deployed like every retrain after it, and is their champion); the replay; the report; the stack
+stopped.
 Each step runs the user's own command as a child process (``textclf.demo``'s way).
 
 The budget (:data:`BUDGET`) keeps one training run within about 2.5 minutes on 2 busy cores
@@ -14,11 +16,14 @@ within 40 minutes.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import httpx
 
 from textclf import config
 from textclf.demo import _stop, start_serve
@@ -37,6 +42,8 @@ BUDGET: dict[str, object] = {
 }
 #: Retrains serve the plain torch model, as the initial package does: no ONNX export in the job.
 RETRAIN_RUNTIME = "torch"
+#: The initial model's POST /train, training and rollout together (a retrain's budget).
+INITIAL_MODEL_TIMEOUT_S = 1800.0
 #: How often the monitor runs during the replay (template parameter MonitorSchedule).
 MONITOR_RATE = "rate(1 minute)"
 #: The labels alarm's threshold (RetrainAfterLabels): a month's feedback (4,000 x 0.25 = 1,000
@@ -94,9 +101,6 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     shutil.rmtree(art, ignore_errors=True)  # a fresh artifacts folder: nothing reused
     _step(["data", "--source", args.data, "--until", args.start, "--time-column", "TIMESTAMP"])
-    train = [f"--{name.replace('_', '-')}" for name in BUDGET]
-    _step(["train", *(x for flag, v in zip(train, BUDGET.values(), strict=True) for x in (flag, str(v)))])
-    _step(["package", "--runtime", RETRAIN_RUNTIME])
     serve = [
         "--port",
         str(args.port),
@@ -108,8 +112,11 @@ def run(args: argparse.Namespace) -> int:
     ]
     for name, value in {**BUDGET, "serving_runtime": RETRAIN_RUNTIME}.items():
         serve += ["--train-default", f"{name}={value}"]
+    # No model yet: the first one is trained through POST /train like every later one, so it is
+    # in the registry (the gate's champion, the retrains' parent) and not a hand-deployed archive.
     proc = start_serve([*serve, *_parameters()], art / "replay" / "serve.log", args.port)
     try:
+        _initial_model(art / "package" / "model.tar.gz")
         replay = [
             "replay",
             "--data",
@@ -135,6 +142,44 @@ def run(args: argparse.Namespace) -> int:
         print(f"local stack stopped (exit {_stop(proc)})", flush=True)
     print(f"make replay: {(time.perf_counter() - started) / 60:.1f} min; report in {art / 'replay'}")
     return 0
+
+
+def _initial_model(dest: Path, timeout_s: float = INITIAL_MODEL_TIMEOUT_S) -> None:
+    """POST /train on the running stack, wait until its model serves, and keep its archive at
+    ``dest`` (the replay's frozen model)."""
+    from textclf.local.stack import state_file
+    from textclf.replay.client import local_access
+    from textclf.serving import local_session
+
+    print("\n==> POST /train (the initial model, through the stack)", flush=True)
+    started = time.perf_counter()
+    state = json.loads(state_file().read_text(encoding="utf-8"))
+    access = local_access(state)
+    with httpx.Client(base_url=access.api_url, timeout=60, trust_env=False) as http:
+        answer = http.post("/train", json={}, headers={"Idempotency-Key": "replay-initial-model"})
+        if answer.status_code != 202:
+            raise UserError(f"POST /train answered {answer.status_code}: {answer.text[:300]}")
+        job = answer.json()["training_job_name"]
+        deadline = time.monotonic() + timeout_s
+        while True:
+            status = http.get(f"/train/{job}").json()
+            deployment = status.get("deployment") or {}
+            if deployment.get("status") == "deployed":
+                break
+            if status.get("status") in ("Failed", "Stopped") or deployment.get("status") in (
+                "rejected",
+                "failed",
+            ):
+                raise UserError(f"the initial model did not deploy: {status}")
+            if time.monotonic() > deadline:
+                raise UserError(f"the initial model did not deploy within {timeout_s:.0f} s: {status}")
+            time.sleep(10)
+    bucket, _, key = str(status["model_artifact_uri"]).removeprefix("s3://").partition("/")
+    s3 = local_session(access.region).client("s3", endpoint_url=access.control_plane_url)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    s3.download_file(bucket, key, str(dest))
+    version = deployment.get("model_version")
+    print(f"    job {job}: version {version} serves ({time.perf_counter() - started:.0f} s)", flush=True)
 
 
 if __name__ == "__main__":
