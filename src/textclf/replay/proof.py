@@ -1,10 +1,10 @@
 """``make replay``: the whole proof in one command, on a fresh artifacts folder.
 
-The initial data (rows before --start, split by time with stories whole); the local stack with
-the monitor at a fast rate and a small CPU training budget as its training default; the initial
-model trained through the stack's POST /train with that budget (so it is registered, gated and
-deployed like every retrain after it, and is their champion); the replay; the report; the stack
-stopped.
+The initial data (rows before --start, split by time with stories whole); a model trained on
+them with a small CPU budget and packaged, which the local stack starts serving; the initial
+model, trained again through the stack's POST /train with the same budget (so it is registered,
+gated and deployed like every retrain after it, and is their first champion); the replay; the
+report; the stack stopped.
 Each step runs the user's own command as a child process (``textclf.demo``'s way).
 
 The budget (:data:`BUDGET`) keeps one training run within about 2.5 minutes on 2 busy cores
@@ -101,6 +101,11 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     shutil.rmtree(art, ignore_errors=True)  # a fresh artifacts folder: nothing reused
     _step(["data", "--source", args.data, "--until", args.start, "--time-column", "TIMESTAMP"])
+    # The local stack starts serving an archive (its endpoint is in-process); this one only
+    # bootstraps it: the replay's initial model is the registered one trained next.
+    train = [f"--{name.replace('_', '-')}" for name in BUDGET]
+    _step(["train", *(x for flag, v in zip(train, BUDGET.values(), strict=True) for x in (flag, str(v)))])
+    _step(["package", "--runtime", RETRAIN_RUNTIME])
     serve = [
         "--port",
         str(args.port),
@@ -112,13 +117,17 @@ def run(args: argparse.Namespace) -> int:
     ]
     for name, value in {**BUDGET, "serving_runtime": RETRAIN_RUNTIME}.items():
         serve += ["--train-default", f"{name}={value}"]
-    # No model yet: the first one is trained through POST /train like every later one, so it is
-    # in the registry (the gate's champion, the retrains' parent) and not a hand-deployed archive.
     proc = start_serve([*serve, *_parameters()], art / "replay" / "serve.log", args.port)
     try:
-        _initial_model(art / "package" / "model.tar.gz")
+        # The initial model is trained through POST /train like every later one, so it is in the
+        # registry (the gate's champion, the retrains' parent): retraining skips a hand-deployed
+        # archive, which no registry version describes.
+        initial = art / "replay" / "initial-model.tar.gz"
+        _initial_model(initial)
         replay = [
             "replay",
+            "--model",
+            str(initial),
             "--data",
             args.data,
             "--start",
