@@ -18,6 +18,19 @@ FAST = ["--max-train-samples", "120", "--max-eval-samples", "40", "--batch-size"
 FAST += ["--learning-rate", "1e-3", "--threads", "1"]
 
 
+@pytest.fixture
+def seen(monkeypatch: pytest.MonkeyPatch) -> list[training.TrainSettings]:
+    """The settings each `textclf train` hands run_training, which only records them."""
+    recorded: list[training.TrainSettings] = []
+
+    def record(data: Path, out: Path, settings: training.TrainSettings, **_: object) -> training.TrainResult:
+        recorded.append(settings)
+        return training.TrainResult(model_dir=out, reused=True, metrics={}, wall_time_s=0.0)
+
+    monkeypatch.setattr(training, "run_training", record)
+    return recorded
+
+
 def test_train_reuse_and_force(
     tiny_model: Path, tiny_data: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
@@ -118,7 +131,7 @@ def test_command_and_environment_follow_the_sagemaker_contract(tmp_path: Path) -
 
 
 def test_processes_run_train_py_under_torchrun(
-    tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tiny_data: Path, tmp_path: Path, seen: list[training.TrainSettings], capsys: pytest.CaptureFixture[str]
 ) -> None:
     settings = training.TrainSettings(base_model="m", processes=2)
     cmd = training.command(settings, Path("/code/train.py"))
@@ -130,13 +143,6 @@ def test_processes_run_train_py_under_torchrun(
     # `--processes` reaches the settings run_training starts torchrun from. Two processes train
     # for real in test_bench_train_runs_both_... (the same run_training, the same weights as one
     # process) and in test_distributed.py (train.py under torchrun, its archive and resume).
-    seen: list[training.TrainSettings] = []
-
-    def record(data: Path, out: Path, settings: training.TrainSettings, **_: object) -> training.TrainResult:
-        seen.append(settings)
-        return training.TrainResult(model_dir=out, reused=True, metrics={}, wall_time_s=0.0)
-
-    monkeypatch.setattr(training, "run_training", record)
     argv = ["train", "--data", str(tiny_data), "--out", str(tmp_path / "m"), "--base-model", "m"]
     assert main([*argv, "--processes", "2", "--batch-size", "16"]) == 0
     assert (seen[-1].processes, seen[-1].batch_size) == (2, 16)
@@ -180,15 +186,8 @@ def test_bench_train_runs_both_and_prints_them_side_by_side(
 
 
 def test_truncation_reaches_train_py_and_a_bad_one_is_refused(
-    tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tiny_data: Path, tmp_path: Path, seen: list[training.TrainSettings], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    seen: list[training.TrainSettings] = []
-
-    def record(data: Path, out: Path, settings: training.TrainSettings, **_: object) -> training.TrainResult:
-        seen.append(settings)
-        return training.TrainResult(model_dir=out, reused=True, metrics={}, wall_time_s=0.0)
-
-    monkeypatch.setattr(training, "run_training", record)
     argv = ["train", "--data", str(tiny_data), "--out", str(tmp_path / "m"), "--base-model", "m"]
     assert main([*argv, "--truncation", "head+tail"]) == 0
     assert seen[-1].truncation == "head+tail"
