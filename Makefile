@@ -164,8 +164,11 @@ hyperparameters:
 # The suite runs the template checks itself (tests/unit/api/test_template.py), so it needs the tools.
 # Random order every run (pytest-randomly; the seed is printed to replay it), the 25 slowest listed;
 # two xdist workers, each taking whole test files (module fixtures such as a trained stack stay one).
+# Bytecode is written even where the environment says PYTHONDONTWRITEBYTECODE: uv installs none,
+# and without it each of the suite's Python processes that imports torch and transformers (servers,
+# train.py, torchrun ranks) compiled them from source again, ~10 s of CPU more each.
 pytest: venv tools browser
-	$(BIN)/pytest -n 2 --dist loadfile --durations=25
+	PYTHONDONTWRITEBYTECODE= $(BIN)/pytest -n 2 --dist loadfile --durations=25
 
 # The fast inner loop: no servers, no real training or export.
 unit: venv

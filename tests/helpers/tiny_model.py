@@ -288,3 +288,26 @@ def write_keyword_dataset(out: str | Path, labels: Sequence[str]) -> Path:
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return out
+
+
+def without_dropout(model_dir: Path, dest: Path) -> Path:
+    """A copy of ``model_dir`` with dropout off: two trainings on the same rows in the same order
+    then take the same steps, so their weights can be compared (data-parallel vs one process)."""
+    import shutil
+
+    shutil.copytree(model_dir, dest)
+    config = json.loads((dest / "config.json").read_text(encoding="utf-8"))
+    config.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    (dest / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    return dest
+
+
+def weight_distance(a_dir: Path, b_dir: Path) -> float:
+    """Euclidean distance between two model folders' ``model.safetensors`` (the same tensor names)."""
+    import math
+
+    from safetensors.torch import load_file
+
+    a, b = load_file(a_dir / "model.safetensors"), load_file(b_dir / "model.safetensors")
+    assert a.keys() == b.keys(), sorted(a.keys() ^ b.keys())
+    return math.sqrt(sum(float((a[k].double() - b[k].double()).pow(2).sum()) for k in a))

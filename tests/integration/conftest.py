@@ -193,10 +193,13 @@ def tiny_archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return package_tiny_model(model_dir, root / "model.tar.gz")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def local_stack(
     tiny_archive: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LocalStackProcesses]:
+    """One stack for every module that uses it (test_local_stack, test_attacks, test_playground:
+    one xdist worker takes them together, tests/helpers/scheduling.py). Each test leaves it as it
+    found it: the one that stops the endpoint starts it again in a ``finally``."""
     stack = LocalStackProcesses(tmp_path_factory.mktemp("stack"), tiny_archive)
     try:
         stack.start()

@@ -21,7 +21,8 @@ from tests.helpers.hostile import HOSTILE_BODIES, VALID_ODD_BODIES, HostileBody,
 from tests.integration.conftest import API_KEY, ENDPOINT_NAME, KEY, LABELLER_KEY, LocalStackProcesses
 from textclf import config
 
-pytestmark = pytest.mark.integration
+# One worker runs the three modules on the local stack; the session fixture starts it once.
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("local-stack")]
 
 
 def _checked(reply: httpx.Response) -> httpx.Response:

@@ -19,7 +19,8 @@ from tests.integration.conftest import API_KEY, ENDPOINT_NAME, KEY, LABELLER_KEY
 from textclf import config
 from textclf.labels import LABELS
 
-pytestmark = pytest.mark.integration
+# One worker runs the three modules on the local stack; the session fixture starts it once.
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("local-stack")]
 
 EVENTS = config.REPO_ROOT / "events"
 INVALID_EVENTS = sorted(p for p in EVENTS.glob("*invalid*.json"))

@@ -17,7 +17,8 @@ from textclf.labels import LABELS
 
 from .conftest import API_KEY, LABELLER_KEY, LocalStackProcesses
 
-pytestmark = pytest.mark.integration
+# One worker runs the three modules on the local stack; the session fixture starts it once.
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("local-stack")]
 
 WAIT_S = 30
 
@@ -52,6 +53,9 @@ def visible(element_id: str) -> Any:
 def submit_headline(driver: Any, key: str, headline: str) -> None:
     from selenium.webdriver.common.keys import Keys
 
+    # A fresh page: an answer still shown from an earlier test would satisfy the waits that follow
+    # and then be redrawn under them (a stale element), in whatever order the tests run.
+    driver.refresh()
     driver.find_element("id", "tab-one").click()
     for element_id, value in (("key", key), ("headline", headline)):
         field = driver.find_element("id", element_id)

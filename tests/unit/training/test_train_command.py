@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.tiny_model import weight_distance, without_dropout
 from textclf import training
 from textclf.cli import main
 
@@ -15,6 +16,19 @@ pytestmark = pytest.mark.heavy  # real models, exports, servers or tools: not in
 
 FAST = ["--max-train-samples", "120", "--max-eval-samples", "40", "--batch-size", "16", "--max-length", "24"]
 FAST += ["--learning-rate", "1e-3", "--threads", "1"]
+
+
+@pytest.fixture
+def seen(monkeypatch: pytest.MonkeyPatch) -> list[training.TrainSettings]:
+    """The settings each `textclf train` hands run_training, which only records them."""
+    recorded: list[training.TrainSettings] = []
+
+    def record(data: Path, out: Path, settings: training.TrainSettings, **_: object) -> training.TrainResult:
+        recorded.append(settings)
+        return training.TrainResult(model_dir=out, reused=True, metrics={}, wall_time_s=0.0)
+
+    monkeypatch.setattr(training, "run_training", record)
+    return recorded
 
 
 def test_train_reuse_and_force(
@@ -117,7 +131,7 @@ def test_command_and_environment_follow_the_sagemaker_contract(tmp_path: Path) -
 
 
 def test_processes_run_train_py_under_torchrun(
-    tiny_model: Path, tiny_data: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+    tiny_data: Path, tmp_path: Path, seen: list[training.TrainSettings], capsys: pytest.CaptureFixture[str]
 ) -> None:
     settings = training.TrainSettings(base_model="m", processes=2)
     cmd = training.command(settings, Path("/code/train.py"))
@@ -126,42 +140,54 @@ def test_processes_run_train_py_under_torchrun(
     # The effective batch changes, so the model does: not reused from a one-process run.
     assert settings.identity() != training.TrainSettings(base_model="m").identity()
 
-    out = tmp_path / "model"
-    argv = ["train", "--data", str(tiny_data), "--out", str(out), "--base-model", str(tiny_model)]
-    assert main([*argv, *FAST, "--epochs", "1", "--processes", "2"]) == 0
-    assert "processes=2 backend=gloo" in capfd.readouterr().out
-    report = json.loads((out / "metrics.json").read_text())
-    assert report["distributed"]["world_size"] == 2 and report["distributed"]["effective_batch_size"] == 32
+    # `--processes` reaches the settings run_training starts torchrun from. Two processes train
+    # for real in test_bench_train_runs_both_... (the same run_training, the same weights as one
+    # process) and in test_distributed.py (train.py under torchrun, its archive and resume).
+    argv = ["train", "--data", str(tiny_data), "--out", str(tmp_path / "m"), "--base-model", "m"]
+    assert main([*argv, "--processes", "2", "--batch-size", "16"]) == 0
+    assert (seen[-1].processes, seen[-1].batch_size) == (2, 16)
     assert main([*argv, "--processes", "0"]) == 2
-    assert "--processes must be between 1 and 64" in capfd.readouterr().err
+    assert "--processes must be between 1 and 64" in capsys.readouterr().err
 
 
 def test_bench_train_runs_both_and_prints_them_side_by_side(
     tiny_model: Path, tiny_data: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    argv = ["bench-train", "--data", str(tiny_data), "--base-model", str(tiny_model), "--out", str(tmp_path)]
-    assert main([*argv, "--rows", "160", "--eval-rows", "100", "--batch-size", "16"]) == 0
-    out = capfd.readouterr().out
-    assert "int8 instructions:" in out  # the machine the figures hold for
-    rows = [line for line in out.splitlines() if line.startswith("| 1 |") or line.startswith("| 2 |")]
+    """One process with batch 16 and two with 8 each, on the same rows in the same order: when
+    DDP averages both ranks' gradients every step, each step is the one-process step on the same
+    16 rows, so both runs end with the same weights (to float rounding; dropout is off so nothing
+    else differs). Ranks that did not combine their gradients move elsewhere (measured: one
+    process with batch 8 ends 0.025 away from one with 16, against 4e-8 for DDP, after moving
+    0.054 from the base weights)."""
+    base = without_dropout(tiny_model, tmp_path / "base")
+    out = tmp_path / "bench"
+    argv = ["bench-train", "--data", str(tiny_data), "--base-model", str(base), "--out", str(out)]
+    # 256 rows, a multiple of 16: under DDP no row is left out of a round. The length-grouped
+    # order's megabatches hold min(rows // (4 * batch), 50) batches (transformers): 64 rows for
+    # batch 8 and for 16, so both runs draw the very same order from the seed.
+    assert main([*argv, "--rows", "256", "--eval-rows", "100", "--batch-size", "16"]) == 0
+    printed = capfd.readouterr().out
+    assert "int8 instructions:" in printed  # the machine the figures hold for
+    rows = [line for line in printed.splitlines() if line.startswith("| 1 |") or line.startswith("| 2 |")]
     assert len(rows) == 2 and "| 16 |" in rows[0] and "| 8 |" in rows[1]  # per-process batch
-    report = json.loads((tmp_path / "bench_train.json").read_text())
+    report = json.loads((out / "bench_train.json").read_text())
     assert [r["processes"] for r in report["runs"]] == [1, 2]
-    assert report["runs"][0]["steps"] == report["runs"][1]["steps"]  # the same optimiser steps
+    assert report["runs"][0]["steps"] == report["runs"][1]["steps"] == 16  # the same optimiser steps
+    two = json.loads((out / "processes-2" / "metrics.json").read_text())["distributed"]
+    assert (two["world_size"], two["backend"], two["effective_batch_size"]) == (2, "gloo", 16)
+
+    moved = weight_distance(base, out / "processes-1")
+    assert moved > 0.01  # it trained: the comparison is between two moves, not two copies
+    apart = weight_distance(out / "processes-1", out / "processes-2")
+    assert apart <= 1e-3 * moved, (apart, moved)
+
     assert main([*argv, "--processes", "1"]) == 2
     assert "--processes" in capfd.readouterr().err
 
 
 def test_truncation_reaches_train_py_and_a_bad_one_is_refused(
-    tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tiny_data: Path, tmp_path: Path, seen: list[training.TrainSettings], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    seen: list[training.TrainSettings] = []
-
-    def record(data: Path, out: Path, settings: training.TrainSettings, **_: object) -> training.TrainResult:
-        seen.append(settings)
-        return training.TrainResult(model_dir=out, reused=True, metrics={}, wall_time_s=0.0)
-
-    monkeypatch.setattr(training, "run_training", record)
     argv = ["train", "--data", str(tiny_data), "--out", str(tmp_path / "m"), "--base-model", "m"]
     assert main([*argv, "--truncation", "head+tail"]) == 0
     assert seen[-1].truncation == "head+tail"

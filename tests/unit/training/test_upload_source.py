@@ -42,10 +42,10 @@ def test_bundle_holds_the_training_code_at_its_root(tmp_path: Path) -> None:
             assert member is not None
             assert member.read() == (config.model_code_dir() / name).read_bytes()
         tar.extractall(tmp_path / "unpacked", filter="data")
-    # Self-contained: the unpacked bundle runs from its own folder, as SageMaker starts it.
-    proc = run_in(tmp_path / "unpacked", "train.py", "--help")
-    assert "--lexical_head" in proc.stdout
-    # The packaging code it ships is imported from the bundle itself, as in the container.
+    # Self-contained: the packaging code it ships is imported from the bundle itself, as in the
+    # container. (Its train.py trains from its own folder in test_loop: the local SageMaker
+    # unpacks this bundle and runs it, as the toolkit does. A `train.py --help` here cost ~9 s of
+    # CPU, importing torch and transformers, to show less.)
     probe = (
         "import textclf.packaging.build as b, textclf.evaluation.metrics as m; print(b.__file__, m.__file__)"
     )
