@@ -759,6 +759,7 @@ def on_endpoint(detail: dict[str, Any], settings: Settings) -> Outcome:
         records.update(job, status=verdict.status, reason=verdict.reason)
         if verdict.status == "deployed":
             _mark_superseded(records, job, record.get("model_version", ""))
+            rearm_monitor_alarms(settings, record.get("model_version", ""))
         settled = Outcome(verdict.status, job, record.get("model_version"), verdict.reason)
     if state == "InService":
         publish_serving_labels(endpoint, settings)
@@ -772,6 +773,36 @@ def on_endpoint(detail: dict[str, Any], settings: Settings) -> Outcome:
             if package is not None and package.status == "Approved":
                 return start_roll_out(package, queued[-1]["training_job_name"], settings, records)
     return settled
+
+
+def rearm_monitor_alarms(settings: Settings, version: str) -> list[str]:
+    """Set the monitor's alarms that are in ALARM back to OK once a new model serves; returns them.
+
+    CloudWatch sends an event only when an alarm changes state, and a retrain starts on that
+    event. An alarm still breaching when the retrained model takes over (labels kept arriving
+    while it trained, so "labels since training" is already past RetrainAfterLabels) would stay in
+    ALARM and start nothing again. Back at OK, the next monitor run judges the new model: still
+    breaching, it changes to ALARM and starts the next episode."""
+    from textclf_api.logic.retrain import alarm_reasons  # only on a rollout: not in every import
+
+    names = list(alarm_reasons(settings))
+    cloudwatch = aws.cloudwatch()
+    try:
+        alarms = cloudwatch.describe_alarms(AlarmNames=names)["MetricAlarms"]
+        rearmed = [str(a["AlarmName"]) for a in alarms if a.get("StateValue") == "ALARM"]
+        for name in rearmed:
+            cloudwatch.set_alarm_state(
+                AlarmName=name,
+                StateValue="OK",
+                StateReason=f"version {version} now serves: the monitor judges it afresh",
+            )
+    except ClientError as exc:
+        # The rollout is recorded already; a missed re-arm only delays the next retrain.
+        logger.warning("monitor alarms not re-armed", error=str(exc), model_version=version)
+        return []
+    if rearmed:
+        logger.info("monitor alarms re-armed", alarms=rearmed, model_version=version)
+    return rearmed
 
 
 def publish_serving_labels(

@@ -909,3 +909,30 @@ def test_a_job_trained_on_labels_quarantined_meanwhile_is_refused_and_marked(loo
     )
     finished_job("textclf-c", hyperparameters=RETRAIN, test_accuracy=0.95)
     assert handle(training_event("textclf-c")).action == "deploying"
+
+
+def test_a_new_model_serving_re_arms_the_monitor_alarms_still_in_alarm(loop: Any) -> None:
+    cloudwatch = aws.cloudwatch()
+    for suffix in ("drift", "live-accuracy", "labels"):
+        cloudwatch.put_metric_alarm(
+            AlarmName=f"textclf-{suffix}", MetricName="M", Namespace="textclf", Statistic="Maximum",
+            Period=60, EvaluationPeriods=1, Threshold=1.0, ComparisonOperator="GreaterThanThreshold",
+        )  # fmt: skip
+    cloudwatch.set_alarm_state(AlarmName="textclf-labels", StateValue="ALARM", StateReason="1,020 labels")
+    cloudwatch.set_alarm_state(AlarmName="textclf-drift", StateValue="OK", StateReason="quiet")
+
+    def states() -> dict[str, str]:
+        alarms = cloudwatch.describe_alarms(AlarmNamePrefix="textclf-")["MetricAlarms"]
+        return {a["AlarmName"]: a["StateValue"] for a in alarms}
+
+    finished_job("textclf-a", test_accuracy=0.91)
+    handle(training_event("textclf-a"))
+    # Still rolling out: the model the alarm judged serves, so its episode goes on.
+    assert states()["textclf-labels"] == "ALARM"
+    before = states()
+    assert handle(endpoint_event()).action == "deployed"
+    # The retrained model serves: back to OK, so the next breach is a new episode (a new event);
+    # alarms not in ALARM are left as they were.
+    assert states() == {**before, "textclf-labels": "OK"}
+    (labels,) = cloudwatch.describe_alarms(AlarmNames=["textclf-labels"])["MetricAlarms"]
+    assert labels["StateReason"] == "version 1 now serves: the monitor judges it afresh"
