@@ -317,7 +317,9 @@ def test_replay_through_the_stack_with_honest_and_poisoned_feedback(
     report = json.loads((out / "replay.json").read_text())
     answers = [json.loads(line) for line in (out / "answers.jsonl").read_text().splitlines()]
     assert report["failed_requests"] == 0 and len(answers) == 60
-    assert report["retrains"] == []  # listed through the control plane: none started by the replay
+    # Listed through the control plane. The stack is shared with other tests, whose POST /train
+    # jobs may be running (reason manual); nothing the replay did started a retrain.
+    assert [r for r in report["retrains"] if r["reason"] != "manual"] == []
     served = report["frozen_model"]["version"]  # the stack serves the very archive the replay scores
     for window in report["windows"]:
         mine = [a for a in answers if a["window"] == window["window"]]

@@ -219,10 +219,21 @@ def the_deployed_model_is_captured_and_labelled(stack: Stack, root: Path) -> Non
 def everything_survives_a_kill(stack: Stack, job: str, key: dict[str, str]) -> None:
     """SIGKILL to the whole process group, start again: the deployed version, its record, the
     registry and the idempotency record are all still there (<artifacts>/local-stack/state)."""
+    logged = stack.server.log.stat().st_size
     stack.server.kill()
     stack.server.start()
     stack.server.wait_ready(f"{stack.api_url}/health")
-    assert "restored" in stack.server.tail(40)  # the banner says what came back
+    # The banner of the new start says what came back. Read from where the restart began (health
+    # polls and the schedules log more lines than a fixed tail holds), once it is printed: the API
+    # answers /health a moment before the banner is written.
+    banner = b""
+    deadline = time.monotonic() + 30
+    while b"textclf local stack is up" not in banner and time.monotonic() < deadline:
+        time.sleep(0.2)
+        with stack.server.log.open("rb") as log:
+            log.seek(logged)
+            banner = log.read()
+    assert b"restored" in banner
     health = stack.client.get("/health").json()
     assert (health["status"], health["model_version"]) == ("ok", "1")
     assert stack.predict_version() == "1"
