@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from textclf_api.schemas import CAPTURE_PREFIX, GROUND_TRUTH_PREFIX
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -116,16 +118,22 @@ def parse_ground_truth_line(line: str) -> GroundTruth:
     )
 
 
-def read_capture(lines: Iterable[str], stats: ReadStats, where: str = "capture") -> Iterator[Prediction]:
+def _parsed(lines: Iterable[str], parse: Callable[[str], T], stats: ReadStats, where: str) -> Iterator[T]:
+    """Each non-blank line parsed; a line that does not parse is skipped and counted."""
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         stats.lines += 1
         try:
-            predictions = parse_capture_line(line)
+            parsed = parse(line)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             stats.skip(f"{where}:{number}", f"{type(exc).__name__}: {str(exc)[:120]}")
             continue
+        yield parsed
+
+
+def read_capture(lines: Iterable[str], stats: ReadStats, where: str = "capture") -> Iterator[Prediction]:
+    for predictions in _parsed(lines, parse_capture_line, stats, where):
         if not predictions:
             stats.without_id += 1
         yield from predictions
@@ -134,14 +142,7 @@ def read_capture(lines: Iterable[str], stats: ReadStats, where: str = "capture")
 def read_ground_truth(
     lines: Iterable[str], stats: ReadStats, where: str = "ground truth"
 ) -> Iterator[GroundTruth]:
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        stats.lines += 1
-        try:
-            yield parse_ground_truth_line(line)
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            stats.skip(f"{where}:{number}", f"{type(exc).__name__}: {str(exc)[:120]}")
+    return _parsed(lines, parse_ground_truth_line, stats, where)
 
 
 def latest_labels(items: Iterable[GroundTruth]) -> dict[str, GroundTruth]:
@@ -231,18 +232,26 @@ def _within(when: datetime, start: datetime | None, end: datetime) -> bool:
     return (start is None or start <= when) and when < end
 
 
+def _files(
+    s3: Any, bucket: str, prefixes: Iterable[str], stats: ReadStats
+) -> Iterator[tuple[str, list[str]]]:
+    """``(key, lines)`` of every object under ``prefixes``, counted in ``stats.files``."""
+    for prefix in prefixes:
+        for key in list_keys(s3, bucket, prefix):
+            stats.files += 1
+            yield key, read_lines(s3, bucket, key)
+
+
 def captured(
     s3: Any, bucket: str, endpoint: str, *, start: datetime | None, end: datetime, stats: ReadStats
 ) -> Iterator[Prediction]:
     """The predictions made in ``[start, end)`` by every variant of ``endpoint`` (start None:
     every prediction before ``end``)."""
     for variant in capture_variant_prefixes(s3, bucket, endpoint):
-        for prefix in _window_prefixes(variant, start, end):
-            for key in list_keys(s3, bucket, prefix):
-                stats.files += 1
-                for prediction in read_capture(read_lines(s3, bucket, key), stats, key):
-                    if _within(prediction.time, start, end):
-                        yield prediction
+        for key, lines in _files(s3, bucket, _window_prefixes(variant, start, end), stats):
+            for prediction in read_capture(lines, stats, key):
+                if _within(prediction.time, start, end):
+                    yield prediction
 
 
 def ground_truth(
@@ -250,9 +259,7 @@ def ground_truth(
 ) -> Iterator[GroundTruth]:
     """Every label received in ``[start, end)`` (duplicates included: see :func:`latest_labels`;
     start None: every label received before ``end``)."""
-    for prefix in _window_prefixes(GROUND_TRUTH_PREFIX, start, end):
-        for key in list_keys(s3, bucket, prefix):
-            stats.files += 1
-            for item in read_ground_truth(read_lines(s3, bucket, key), stats, key):
-                if _within(item.received_at, start, end):
-                    yield item
+    for key, lines in _files(s3, bucket, _window_prefixes(GROUND_TRUTH_PREFIX, start, end), stats):
+        for item in read_ground_truth(lines, stats, key):
+            if _within(item.received_at, start, end):
+                yield item
