@@ -91,6 +91,7 @@ class Trained:
     device: str
     amp_dtype: str | None
     distributed: dict[str, Any]
+    warm_started: bool = False  # fine-tuned on from the champion's weights (a retrain)
 
     @property
     def label2id(self) -> dict[str, int]:
@@ -120,7 +121,7 @@ def fit_lexical_head(run: Trained) -> tuple[Any, dict[str, Any]]:
     )
     head = lexical.LexicalHead(vectorizer, weight, bias, (1.0, 1.0))
     valid_logits = head.logits(valid["text"].tolist())
-    w, t, scores = lexical.choose_blend(run.valid_probs, valid_logits, y_valid)
+    w, t, scores = lexical.choose_blend(run.valid_probs, valid_logits, y_valid, args.blend_min_weight)
     head.blend_weight, head.temperature = w, t
     blended = lexical.blend(run.valid_probs, valid_logits, w, t).argmax(1)
     report: dict[str, Any] = {
@@ -304,6 +305,7 @@ def save_trained(
         "runtime": "torch",
         "hyperparameters": hyperparameters_of(args),
         "distributed": {k: dist[k] for k in ("world_size", "effective_batch_size", "rows_per_rank")},
+        "warm_started": run.warm_started,
     }
     if lexical_report is not None:
         head, lexical_scores = lexical_report

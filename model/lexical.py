@@ -233,15 +233,17 @@ def fit(
 
 
 def choose_blend(
-    probs: np.ndarray, lexical_logits: np.ndarray, labels: np.ndarray
+    probs: np.ndarray, lexical_logits: np.ndarray, labels: np.ndarray, min_weight: float = 0.0
 ) -> tuple[float, float, dict[str, float]]:
-    """The blend weight with the best validation accuracy, then the temperature with the best log loss.
+    """The blend weight (at least ``min_weight``) with the best validation accuracy, then the
+    temperature with the best log loss.
 
     Ties in accuracy go to the larger transformer weight. Returns ``(w, t, scores)``.
     """
     best: tuple[float, float] | None = None
     weight = 1.0
-    for w in np.round(np.linspace(0.0, 1.0, 21), 2):
+    grid = np.round(np.linspace(0.0, 1.0, 21), 2)
+    for w in grid[grid >= min_weight - 1e-9]:
         acc = float(np.mean(blend(probs, lexical_logits, float(w), 1.0).argmax(1) == labels))
         key = (acc, float(w))
         if best is None or key > best:

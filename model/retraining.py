@@ -102,6 +102,31 @@ def unpack_champion(folder: str, dest: Path) -> Path | None:
     return dest
 
 
+def warm_start_dir(args: argparse.Namespace, labels: Sequence[str], dest: Path) -> Path | None:
+    """The champion's fine-tuned model unpacked into ``dest``, for the job to continue from; None
+    (and why, said) when there is none or it cannot be: another label set or base model, or an
+    ONNX archive without torch weights."""
+    if not args.warm_start:
+        return None
+    folder = unpack_champion(args.champion_dir, dest)
+    if folder is None:
+        return None
+    meta_path = folder / "textclf_meta.json"
+    meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.is_file() else {}
+    why = None
+    if not any(folder.glob("*.safetensors")):
+        why = f"its archive has no torch weights (runtime {meta.get('runtime', '?')})"
+    elif list(meta.get("labels") or []) != list(labels):
+        why = f"its labels {meta.get('labels')} are not the dataset's {list(labels)}"
+    elif meta.get("base_model") != args.base_model:
+        why = f"it was fine-tuned from {meta.get('base_model')}, this job from {args.base_model}"
+    if why is not None:
+        say(f"warm start: not from the champion ({why}); training from {args.base_model}")
+        return None
+    say(f"warm start: continuing from the champion's weights (fine-tuned from {args.base_model})")
+    return folder
+
+
 def labeller_influence(feedback: pd.DataFrame, champion: Scorer) -> dict[str, dict[str, Any]]:
     """Per labeller: rows, rows the champion answers confidently, and the share of those whose
     label contradicts that answer."""

@@ -148,17 +148,21 @@ def load_data(args: argparse.Namespace) -> Data:
     )
 
 
-def load_model(args: argparse.Namespace, labels: list[str]) -> PreTrainedModel:
-    model = AutoModelForSequenceClassification.from_pretrained(
-        args.base_model,
-        num_labels=len(labels),
-        id2label=dict(enumerate(labels)),
-        label2id={name: i for i, name in enumerate(labels)},
-        ignore_mismatched_sizes=True,  # a base model with another head (or label count) is fine
-        use_safetensors=True,  # weights as data: a pickled .bin could run code while loading
-    )
+def load_model(args: argparse.Namespace, labels: list[str]) -> tuple[PreTrainedModel, bool]:
+    """The model to fine-tune, and whether it is the champion's (a retrain's warm start: what it
+    learnt from earlier feedback is kept, measured in docs/retraining.md)."""
+    with tempfile.TemporaryDirectory(prefix="textclf-warm-start-") as scratch:
+        champion = retraining.warm_start_dir(args, labels, Path(scratch))
+        model = AutoModelForSequenceClassification.from_pretrained(
+            str(champion or args.base_model),
+            num_labels=len(labels),
+            id2label=dict(enumerate(labels)),
+            label2id={name: i for i, name in enumerate(labels)},
+            ignore_mismatched_sizes=True,  # a base model with another head (or label count) is fine
+            use_safetensors=True,  # weights as data: a pickled .bin could run code while loading
+        )
     freeze(model, args)
-    return model
+    return model, champion is not None
 
 
 def freeze(model: PreTrainedModel, args: argparse.Namespace) -> None:
@@ -262,8 +266,9 @@ def main(argv: list[str] | None = None) -> int:
         if world_size > 1:
             torch.distributed.barrier()  # rank 0 has cleared another run's checkpoints
         latest: dict[str, Any] = {}
+        model, warm_started = load_model(args, data.labels)
         trainer = fine_tune.JobTrainer(
-            model=load_model(args, data.labels),
+            model=model,
             args=training_args,
             train_dataset=train_rows,
             eval_dataset=valid_rows,
@@ -306,6 +311,7 @@ def main(argv: list[str] | None = None) -> int:
         device=str(training_args.device),
         amp_dtype="bfloat16" if training_args.bf16 else "float16" if training_args.fp16 else None,
         distributed=dist,
+        warm_started=warm_started,
     )
     lexical_report = job_outputs.fit_lexical_head(run) if args.lexical_head else None
     metrics = job_outputs.write_outputs(run, lexical_report, started)

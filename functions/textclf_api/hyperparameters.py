@@ -102,6 +102,25 @@ HYPERPARAMETERS: Final[tuple[Hyperparameter, ...]] = (
         "lexical_c", float, 3.0, "inverse L2 strength of the lexical head", 0, exclusive_minimum=True
     ),
     Hyperparameter("lexical_min_df", int, 2, "n-grams seen in fewer rows are dropped", 1),
+    Hyperparameter(
+        "blend_min_weight",
+        float,
+        0.5,
+        "least weight of the transformer in the blend (validation picks at least this): the lexical "
+        "head's n-grams age faster than the transformer, which a validation split from the training "
+        "period cannot see (docs/retraining.md)",
+        0,
+        1,
+    ),
+    Hyperparameter(
+        "warm_start",
+        int,
+        1,
+        "1 = a retrain (champion channel) continues from the champion's weights when it has the same "
+        "labels and base model and ships its torch weights; else, and with 0, from base_model",
+        0,
+        1,
+    ),
     Hyperparameter("evals_per_epoch", int, 1, "validation passes per epoch", 1, local=2),
     Hyperparameter("save_steps", int, 0, "also checkpoint every N steps (0 = per evaluation)", 0),
     Hyperparameter("logging_steps", int, 50, "steps between train_loss lines", 1),

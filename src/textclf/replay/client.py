@@ -36,6 +36,10 @@ _KEPT_ERRORS = 20
 #: a repeated label counts once (the last wins) and a repeated prediction changes nothing.
 RETRY_STATUSES = (429, 503, 504)
 RETRY_WAIT_MAX_S = 10.0
+#: Retries of a "try again" answer, each after its Retry-After or 1, 2, 4, 8 s, whichever is longer:
+#: a feedback write can miss its budget more than once while a retrain holds both cores, and
+#: POST /feedback and /predict are safe to repeat (the same id twice keeps one label).
+RETRIES = 4
 
 
 @dataclass(frozen=True)
@@ -76,7 +80,7 @@ class Failures:
 
     counts: Counter[str] = field(default_factory=Counter)
     examples: list[str] = field(default_factory=list)
-    #: Requests answered "try again" that succeeded when retried once (not failures).
+    #: Requests answered "try again" that succeeded when retried (not failures).
     retried: Counter[str] = field(default_factory=Counter)
 
     def add(self, route: str, what: str) -> None:
@@ -106,8 +110,10 @@ class ReplayClient:
         headers = {"x-api-key": key} if key else {}
         try:
             response = self.http.request(method, path, json=body, headers=headers)
-            if response.status_code in RETRY_STATUSES:
-                time.sleep(_retry_after(response))
+            for attempt in range(RETRIES):
+                if response.status_code not in RETRY_STATUSES:
+                    break
+                time.sleep(max(_retry_after(response), 2.0**attempt))
                 response = self.http.request(method, path, json=body, headers=headers)
                 if response.status_code == 200:
                     self.failures.retried[route] += 1

@@ -142,6 +142,9 @@ def test_choose_blend_finds_the_complementary_mix(lexical: ModuleType) -> None:
     assert scores["transformer_accuracy"] == 0.5 and scores["lexical_accuracy"] == 0.5
     assert scores["blend_accuracy"] == 1.0
     assert 0.0 < w < 1.0 and t > 0
+    # blend_min_weight: the transformer keeps at least that weight, whatever validation prefers.
+    floored, _, floored_scores = lexical.choose_blend(probs, logits, y, min_weight=1.0)
+    assert floored == 1.0 and floored_scores["blend_accuracy"] == 0.5  # the transformer alone
 
 
 def test_save_and_load_round_trip(lexical: ModuleType, tmp_path: Path) -> None:
