@@ -138,7 +138,10 @@ def start_training_once(
         start.config.register_lambda_context(lambda_context)
     try:
         result: TrainStartedResponse = start.call(
-            call={"key": key, "request": request.model_dump(mode="json")}, prepare=prepare
+            # Only the fields the caller set: validated back, the others stay unset, so the
+            # dataset's training defaults still fill them (a full dump would set every default).
+            call={"key": key, "request": request.model_dump(mode="json", exclude_unset=True)},
+            prepare=prepare,
         )
     except IdempotencyValidationError as exc:
         raise IdempotencyKeyReusedError(

@@ -47,6 +47,9 @@ BOOTSTRAP_ROWS = 256
 #: The stack's RetrainRequest: a warm start needs fewer of the parent's rows (the champion has
 #: learnt them) and a gentler step; the feedback rows are all kept whatever the sample.
 RETRAIN_REQUEST: dict[str, object] = {"max_train_samples": 4000, "learning_rate": 1e-4}
+#: With a poisoning labeller, the honest one (the stack's first labeller key, ``local-`` and the
+#: template's LabellerApiKey) is the gate's TrustedLabellers; checked against the running stack.
+HONEST_LABELLER = "local-LabellerApiKey"
 #: Retrains serve the plain torch model, as the initial package does: no ONNX export in the job.
 RETRAIN_RUNTIME = "torch"
 #: The initial model's POST /train, training and rollout together (a retrain's budget).
@@ -67,7 +70,7 @@ def _step(args: list[str]) -> None:
     print(f"    ({time.perf_counter() - started:.0f} s)", flush=True)
 
 
-def _parameters() -> list[str]:
+def _parameters(poison: bool) -> list[str]:
     """MonitorSchedule at :data:`MONITOR_RATE` when the template has the monitor (else none)."""
     from textclf.local import template as tpl
 
@@ -80,6 +83,7 @@ def _parameters() -> list[str]:
         f"MonitorSchedule={MONITOR_RATE}",
         f"RetrainAfterLabels={RETRAIN_AFTER_LABELS}",
         f"RetrainRequest={json.dumps(RETRAIN_REQUEST, separators=(',', ':'))}",
+        *([f"TrustedLabellers={HONEST_LABELLER}"] if poison else []),
     ]
 
 
@@ -125,8 +129,11 @@ def run(args: argparse.Namespace) -> int:
     ]
     for name, value in {**BUDGET, "serving_runtime": RETRAIN_RUNTIME}.items():
         serve += ["--train-default", f"{name}={value}"]
-    proc = start_serve([*serve, *_parameters()], art / "replay" / "serve.log", args.port)
+    serve += _parameters(poison=bool(args.poison_rate))
+    proc = start_serve(serve, art / "replay" / "serve.log", args.port)
     try:
+        if args.poison_rate:
+            _check_honest_labeller()
         # The initial model is trained through POST /train like every later one, so it is in the
         # registry (the gate's champion, the retrains' parent): retraining skips a hand-deployed
         # archive, which no registry version describes.
@@ -159,6 +166,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"local stack stopped (exit {_stop(proc)})", flush=True)
     print(f"make replay: {(time.perf_counter() - started) / 60:.1f} min; report in {art / 'replay'}")
     return 0
+
+
+def _check_honest_labeller() -> None:
+    from textclf.local.stack import state_file
+
+    state = json.loads(state_file().read_text(encoding="utf-8"))
+    first = next(iter(json.loads(state.get("labeller_keys") or "{}")), None)
+    if first != HONEST_LABELLER:
+        raise UserError(f"the stack's first labeller is {first!r}, not {HONEST_LABELLER!r}: TrustedLabellers")
 
 
 def _initial_model(dest: Path, timeout_s: float = INITIAL_MODEL_TIMEOUT_S) -> None:

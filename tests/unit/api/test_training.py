@@ -701,6 +701,19 @@ def test_same_idempotency_key_and_body_start_one_job(
     assert len(created) == 3
 
 
+def test_an_idempotent_request_keeps_the_datasets_training_budget(
+    idempotency_table: str, bucket: Any, invoke: Invoke, created: list[dict[str, Any]]
+) -> None:
+    """With an Idempotency-Key as without one, what the request leaves out comes from the dataset
+    pointer's training defaults, not from POST /train's own defaults."""
+    budget = {"epochs": 1, "learning_rate": 2e-4, "max_train_samples": 8000}
+    pointer = {"uri": DATASET_URI, "training_defaults": {"max_length": 32, **budget}}
+    bucket.put_object(Bucket=BUCKET, Key="datasets/latest.json", Body=json.dumps(pointer))
+    assert invoke(training_handler, with_key({"max_train_samples": 4000}, "retrain-1")).status == 202
+    sent = {k: json.loads(v) for k, v in created[0]["HyperParameters"].items()}
+    assert (sent["epochs"], sent["learning_rate"], sent["max_train_samples"]) == (1, 2e-4, 4000)
+
+
 def test_every_request_is_found_in_the_logs_by_its_route_and_job(
     idempotency_table: str, invoke: Invoke, logged: Logged
 ) -> None:
