@@ -712,6 +712,9 @@ def test_an_idempotent_request_keeps_the_datasets_training_budget(
     assert invoke(training_handler, with_key({"max_train_samples": 4000}, "retrain-1")).status == 202
     sent = {k: json.loads(v) for k, v in created[0]["HyperParameters"].items()}
     assert (sent["epochs"], sent["learning_rate"], sent["max_train_samples"]) == (1, 2e-4, 4000)
+    assert invoke(training_handler, with_key({}, "initial")).status == 202  # an empty body too
+    sent = {k: json.loads(v) for k, v in created[1]["HyperParameters"].items()}
+    assert (sent["epochs"], sent["learning_rate"], sent["max_train_samples"]) == (1, 2e-4, 8000)
 
 
 def test_every_request_is_found_in_the_logs_by_its_route_and_job(
