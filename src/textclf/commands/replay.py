@@ -198,9 +198,9 @@ def replay(
         for index, (window, rows) in enumerate(zip(spans, samples, strict=True)):
             failed_before = client.failures.total
             opened.append((window.name, time.time()))
-            monitor_before = client.monitor()
             print(f"window {window.name}: {len(rows):,} headlines", file=sys.stderr, flush=True)
             records, posted = steps.replay_window(client, window, rows, plan, seed=args.seed, labels=labels)
+            labelled_at = steps.utc_now()  # every label of the window is posted
             texts = rows["text"].tolist()
             for record, label in zip(records, steps.frozen_labels(frozen, texts), strict=True):
                 record["frozen_label"] = label
@@ -214,7 +214,7 @@ def replay(
             answers_file.flush()
             settle = None
             if index < len(spans) - 1:
-                settle = client.settle(began, monitor_before, timeout_s=args.settle_timeout, poll_s=args.poll)
+                settle = client.settle(began, labelled_at, timeout_s=args.settle_timeout, poll_s=args.poll)
             seen = client.alarms_in_alarm() or []
             alarms += [{"window": window.name, **a} for a in seen if a not in [_strip(x) for x in alarms]]
             windows.append(

@@ -236,21 +236,23 @@ class ReplayClient:
     def settle(
         self,
         since: datetime,
-        monitor_before: str | None,
+        labelled_at: datetime,
         *,
         timeout_s: float,
         poll_s: float,
         sleep: Callable[[float], None] = time.sleep,
     ) -> dict[str, Any]:
-        """Wait (at most ``timeout_s``) for the monitor to run once more, then for every training
-        job and rollout to end, so the next window is served by what this one's labels led to."""
+        """Wait (at most ``timeout_s``) for a monitor run that saw every label posted by
+        ``labelled_at`` (its report's window ends later: a run that began before the window's
+        last labels does not count), then for every training job and rollout to end, so the next
+        window is served by what this one's labels led to."""
         started = time.monotonic()
         deadline = started + timeout_s
         monitor_ran = None
-        if monitor_before is not None:
+        if self.monitor() is not None:  # None: the stack has no monitor
             monitor_ran = False
             while time.monotonic() < deadline:
-                if self.monitor() not in (None, monitor_before):
+                if _report_end(self.monitor()) >= labelled_at.timestamp():
                     monitor_ran = True
                     sleep(poll_s)  # its alarm's event reaches the retrain function just after
                     break
@@ -294,6 +296,15 @@ class ReplayClient:
                 }
             )
         return found
+
+
+def _report_end(body: str | None) -> float:
+    """The end of a monitor report's window (epoch seconds; 0 when there is none to read)."""
+    try:
+        end = json.loads(body or "")["window"]["end"]
+        return datetime.fromisoformat(str(end).replace("Z", "+00:00")).timestamp()
+    except (ValueError, KeyError, TypeError):
+        return 0.0
 
 
 def _retry_after(response: httpx.Response) -> float:

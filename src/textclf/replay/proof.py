@@ -47,6 +47,9 @@ BOOTSTRAP_ROWS = 256
 #: The stack's RetrainRequest: a warm start needs fewer of the parent's rows (the champion has
 #: learnt them) and a gentler step; the feedback rows are all kept whatever the sample.
 RETRAIN_REQUEST: dict[str, object] = {"max_train_samples": 4000, "learning_rate": 1e-4}
+#: FeedbackDailyCap counts per UTC day, and the replay posts five months of labels (about 5,000
+#: per labeller) within the hour: the default cap (5,000) would refuse August's with 429.
+FEEDBACK_DAILY_CAP = 50_000
 #: With a poisoning labeller, the honest one (the stack's first labeller key, ``local-`` and the
 #: template's LabellerApiKey) is the gate's TrustedLabellers; checked against the running stack.
 HONEST_LABELLER = "local-LabellerApiKey"
@@ -83,6 +86,7 @@ def _parameters(poison: bool) -> list[str]:
         f"MonitorSchedule={MONITOR_RATE}",
         f"RetrainAfterLabels={RETRAIN_AFTER_LABELS}",
         f"RetrainRequest={json.dumps(RETRAIN_REQUEST, separators=(',', ':'))}",
+        f"FeedbackDailyCap={FEEDBACK_DAILY_CAP}",
         *([f"TrustedLabellers={HONEST_LABELLER}"] if poison else []),
     ]
 

@@ -212,3 +212,32 @@ def test_replay_refuses_poison_without_a_second_key(
     argv += ["--labeller-key", "x"]
     assert main(argv) == 2
     assert "--poison-rate needs a second labeller key" in capsys.readouterr().err
+
+
+def test_settle_waits_for_a_monitor_run_that_saw_the_windows_last_labels() -> None:
+    """A report whose window ended before the last label was posted (a run that began before it)
+    does not count; the next one does, and then no job is moving."""
+    from datetime import UTC, datetime
+
+    from textclf.replay.client import ReplayClient
+
+    def report(minute: int) -> str:
+        return json.dumps({"window": {"start": "2026-12-04T19:00:00Z", "end": f"2026-12-04T20:{minute}:00Z"}})
+
+    client = ReplayClient.__new__(ReplayClient)
+    reports = iter([report(32), report(32), report(33)])
+    client.monitor = lambda: next(reports)  # type: ignore[method-assign]
+    client.busy = lambda since: []  # type: ignore[method-assign]
+    slept: list[float] = []
+    settled = client.settle(
+        datetime(2026, 12, 4, tzinfo=UTC),
+        datetime(2026, 12, 4, 20, 32, 50, tzinfo=UTC),
+        timeout_s=60,
+        poll_s=1,
+        sleep=slept.append,
+    )
+    assert settled["monitor_ran"] is True and not settled["timed_out"]
+    assert len(slept) == 2  # once for the stale report, once for the alarm's event after the new one
+    client.monitor = lambda: None  # type: ignore[method-assign]  # a stack without a monitor
+    assert client.settle(datetime(2026, 12, 4, tzinfo=UTC), datetime.now(UTC), timeout_s=5, poll_s=1,
+                         sleep=slept.append)["monitor_ran"] is None  # fmt: skip
