@@ -109,3 +109,34 @@ def test_the_channels_hold_the_datas_labels_and_none_without_data(tmp_path: Path
     without = seeded(tmp_path, None)
     assert [key for key in without if key.startswith(f"{DATASET_PREFIX}/")] == []
     assert without["datasets/latest.json"]["uri"] == f"s3://{BUCKET}/{DATASET_PREFIX}/"
+
+
+def test_the_seeded_inference_repository_holds_the_image_local_rollouts_pin() -> None:
+    """The local SageMaker serves every model with textclf's server: the stack's repository holds
+    an image standing for it, so the deploy function picks it as in AWS (no DLC fallback)."""
+    from textclf_api.logic.inference_image import served_image
+    from textclf_api.settings import Settings
+
+    plane = ControlPlane("us-east-1")
+    plane.start()
+    try:
+        repository = "textclf-local-inference-repository"
+        plane.seed(
+            Seed(
+                region="us-east-1",
+                bucket=BUCKET,
+                role_name="textclf-local-role",
+                endpoint_name="textclf-local",
+                data_dir=None,
+                model_archive=None,
+                inference_repository=repository,
+            )
+        )
+        ecr = plane.client("ecr")
+        (image,) = ecr.describe_images(repositoryName=repository)["imageDetails"]
+        uri = f"{image['registryId']}.dkr.ecr.us-east-1.amazonaws.com/{repository}"
+        settings = Settings.from_env({"INFERENCE_REPOSITORY_URI": uri})
+        served = served_image(settings, "the-dlc", ecr)
+        assert (served.uri, served.fallback) == (f"{uri}@{image['imageDigest']}", "")
+    finally:
+        plane.stop()
