@@ -37,7 +37,7 @@ help:
 	@echo "make mutation   - mutation testing of the deploy/API logic, lexical head, fidelity gate"
 	@echo "make venv       - .venv: the project, editable, with its dev tools"
 	@echo "make tools      - .venv-tools (SAM CLI, cfn-lint) and .venv-checkov"
-	@echo "make inference-image - build textclf's SageMaker inference image and push it to ECR (Docker; ECR_REPO=...)"
+	@echo "make inference-image - build textclf's SageMaker inference image and push it to ECR (Docker; STACK_NAME=<stack> or ECR_REPO=...)"
 	@echo "make dlc-venv   - .venv-dlc: the HF inference DLC's model server (MMS + toolkit) for bench's cloud level"
 	@echo "make clean      - remove .aws-sam and the tool caches"
 	@echo "make help       - this list"
@@ -104,22 +104,35 @@ dlc-venv: $(DLC_VENV)/bin/.installed
 
 # textclf's own SageMaker inference image (docker/Dockerfile): the DLC base + onnxruntime at the
 # version textclf packages + its micro-batching endpoint as `serve`. Needs Docker and AWS
-# credentials; ECR_REPO=<account>.dkr.ecr.<region>.amazonaws.com/<name> (created if missing).
-# Deploy with InferenceServer=textclf InferenceServerImageUri=<the URI printed last>.
-IMAGE_TAG ?= $(shell git rev-parse --short HEAD)
+# credentials. Pushed to the stack's repository (STACK_NAME=<stack>: its InferenceRepositoryUri
+# output), or to ECR_REPO=<account>.dkr.ecr.<region>.amazonaws.com/<name> (created if missing).
+# The stack's next rollout serves the newest image of its repository, pinned by digest; an image
+# elsewhere is deployed with InferenceServerImageUri=<the URI printed last>. Tags are immutable
+# there: the commit, plus the time when the tree has uncommitted changes.
+STACK_NAME ?=
+IMAGE_TAG ?= $(shell git rev-parse --short HEAD)$(shell git diff --quiet HEAD 2>/dev/null || date -u +-dirty-%Y%m%d%H%M%S)
 inference-image: venv
-	@test -n "$(ECR_REPO)" || { echo "ECR_REPO=<account>.dkr.ecr.<region>.amazonaws.com/<name> is required"; exit 2; }
 	@for tool in docker aws; do command -v $$tool >/dev/null || { echo "inference-image needs $$tool"; exit 2; }; done
-	region=$$(echo "$(ECR_REPO)" | cut -d. -f4); registry=$$(echo "$(ECR_REPO)" | cut -d/ -f1); \
-	  name=$$(echo "$(ECR_REPO)" | cut -d/ -f2-); \
+	@set -e; repo="$(ECR_REPO)"; tag="$(IMAGE_TAG)"; \
+	  if [ -z "$$repo" ] && [ -n "$(STACK_NAME)" ]; then \
+	    repo=$$(aws cloudformation describe-stacks --stack-name "$(STACK_NAME)" --output text \
+	      --query "Stacks[0].Outputs[?OutputKey=='InferenceRepositoryUri'].OutputValue"); \
+	  fi; \
+	  case "$$repo" in *.dkr.ecr.*/*) ;; *) echo "STACK_NAME=<deployed stack> or ECR_REPO=<account>.dkr.ecr.<region>.amazonaws.com/<name> is required"; exit 2;; esac; \
+	  region=$$(echo "$$repo" | cut -d. -f4); registry=$$(echo "$$repo" | cut -d/ -f1); \
+	  name=$$(echo "$$repo" | cut -d/ -f2-); \
 	  aws ecr describe-repositories --region $$region --repository-names "$$name" >/dev/null 2>&1 \
-	    || aws ecr create-repository --region $$region --repository-name "$$name" >/dev/null; \
+	    || aws ecr create-repository --region $$region --repository-name "$$name" \
+	      --image-tag-mutability IMMUTABLE --image-scanning-configuration scanOnPush=true >/dev/null; \
+	  if aws ecr describe-images --region $$region --repository-name "$$name" --image-ids imageTag=$$tag >/dev/null 2>&1; then \
+	    echo "$$repo:$$tag is already pushed (tags are immutable there)"; exit 0; fi; \
 	  aws ecr get-login-password --region $$region | docker login -u AWS --password-stdin $$registry; \
-	  aws ecr get-login-password --region $$region | docker login -u AWS --password-stdin 763104351884.dkr.ecr.$$region.amazonaws.com
-	docker build -f docker/Dockerfile -t $(ECR_REPO):$(IMAGE_TAG) \
-	  --build-arg ONNXRUNTIME_VERSION=$$($(BIN)/python -c 'import onnxruntime; print(onnxruntime.__version__)') .
-	docker push $(ECR_REPO):$(IMAGE_TAG)
-	@echo "InferenceServerImageUri=$(ECR_REPO):$(IMAGE_TAG)"
+	  aws ecr get-login-password --region $$region | docker login -u AWS --password-stdin 763104351884.dkr.ecr.$$region.amazonaws.com; \
+	  docker build -f docker/Dockerfile -t "$$repo:$$tag" \
+	    --build-arg ONNXRUNTIME_VERSION=$$($(BIN)/python -c 'import onnxruntime; print(onnxruntime.__version__)') .; \
+	  docker push "$$repo:$$tag"; \
+	  echo "pushed $$repo:$$tag: the next rollout of a stack whose repository this is serves it;"; \
+	  echo "elsewhere: sam deploy --parameter-overrides InferenceServerImageUri=$$repo:$$tag"
 
 # Debian's chromium and chromedriver for the playground's browser tests (root; apt-get update
 # first). Never a downloaded browser build. Without root it says what to run and moves on: the

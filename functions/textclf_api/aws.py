@@ -125,6 +125,12 @@ def cloudwatch() -> Any:
     return _session().client("cloudwatch", config=SAGEMAKER_BUDGET.config())
 
 
+@lru_cache(maxsize=1)
+def ecr() -> Any:
+    # DescribeImages of the stack's inference-image repository, once per rollout.
+    return _session().client("ecr", config=SAGEMAKER_BUDGET.config())
+
+
 def reset_clients(*, session: bool = False) -> None:
     """Forget cached clients (and with ``session``, the session and its credentials/config too).
 
@@ -139,6 +145,7 @@ def reset_clients(*, session: bool = False) -> None:
         dynamodb,
         autoscaling,
         cloudwatch,
+        ecr,
     ):
         factory.cache_clear()
     if session:

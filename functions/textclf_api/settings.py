@@ -47,6 +47,11 @@ TRAINING_JOB_PREFIX_PATTERN: Final = re.compile(rf"^{JOB_PREFIX_REGEX}$")
 ENDPOINT_TYPES: Final = ("RealTime", "Serverless")
 #: The template's FeedbackAuth values: who may post ground truth (never open: it trains models).
 FEEDBACK_AUTHS: Final = ("AWS_IAM", "API_KEY")
+#: The template's InferenceServer values: the HF DLC's model server, or textclf's own image
+#: (docker/Dockerfile). The default is template.yaml's default too (a test keeps them equal) and
+#: what ``textclf bench --levels cloud`` runs unless asked for another.
+INFERENCE_SERVERS: Final = ("dlc", "textclf")
+DEFAULT_INFERENCE_SERVER: Final = "textclf"
 #: SageMaker: MaxRuntimeInSeconds up to 28 days, and a spot job's MaxWaitTime at most as long.
 MAX_TRAINING_SECONDS: Final = 28 * 24 * 3600
 MAX_ENDPOINT_INSTANCES: Final = 100
@@ -131,7 +136,17 @@ class Settings(BaseModel):
     model_package_group: str | None = _var("MODEL_PACKAGE_GROUP")
     deployments_table: str | None = _var("DEPLOYMENTS_TABLE")
     idempotency_table: str | None = _var("IDEMPOTENCY_TABLE")
+    #: The HF inference DLC: serverless endpoints, InferenceServer=dlc, the fallback while the
+    #: stack's repository holds no textclf image, and the image model packages record.
     inference_image_uri: str | None = _var("INFERENCE_IMAGE_URI")
+    #: Which server real-time endpoints run (logic/inference_image.py picks the image at rollout):
+    #: textclf's image from INFERENCE_SERVER_IMAGE_URI as given, else the newest image in the
+    #: stack's INFERENCE_REPOSITORY_URI, pinned by digest.
+    inference_server: Annotated[str, _one_of(INFERENCE_SERVERS)] = _var(
+        "INFERENCE_SERVER", DEFAULT_INFERENCE_SERVER
+    )
+    inference_server_image_uri: str | None = _var("INFERENCE_SERVER_IMAGE_URI")
+    inference_repository_uri: str | None = _var("INFERENCE_REPOSITORY_URI")
     gate_min_accuracy: Fraction = _var("GATE_MIN_ACCURACY", 0.85)
     gate_max_drop: Fraction = _var("GATE_MAX_DROP", 0.005)
     endpoint_type: Annotated[str, _one_of(ENDPOINT_TYPES)] = _var("ENDPOINT_TYPE", "RealTime")

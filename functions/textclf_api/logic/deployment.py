@@ -36,7 +36,7 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
 from textclf_api import aws
-from textclf_api.logic import artifacts, authority
+from textclf_api.logic import artifacts, authority, inference_image
 from textclf_api.logic.deploy_records import (
     ALLOW_LABEL_CHANGE,
     MODEL_VERSION_ENV,
@@ -524,8 +524,10 @@ def roll_out(
 ) -> Outcome:
     """:func:`change_endpoint` to ``package``, recorded on the job (queued when the endpoint is busy)."""
     name = versioned_name(settings.require("endpoint_name"), package.version)
+    # The package records the DLC; the model runs the image InferenceServer picks now.
+    served = inference_image.served_image(settings, package.image)
     release = Release(
-        image=package.image,
+        image=served.uri,
         model_data=package.model_data,
         admission=package.metadata,
         environment={MODEL_VERSION_ENV: package.version},
@@ -540,15 +542,22 @@ def roll_out(
         if change.action == "created"
         else f"updating the endpoint from {change.previous_config}"
     )
+    if served.fallback:
+        logger.warning(served.fallback, training_job_name=job, model_version=package.version)
+        how = f"{how}; {served.fallback}"
     records.update(
         job,
         status="deploying",
         model_version=package.version,
         endpoint_config_name=name,
         reason=how,
+        # Kept for the settled record's reason: GET /train/{job} says which server answers.
+        image_fallback=served.fallback,
         queued="",
     )
-    logger.info("rollout started", training_job_name=job, model_version=package.version, config=name)
+    logger.info(
+        "rollout started", training_job_name=job, model_version=package.version, config=name, image=served.uri
+    )
     return Outcome("deploying", job, package.version, how)
 
 
@@ -756,11 +765,14 @@ def on_endpoint(detail: dict[str, Any], settings: Settings) -> Outcome:
         verdict = rollout_result(endpoint, record.get("endpoint_config_name", ""))
         if verdict is None:
             continue
-        records.update(job, status=verdict.status, reason=verdict.reason)
+        reason = verdict.reason
+        if verdict.status == "deployed" and record.get("image_fallback"):
+            reason = f"{reason}; {record['image_fallback']}"
+        records.update(job, status=verdict.status, reason=reason)
         if verdict.status == "deployed":
             _mark_superseded(records, job, record.get("model_version", ""))
             rearm_monitor_alarms(settings, record.get("model_version", ""))
-        settled = Outcome(verdict.status, job, record.get("model_version"), verdict.reason)
+        settled = Outcome(verdict.status, job, record.get("model_version"), reason)
     if state == "InService":
         publish_serving_labels(endpoint, settings)
         scale(settings)

@@ -1,6 +1,9 @@
 """The bench's cloud level: the packaged archive served the way the deployed endpoint serves it.
 
-The template deploys the Hugging Face inference DLC: multi-model-server's Java front end hands
+Real-time endpoints run textclf's inference image by default (template ``InferenceServer``):
+:func:`textclf_image_server` runs its entrypoint (``textclf.serving.container``) as the container
+does. The Hugging Face inference DLC serves serverless endpoints, ``InferenceServer=dlc`` and
+rollouts while the stack's image repository is empty: multi-model-server's Java front end hands
 each request to the toolkit's handler in a Python worker, which calls the archive's
 ``code/inference.py``. ``make dlc-venv`` installs that stack from PyPI into ``.venv-dlc``;
 :func:`dlc_server` starts it as the container's entrypoint does (``dlc_serve.py``), with the
@@ -44,9 +47,6 @@ log = logging.getLogger(__name__)
 DLC_SERVER = "cloud-dlc"
 TEXTCLF_SERVER = "cloud-textclf"
 CLOUD_SERVERS = {"dlc": DLC_SERVER, "textclf": TEXTCLF_SERVER}
-#: template.yaml's ``InferenceServer`` default (a test keeps them equal): what the level runs
-#: unless asked for another or both.
-DEFAULT_INFERENCE_SERVER = "dlc"
 #: The local endpoint's name in the cloud level's table: it is not what the cloud runs.
 LOCAL_SERVER = "local-endpoint"
 DEFAULT_DLC_VENV = Path(".venv-dlc")

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+from textclf_api.settings import DEFAULT_INFERENCE_SERVER
 
 from textclf.bench import cloud, report
 from textclf.bench.cloud import DEFAULT_DLC_VENV
@@ -85,8 +86,9 @@ class BenchConfig:
     #: The cloud level: the virtualenv holding the DLC's model server, and container variables
     #: set on top of the deploy function's (tuning runs: workers, threads, MMS_* settings).
     dlc_venv: Path = DEFAULT_DLC_VENV
-    #: The cloud level's servers: ``dlc``, ``textclf`` (textclf's inference image) or both.
-    inference_servers: tuple[str, ...] = (cloud.DEFAULT_INFERENCE_SERVER,)
+    #: The cloud level's servers: ``dlc``, ``textclf`` (textclf's inference image) or both; by
+    #: default the template's InferenceServer default (its one owner: the deploy function's settings).
+    inference_servers: tuple[str, ...] = (DEFAULT_INFERENCE_SERVER,)
     dlc_env: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:

@@ -72,7 +72,8 @@ def register(subparsers: Any) -> None:
         type=_levels,
         default=None,
         help="levels to run, from model,endpoint,api,cloud,soak (default model,endpoint,api; soak "
-        "also runs when --soak is given; cloud serves the archive on the DLC's model server)",
+        "also runs when --soak is given; cloud serves the archive as the deployed endpoint does: "
+        "textclf's inference image by default, see --inference-server)",
     )
     parser.add_argument(
         "--soak",
@@ -133,8 +134,10 @@ def register(subparsers: Any) -> None:
         "--inference-server",
         choices=("dlc", "textclf", "both"),
         default=None,
-        help="cloud level: the server the endpoint runs, as the template's InferenceServer (default: "
-        "the template's default), or both",
+        help="cloud level: the server the endpoint runs, as the template's InferenceServer: textclf "
+        "(textclf's inference image's entrypoint, the template's default), dlc (the HF DLC's model "
+        "server: serverless endpoints and the fallback; needs make dlc-venv) or both (default: the "
+        "template's InferenceServer default)",
     )
     parser.add_argument(
         "--dlc-env",
@@ -153,8 +156,10 @@ def register(subparsers: Any) -> None:
 
 def config_from_args(args: argparse.Namespace) -> Any:
     """A ``BenchConfig`` from the flags (explicit flags win over ``--quick``)."""
+    from textclf_api.settings import DEFAULT_INFERENCE_SERVER
+
     from textclf import config
-    from textclf.bench.cloud import DEFAULT_DLC_VENV, DEFAULT_INFERENCE_SERVER, parse_env_overrides
+    from textclf.bench.cloud import DEFAULT_DLC_VENV, parse_env_overrides
     from textclf.bench.runner import DEFAULT_SOAK_S, LEVELS, BenchConfig
 
     art = config.artifacts_dir()

@@ -17,6 +17,7 @@ The deploy loop's resources are seeded too: its DynamoDB tables and the model pa
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
@@ -69,6 +70,8 @@ class Seed:
     training_defaults: dict[str, Any] | None = None
     #: The endpoint config's DataCaptureConfig, as the deploy function writes it (None: no capture).
     data_capture: dict[str, Any] | None = None
+    #: The stack's ECR repository of textclf's inference image (its name; None: none).
+    inference_repository: str | None = None
 
     @property
     def role_arn(self) -> str:
@@ -193,6 +196,8 @@ class ControlPlane:
         dynamodb = self.client("dynamodb")
         for table in seed.tables:
             create_id_table(dynamodb, table)
+        if seed.inference_repository:
+            record_textclf_image(self.client("ecr"), seed.inference_repository)
 
     def _upload_dataset(self, s3: Any, seed: Seed) -> None:
         """Channels under ``datasets/local/`` and the pointer the trigger function reads."""
@@ -262,6 +267,24 @@ class _MotoServer:
             self._server.shutdown()
         if self._thread is not None:
             self._thread.join()
+
+
+def record_textclf_image(ecr: Any, repository: str) -> str:
+    """The stack's repository of textclf's inference image with one image in it, recorded and
+    never pulled (like ``INFERENCE_IMAGE``): the local SageMaker serves every model with textclf's
+    server, so local rollouts pin this image by digest as deployed ones pin the newest pushed.
+    Returns its digest."""
+    ecr.create_repository(repositoryName=repository, imageTagMutability="IMMUTABLE")
+    # moto's digest is of the layer digests: one layer naming the server it stands for.
+    blob = {"size": 0, "digest": f"sha256:{hashlib.sha256(b'textclf serve-endpoint').hexdigest()}"}
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": blob,
+        "layers": [blob],
+    }
+    image = ecr.put_image(repositoryName=repository, imageManifest=json.dumps(manifest), imageTag="local")
+    return str(image["image"]["imageId"]["imageDigest"])
 
 
 def create_id_table(dynamodb: Any, name: str) -> None:

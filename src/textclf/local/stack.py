@@ -16,6 +16,8 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from textclf_api.logic.inference_image import repository_parts
+
 from textclf import config
 from textclf.errors import UserError
 from textclf.local import API_KEY_ENV, LABELLER_KEY_ENV, LOCAL_ACCOUNT_ID
@@ -238,6 +240,9 @@ class LocalStack:
             model_package_group=env.get("MODEL_PACKAGE_GROUP"),
             training_defaults=_training_defaults(opts.data_dir, opts.training_defaults),
             data_capture=_data_capture(env),
+            inference_repository=repository_parts(env["INFERENCE_REPOSITORY_URI"])[1]
+            if env.get("INFERENCE_REPOSITORY_URI")
+            else None,
         )
         self.control_plane.seed(seed)
         # What the last run left: S3, DynamoDB, the registry, then jobs and endpoints (a job or

@@ -222,6 +222,7 @@ _NAME_PROPERTIES = {
     "AWS::DynamoDB::Table": "TableName",
     "AWS::CloudWatch::Alarm": "AlarmName",
     "AWS::SageMaker::ModelPackageGroup": "ModelPackageGroupName",
+    "AWS::ECR::Repository": "RepositoryName",
 }
 
 
@@ -274,6 +275,12 @@ class _Resolver:
             if attribute == "Arn":
                 return f"arn:aws:s3:::{self.local.bucket_name}"
             return self.local.bucket_name
+        if rtype == "AWS::ECR::Repository":
+            # In moto's ECR, which the local deploy function asks for the newest image.
+            repository, region, account = self.ref(name), self.local.region, self.local.account_id
+            if attribute == "Arn":
+                return f"arn:aws:ecr:{region}:{account}:repository/{repository}"
+            return f"{account}.dkr.ecr.{region}.amazonaws.com/{repository}"
         return f"local-{name}-{attribute}"
 
     def sub(self, value: Any) -> str:

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from moto.ecr.models import ecr_backends
 from moto.sagemaker.models import sagemaker_backends
 from textclf_api import aws
 from textclf_api.handlers import deploy as handler
@@ -32,6 +33,9 @@ from .conftest import ACCOUNT, BUCKET, ENDPOINT, EVENTS, IMAGE, REGION, ROLE_ARN
 GROUP = "textclf-models-test"
 TABLE = "textclf-deployments-test"
 INFERENCE_IMAGE = "763104351884.dkr.ecr.us-east-1.amazonaws.com/huggingface-pytorch-inference:cpu"
+#: The stack's repository of textclf's inference image (template InferenceRepository).
+REPOSITORY = "textclf-inference-test"
+REPOSITORY_URI = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{REPOSITORY}"
 NEWS = list(LABELS)
 
 
@@ -41,6 +45,7 @@ def loop(moto: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         "MODEL_PACKAGE_GROUP": GROUP,
         "DEPLOYMENTS_TABLE": TABLE,
         "INFERENCE_IMAGE_URI": INFERENCE_IMAGE,
+        "INFERENCE_REPOSITORY_URI": REPOSITORY_URI,
         "GATE_MIN_ACCURACY": "0.85",
         "GATE_MAX_DROP": "0.005",
         "ROLLBACK_ALARMS": "textclf-errors,textclf-latency",
@@ -50,6 +55,9 @@ def loop(moto: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     create_id_table(aws.dynamodb(), TABLE)
     aws.s3().create_bucket(Bucket=BUCKET)
     aws.sagemaker().create_model_package_group(ModelPackageGroupName=GROUP)
+    # The template's default: textclf's server, from a repository holding one image.
+    aws.ecr().create_repository(repositoryName=REPOSITORY, imageTagMutability="IMMUTABLE")
+    push_image("first")
     updates: list[dict[str, Any]] = []
 
     def update_endpoint(params: dict[str, Any], **_: Any) -> dict[str, Any]:
@@ -104,6 +112,33 @@ def _answer(fn: Callable[..., dict[str, Any]]) -> Callable[..., Any]:
 
 def backend() -> Any:
     return sagemaker_backends[ACCOUNT][REGION]
+
+
+def push_image(tag: str, pushed_at: int | None = None, repository: str = REPOSITORY) -> str:
+    """An image pushed to ECR (moto keeps manifests, not layers); returns its digest."""
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "config": {"digest": f"sha256:{tag}"},
+            # moto's digest is of the layer digests: one layer per tag, a digest per image.
+            "layers": [{"size": 1, "digest": f"sha256:{hashlib.sha256(tag.encode()).hexdigest()}"}],
+        }
+    )
+    image = aws.ecr().put_image(repositoryName=repository, imageManifest=manifest, imageTag=tag)["image"]
+    if pushed_at is not None:  # ECR's clock, in whole seconds in moto
+        (stored,) = [
+            i for i in ecr_backends[ACCOUNT][REGION].repositories[repository].images if tag in i.image_tags
+        ]
+        stored.image_pushed_at = pushed_at
+    return str(image["imageId"]["imageDigest"])
+
+
+def served_model_image() -> str:
+    desc = aws.sagemaker().describe_endpoint(EndpointName=ENDPOINT)
+    config = aws.sagemaker().describe_endpoint_config(EndpointConfigName=desc["EndpointConfigName"])
+    model = aws.sagemaker().describe_model(ModelName=config["ProductionVariants"][0]["ModelName"])
+    return str(model["PrimaryContainer"]["Image"])
 
 
 def model_archive(
@@ -250,7 +285,10 @@ def test_first_model_passing_the_gate_is_registered_and_creates_the_endpoint(loo
         "TEXTCLF_MODEL_VERSION": "1",
     }
     assert model["PrimaryContainer"]["ModelDataUrl"] == package.model_data
-    assert model["PrimaryContainer"]["Image"] == INFERENCE_IMAGE
+    # textclf's server (the template's default), pinned by digest; the package records the DLC.
+    (image,) = aws.ecr().describe_images(repositoryName=REPOSITORY)["imageDetails"]
+    assert model["PrimaryContainer"]["Image"] == f"{REPOSITORY_URI}@{image['imageDigest']}"
+    assert package.image == INFERENCE_IMAGE
     # Its requirements are vendored (--no-index): nothing needs the network at start.
     assert MODELS_SENT[-1]["EnableNetworkIsolation"] is True
     assert serving_version() == "1"
@@ -585,6 +623,9 @@ def test_serverless_endpoint_config(loop: Any, monkeypatch: pytest.MonkeyPatch) 
     model = aws.sagemaker().describe_model(ModelName=variant["ModelName"])["PrimaryContainer"]
     assert model["Environment"]["SAGEMAKER_MODEL_SERVER_WORKERS"] == "1"
     assert "TEXTCLF_NUM_THREADS" not in model["Environment"]
+    # Serverless endpoints keep the DLC, whatever the repository holds.
+    assert model["Image"] == INFERENCE_IMAGE
+    assert record("textclf-a")["reason"] == "creating the endpoint"
 
 
 def test_teardown_deletes_the_endpoint(loop: Any) -> None:
@@ -936,3 +977,94 @@ def test_a_new_model_serving_re_arms_the_monitor_alarms_still_in_alarm(loop: Any
     assert states() == {**before, "textclf-labels": "OK"}
     (labels,) = cloudwatch.describe_alarms(AlarmNames=["textclf-labels"])["MetricAlarms"]
     assert labels["StateReason"] == "version 1 now serves: the monitor judges it afresh"
+
+
+# --------------------------------------------------------------------------------------------
+# Which server answers: textclf's image by default, the DLC as the fallback
+# --------------------------------------------------------------------------------------------
+
+
+def test_the_newest_image_of_the_repository_serves_pinned_by_its_digest(loop: Any) -> None:
+    older = push_image("older", pushed_at=1_000)
+    newest = push_image("newest", pushed_at=3_000)
+    push_image("middle", pushed_at=2_000)  # pushed last, built earlier: the clock decides
+    ecr_backends[ACCOUNT][REGION].repositories[REPOSITORY].images[0].image_pushed_at = 500
+    finished_job("textclf-a", test_accuracy=0.90)
+    outcome = handle(training_event("textclf-a"))
+    assert (outcome.action, outcome.reason) == ("deploying", "creating the endpoint")
+    assert served_model_image() == f"{REPOSITORY_URI}@{newest}" != f"{REPOSITORY_URI}@{older}"
+
+
+def test_the_override_uri_serves_as_given(loop: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    override = "210987654321.dkr.ecr.us-east-1.amazonaws.com/team/textclf-serve:60e39f8"
+    monkeypatch.setenv("INFERENCE_SERVER_IMAGE_URI", override)
+    get_settings.cache_clear()
+    finished_job("textclf-a", test_accuracy=0.90)
+    handle(training_event("textclf-a"))
+    assert served_model_image() == override
+
+
+@pytest.mark.parametrize("repository", ["empty", "missing"])
+def test_without_a_textclf_image_the_dlc_serves_and_the_record_says_why(
+    loop: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, repository: str
+) -> None:
+    uri = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/textclf-{repository}"
+    if repository == "empty":
+        aws.ecr().create_repository(repositoryName=f"textclf-{repository}")
+    monkeypatch.setenv("INFERENCE_REPOSITORY_URI", uri)
+    get_settings.cache_clear()
+    finished_job("textclf-a", test_accuracy=0.90)
+    outcome = handle(training_event("textclf-a"))
+    why = f"served by the HF DLC: no textclf image in {uri} yet (make inference-image ECR_REPO={uri})"
+    assert (outcome.action, outcome.reason) == ("deploying", f"creating the endpoint; {why}")
+    assert served_model_image() == INFERENCE_IMAGE
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [why]
+    # GET /train/{job} still says which server answers once the rollout settled.
+    handle(endpoint_event())
+    shown = deploy_records.deployment_of("textclf-a", get_settings())
+    assert shown is not None and shown.status == "deployed"
+    assert shown.reason is not None and shown.reason.endswith(f"; {why}")
+    # An image pushed meanwhile serves from the next rollout on, and the note is gone.
+    digest = push_image("late", repository=f"textclf-{repository}") if repository == "empty" else None
+    finished_job("textclf-b", test_accuracy=0.91)
+    handle(training_event("textclf-b"))
+    finish_update(loop)
+    settled = handle(endpoint_event())
+    if digest is not None:
+        assert served_model_image() == f"{uri}@{digest}"
+        assert settled.reason.startswith("serving on") and "DLC" not in settled.reason
+
+
+def test_inference_server_dlc_serves_the_dlc(loop: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INFERENCE_SERVER", "dlc")
+    get_settings.cache_clear()
+    finished_job("textclf-a", test_accuracy=0.90)
+    outcome = handle(training_event("textclf-a"))
+    assert served_model_image() == INFERENCE_IMAGE
+    assert outcome.reason == "creating the endpoint"
+
+
+def test_an_ecr_error_falls_back_to_the_dlc_naming_it() -> None:
+    from botocore.exceptions import ClientError, EndpointConnectionError
+    from textclf_api.logic import inference_image
+    from textclf_api.settings import Settings
+
+    class Refusing:
+        def __init__(self, exc: Exception) -> None:
+            self.exc = exc
+
+        def get_paginator(self, _: str) -> Any:
+            raise self.exc
+
+    settings = Settings.from_env({"INFERENCE_REPOSITORY_URI": REPOSITORY_URI})
+    denied = ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "DescribeImages")
+    offline = EndpointConnectionError(endpoint_url="https://api.ecr.us-east-1.amazonaws.com")
+    assert inference_image.served_image(settings, INFERENCE_IMAGE, Refusing(denied)) == (
+        inference_image.ServedImage(
+            INFERENCE_IMAGE, f"served by the HF DLC: could not list {REPOSITORY_URI} (AccessDeniedException)"
+        )
+    )
+    fallen = inference_image.served_image(settings, INFERENCE_IMAGE, Refusing(offline))
+    assert fallen.uri == INFERENCE_IMAGE and "EndpointConnectionError" in fallen.fallback
+    unset = inference_image.served_image(Settings.from_env({}), INFERENCE_IMAGE, Refusing(denied))
+    assert unset.uri == INFERENCE_IMAGE and "INFERENCE_REPOSITORY_URI" in unset.fallback

@@ -136,10 +136,11 @@ def test_timeouts_cover_the_client_budgets_and_stay_below_api_gateway(template: 
     # A training job's event, the longest path of the deploy function (logic/deployment.py):
     # 12 SageMaker calls (describe job; champion: describe endpoint, list + describe package;
     # register + describe; roll out: describe endpoint, create model, config, update or delete +
-    # create), 3 record writes, the archive's read and copy, the admitted copy's HEAD, and the
-    # transfer itself: a 1 GB archive at 20 MB/s.
+    # create) and ECR's DescribeImages (the served image) on the same budget, 3 record writes,
+    # the archive's read and copy, the admitted copy's HEAD, and the transfer itself: a 1 GB
+    # archive at 20 MB/s.
     deploy_calls = (
-        12 * aws.SAGEMAKER_BUDGET.worst_case_seconds()
+        13 * aws.SAGEMAKER_BUDGET.worst_case_seconds()
         + 3 * aws.DYNAMODB_BUDGET.worst_case_seconds()
         + 2 * aws.ARTIFACT_BUDGET.worst_case_seconds()
         + aws.S3_BUDGET.worst_case_seconds()
@@ -492,6 +493,9 @@ def test_the_deploy_loop_resources(template: dict[str, Any]) -> None:
         "MODEL_PACKAGE_GROUP",
         "DEPLOYMENTS_TABLE",
         "INFERENCE_IMAGE_URI",
+        "INFERENCE_SERVER",
+        "INFERENCE_SERVER_IMAGE_URI",
+        "INFERENCE_REPOSITORY_URI",
         "GATE_MIN_ACCURACY",
         "GATE_MAX_DROP",
         "ENDPOINT_TYPE",
@@ -634,33 +638,66 @@ def test_capture_and_ground_truth_live_where_the_code_writes_them(template: dict
 def test_the_inference_server_picks_the_image_and_the_dlc_stays_the_fallback(
     template: dict[str, Any],
 ) -> None:
-    from textclf.bench.cloud import CLOUD_SERVERS, DEFAULT_INFERENCE_SERVER
+    from textclf_api.settings import DEFAULT_INFERENCE_SERVER, INFERENCE_SERVERS, Settings
+
+    from textclf.bench.cloud import CLOUD_SERVERS
 
     params = template["Parameters"]
-    # What `textclf bench --levels cloud` runs by default is what the template deploys by default.
-    assert params["InferenceServer"]["Default"] == DEFAULT_INFERENCE_SERVER
-    assert set(params["InferenceServer"]["AllowedValues"]) == set(CLOUD_SERVERS)
+    # What the deploy function and `textclf bench --levels cloud` run by default is what the
+    # template deploys by default: textclf's own server image.
+    assert params["InferenceServer"]["Default"] == DEFAULT_INFERENCE_SERVER == "textclf"
+    assert tuple(params["InferenceServer"]["AllowedValues"]) == INFERENCE_SERVERS
+    assert set(CLOUD_SERVERS) == set(INFERENCE_SERVERS)
     assert params["InferenceServerImageUri"]["Default"] == ""
     pattern = re.compile(params["InferenceServerImageUri"]["AllowedPattern"])
     assert pattern.match("123456789012.dkr.ecr.eu-west-1.amazonaws.com/textclf-serve:60e39f8")
     assert not pattern.match("textclf-serve:latest")
-    # textclf's image only when asked, given and on instances; serverless keeps the DLC.
-    assert template["Conditions"]["UseTextclfServer"] == {
+    # The deploy function reads the server, the override and the stack's repository under the
+    # names its settings give them; the DLC image is always set (serverless, dlc, the fallback).
+    env = template["Resources"]["DeployFunction"]["Properties"]["Environment"]["Variables"]
+    aliases = {f.alias: name for name, f in Settings.model_fields.items()}
+    assert aliases["INFERENCE_SERVER"] == "inference_server"
+    assert env["INFERENCE_SERVER"] == {"Ref": "InferenceServer"}
+    assert aliases["INFERENCE_SERVER_IMAGE_URI"] == "inference_server_image_uri"
+    assert env["INFERENCE_SERVER_IMAGE_URI"] == {"Ref": "InferenceServerImageUri"}
+    assert aliases["INFERENCE_REPOSITORY_URI"] == "inference_repository_uri"
+    assert env["INFERENCE_REPOSITORY_URI"] == {"Fn::GetAtt": ["InferenceRepository", "RepositoryUri"]}
+    assert "huggingface-pytorch-inference:${InferenceImageTag}" in env["INFERENCE_IMAGE_URI"]["Fn::Sub"][0]
+    # The stack's repository: scanned on push, immutable tags, the last images kept, its URI an output.
+    repository = template["Resources"]["InferenceRepository"]
+    assert repository["Type"] == "AWS::ECR::Repository"
+    props = repository["Properties"]
+    assert props["ImageScanningConfiguration"] == {"ScanOnPush": True}
+    assert props["ImageTagMutability"] == "IMMUTABLE"
+    (rule,) = json.loads(props["LifecyclePolicy"]["LifecyclePolicyText"])["rules"]
+    assert rule["selection"]["countType"] == "imageCountMoreThan" and rule["action"] == {"type": "expire"}
+    output = template["Outputs"]["InferenceRepositoryUri"]
+    assert output["Value"] == {"Fn::GetAtt": ["InferenceRepository", "RepositoryUri"]}
+    # The deploy function may list that repository's images, nothing else in ECR.
+    ecr = [st for st in statements(template["Resources"]["DeployFunction"]) if "ecr" in str(st["Action"])]
+    assert ecr == [
+        {
+            "Sid": "FindTheInferenceImage",
+            "Effect": "Allow",
+            "Action": "ecr:DescribeImages",
+            "Resource": {"Fn::GetAtt": ["InferenceRepository", "Arn"]},
+        }
+    ]
+    # SageMaker pulls from the DLC's repository, the stack's, and an override's registry when given
+    # (real-time only: serverless keeps the DLC).
+    assert template["Conditions"]["UseInferenceImageOverride"] == {
         "Fn::And": [
             {"Fn::Equals": [{"Ref": "InferenceServer"}, "textclf"]},
             {"Fn::Not": [{"Fn::Equals": [{"Ref": "InferenceServerImageUri"}, ""]}]},
             {"Fn::Equals": [{"Ref": "EndpointType"}, "RealTime"]},
         ]
     }
-    image = template["Resources"]["DeployFunction"]["Properties"]["Environment"]["Variables"]
-    condition, custom, dlc = image["INFERENCE_IMAGE_URI"]["Fn::If"]
-    assert (condition, custom) == ("UseTextclfServer", {"Ref": "InferenceServerImageUri"})
-    assert "huggingface-pytorch-inference:${InferenceImageTag}" in dlc["Fn::Sub"][0]
     role = template["Resources"]["SageMakerServingRole"]["Properties"]["Policies"]
     pull = next(
         st for p in role for st in p["PolicyDocument"]["Statement"] if st.get("Sid") == "PullInferenceImage"
     )
-    assert pull["Resource"][1]["Fn::If"][0] == "UseTextclfServer"
+    assert pull["Resource"][1] == {"Fn::GetAtt": ["InferenceRepository", "Arn"]}
+    assert pull["Resource"][2]["Fn::If"][0] == "UseInferenceImageOverride"
 
 
 def test_the_inference_image_dockerfile_lints_clean() -> None:
@@ -675,9 +712,14 @@ def test_the_inference_image_dockerfile_lints_clean() -> None:
 
 
 def test_outputs(template: dict[str, Any]) -> None:
-    assert {"ApiUrl", "ApiKeyId", "BucketName", "SageMakerTrainingRoleArn", "SageMakerServingRoleArn"} <= set(
-        template["Outputs"]
-    )
+    assert {
+        "ApiUrl",
+        "ApiKeyId",
+        "BucketName",
+        "SageMakerTrainingRoleArn",
+        "SageMakerServingRoleArn",
+        "InferenceRepositoryUri",
+    } <= set(template["Outputs"])
 
 
 LAYER_DIR = REPO / "layers" / "dependencies"

@@ -20,6 +20,7 @@ from typing import Any
 import psutil
 import pytest
 from textclf_api.logic.deployment import container_environment
+from textclf_api.settings import DEFAULT_INFERENCE_SERVER
 
 from textclf.bench import cloud, report
 from textclf.bench.runner import BenchConfig, run_cloud_level
@@ -40,10 +41,25 @@ def _archive(tmp_path: Path, with_code: bool = True) -> Path:
     return archive
 
 
+def test_the_level_runs_the_templates_default_server_unless_asked_for_the_dlc_or_both() -> None:
+    from textclf.cli import build_parser
+    from textclf.commands.bench import config_from_args
+
+    def servers(*flags: str) -> tuple[str, ...]:
+        cfg = config_from_args(build_parser().parse_args(["bench", "--levels", "cloud", *flags]))
+        return tuple(cfg.inference_servers)
+
+    # textclf's own image, as template.yaml deploys by default (test_template pins the two equal).
+    assert servers() == (DEFAULT_INFERENCE_SERVER,) == ("textclf",)
+    assert BenchConfig(Path(), Path(), Path(), Path()).inference_servers == (DEFAULT_INFERENCE_SERVER,)
+    assert servers("--inference-server", "dlc") == ("dlc",)
+    assert servers("--inference-server", "both") == ("dlc", "textclf")
+
+
 def test_without_the_dlc_virtualenv_the_level_says_why_in_one_line(tmp_path: Path) -> None:
     cfg = BenchConfig(
         model_dir=tmp_path, package=_archive(tmp_path), data=tmp_path, out=tmp_path / "out",
-        dlc_venv=tmp_path / "no-venv",
+        dlc_venv=tmp_path / "no-venv", inference_servers=("dlc",),
     )  # fmt: skip
     result = run_cloud_level(cfg, [b'{"inputs": "a"}'])
     assert result == {"skipped": f"no DLC virtualenv at {tmp_path / 'no-venv'} (make dlc-venv)"}

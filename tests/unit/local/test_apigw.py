@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from textclf_api.logic.inference_image import repository_parts
 
 from textclf import config
 from textclf.errors import UserError
@@ -154,6 +155,11 @@ def test_function_environment_resolves_every_reference(
     assert env["TRAINING_IMAGE_URI"].startswith(
         "763104351884.dkr.ecr.us-east-1.amazonaws.com/huggingface-pytorch-training:"
     )
+    # The deploy function's repository of textclf's image: a name moto's ECR answers for.
+    deploy = tpl.function_environment(template, "DeployFunction", local)
+    registry, name = repository_parts(deploy["INFERENCE_REPOSITORY_URI"])
+    assert (registry, name) == (local.account_id, "textclf-local-inference-repository")
+    assert deploy["INFERENCE_REPOSITORY_URI"] == f"{registry}.dkr.ecr.{local.region}.amazonaws.com/{name}"
 
 
 def test_proxy_results_map_to_http_like_api_gateway() -> None:

@@ -75,20 +75,24 @@ def test_every_labeller_key_is_its_own_labeller() -> None:
     }
 
 
+def local_seed(data_dir: Path | None = None, **extra: Any) -> Seed:
+    return Seed(
+        region="us-east-1",
+        bucket=BUCKET,
+        role_name="textclf-local-role",
+        endpoint_name="textclf-local",
+        data_dir=data_dir,
+        model_archive=None,
+        **extra,
+    )
+
+
 def seeded(tmp_path: Path, data_dir: Path | None) -> dict[str, Any]:
     """What the control plane holds under the dataset prefix after seeding: key -> JSON."""
     plane = ControlPlane("us-east-1")
     plane.start()
     try:
-        seed = Seed(
-            region="us-east-1",
-            bucket=BUCKET,
-            role_name="textclf-local-role",
-            endpoint_name="textclf-local",
-            data_dir=data_dir,
-            model_archive=None,
-        )
-        plane.seed(seed)
+        plane.seed(local_seed(data_dir))
         s3 = plane.client("s3")
         keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])]
         return {
@@ -109,3 +113,24 @@ def test_the_channels_hold_the_datas_labels_and_none_without_data(tmp_path: Path
     without = seeded(tmp_path, None)
     assert [key for key in without if key.startswith(f"{DATASET_PREFIX}/")] == []
     assert without["datasets/latest.json"]["uri"] == f"s3://{BUCKET}/{DATASET_PREFIX}/"
+
+
+def test_the_seeded_inference_repository_holds_the_image_local_rollouts_pin() -> None:
+    """The local SageMaker serves every model with textclf's server: the stack's repository holds
+    an image standing for it, so the deploy function picks it as in AWS (no DLC fallback)."""
+    from textclf_api.logic.inference_image import served_image
+    from textclf_api.settings import Settings
+
+    plane = ControlPlane("us-east-1")
+    plane.start()
+    try:
+        repository = "textclf-local-inference-repository"
+        plane.seed(local_seed(inference_repository=repository))
+        ecr = plane.client("ecr")
+        (image,) = ecr.describe_images(repositoryName=repository)["imageDetails"]
+        uri = f"{image['registryId']}.dkr.ecr.us-east-1.amazonaws.com/{repository}"
+        settings = Settings.from_env({"INFERENCE_REPOSITORY_URI": uri})
+        served = served_image(settings, "the-dlc", ecr)
+        assert (served.uri, served.fallback) == (f"{uri}@{image['imageDigest']}", "")
+    finally:
+        plane.stop()
