@@ -4,8 +4,12 @@ A retrain trains on the serving model's dataset (the parent) plus the feedback r
 alarm fired. This module builds the two extra channels the job reads (``model/retraining.py``):
 
 - ``feedback``: rows appended to the training rows;
-- ``recent``: the newest ``RecentHoldout`` share of the rows (at least ``RECENT_MIN_ROWS`` when
-  there are that many), never trained on: the gate compares challenger and champion on it.
+- ``recent``: the newest ``RecentHoldout`` share of the rows new since the champion's training
+  (its ``feedback_until``; all rows for a champion no retrain made), at least ``RECENT_MIN_ROWS``
+  when there are that many, never trained on: the gate compares challenger and champion on it.
+  A share of the new rows, not of all: labels add up over the months, and a share of all of them
+  would hold out most of the last month, what the challenger most needs to learn; an earlier
+  retrain's recent rows are trained on by the next.
 
 Rows are ``{"text", "label", "prediction_id", "labeller", "received_at"}`` JSON Lines, read with
 :mod:`production` (the one reader of capture and ground truth): quarantined labels are dropped
@@ -92,8 +96,10 @@ def build(
     until: datetime,
     max_share: float,
     recent_share: float,
+    new_since: datetime | None = None,
 ) -> FeedbackSet:
-    """Every label received before ``until`` joined to its captured text, split and capped."""
+    """Every label received before ``until`` joined to its captured text, split and capped;
+    ``new_since``: the champion's ``feedback_until`` (the recent share is of the rows after it)."""
     stats = production.ReadStats()
     blocked = authority.read_quarantine(s3, bucket)
     items = []
@@ -111,7 +117,7 @@ def build(
         (Row(p.text, g.label, g.prediction_id, g.labeller, g.received_at) for p, g in joined),
         key=lambda r: (r.received_at, r.prediction_id),
     )
-    train, recent = split_recent(rows, recent_share)
+    train, recent = split_recent(rows, recent_share, new_since)
     kept, capped = cap_per_labeller(train, max_share)
     return FeedbackSet(
         until=until,
@@ -125,11 +131,15 @@ def build(
     )
 
 
-def split_recent(rows: Sequence[Row], share: float) -> tuple[list[Row], list[Row]]:
-    """(older rows, the newest ``share`` of them -- at least RECENT_MIN_ROWS when there are)."""
+def split_recent(
+    rows: Sequence[Row], share: float, new_since: datetime | None = None
+) -> tuple[list[Row], list[Row]]:
+    """(older rows, the newest ``share`` of the rows received after ``new_since`` (all rows when
+    None) -- at least RECENT_MIN_ROWS when there are); ``rows`` are in the order received."""
     if share <= 0 or not rows:
         return list(rows), []
-    n = min(len(rows), max(math.ceil(share * len(rows)), RECENT_MIN_ROWS))
+    new = sum(1 for r in rows if new_since is None or r.received_at > new_since)
+    n = min(len(rows), max(math.ceil(share * new), RECENT_MIN_ROWS))
     return list(rows[: len(rows) - n]), list(rows[len(rows) - n :])
 
 

@@ -68,6 +68,24 @@ def test_the_newest_share_is_held_out_at_least_fifty_rows() -> None:
     assert (len(train), len(recent)) == (50, 50)
     assert feedback_sets.split_recent(feedback[:30], 0.2) == ([], feedback[:30])
     assert feedback_sets.split_recent(feedback, 0.0) == (feedback, [])
+    # After a retrain: the share is of the 400 rows new since the champion's feedback_until.
+    since = feedback[599].received_at
+    train, recent = feedback_sets.split_recent(feedback, 0.2, since)
+    assert (len(train), len(recent)) == (920, 80) and recent == feedback[-80:]
+    assert len(feedback_sets.split_recent(feedback, 0.2, feedback[-10].received_at)[1]) == 50
+
+
+def test_the_recent_share_counts_from_the_champions_feedback_until() -> None:
+    from textclf_api.logic import retrain
+    from textclf_api.logic.deployment import Package
+
+    package = Package(
+        "3", "arn", "Approved", "image", "s3://b/m.tar.gz", {"feedback_until": "2014-06-01T00:00:00Z"}
+    )
+    assert retrain.champion_feedback_until(package) == datetime(2014, 6, 1, tzinfo=UTC)
+    assert (
+        retrain.champion_feedback_until(Package("1", "arn", "Approved", "image", "s3://b/m.tar.gz")) is None
+    )
 
 
 def write_production(s3: Any, n: int, labellers: dict[str, Callable[[int], str | None]]) -> None:
