@@ -259,6 +259,12 @@ class Package:
         return float(value) if value else None
 
     @property
+    def feedback_until(self) -> datetime | None:
+        """Until when its retrain took labels (None: no retrain made this version)."""
+        value = self.metadata.get("feedback_until")
+        return parse_time(value) if value else None
+
+    @property
     def labels(self) -> artifacts.LabelSet | None:
         return artifacts.LabelSet.recorded(self.metadata)
 

@@ -51,8 +51,6 @@ CONFIDENT_SCORE: Final = 0.9
 FLAG_MIN_LABELS: Final = 50
 FLAG_RATIO: Final = 3.0
 FLAG_MIN_RATE: Final = 0.3
-#: The package metadata key the deploy function records from the job's ``feedback_until``.
-FEEDBACK_UNTIL_KEY: Final = "feedback_until"
 
 
 @dataclass(frozen=True)
@@ -120,8 +118,8 @@ def labels_since(current: Serving | None, settings: Settings, sagemaker: Any) ->
     package = None
     if current.model_version and settings.model_package_group:
         package = deployment.find_package(current.model_version, settings, sagemaker)
-    if package is not None and package.metadata.get(FEEDBACK_UNTIL_KEY):
-        return production.parse_time(package.metadata[FEEDBACK_UNTIL_KEY]), "feedback_until"
+    if package is not None and package.feedback_until is not None:
+        return package.feedback_until, "feedback_until"
     if package is not None and package.created is not None:
         return package.created.astimezone(UTC), "package_created"
     if current.published_at is not None:

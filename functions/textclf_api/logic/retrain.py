@@ -30,7 +30,7 @@ from pydantic import ValidationError
 
 from textclf_api import aws
 from textclf_api.errors import ApiError, ConfigurationError
-from textclf_api.logic import deployment, feedback_sets, monitor, training
+from textclf_api.logic import deployment, feedback_sets, training
 from textclf_api.logic.production import parse_time
 from textclf_api.schemas import RetrainReason, TrainRequest, TrainStartedResponse
 from textclf_api.settings import Settings, get_settings
@@ -187,13 +187,6 @@ def recipe(package: deployment.Package, settings: Settings) -> TrainRequest:
     return TrainRequest.model_validate(kept)
 
 
-def champion_feedback_until(package: deployment.Package) -> datetime | None:
-    """The serving version's ``feedback_until`` (the labels its retrain saw); None when no retrain
-    made it."""
-    until = package.metadata.get(monitor.FEEDBACK_UNTIL_KEY)
-    return parse_time(str(until)) if until else None
-
-
 def retrain_inputs(
     settings: Settings,
     package: deployment.Package,
@@ -213,7 +206,7 @@ def retrain_inputs(
         until=until,
         max_share=settings.feedback_max_share,
         recent_share=settings.recent_holdout,
-        new_since=champion_feedback_until(package),
+        new_since=package.feedback_until,
     )
     channels = {"champion": package.model_data}
     feedback_uri = feedback_sets.upload_rows(s3, bucket, built.feedback)

@@ -154,17 +154,16 @@ def release(s3: Any, bucket: str, labeller: str) -> None:
 def mark_versions(s3: Any, sagemaker: Any, group: str, entry: Any) -> list[str]:
     """Mark the versions whose retrain took rows of ``entry``'s labeller from its window; returns them."""
     from textclf_api.logic import artifacts, deployment
-    from textclf_api.logic.production import parse_time
     from textclf_api.settings import Settings
 
     settings = Settings.from_env({"MODEL_PACKAGE_GROUP": group})
     marked = []
     for package in deployment.list_packages(settings, sagemaker):
         manifest_uri = package.metadata.get("feedback_manifest")
-        until = package.metadata.get("feedback_until")
-        if not manifest_uri or not until:
+        until = package.feedback_until
+        if not manifest_uri or until is None:
             continue
-        if not entry.since_before(parse_time(until)):
+        if not entry.since_before(until):
             continue  # the version saw none of the quarantined window
         manifest_bucket, key = artifacts.split_s3_uri(manifest_uri)
         manifest = json.loads(s3.get_object(Bucket=manifest_bucket, Key=key)["Body"].read())

@@ -76,16 +76,13 @@ def test_the_newest_share_is_held_out_at_least_fifty_rows() -> None:
 
 
 def test_the_recent_share_counts_from_the_champions_feedback_until() -> None:
-    from textclf_api.logic import retrain
     from textclf_api.logic.deployment import Package
 
     package = Package(
         "3", "arn", "Approved", "image", "s3://b/m.tar.gz", {"feedback_until": "2014-06-01T00:00:00Z"}
     )
-    assert retrain.champion_feedback_until(package) == datetime(2014, 6, 1, tzinfo=UTC)
-    assert (
-        retrain.champion_feedback_until(Package("1", "arn", "Approved", "image", "s3://b/m.tar.gz")) is None
-    )
+    assert package.feedback_until == datetime(2014, 6, 1, tzinfo=UTC)
+    assert Package("1", "arn", "Approved", "image", "s3://b/m.tar.gz").feedback_until is None
 
 
 def write_production(s3: Any, n: int, labellers: dict[str, Callable[[int], str | None]]) -> None:
