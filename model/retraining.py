@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import tarfile
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,14 +101,11 @@ def unpack_champion(folder: str, dest: Path) -> Path | None:
     return dest
 
 
-def warm_start_dir(args: argparse.Namespace, labels: Sequence[str], dest: Path) -> Path | None:
-    """The champion's fine-tuned model unpacked into ``dest``, for the job to continue from; None
-    (and why, said) when there is none or it cannot be: another label set or base model, or an
-    ONNX archive without torch weights."""
-    if not args.warm_start:
-        return None
-    folder = unpack_champion(args.champion_dir, dest)
-    if folder is None:
+def warm_start_dir(args: argparse.Namespace, labels: Sequence[str], folder: Path | None) -> Path | None:
+    """``folder``, the unpacked champion, for the job to continue from; None (and why, said) when
+    there is none or it cannot be: another label set or base model, or an ONNX archive without
+    torch weights."""
+    if not args.warm_start or folder is None:
         return None
     meta_path = folder / "textclf_meta.json"
     meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.is_file() else {}
@@ -154,27 +150,27 @@ def evaluate(
     feedback: pd.DataFrame,
     recent: pd.DataFrame,
     inference: Any,
+    champion_dir: Path | None,
 ) -> dict[str, Any] | None:
-    """Score challenger (``serving_dir``) and champion on the same rows; print the METRIC lines
-    and record the figures in the archive's ``textclf_meta.json`` and ``evaluation.json``."""
+    """Score challenger (``serving_dir``) and champion (unpacked in ``champion_dir``; None: no
+    champion) on the same rows; print the METRIC lines and record the figures in the archive's
+    ``textclf_meta.json`` and ``evaluation.json``."""
     trusted_names = {t.strip() for t in args.trusted_labellers.split(",") if t.strip()}
     trusted = recent[recent["labeller"].isin(trusted_names)] if not recent.empty else recent
-    with tempfile.TemporaryDirectory(prefix="textclf-champion-") as scratch:
-        champion_dir = unpack_champion(args.champion_dir, Path(scratch))
-        if champion_dir is None and recent.empty:
-            return None
-        challenger = load_scorer(serving_dir, inference)
-        champion = load_scorer(champion_dir, inference) if champion_dir is not None else None
-        figures: dict[str, float] = {}
-        slices = (("recent", recent), ("trusted", trusted), ("test", test))
-        for name, rows in slices:
-            if rows is None or rows.empty:
-                continue
-            if name != "test":  # the challenger's test accuracy is printed by job_outputs
-                figures[f"{name}_accuracy"] = challenger.accuracy(rows)
-            if champion is not None:
-                figures[f"champion_{name}_accuracy"] = champion.accuracy(rows)
-        influence = labeller_influence(feedback, champion) if champion is not None else {}
+    if champion_dir is None and recent.empty:
+        return None
+    challenger = load_scorer(serving_dir, inference)
+    champion = load_scorer(champion_dir, inference) if champion_dir is not None else None
+    figures: dict[str, float] = {}
+    slices = (("recent", recent), ("trusted", trusted), ("test", test))
+    for name, rows in slices:
+        if rows is None or rows.empty:
+            continue
+        if name != "test":  # the challenger's test accuracy is printed by job_outputs
+            figures[f"{name}_accuracy"] = challenger.accuracy(rows)
+        if champion is not None:
+            figures[f"champion_{name}_accuracy"] = champion.accuracy(rows)
+    influence = labeller_influence(feedback, champion) if champion is not None else {}
     for name, value in figures.items():
         metric(name, value)
     record = {

@@ -148,21 +148,22 @@ def load_data(args: argparse.Namespace) -> Data:
     )
 
 
-def load_model(args: argparse.Namespace, labels: list[str]) -> tuple[PreTrainedModel, bool]:
+def load_model(
+    args: argparse.Namespace, labels: list[str], champion: Path | None
+) -> tuple[PreTrainedModel, bool]:
     """The model to fine-tune, and whether it is the champion's (a retrain's warm start: what it
     learnt from earlier feedback is kept, measured in docs/retraining.md)."""
-    with tempfile.TemporaryDirectory(prefix="textclf-warm-start-") as scratch:
-        champion = retraining.warm_start_dir(args, labels, Path(scratch))
-        model = AutoModelForSequenceClassification.from_pretrained(
-            str(champion or args.base_model),
-            num_labels=len(labels),
-            id2label=dict(enumerate(labels)),
-            label2id={name: i for i, name in enumerate(labels)},
-            ignore_mismatched_sizes=True,  # a base model with another head (or label count) is fine
-            use_safetensors=True,  # weights as data: a pickled .bin could run code while loading
-        )
+    warm = retraining.warm_start_dir(args, labels, champion)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        str(warm or args.base_model),
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={name: i for i, name in enumerate(labels)},
+        ignore_mismatched_sizes=True,  # a base model with another head (or label count) is fine
+        use_safetensors=True,  # weights as data: a pickled .bin could run code while loading
+    )
     freeze(model, args)
-    return model, champion is not None
+    return model, warm is not None
 
 
 def freeze(model: PreTrainedModel, args: argparse.Namespace) -> None:
@@ -236,6 +237,12 @@ def training_arguments(args: argparse.Namespace, total_steps: int, output_dir: s
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="textclf-champion-") as scratch:
+        # A retrain's champion, unpacked once: the warm start and the comparison both read it.
+        return train_job(args, retraining.unpack_champion(args.champion_dir, Path(scratch)))
+
+
+def train_job(args: argparse.Namespace, champion: Path | None) -> int:
     started = time.time()
     set_seed(args.seed)
     if args.num_threads > 0:
@@ -266,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
         if world_size > 1:
             torch.distributed.barrier()  # rank 0 has cleared another run's checkpoints
         latest: dict[str, Any] = {}
-        model, warm_started = load_model(args, data.labels)
+        model, warm_started = load_model(args, data.labels, champion)
         trainer = fine_tune.JobTrainer(
             model=model,
             args=training_args,
@@ -323,6 +330,7 @@ def main(argv: list[str] | None = None) -> int:
         feedback=data.feedback,
         recent=data.recent,
         inference=job_outputs.job_inference(),
+        champion_dir=champion,
     )
     say(
         f"done in {run.train_seconds:.0f}s training ({time.time() - started:.0f}s total); "

@@ -180,6 +180,7 @@ def test_no_warm_start_from_a_champion_that_does_not_fit(
         champion_dir=str(tmp_path / "champion"),
         base_model=str(tiny_model),
     )
-    assert retraining.warm_start_dir(args, labels, tmp_path / "scratch") is None
+    unpacked = retraining.unpack_champion(str(tmp_path / "champion"), tmp_path / "scratch")
+    assert retraining.warm_start_dir(args, labels, unpacked) is None
     said = capsys.readouterr().out
     assert (why is None and said == "") or (why is not None and why in said and "training from" in said)
