@@ -764,7 +764,10 @@ class LabelsSinceTraining(BaseModel):
 
     count: int = Field(description="Distinct prediction ids labelled since `since` (not quarantined).")
     since: datetime | None
-    since_source: str = Field(description="feedback_until | package_created | published_at | none")
+    since_source: str = Field(
+        description="feedback_until | later_retrain (a version after the serving one, refused or "
+        "rolling out, took labels until then) | package_created | published_at | none"
+    )
 
 
 class LabellerAgreement(BaseModel):

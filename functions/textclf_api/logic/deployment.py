@@ -46,7 +46,7 @@ from textclf_api.logic.deploy_records import (
     versioned_name,
 )
 from textclf_api.logic.production import parse_time
-from textclf_api.schemas import CAPTURE_PREFIX, SERVING_LABELS_KEY
+from textclf_api.schemas import CAPTURE_PREFIX, SERVING_LABELS_KEY, RetrainReason
 from textclf_api.settings import Settings, get_settings
 
 logger = Logger(child=True)
@@ -317,6 +317,21 @@ def find_package(version: str, settings: Settings, sagemaker: Any = None) -> Pac
     return describe_package(arn, sagemaker) if arn is not None else None
 
 
+def _version_number(arn: str) -> int:
+    tail = arn.rsplit("/", 1)[-1]
+    return int(tail) if tail.isdigit() else 0
+
+
+def later_feedback_until(version: str, settings: Settings, sagemaker: Any = None) -> datetime | None:
+    """The latest ``feedback_until`` among the versions registered after ``version`` (refused by
+    the gate, rolling out, rolled back, awaiting approval): the labels a later retrain already
+    took, whatever became of its model. None when no later version was a retrain."""
+    after = int(version) if version.isdigit() else 0
+    later = [a for a in package_arns(settings, sagemaker) if _version_number(a) > after]
+    untils = [u for a in later if (u := describe_package(a, sagemaker).feedback_until) is not None]
+    return max(untils, default=None)
+
+
 def describe_endpoint(settings: Settings, sagemaker: Any = None) -> dict[str, Any] | None:
     """DescribeEndpoint of the stack's endpoint, or None when it does not exist."""
     sagemaker = sagemaker or aws.sagemaker()
@@ -419,6 +434,14 @@ def on_training_job(detail: dict[str, Any], settings: Settings) -> Outcome:
     logger.info("gated", training_job_name=job, approved=decision.approved, reason=decision.reason)
     if not decision.approved:
         records.update(job, status="rejected", reason=decision.reason, model_version=package.version)
+        if extra.get("retrain_reason"):
+            # Its labels now count as tried (monitor.labels_since): the labels alarm's next
+            # episode starts on labels that arrive after them.
+            rearm_monitor_alarms(
+                settings,
+                f"version {package.version} was refused: labels count from its feedback window",
+                only="labels",
+            )
         return Outcome("rejected", job, package.version, decision.reason)
     records.update(job, model_version=package.version, reason=decision.reason)
     return start_roll_out(package, job, settings, records)
@@ -777,7 +800,8 @@ def on_endpoint(detail: dict[str, Any], settings: Settings) -> Outcome:
         records.update(job, status=verdict.status, reason=reason)
         if verdict.status == "deployed":
             _mark_superseded(records, job, record.get("model_version", ""))
-            rearm_monitor_alarms(settings, record.get("model_version", ""))
+            version = record.get("model_version", "")
+            rearm_monitor_alarms(settings, f"version {version} now serves: the monitor judges it afresh")
         settled = Outcome(verdict.status, job, record.get("model_version"), reason)
     if state == "InService":
         publish_serving_labels(endpoint, settings)
@@ -793,33 +817,32 @@ def on_endpoint(detail: dict[str, Any], settings: Settings) -> Outcome:
     return settled
 
 
-def rearm_monitor_alarms(settings: Settings, version: str) -> list[str]:
-    """Set the monitor's alarms that are in ALARM back to OK once a new model serves; returns them.
+def rearm_monitor_alarms(settings: Settings, why: str, only: RetrainReason | None = None) -> list[str]:
+    """Set the monitor's alarms that are in ALARM (``only`` the one giving that reason) back to OK;
+    returns them.
 
     CloudWatch sends an event only when an alarm changes state, and a retrain starts on that
     event. An alarm still breaching when the retrained model takes over (labels kept arriving
     while it trained, so "labels since training" is already past RetrainAfterLabels) would stay in
-    ALARM and start nothing again. Back at OK, the next monitor run judges the new model: still
-    breaching, it changes to ALARM and starts the next episode."""
-    from textclf_api.logic.retrain import alarm_reasons  # only on a rollout: not in every import
+    ALARM and start nothing again. Back at OK, the next monitor run judges afresh: still
+    breaching, it changes to ALARM and starts the next episode. After a refused retrain only the
+    labels alarm is re-armed: its count restarts after the refused job's labels, so it fires again
+    only on new evidence; drift or low accuracy the refused model could not mend waits for one."""
+    from textclf_api.logic.retrain import alarm_reasons  # only on a verdict: not in every import
 
-    names = list(alarm_reasons(settings))
+    names = [name for name, reason in alarm_reasons(settings).items() if only is None or reason == only]
     cloudwatch = aws.cloudwatch()
     try:
         alarms = cloudwatch.describe_alarms(AlarmNames=names)["MetricAlarms"]
         rearmed = [str(a["AlarmName"]) for a in alarms if a.get("StateValue") == "ALARM"]
         for name in rearmed:
-            cloudwatch.set_alarm_state(
-                AlarmName=name,
-                StateValue="OK",
-                StateReason=f"version {version} now serves: the monitor judges it afresh",
-            )
+            cloudwatch.set_alarm_state(AlarmName=name, StateValue="OK", StateReason=why[:1023])
     except ClientError as exc:
-        # The rollout is recorded already; a missed re-arm only delays the next retrain.
-        logger.warning("monitor alarms not re-armed", error=str(exc), model_version=version)
+        # The verdict is recorded already; a missed re-arm only delays the next retrain.
+        logger.warning("monitor alarms not re-armed", error=str(exc), why=why)
         return []
     if rearmed:
-        logger.info("monitor alarms re-armed", alarms=rearmed, model_version=version)
+        logger.info("monitor alarms re-armed", alarms=rearmed, why=why)
     return rearmed
 
 

@@ -111,13 +111,25 @@ def is_quarantined(item: production.GroundTruth, quarantined: Mapping[str, datet
 
 
 def labels_since(current: Serving | None, settings: Settings, sagemaker: Any) -> tuple[datetime | None, str]:
-    """Since when ground truth counts as new to the serving model: its package's ``feedback_until``,
-    else the package's creation time, else when it started serving."""
+    """Since when ground truth counts as new evidence for a retrain: the serving package's
+    ``feedback_until`` (else its creation time, else when it started serving), moved on to a
+    later version's ``feedback_until`` when a retrain since took labels -- refused by the gate, or
+    still rolling out. Labels a refused challenger trained on had their episode: the labels alarm
+    starts the next one on labels that arrived after them, not again on the same ones."""
     if current is None:
         return None, "none"
     package = None
     if current.model_version and settings.model_package_group:
         package = deployment.find_package(current.model_version, settings, sagemaker)
+    since, source = _serving_since(current, package)
+    if package is not None:
+        tried = deployment.later_feedback_until(package.version, settings, sagemaker)
+        if tried is not None and (since is None or tried > since):
+            return tried, "later_retrain"
+    return since, source
+
+
+def _serving_since(current: Serving, package: deployment.Package | None) -> tuple[datetime | None, str]:
     if package is not None and package.feedback_until is not None:
         return package.feedback_until, "feedback_until"
     if package is not None and package.created is not None:

@@ -952,19 +952,50 @@ def test_a_job_trained_on_labels_quarantined_meanwhile_is_refused_and_marked(loo
     assert handle(training_event("textclf-c")).action == "deploying"
 
 
-def test_a_new_model_serving_re_arms_the_monitor_alarms_still_in_alarm(loop: Any) -> None:
+def monitor_alarms(**states: str) -> Callable[[], dict[str, str]]:
+    """The stack's three monitor alarms in the given states (``live_accuracy`` for live-accuracy);
+    returns a reader of their states."""
     cloudwatch = aws.cloudwatch()
     for suffix in ("drift", "live-accuracy", "labels"):
         cloudwatch.put_metric_alarm(
             AlarmName=f"textclf-{suffix}", MetricName="M", Namespace="textclf", Statistic="Maximum",
             Period=60, EvaluationPeriods=1, Threshold=1.0, ComparisonOperator="GreaterThanThreshold",
         )  # fmt: skip
-    cloudwatch.set_alarm_state(AlarmName="textclf-labels", StateValue="ALARM", StateReason="1,020 labels")
-    cloudwatch.set_alarm_state(AlarmName="textclf-drift", StateValue="OK", StateReason="quiet")
+        state = states.get(suffix.replace("-", "_"))
+        if state:
+            cloudwatch.set_alarm_state(AlarmName=f"textclf-{suffix}", StateValue=state, StateReason="test")
 
-    def states() -> dict[str, str]:
+    def read() -> dict[str, str]:
         alarms = cloudwatch.describe_alarms(AlarmNamePrefix="textclf-")["MetricAlarms"]
         return {a["AlarmName"]: a["StateValue"] for a in alarms}
+
+    return read
+
+
+def test_a_refused_retrain_re_arms_the_labels_alarm_only(loop: Any) -> None:
+    finished_job("textclf-a", test_accuracy=0.90)
+    handle(training_event("textclf-a"))
+    handle(endpoint_event())
+    states = monitor_alarms(labels="ALARM", drift="ALARM")
+    metrics = {"champion_recent_accuracy": 0.86, "recent_accuracy": 0.80, "champion_test_accuracy": 0.90}
+    finished_job("textclf-b", archive=retrain_archive("textclf-b", {}), hyperparameters=RETRAIN,
+                 test_accuracy=0.91, **metrics)  # fmt: skip
+    assert handle(training_event("textclf-b")).action == "rejected"
+    # The labels it took count as tried: the next episode needs new ones. The drift the refused
+    # model could not mend stays in its episode (re-armed, it would retrain on the same evidence).
+    assert states() == {"textclf-labels": "OK", "textclf-drift": "ALARM", "textclf-live-accuracy": "OK"}
+    (labels,) = aws.cloudwatch().describe_alarms(AlarmNames=["textclf-labels"])["MetricAlarms"]
+    assert labels["StateReason"] == "version 2 was refused: labels count from its feedback window"
+    # A refused job no retrain started (by hand, no retrain_reason) leaves the alarms alone.
+    states = monitor_alarms(labels="ALARM")
+    finished_job("textclf-c", test_accuracy=0.10)
+    assert handle(training_event("textclf-c")).action == "rejected"
+    assert states()["textclf-labels"] == "ALARM"
+
+
+def test_a_new_model_serving_re_arms_the_monitor_alarms_still_in_alarm(loop: Any) -> None:
+    states = monitor_alarms(labels="ALARM", drift="OK")
+    cloudwatch = aws.cloudwatch()
 
     finished_job("textclf-a", test_accuracy=0.91)
     handle(training_event("textclf-a"))

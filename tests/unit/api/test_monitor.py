@@ -12,7 +12,7 @@ import pytest
 from scipy import stats
 from textclf_api import aws
 from textclf_api.handlers import monitor as handler
-from textclf_api.logic import monitor, production
+from textclf_api.logic import deployment, monitor, production
 from textclf_api.logic.feedback import ground_truth_line
 from textclf_api.schemas import MONITOR_LATEST_KEY, QUARANTINE_KEY, SERVING_LABELS_KEY
 from textclf_api.settings import get_settings
@@ -205,6 +205,50 @@ def test_labels_count_from_the_serving_packages_feedback_until(
     since = report.labels_since_training
     # After 11:20: w1-0 (bob), unknown-0 (mallory's w1-2 is quarantined).
     assert (since.since, since.since_source, since.count) == (_at(11, 20), "feedback_until", 2)
+
+
+def test_labels_a_later_refused_retrain_took_are_not_counted_again(
+    production_window: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    group = "textclf-models-test"
+    monkeypatch.setenv("MODEL_PACKAGE_GROUP", group)
+    get_settings.cache_clear()
+    sagemaker = aws.sagemaker()
+    sagemaker.create_model_package_group(ModelPackageGroupName=group)
+    until = {"3": "2014-05-01T10:00:00Z", "4": "2014-05-01T11:20:00Z", "5": ""}
+    for version in ("1", "2", "3", "4", "5"):
+        sagemaker.create_model_package(
+            ModelPackageGroupName=group,
+            InferenceSpecification={"Containers": [{"Image": "img", "ModelDataUrl": MODEL_DATA}],
+                                    "SupportedContentTypes": ["application/json"],
+                                    "SupportedResponseMIMETypes": ["application/json"]},
+            CustomerMetadataProperties={"feedback_until": until[version]} if until.get(version) else {},
+            ModelApprovalStatus="Rejected" if version in ("4", "5") else "Approved",
+        )  # fmt: skip
+
+    def since() -> tuple[Any, str, int]:
+        report = monitor.build_report(
+            get_settings(), END, monitor.Clients(production_window, sagemaker, aws.cloudwatch())
+        )
+        s = report.labels_since_training
+        return s.since, s.since_source, s.count
+
+    # Version 3 serves; 4, a retrain, was refused having taken labels until 11:20; 5 took none.
+    assert since() == (_at(11, 20), "later_retrain", 2)
+    # A version before the serving one moves nothing.
+    production_window.put_object(Bucket=BUCKET, Key=SERVING_LABELS_KEY, Body=json.dumps({
+        "model_version": "4", "model_data": MODEL_DATA, "labels": ["a", "b"],
+        "published_at": "2014-05-01T10:00:00+00:00"}))  # fmt: skip
+    assert since() == (_at(11, 20), "feedback_until", 2)
+    production_window.put_object(Bucket=BUCKET, Key=SERVING_LABELS_KEY, Body=json.dumps({
+        "model_version": "3", "model_data": MODEL_DATA, "labels": ["a", "b"],
+        "published_at": "2014-05-01T10:00:00+00:00"}))  # fmt: skip
+    sagemaker.update_model_package(
+        ModelPackageArn=deployment.find_package("4", get_settings(), sagemaker).arn,  # type: ignore[union-attr]
+        CustomerMetadataProperties={"feedback_until": "2014-05-01T09:00:00Z"},
+    )
+    # A later retrain whose labels end before the serving model's: the serving model's count.
+    assert since() == (_at(10, 0), "feedback_until", 5)
 
 
 def test_a_labeller_who_contradicts_confident_answers_is_flagged() -> None:
