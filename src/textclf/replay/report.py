@@ -64,7 +64,8 @@ def render(report: dict[str, Any]) -> str:
     margin = report["served_minus_frozen_last_two"]
     lines.append(
         f"failed requests {report['failed_requests']} (retried once and served: "
-        f"{sum(report['retried_requests'].values())})  alarms seen {len(report['alarms'])}  monitor {monitor}"
+        f"{sum(report['retried_requests'].values())})  "
+        f"alarms in ALARM once settled {len(report['alarms'])}  monitor {monitor}"
         + (f"  served - frozen, last two windows: {margin:+.2f} points" if margin is not None else "")
     )
     return "\n".join(lines)
