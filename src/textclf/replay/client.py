@@ -249,11 +249,13 @@ class ReplayClient:
         started = time.monotonic()
         deadline = started + timeout_s
         monitor_ran = None
+        flagged = None
         if self.monitor() is not None:  # None: the stack has no monitor
             monitor_ran = False
             while time.monotonic() < deadline:
-                if _report_end(self.monitor()) >= labelled_at.timestamp():
-                    monitor_ran = True
+                report = self.monitor()
+                if _report_end(report) >= labelled_at.timestamp():
+                    monitor_ran, flagged = True, _flagged_labellers(report)
                     sleep(poll_s)  # its alarm's event reaches the retrain function just after
                     break
                 sleep(poll_s)
@@ -267,6 +269,7 @@ class ReplayClient:
         return {
             "seconds": round(time.monotonic() - started, 1),
             "monitor_ran": monitor_ran,
+            "flagged_labellers": flagged,
             "waited_for": sorted(waited_for),
             "timed_out": time.monotonic() >= deadline,
         }
@@ -305,6 +308,15 @@ def _report_end(body: str | None) -> float:
         return datetime.fromisoformat(str(end).replace("Z", "+00:00")).timestamp()
     except (ValueError, KeyError, TypeError):
         return 0.0
+
+
+def _flagged_labellers(body: str | None) -> list[str] | None:
+    """The labellers a monitor report flags (contradicting confident answers); None: unreadable."""
+    try:
+        rows = json.loads(body or "")["labellers"]
+        return sorted(str(r["labeller"]) for r in rows if r.get("flagged"))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
 def _retry_after(response: httpx.Response) -> float:

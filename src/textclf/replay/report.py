@@ -59,7 +59,20 @@ def render(report: dict[str, Any]) -> str:
             lines.append(
                 f"  {r['job']}  reason {r['reason']}  -> {r['outcome']}"
                 f"{'  version ' + str(r['version']) if r['version'] else ''}"
+                # Why a retrain was refused (the gate names the labellers whose rows moved it).
+                + (
+                    f": {r['outcome_reason']}"
+                    if r["outcome"] != "deployed" and r.get("outcome_reason")
+                    else ""
+                )
             )
+    flagged = [
+        f"{name} ({w['window']})"
+        for w in report["windows"]
+        for name in (w.get("settle") or {}).get("flagged_labellers") or []
+    ]
+    if flagged:
+        lines.append(f"labellers the monitor flagged: {', '.join(flagged)}")
     monitor = "present" if report["monitor"] else "no monitor (GET /monitor absent)"
     margin = report["served_minus_frozen_last_two"]
     lines.append(

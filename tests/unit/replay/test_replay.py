@@ -222,7 +222,11 @@ def test_settle_waits_for_a_monitor_run_that_saw_the_windows_last_labels() -> No
     from textclf.replay.client import ReplayClient
 
     def report(minute: int) -> str:
-        return json.dumps({"window": {"start": "2026-12-04T19:00:00Z", "end": f"2026-12-04T20:{minute}:00Z"}})
+        return json.dumps({
+            "window": {"start": "2026-12-04T19:00:00Z", "end": f"2026-12-04T20:{minute}:00Z"},
+            "labellers": [{"labeller": "honest", "flagged": False},
+                          {"labeller": f"m{minute}", "flagged": True}],
+        })  # fmt: skip
 
     client = ReplayClient.__new__(ReplayClient)
     reports = iter([report(32), report(32), report(33)])
@@ -237,7 +241,32 @@ def test_settle_waits_for_a_monitor_run_that_saw_the_windows_last_labels() -> No
         sleep=slept.append,
     )
     assert settled["monitor_ran"] is True and not settled["timed_out"]
+    assert settled["flagged_labellers"] == ["m33"]  # what the run that saw every label flagged
     assert len(slept) == 2  # once for the stale report, once for the alarm's event after the new one
     client.monitor = lambda: None  # type: ignore[method-assign]  # a stack without a monitor
     assert client.settle(datetime(2026, 12, 4, tzinfo=UTC), datetime.now(UTC), timeout_s=5, poll_s=1,
                          sleep=slept.append)["monitor_ran"] is None  # fmt: skip
+
+
+def test_the_summary_names_refusals_and_the_labellers_the_monitor_flagged() -> None:
+    from textclf.replay.report import render
+
+    def window(name: str, flagged: list[str] | None) -> dict[str, Any]:
+        return {"window": name, "rows": 10, "served_accuracy": 0.8, "frozen_accuracy": 0.7,
+                "oracle_accuracy": None, "failed_requests": 0, "feedback_labels": 3, "poison_labels": 0,
+                "versions_served": {"1": 10}, "settle": {"flagged_labellers": flagged}}  # fmt: skip
+
+    def retrain(version: str, outcome: str, reason: str) -> dict[str, Any]:
+        return {"job": f"j{version}", "reason": "labels", "version": version, "outcome": outcome,
+                "outcome_reason": reason}  # fmt: skip
+
+    report = {
+        "windows": [window("2014-05", []), window("2014-06", ["evil"]), window("2014-07", None)],
+        "retrains": [retrain("2", "deployed", "serving on c2"), retrain("3", "rejected", "moved by: evil")],
+        "monitor": True, "failed_requests": 0, "retried_requests": {}, "alarms": [],
+        "served_minus_frozen_last_two": 10.0,
+    }  # fmt: skip
+    lines = render(report).splitlines()
+    assert "  j2  reason labels  -> deployed  version 2" in lines
+    assert "  j3  reason labels  -> rejected  version 3: moved by: evil" in lines
+    assert "labellers the monitor flagged: evil (2014-06)" in lines
