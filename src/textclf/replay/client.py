@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+from textclf_api.logic.deployment import SAME_JOB_COMPARISONS
 
 from textclf.errors import UserError
 
@@ -40,6 +41,8 @@ RETRY_WAIT_MAX_S = 10.0
 #: a feedback write can miss its budget more than once while a retrain holds both cores, and
 #: POST /feedback and /predict are safe to repeat (the same id twice keeps one label).
 RETRIES = 4
+#: The job metrics the deploy gate compares (challenger, champion scored in the same job).
+GATE_METRICS = frozenset(name for mine, theirs, _ in SAME_JOB_COMPARISONS for name in (mine, theirs))
 
 
 @dataclass(frozen=True)
@@ -296,6 +299,10 @@ class ReplayClient:
                     "outcome": deployment.get("status") or job["TrainingJobStatus"].lower(),
                     "outcome_reason": deployment.get("reason") or job.get("FailureReason"),
                     "feedback_until": _decoded(hyper.get("feedback_until")),
+                    # What the gate judged: challenger and champion, scored in the same job.
+                    "gate_metrics": {
+                        k: v for k, v in (status.get("metrics") or {}).items() if k in GATE_METRICS
+                    },
                 }
             )
         return found

@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from textclf_api.logic.deployment import SAME_JOB_COMPARISONS
+
 SERIES = (("served", "served_label"), ("frozen", "frozen_label"), ("oracle", "oracle_label"))
 
 
@@ -38,6 +40,16 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
 
 
+def _gate_figures(metrics: dict[str, float]) -> str:
+    """``  (test 0.9126 vs champion 0.9194, ...)``: each figure the gate compared in the job."""
+    pairs = [
+        f"{rows.split()[0]} {metrics[mine]:.4f} vs champion {metrics[theirs]:.4f}"
+        for mine, theirs, rows in SAME_JOB_COMPARISONS
+        if mine in metrics and theirs in metrics
+    ]
+    return f"  ({', '.join(pairs)})" if pairs else ""
+
+
 def render(report: dict[str, Any]) -> str:
     lines = [
         f"{'window':<11}{'rows':>6}{'served':>9}{'frozen':>9}{'oracle':>9}{'failed':>8}{'labels':>8}"
@@ -59,6 +71,7 @@ def render(report: dict[str, Any]) -> str:
             lines.append(
                 f"  {r['job']}  reason {r['reason']}  -> {r['outcome']}"
                 f"{'  version ' + str(r['version']) if r['version'] else ''}"
+                + _gate_figures(r.get("gate_metrics") or {})
                 # Why a retrain was refused (the gate names the labellers whose rows moved it).
                 + (
                     f": {r['outcome_reason']}"

@@ -256,17 +256,46 @@ def test_the_summary_names_refusals_and_the_labellers_the_monitor_flagged() -> N
                 "oracle_accuracy": None, "failed_requests": 0, "feedback_labels": 3, "poison_labels": 0,
                 "versions_served": {"1": 10}, "settle": {"flagged_labellers": flagged}}  # fmt: skip
 
-    def retrain(version: str, outcome: str, reason: str) -> dict[str, Any]:
+    def retrain(version: str, outcome: str, reason: str, **gate_metrics: float) -> dict[str, Any]:
         return {"job": f"j{version}", "reason": "labels", "version": version, "outcome": outcome,
-                "outcome_reason": reason}  # fmt: skip
+                "outcome_reason": reason, "gate_metrics": gate_metrics}  # fmt: skip
 
     report = {
         "windows": [window("2014-05", []), window("2014-06", ["evil"]), window("2014-07", None)],
-        "retrains": [retrain("2", "deployed", "serving on c2"), retrain("3", "rejected", "moved by: evil")],
+        "retrains": [
+            retrain("2", "deployed", "serving on c2"),
+            retrain("3", "rejected", "moved by: evil", test_accuracy=0.9, champion_test_accuracy=0.91,
+                    recent_accuracy=0.7, champion_recent_accuracy=0.8, trusted_accuracy=0.85),
+        ],
         "monitor": True, "failed_requests": 0, "retried_requests": {}, "alarms": [],
         "served_minus_frozen_last_two": 10.0,
     }  # fmt: skip
     lines = render(report).splitlines()
     assert "  j2  reason labels  -> deployed  version 2" in lines
-    assert "  j3  reason labels  -> rejected  version 3: moved by: evil" in lines
+    # The figures the gate compared (a challenger's without its champion's is left out).
+    assert (
+        "  j3  reason labels  -> rejected  version 3  (recent 0.7000 vs champion 0.8000, "
+        "test 0.9000 vs champion 0.9100): moved by: evil"
+    ) in lines
     assert "labellers the monitor flagged: evil (2014-06)" in lines
+
+
+def test_retrains_carry_what_the_gate_compared_and_why() -> None:
+    from datetime import UTC, datetime
+
+    from textclf.replay.client import ReplayClient
+
+    client = ReplayClient.__new__(ReplayClient)
+    hyper = {"retrain_reason": '"labels"', "feedback_until": '"2026-12-04T20:00:00Z"'}
+    jobs = [{"TrainingJobName": "j3", "TrainingJobStatus": "Completed", "HyperParameters": hyper,
+             "CreationTime": datetime(2026, 12, 4, tzinfo=UTC)}]  # fmt: skip
+    client.training_jobs = lambda since: jobs  # type: ignore[method-assign]
+    client.train_status = lambda job: {  # type: ignore[method-assign]
+        "metrics": {"test_accuracy": 0.9, "champion_test_accuracy": 0.91, "train_loss": 0.3, "epoch": 1.0},
+        "deployment": {"model_version": "3", "status": "rejected", "reason": "test split ... moved by: evil"},
+    }
+    (retrain,) = client.retrains(datetime(2026, 12, 4, tzinfo=UTC)) or []
+    assert retrain["gate_metrics"] == {"test_accuracy": 0.9, "champion_test_accuracy": 0.91}
+    assert (retrain["reason"], retrain["outcome"], retrain["version"]) == ("labels", "rejected", "3")
+    assert retrain["outcome_reason"] == "test split ... moved by: evil"
+    assert retrain["feedback_until"] == "2026-12-04T20:00:00Z"
