@@ -84,8 +84,8 @@ def register(subparsers: Any) -> None:
         "--settle-timeout",
         type=float,
         default=1200.0,
-        help="longest wait between windows for the monitor, training and rollout, in seconds "
-        "(default: %(default)s)",
+        help="longest wait between windows for the monitor, training and rollout, and after the "
+        "last for the jobs still running, in seconds (default: %(default)s)",
     )
     parser.add_argument(
         "--poll", type=float, default=5.0, help="seconds between checks while waiting (default: %(default)s)"
@@ -229,6 +229,8 @@ def replay(
                 }
             )
     os.replace(out / ".answers.jsonl.partial", out / "answers.jsonl")
+    # A retrain the last window's labels started still has its outcome to come.
+    finished = client.finish(began, timeout_s=args.settle_timeout, poll_s=args.poll)
     retrains = client.retrains(began)
     for retrain in retrains or []:
         created = retrain["created"]
@@ -262,6 +264,7 @@ def replay(
         "retried_requests": dict(client.failures.retried),
         "failure_examples": client.failures.examples,
         "alarms": alarms,
+        "finish": finished,
     }
     report["served_minus_frozen_last_two"] = margin_last(windows)
     (out / "replay.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

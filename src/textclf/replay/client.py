@@ -262,6 +262,34 @@ class ReplayClient:
                     sleep(poll_s)  # its alarm's event reaches the retrain function just after
                     break
                 sleep(poll_s)
+        waited_for = self._await_jobs(since, deadline, poll_s, sleep)
+        return {
+            "seconds": round(time.monotonic() - started, 1),
+            "monitor_ran": monitor_ran,
+            "flagged_labellers": flagged,
+            "waited_for": waited_for,
+            "timed_out": time.monotonic() >= deadline,
+        }
+
+    def finish(
+        self, since: datetime, *, timeout_s: float, poll_s: float, sleep: Callable[[float], None] = time.sleep
+    ) -> dict[str, Any]:
+        """After the last window: wait (at most ``timeout_s``) for the jobs already training or
+        rolling out, so every retrain the report lists has its outcome (no new monitor run is
+        awaited: nothing is replayed after it)."""
+        started = time.monotonic()
+        deadline = started + timeout_s
+        waited_for = self._await_jobs(since, deadline, poll_s, sleep)
+        return {
+            "seconds": round(time.monotonic() - started, 1),
+            "waited_for": waited_for,
+            "timed_out": time.monotonic() >= deadline,
+        }
+
+    def _await_jobs(
+        self, since: datetime, deadline: float, poll_s: float, sleep: Callable[[float], None]
+    ) -> list[str]:
+        """Wait until no job since ``since`` trains or rolls out (or ``deadline``); the ones seen."""
         waited_for: set[str] = set()
         while time.monotonic() < deadline:
             moving = self.busy(since)
@@ -269,13 +297,7 @@ class ReplayClient:
                 break
             waited_for.update(moving)
             sleep(poll_s)
-        return {
-            "seconds": round(time.monotonic() - started, 1),
-            "monitor_ran": monitor_ran,
-            "flagged_labellers": flagged,
-            "waited_for": sorted(waited_for),
-            "timed_out": time.monotonic() >= deadline,
-        }
+        return sorted(waited_for)
 
     def retrains(self, since: datetime) -> list[dict[str, Any]] | None:
         """Every training job since ``since``: why (retrain_reason), what became of it."""

@@ -243,6 +243,13 @@ def test_settle_waits_for_a_monitor_run_that_saw_the_windows_last_labels() -> No
     assert settled["monitor_ran"] is True and not settled["timed_out"]
     assert settled["flagged_labellers"] == ["m33"]  # what the run that saw every label flagged
     assert len(slept) == 2  # once for the stale report, once for the alarm's event after the new one
+    # After the last window: only the jobs still moving are awaited, no monitor run.
+    moving = iter([["j6"], ["j6"], []])
+    client.busy = lambda since: next(moving)  # type: ignore[method-assign]
+    client.monitor = lambda: pytest.fail("finish waits for no monitor run")  # type: ignore[method-assign]
+    finished = client.finish(datetime(2026, 12, 4, tzinfo=UTC), timeout_s=60, poll_s=1, sleep=slept.append)
+    assert (finished["waited_for"], finished["timed_out"], len(slept)) == (["j6"], False, 4)
+    client.busy = lambda since: []  # type: ignore[method-assign]
     client.monitor = lambda: None  # type: ignore[method-assign]  # a stack without a monitor
     assert client.settle(datetime(2026, 12, 4, tzinfo=UTC), datetime.now(UTC), timeout_s=5, poll_s=1,
                          sleep=slept.append)["monitor_ran"] is None  # fmt: skip
