@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import math
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from scipy import stats
@@ -183,63 +183,60 @@ def test_accuracy_is_not_published_below_the_label_floor(
     assert "LiveAccuracy" not in report.metrics and report.metrics["LiveAccuracyCount"] == 3.0
 
 
-def test_labels_count_from_the_serving_packages_feedback_until(
-    production_window: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _registry(
+    monkeypatch: pytest.MonkeyPatch, versions: dict[str, tuple[Literal["Approved", "Rejected"], str]]
+) -> Any:
+    """The stack's model package group with ``versions`` (version -> approval, feedback_until or
+    ""), registered in order; returns the SageMaker client."""
     group = "textclf-models-test"
     monkeypatch.setenv("MODEL_PACKAGE_GROUP", group)
     get_settings.cache_clear()
     sagemaker = aws.sagemaker()
     sagemaker.create_model_package_group(ModelPackageGroupName=group)
-    for version in ("1", "2", "3"):
+    for status, until in versions.values():
         sagemaker.create_model_package(
             ModelPackageGroupName=group,
             InferenceSpecification={"Containers": [{"Image": "img", "ModelDataUrl": MODEL_DATA}],
                                     "SupportedContentTypes": ["application/json"],
                                     "SupportedResponseMIMETypes": ["application/json"]},
-            CustomerMetadataProperties={"feedback_until": "2014-05-01T11:20:00Z"} if version == "3" else {},
+            CustomerMetadataProperties={"feedback_until": until} if until else {},
+            ModelApprovalStatus=status,
         )  # fmt: skip
-    report = monitor.build_report(
-        get_settings(), END, monitor.Clients(production_window, sagemaker, aws.cloudwatch())
-    )
+    return sagemaker
+
+
+def _labels_since(s3: Any, sagemaker: Any) -> tuple[Any, str, int]:
+    report = monitor.build_report(get_settings(), END, monitor.Clients(s3, sagemaker, aws.cloudwatch()))
     since = report.labels_since_training
+    return since.since, since.since_source, since.count
+
+
+def test_labels_count_from_the_serving_packages_feedback_until(
+    production_window: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    approved: tuple[Literal["Approved"], str] = ("Approved", "")
+    sagemaker = _registry(
+        monkeypatch, {"1": approved, "2": approved, "3": ("Approved", "2014-05-01T11:20:00Z")}
+    )
     # After 11:20: w1-0 (bob), unknown-0 (mallory's w1-2 is quarantined).
-    assert (since.since, since.since_source, since.count) == (_at(11, 20), "feedback_until", 2)
+    assert _labels_since(production_window, sagemaker) == (_at(11, 20), "feedback_until", 2)
 
 
 def test_labels_a_later_refused_retrain_took_are_not_counted_again(
     production_window: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    group = "textclf-models-test"
-    monkeypatch.setenv("MODEL_PACKAGE_GROUP", group)
-    get_settings.cache_clear()
-    sagemaker = aws.sagemaker()
-    sagemaker.create_model_package_group(ModelPackageGroupName=group)
-    until = {"3": "2014-05-01T10:00:00Z", "4": "2014-05-01T11:20:00Z", "5": ""}
-    for version in ("1", "2", "3", "4", "5"):
-        sagemaker.create_model_package(
-            ModelPackageGroupName=group,
-            InferenceSpecification={"Containers": [{"Image": "img", "ModelDataUrl": MODEL_DATA}],
-                                    "SupportedContentTypes": ["application/json"],
-                                    "SupportedResponseMIMETypes": ["application/json"]},
-            CustomerMetadataProperties={"feedback_until": until[version]} if until.get(version) else {},
-            ModelApprovalStatus="Rejected" if version in ("4", "5") else "Approved",
-        )  # fmt: skip
-
-    def since() -> tuple[Any, str, int]:
-        report = monitor.build_report(
-            get_settings(), END, monitor.Clients(production_window, sagemaker, aws.cloudwatch())
-        )
-        s = report.labels_since_training
-        return s.since, s.since_source, s.count
-
+    approved: tuple[Literal["Approved"], str] = ("Approved", "")
+    sagemaker = _registry(monkeypatch, {
+        "1": approved, "2": approved, "3": ("Approved", "2014-05-01T10:00:00Z"),
+        "4": ("Rejected", "2014-05-01T11:20:00Z"), "5": ("Rejected", ""),
+    })  # fmt: skip
     # Version 3 serves; 4, a retrain, was refused having taken labels until 11:20; 5 took none.
-    assert since() == (_at(11, 20), "later_retrain", 2)
+    assert _labels_since(production_window, sagemaker) == (_at(11, 20), "later_retrain", 2)
     # A version before the serving one moves nothing.
     production_window.put_object(Bucket=BUCKET, Key=SERVING_LABELS_KEY, Body=json.dumps({
         "model_version": "4", "model_data": MODEL_DATA, "labels": ["a", "b"],
         "published_at": "2014-05-01T10:00:00+00:00"}))  # fmt: skip
-    assert since() == (_at(11, 20), "feedback_until", 2)
+    assert _labels_since(production_window, sagemaker) == (_at(11, 20), "feedback_until", 2)
     production_window.put_object(Bucket=BUCKET, Key=SERVING_LABELS_KEY, Body=json.dumps({
         "model_version": "3", "model_data": MODEL_DATA, "labels": ["a", "b"],
         "published_at": "2014-05-01T10:00:00+00:00"}))  # fmt: skip
@@ -248,7 +245,7 @@ def test_labels_a_later_refused_retrain_took_are_not_counted_again(
         CustomerMetadataProperties={"feedback_until": "2014-05-01T09:00:00Z"},
     )
     # A later retrain whose labels end before the serving model's: the serving model's count.
-    assert since() == (_at(10, 0), "feedback_until", 5)
+    assert _labels_since(production_window, sagemaker) == (_at(10, 0), "feedback_until", 5)
 
 
 def test_a_labeller_who_contradicts_confident_answers_is_flagged() -> None:
