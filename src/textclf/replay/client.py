@@ -32,8 +32,8 @@ MOVING = ("pending", "deploying")
 #: A completed job the deploy function has not recorded yet is waited for this long at most.
 UNSEEN_GRACE_S = 120.0
 _KEPT_ERRORS = 20
-#: Answers that say "try again" (throttled, shedding load, timed out): retried once after
-#: Retry-After (at most RETRY_WAIT_MAX_S), and counted as retries. Both routes are safe to repeat:
+#: Answers that say "try again" (throttled, shedding load, timed out): retried (RETRIES times at
+#: most) after Retry-After (at most RETRY_WAIT_MAX_S), and counted as retries. Both routes are safe to repeat:
 #: a repeated label counts once (the last wins) and a repeated prediction changes nothing.
 RETRY_STATUSES = (429, 503, 504)
 RETRY_WAIT_MAX_S = 10.0

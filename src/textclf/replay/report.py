@@ -89,7 +89,7 @@ def render(report: dict[str, Any]) -> str:
     monitor = "present" if report["monitor"] else "no monitor (GET /monitor absent)"
     margin = report["served_minus_frozen_last_two"]
     lines.append(
-        f"failed requests {report['failed_requests']} (retried once and served: "
+        f"failed requests {report['failed_requests']} (retried and served: "
         f"{sum(report['retried_requests'].values())})  "
         f"alarms in ALARM once settled {len(report['alarms'])}  monitor {monitor}"
         + (f"  served - frozen, last two windows: {margin:+.2f} points" if margin is not None else "")
