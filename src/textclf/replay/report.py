@@ -43,8 +43,8 @@ def _pct(value: float | None) -> str:
 def _gate_figures(metrics: dict[str, float]) -> str:
     """``  (test 0.9126 vs champion 0.9194, ...)``: each figure the gate compared in the job."""
     pairs = [
-        f"{rows.split()[0]} {metrics[mine]:.4f} vs champion {metrics[theirs]:.4f}"
-        for mine, theirs, rows in SAME_JOB_COMPARISONS
+        f"{mine.removesuffix('_accuracy')} {metrics[mine]:.4f} vs champion {metrics[theirs]:.4f}"
+        for mine, theirs, _ in SAME_JOB_COMPARISONS
         if mine in metrics and theirs in metrics
     ]
     return f"  ({', '.join(pairs)})" if pairs else ""

@@ -75,7 +75,7 @@ def test_the_newest_share_is_held_out_at_least_fifty_rows() -> None:
     assert len(feedback_sets.split_recent(feedback, 0.2, feedback[-10].received_at)[1]) == 50
 
 
-def test_the_recent_share_counts_from_the_champions_feedback_until() -> None:
+def test_a_package_reads_the_feedback_until_its_retrain_took_labels_to() -> None:
     from textclf_api.logic.deployment import Package
 
     package = Package(
